@@ -1,0 +1,129 @@
+// A hashed timer wheel over small integer ids, with intrusive links in preallocated arrays.
+
+/// Schedules one deadline per id (a path or a map) with O(1) insert and cancel, and pops due ids
+/// in bounded work. Storage is allocated once at init; nothing grows afterwards.
+///
+/// Deadlines further away than one turn of the wheel stay in their slot and are skipped until
+/// their turn comes (they carry their absolute deadline), so any deadline is exact, never rounded
+/// later by more than nothing: an id is popped by the first `advance` whose `nowNs` reaches it.
+public struct TimerWheel {
+    @usableFromInline static let none: Int32 = -1
+
+    @usableFromInline var deadlineNs: [Nanoseconds]
+    @usableFromInline var next: [Int32]
+    @usableFromInline var prev: [Int32]
+    @usableFromInline var slotOf: [Int32]
+    @usableFromInline var heads: [Int32]
+    @usableFromInline let slotMask: Int64
+    @usableFromInline let tickNs: Nanoseconds
+    /// The last tick whose slot holds no due entry any more. The current tick is rescanned on
+    /// every advance, because entries later in the same tick stay there.
+    @usableFromInline var cursorTick: Int64
+    @usableFromInline var scheduledCount: Int
+
+    /// - Parameters:
+    ///   - capacity: ids run from 0 to capacity-1.
+    ///   - slotCount: rounded up to a power of two; one turn is `slotCount * tickNs`.
+    ///   - tickNs: granularity of the slots (not of the deadlines, which stay exact).
+    public init(capacity: Int, slotCount: Int = 4096, tickNs: Nanoseconds = Time.nsPerMs, startNs: Nanoseconds = 0) {
+        precondition(capacity > 0 && slotCount > 0 && tickNs > 0)
+        var slots = 1
+        while slots < slotCount { slots <<= 1 }
+        deadlineNs = Array(repeating: Time.never, count: capacity)
+        next = Array(repeating: Self.none, count: capacity)
+        prev = Array(repeating: Self.none, count: capacity)
+        slotOf = Array(repeating: Self.none, count: capacity)
+        heads = Array(repeating: Self.none, count: slots)
+        slotMask = Int64(slots - 1)
+        self.tickNs = tickNs
+        cursorTick = startNs / tickNs - 1
+        scheduledCount = 0
+    }
+
+    public var capacity: Int { deadlineNs.count }
+
+    /// Whether `id` has a deadline.
+    @inlinable public func isScheduled(_ id: Int) -> Bool { slotOf[id] != Self.none }
+
+    /// The deadline of `id`, or `Time.never`.
+    @inlinable public func deadline(of id: Int) -> Nanoseconds { slotOf[id] == Self.none ? Time.never : deadlineNs[id] }
+
+    /// Sets (or moves) the deadline of `id`. A deadline in the past fires at the next advance.
+    @inlinable public mutating func schedule(_ id: Int, atNs deadline: Nanoseconds) {
+        if slotOf[id] != Self.none { unlink(id) }
+        var tick = deadline / tickNs
+        if tick <= cursorTick { tick = cursorTick + 1 }
+        let slot = Int(tick & slotMask)
+        deadlineNs[id] = deadline
+        slotOf[id] = Int32(slot)
+        let head = heads[slot]
+        next[id] = head
+        prev[id] = Self.none
+        if head != Self.none { prev[Int(head)] = Int32(id) }
+        heads[slot] = Int32(id)
+        scheduledCount += 1
+    }
+
+    /// Removes the deadline of `id`, if any.
+    @inlinable public mutating func cancel(_ id: Int) {
+        if slotOf[id] != Self.none { unlink(id) }
+    }
+
+    @inlinable mutating func unlink(_ id: Int) {
+        let slot = Int(slotOf[id])
+        let n = next[id], p = prev[id]
+        if p != Self.none { next[Int(p)] = n } else { heads[slot] = n }
+        if n != Self.none { prev[Int(n)] = p }
+        next[id] = Self.none
+        prev[id] = Self.none
+        slotOf[id] = Self.none
+        deadlineNs[id] = Time.never
+        scheduledCount -= 1
+    }
+
+    /// Pops every id whose deadline is at or before `nowNs`, calling `visit` for each (its
+    /// deadline already removed, so `visit` may schedule it again). Work is bounded by one turn.
+    @inlinable public mutating func advance(toNs nowNs: Nanoseconds, _ visit: (Int) -> Void) {
+        let nowTick = nowNs / tickNs
+        if nowTick <= cursorTick { return }
+        let turns = slotMask + 1
+        var tick = cursorTick + 1
+        let lastTick = nowTick - cursorTick > turns ? tick + turns - 1 : nowTick
+        while tick <= lastTick {
+            let slot = Int(tick & slotMask)
+            var id = heads[slot]
+            while id != Self.none {
+                let following = next[Int(id)]
+                if deadlineNs[Int(id)] <= nowNs {
+                    unlink(Int(id))
+                    visit(Int(id))
+                }
+                id = following
+            }
+            tick += 1
+        }
+        cursorTick = nowTick - 1
+    }
+
+    /// The earliest deadline, or `Time.never`. Scans at most one turn of slots plus the entries
+    /// it meets; meant for choosing how long to sleep, not for the hot path.
+    public func nextDeadlineNs() -> Nanoseconds {
+        if scheduledCount == 0 { return Time.never }
+        var later = Time.never
+        let turns = slotMask + 1
+        var tick = cursorTick + 1
+        let end = tick + turns
+        while tick < end {
+            var id = heads[Int(tick & slotMask)]
+            var inThisTick = Time.never
+            while id != Self.none {
+                let d = deadlineNs[Int(id)]
+                if d / tickNs <= tick { inThisTick = min(inThisTick, d) } else { later = min(later, d) }
+                id = next[Int(id)]
+            }
+            if inThisTick != Time.never { return inThisTick }
+            tick += 1
+        }
+        return later
+    }
+}
