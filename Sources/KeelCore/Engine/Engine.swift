@@ -397,6 +397,14 @@ public final class Engine {
 
     @usableFromInline
     func afterLastUsableLost(_ m: Int, nowNs: Nanoseconds) {
+        // Paths held back by flap damping are better than none: check them now, so a good one
+        // is reinstated at once.
+        var p = maps[m].firstPath
+        while p >= 0 {
+            let i = Int(p)
+            if paths[i].state == .delayed && !paths[i].checkInFlight { scheduleCheck(i, atNs: nowNs) }
+            p = paths[i].nextInMap
+        }
         if case .retries(let n) = maps[m].policy.noPathRetry, !maps[m].recoveryExpired, maps[m].recoveryDeadlineNs == Time.never {
             maps[m].recoveryDeadlineNs = nowNs + Nanoseconds(n) * maps[m].policy.intervalHealthyNs
         }
@@ -420,6 +428,8 @@ public final class Engine {
     @usableFromInline
     func evaluateFailback<S: EngineActionSink>(_ m: Int, returnedPath: Int, nowNs: Nanoseconds, sink: inout S) {
         guard maps[m].loaded else { return }
+        // One group leaves the kernel nothing to choose.
+        guard maps[m].groupCount > 1 else { return }
         let best = Grouping.bestGroup(self, map: m)
         guard best != 0, best != maps[m].kernelGroup else {
             if best == maps[m].kernelGroup { maps[m].failbackDeadlineNs = Time.never; rescheduleMapTimer(m) }

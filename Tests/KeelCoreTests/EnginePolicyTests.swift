@@ -1,0 +1,204 @@
+// Specification of grouping, failback, no_path_retry, queueing commands and flap damping.
+import Testing
+@testable import KeelCore
+
+@Suite struct GroupingTests {
+    func layout(_ grouping: GroupingPolicy, _ ds: [PathDescriptor]) throws -> [[DevNo]] {
+        let f = try EngineFixture(policy: MapPolicy(grouping: grouping), descriptors: ds)
+        return f.engine.groupLayout(of: f.map)
+    }
+    let ds = [
+        PathDescriptor(device: dev(0), priority: 10, serialKey: 2, nodeKey: 5),
+        PathDescriptor(device: dev(16), priority: 50, serialKey: 1, nodeKey: 5),
+        PathDescriptor(device: dev(32), priority: 1, serialKey: 2, nodeKey: 6),
+        PathDescriptor(device: dev(48), priority: 50, serialKey: 1, nodeKey: 6),
+    ]
+
+    @Test func failoverPutsOnePathInEachGroupBestFirst() throws {
+        #expect(try layout(.failover, ds) == [[dev(16)], [dev(48)], [dev(0)], [dev(32)]])
+    }
+    @Test func multibusPutsEveryPathInOneGroup() throws {
+        #expect(try layout(.multibus, ds) == [[dev(0), dev(16), dev(32), dev(48)]])
+    }
+    @Test func groupByPrioMakesOneGroupPerPriorityHighestFirst() throws {
+        #expect(try layout(.groupByPrio, ds) == [[dev(16), dev(48)], [dev(0)], [dev(32)]])
+    }
+    @Test func groupBySerialOrdersGroupsByMeanPriority() throws {
+        #expect(try layout(.groupBySerial, ds) == [[dev(16), dev(48)], [dev(0), dev(32)]])
+    }
+    @Test func groupByNodeNameGroupsByTargetNode() throws {
+        // node 5: mean (10+50)/2 = 30; node 6: (1+50)/2 = 25.5
+        #expect(try layout(.groupByNodeName, ds) == [[dev(0), dev(16)], [dev(32), dev(48)]])
+    }
+    @Test func theInitialGroupIsTheBest() throws {
+        let f = try EngineFixture(policy: MapPolicy(grouping: .groupByPrio), descriptors: ds)
+        #expect(f.engine.initialGroup(of: f.map) == 1)
+    }
+}
+
+@Suite struct FailbackTests {
+    // Two groups by priority: sda (50) in group 1, sdb (10) in group 2.
+    func fixture(_ failback: Failback) throws -> EngineFixture {
+        try EngineFixture(policy: MapPolicy(grouping: .groupByPrio, failback: failback, noPathRetry: .queue,
+                                            intervalFastNs: 200 * ms, intervalHealthyNs: 1 * sec, intervalHealthyMaxNs: 1 * sec),
+                          descriptors: [PathDescriptor(device: dev(0), priority: 50, portKey: 1),
+                                        PathDescriptor(device: dev(16), priority: 10, portKey: 2)])
+    }
+    /// Fails group 1's path, then lets the kernel report it moved to group 2.
+    func failFirstGroup(_ f: inout EngineFixture) {
+        _ = f.run(until: 1 * sec) { $0 == 0 ? .down : .up }
+        f.deliver(KernelEvent.mapActiveGroup(f.map, group: 2))
+    }
+
+    @Test func immediateSwitchesBackAsSoonAsTheBestGroupReturns() throws {
+        var f = try fixture(.immediate)
+        failFirstGroup(&f)
+        let actions = f.run(until: 1 * sec + 200 * ms) { _ in .up }
+        #expect(messages(actions).contains(DMMessage(map: f.map, kind: .switchGroup, group: 1)))
+    }
+
+    @Test func manualNeverSwitchesBack() throws {
+        var f = try fixture(.manual)
+        failFirstGroup(&f)
+        let actions = f.run(until: 10 * sec) { _ in .up }
+        #expect(!messages(actions).contains { $0.kind == .switchGroup })
+    }
+
+    @Test func deferredSwitchesAfterItsDelay() throws {
+        var f = try fixture(.deferred(seconds: 3))
+        failFirstGroup(&f)
+        var actions = f.run(until: 1 * sec + 200 * ms) { _ in .up }
+        #expect(!messages(actions).contains { $0.kind == .switchGroup })
+        actions = f.run(until: 4 * sec + 200 * ms) { _ in .up }
+        #expect(messages(actions).filter { $0.kind == .switchGroup } == [DMMessage(map: f.map, kind: .switchGroup, group: 1)])
+    }
+
+    @Test func deferredIsCancelledByAPathFailure() throws {
+        var f = try fixture(.deferred(seconds: 3))
+        failFirstGroup(&f)
+        _ = f.run(until: 2 * sec) { _ in .up }
+        f.deliver(KernelEvent.pathFailed(f.map, dev(16)))
+        #expect(f.engine.map(f.map)!.failbackDeadlineNs == Time.never)
+    }
+
+    @Test func followoverSwitchesOnlyWhenTheFirstPathOfTheBestGroupReturns() throws {
+        // Group 1 holds two paths; one returning while the other is up is not a followover.
+        var f = try EngineFixture(policy: MapPolicy(grouping: .groupByPrio, failback: .followover, noPathRetry: .queue,
+                                                    intervalFastNs: 200 * ms, intervalHealthyNs: 1 * sec, intervalHealthyMaxNs: 1 * sec),
+                                  descriptors: [PathDescriptor(device: dev(0), priority: 50, portKey: 1),
+                                                PathDescriptor(device: dev(32), priority: 50, portKey: 3),
+                                                PathDescriptor(device: dev(16), priority: 10, portKey: 2)])
+        _ = f.run(until: 1 * sec) { $0 == 0 ? .down : .up }
+        f.deliver(KernelEvent.mapActiveGroup(f.map, group: 2))
+        var actions = f.run(until: 1 * sec + 400 * ms) { _ in .up }
+        #expect(!messages(actions).contains { $0.kind == .switchGroup })
+        // Now both group-1 paths down; the first to return triggers the switch.
+        _ = f.run(until: 3 * sec) { $0 == 2 ? .up : .down }
+        f.deliver(KernelEvent.mapActiveGroup(f.map, group: 2))
+        actions = f.run(until: 3 * sec + 400 * ms) { $0 == 1 ? .down : .up }
+        #expect(messages(actions).contains(DMMessage(map: f.map, kind: .switchGroup, group: 1)))
+    }
+
+    @Test func switchGroupCommandValidatesTheGroup() throws {
+        var f = try fixture(.manual)
+        let outcome1 = f.command(OperatorCommand.switchGroup(f.map, group: 3))
+        #expect(outcome1 == .noSuchGroup)
+        let outcome2 = f.command(OperatorCommand.switchGroup(f.map, group: 2))
+        #expect(outcome2 == .done)
+        #expect(f.sink.messages == [DMMessage(map: f.map, kind: .switchGroup, group: 2)])
+    }
+}
+
+@Suite struct NoPathRetryTests {
+    func fixture(_ npr: NoPathRetry) throws -> EngineFixture {
+        try EngineFixture(policy: MapPolicy(grouping: .multibus, noPathRetry: npr, intervalFastNs: 100 * ms,
+                                            intervalHealthyNs: 1 * sec, intervalHealthyMaxNs: 4 * sec),
+                          descriptors: [PathDescriptor(device: dev(0)), PathDescriptor(device: dev(16))])
+    }
+
+    @Test func retriesRunOutAfterNPollingIntervalsThenQueueingReturnsWithAPath() throws {
+        var f = try fixture(.retries(3))
+        var actions = f.run(until: 1 * sec + 10 * ms) { _ in .down }
+        let lost = f.nowNs
+        #expect(!messages(actions).contains { $0.kind == .failIfNoPath })
+        actions = f.run(until: lost + 3 * sec - 20 * ms) { _ in .down }
+        #expect(!messages(actions).contains { $0.kind == .failIfNoPath })
+        actions = f.run(until: lost + 3 * sec + 20 * ms) { _ in .down }
+        #expect(messages(actions).filter { $0.kind == .failIfNoPath }.count == 1)
+        #expect(f.engine.map(f.map)!.noPathRetryExpired)
+        actions = f.run(until: f.nowNs + 200 * ms) { _ in .up }
+        #expect(messages(actions).contains(DMMessage(map: f.map, kind: .queueIfNoPath)))
+        #expect(!f.engine.map(f.map)!.noPathRetryExpired)
+    }
+
+    @Test func queueNeverStopsQueueing() throws {
+        var f = try fixture(.queue)
+        let actions = f.run(until: 120 * sec, step: 50 * ms) { _ in .down }
+        #expect(!messages(actions).contains { $0.kind == .failIfNoPath })
+        #expect(f.engine.map(f.map)!.kernelQueueing)
+    }
+
+    @Test func disableQueueingFailsIOAndRestoreBringsItBack() throws {
+        var f = try fixture(.queue)
+        let outcome3 = f.command(OperatorCommand.restoreQueueing(f.map))
+        #expect(outcome3 == .queueingNotDisabled)
+        let outcome4 = f.command(OperatorCommand.disableQueueing(f.map))
+        #expect(outcome4 == .done)
+        #expect(f.sink.messages == [DMMessage(map: f.map, kind: .failIfNoPath)])
+        f.sink.clear()
+        let outcome5 = f.command(OperatorCommand.restoreQueueing(f.map))
+        #expect(outcome5 == .done)
+        #expect(f.sink.messages == [DMMessage(map: f.map, kind: .queueIfNoPath)])
+    }
+
+    @Test func resyncRestoresQueueingTheKernelLost() throws {
+        var f = try fixture(.queue)
+        f.deliver(KernelEvent.mapQueueing(f.map, queueing: false))
+        #expect(f.sink.messages == [DMMessage(map: f.map, kind: .queueIfNoPath)])
+    }
+}
+
+@Suite struct FlapDampingTests {
+    func fixture() throws -> EngineFixture {
+        try EngineFixture(policy: MapPolicy(grouping: .multibus, noPathRetry: .queue,
+                                            flapDamping: FlapDamping(threshold: 2, forgetRate: 5, recoveryTimeNs: 10 * sec),
+                                            intervalFastNs: 100 * ms, intervalHealthyNs: 1 * sec, intervalHealthyMaxNs: 1 * sec),
+                          descriptors: [PathDescriptor(device: dev(0), portKey: 1), PathDescriptor(device: dev(16), portKey: 2)])
+    }
+
+    @Test func aPathFailingMoreThanTheThresholdIsDelayedForTheRecoveryTime() throws {
+        var f = try fixture()
+        // Three failures of path 0, each followed by a return.
+        for _ in 0..<3 {
+            _ = f.run(until: f.nowNs + 1 * sec) { $0 == 0 ? .down : .up }
+            _ = f.run(until: f.nowNs + 150 * ms) { _ in .up }
+        }
+        #expect(f.state(0) == .delayed)
+        #expect(!f.kernelActive(0))
+        let actions = f.run(until: f.nowNs + 10 * sec + 200 * ms) { _ in .up }
+        #expect(messages(actions).contains(DMMessage(map: f.map, kind: .reinstatePath, device: dev(0))))
+        #expect(f.state(0) == .up)
+    }
+
+    @Test func aDelayedPathIsTakenAtOnceWhenNoOtherPathIsUsable() throws {
+        var f = try fixture()
+        for _ in 0..<3 {
+            _ = f.run(until: f.nowNs + 1 * sec) { $0 == 0 ? .down : .up }
+            _ = f.run(until: f.nowNs + 150 * ms) { _ in .up }
+        }
+        #expect(f.state(0) == .delayed)
+        f.deliver(KernelEvent.pathFailed(f.map, dev(16)))
+        _ = f.run(until: f.nowNs + 20 * ms) { $0 == 1 ? .down : .up }
+        #expect(f.state(1) == .down)
+        #expect(f.state(0) == .up)
+    }
+
+    @Test func goodChecksForgetOldFailures() throws {
+        var f = try fixture()
+        _ = f.run(until: f.nowNs + 1 * sec) { $0 == 0 ? .down : .up }
+        _ = f.run(until: f.nowNs + 150 * ms) { _ in .up }
+        #expect(f.engine.path(f.paths[0])!.flapFailures == 1)
+        _ = f.run(until: f.nowNs + 7 * sec) { _ in .up }
+        #expect(f.engine.path(f.paths[0])!.flapFailures == 0)
+    }
+}
