@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "KeelCore", targets: ["KeelCore"]),
         .library(name: "KeelSim", targets: ["KeelSim"]),
+        .library(name: "KeelLinux", targets: ["KeelLinux"]),
         .executable(name: "keel-torture", targets: ["keel-torture"]),
     ],
     dependencies: [
@@ -16,17 +17,29 @@ let package = Package(
     targets: [
         // Pure engine: model, state machine, policies, rings, codecs, config. No Foundation, no syscalls.
         .target(name: "KeelCore", path: "Sources/KeelCore"),
+        // System libraries (Debian: libdevmapper-dev, libudev-dev, libaio-dev, pkg-config).
+        .systemLibrary(name: "CDeviceMapper", path: "Sources/CDeviceMapper", pkgConfig: "devmapper", providers: [.apt(["libdevmapper-dev"])]),
+        .systemLibrary(name: "CUdev", path: "Sources/CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+        .systemLibrary(name: "CAio", path: "Sources/CAio", providers: [.apt(["libaio-dev"])]),
+        // C for macros, _GNU_SOURCE symbols and ioctl structures Swift cannot import directly.
+        .target(name: "CKeelShim", path: "Sources/CKeelShim"),
+        // The real kernel: device-mapper, udev, sysfs discovery, checkers, prioritizers.
+        .target(name: "KeelLinux", dependencies: ["KeelCore", "CDeviceMapper", "CUdev", "CAio", "CKeelShim"], path: "Sources/KeelLinux"),
         // Deterministic simulated kernel and SAN implementing the backend protocols.
         .target(name: "KeelSim", dependencies: ["KeelCore"], path: "Sources/KeelSim"),
         // Torture runner: scenarios x seeds with invariants checked every step.
         .executableTarget(name: "keel-torture", dependencies: ["KeelCore", "KeelSim"], path: "Stress/keel-torture"),
         .testTarget(name: "KeelCoreTests", dependencies: ["KeelCore"], path: "Tests/KeelCoreTests"),
         .testTarget(name: "KeelSimTests", dependencies: ["KeelCore", "KeelSim"], path: "Tests/KeelSimTests"),
+        // Host-kernel tests: loop devices, libaio, uevents, sysfs fixtures.
+        .testTarget(name: "KeelLinuxTests", dependencies: ["KeelCore", "KeelLinux"], path: "Tests/KeelLinuxTests"),
+        // Real-kernel tests: run inside the VM by Tools/kernel-tests (dm-multipath, scsi_debug).
+        .testTarget(name: "KeelKernelTests", dependencies: ["KeelCore", "KeelLinux"], path: "Tests/KeelKernelTests"),
         // Release-mode zero-allocation tests; run alone (process-wide counters): Tools/test does.
         .testTarget(
             name: "KeelAllocationTests",
             dependencies: [
-                "KeelCore", "KeelSim",
+                "KeelCore", "KeelSim", "KeelLinux",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             path: "Tests/KeelAllocationTests"
