@@ -1,0 +1,669 @@
+// Reading multipath.conf text into a Configuration: sections, options, value checks, diagnostics.
+
+extension Configuration {
+    /// Reads the main file and then each conf.d file, in the order given; a later occurrence of an
+    /// option wins, `device` and `multipath` entries and blacklist entries accumulate.
+    ///
+    /// Every problem is collected, each naming its file and line; any problem refuses the whole
+    /// configuration. Unknown or unsupported options and sections are warnings and are ignored.
+    public static func load(files: [(name: String, text: String)]) -> Result<LoadedConfiguration, ConfigurationError> {
+        var loader = ConfigLoader()
+        for file in files { loader.read(file: file.name, text: file.text) }
+        return loader.finish()
+    }
+}
+
+/// A file and line, for diagnostics that are decided after the whole text is read.
+struct ConfigPlace {
+    var file: String
+    var line: Int
+}
+
+/// Why a value was refused (the text after `option: `).
+struct ConfigValueProblem: Error {
+    var text: String
+    init(_ text: String) { self.text = text }
+}
+
+/// Which section a statement is in: decides which options are valid there.
+enum ConfigScope: String {
+    case defaults
+    case device
+    case overrides
+    case multipath
+}
+
+/// Accumulates everything read so far; `finish` derives the global values and checks what
+/// involves several options.
+struct ConfigLoader {
+    private var configuration = Configuration()
+    private var errors: [ConfigDiagnostic] = []
+    private var warnings: [ConfigDiagnostic] = []
+    private var file = ""
+    /// The `defaults` section as written; laid over the built-in values at the end.
+    private var writtenDefaults = MapSettings()
+    private var pollingWritten: (seconds: UInt32, place: ConfigPlace)?
+    private var maxPollingWritten: (seconds: UInt32, place: ConfigPlace)?
+    private var capacityPlaces: [String: ConfigPlace] = [:]
+    private var multipathPlaces: [ConfigPlace] = []
+
+    /// Options valid only in `defaults`.
+    static let globalOptions: Set<String> = [
+        "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
+        "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots",
+    ]
+
+    /// Options valid in `defaults`, `device`, `overrides` and (most of them) `multipath`.
+    static let mapOptions: Set<String> = [
+        "path_grouping_policy", "path_selector", "path_checker", "prio", "prio_args", "failback",
+        "no_path_retry", "features", "hardware_handler", "san_path_err_threshold",
+        "san_path_err_forget_rate", "san_path_err_recovery_time", "user_friendly_names", "alias_prefix",
+    ]
+
+    /// Map options that multipath-tools does not accept in a `multipath` entry.
+    static let notInMultipath: Set<String> = ["path_checker", "hardware_handler", "alias_prefix"]
+
+    /// multipath-tools options that Keel knows by name but does not implement.
+    static let unsupportedOptions: Set<String> = [
+        "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
+        "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds", "flush_on_last_del", "queue_without_daemon",
+        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "max_retries", "bindings_file", "wwids_file",
+        "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "retain_attached_hw_handler",
+        "detect_prio", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
+        "strict_timing", "deferred_remove", "partition_delimiter", "config_dir", "delay_watch_checks",
+        "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
+        "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
+        "find_multipaths_timeout", "uxsock_timeout", "retrigger_tries", "retrigger_delay",
+        "missing_uev_wait_timeout", "skip_kpartx", "disable_changed_wwids", "remove_retries",
+        "max_sectors_kb", "ghost_delay", "enable_foreign", "recheck_wwid", "auto_resize",
+        "purge_disconnected", "pg_timeout", "mode", "uid", "gid", "product_blacklist", "revision",
+        "vpd_vendor", "pgfailback", "selector", "checker", "ignore_new_boot_devs", "san_path_err_recovery_time_ms",
+        "protocol", "queue_mode", "hw_str_match",
+    ]
+
+    mutating func read(file name: String, text: String) {
+        file = name
+        let errorsBefore = errors.count
+        let warningsBefore = warnings.count
+        var syntax = ConfigSyntax(file: name)
+        let nodes = syntax.parse(text)
+        errors += syntax.errors
+        for node in nodes {
+            guard node.isSection else {
+                error(node.line, "\"\(node.keyword)\" outside any section (expected a section such as \"defaults {\")")
+                continue
+            }
+            switch node.keyword {
+            case "defaults": readDefaults(node)
+            case "blacklist":
+                var list = configuration.blacklist
+                readBlacklist(node, into: &list)
+                configuration.blacklist = list
+            case "blacklist_exceptions":
+                var list = configuration.blacklistExceptions
+                readBlacklist(node, into: &list)
+                configuration.blacklistExceptions = list
+            case "devices": readDevices(node)
+            case "multipaths": readMultipaths(node)
+            case "overrides": readOverrides(node)
+            default: warn(node.line, "unknown section \"\(node.keyword)\", ignored")
+            }
+        }
+        Self.sortByLine(&errors, from: errorsBefore)
+        Self.sortByLine(&warnings, from: warningsBefore)
+    }
+
+    mutating func finish() -> Result<LoadedConfiguration, ConfigurationError> {
+        derivePollingIntervals()
+        configuration.defaults = MapSettings.builtIn.overlaid(by: writtenDefaults)
+        checkCapacities()
+        checkAliases()
+        if !errors.isEmpty { return .failure(ConfigurationError(problems: errors)) }
+        return .success(LoadedConfiguration(configuration: configuration, warnings: warnings))
+    }
+
+    // MARK: Sections
+
+    private mutating func readDefaults(_ section: ConfigNode) {
+        var settings = writtenDefaults
+        defer { writtenDefaults = settings }
+        for node in section.children! {
+            if node.isSection {
+                optionExpected(node, in: "defaults")
+            } else if Self.globalOptions.contains(node.keyword) {
+                if let value = singleValue(node) { readGlobal(node, value) }
+            } else {
+                readMapStatement(node, scope: .defaults, into: &settings)
+            }
+        }
+    }
+
+    private mutating func readOverrides(_ section: ConfigNode) {
+        var settings = configuration.overrides
+        for node in section.children! {
+            if node.isSection && node.keyword == "protocol" {
+                warn(node.line, "\"protocol\" subsection of overrides is not supported by Keel, ignored")
+            } else if node.isSection {
+                optionExpected(node, in: "overrides")
+            } else {
+                readMapStatement(node, scope: .overrides, into: &settings)
+            }
+        }
+        configuration.overrides = settings
+    }
+
+    private mutating func readDevices(_ section: ConfigNode) {
+        for node in section.children! {
+            if !node.isSection {
+                sectionExpected(node, name: "device", in: "devices")
+            } else if node.keyword != "device" {
+                warn(node.line, "unknown section \"\(node.keyword)\" in devices, ignored")
+            } else {
+                readDeviceEntry(node)
+            }
+        }
+    }
+
+    private mutating func readDeviceEntry(_ section: ConfigNode) {
+        var vendor: PosixRegex? = nil
+        var product: PosixRegex? = nil
+        var vendorWritten = false
+        var productWritten = false
+        var settings = MapSettings()
+        for node in section.children! {
+            if node.isSection {
+                optionExpected(node, in: "device")
+                continue
+            }
+            switch node.keyword {
+            case "vendor":
+                vendorWritten = true
+                if let v = singleValue(node), let r = regex(node, v) { vendor = r }
+            case "product":
+                productWritten = true
+                if let v = singleValue(node), let r = regex(node, v) { product = r }
+            default:
+                readMapStatement(node, scope: .device, into: &settings)
+            }
+        }
+        if !vendorWritten { error(section.line, "device: vendor missing") }
+        if !productWritten { error(section.line, "device: product missing") }
+        if let vendor, let product {
+            configuration.devices.append(DeviceEntry(vendor: vendor, product: product, settings: settings))
+        }
+    }
+
+    private mutating func readMultipaths(_ section: ConfigNode) {
+        for node in section.children! {
+            if !node.isSection {
+                sectionExpected(node, name: "multipath", in: "multipaths")
+            } else if node.keyword != "multipath" {
+                warn(node.line, "unknown section \"\(node.keyword)\" in multipaths, ignored")
+            } else {
+                readMultipathEntry(node)
+            }
+        }
+    }
+
+    private mutating func readMultipathEntry(_ section: ConfigNode) {
+        var wwid: String? = nil
+        var wwidWritten = false
+        var alias: String? = nil
+        var settings = MapSettings()
+        for node in section.children! {
+            if node.isSection {
+                optionExpected(node, in: "multipath")
+                continue
+            }
+            switch node.keyword {
+            case "wwid":
+                wwidWritten = true
+                if let v = singleValue(node) {
+                    if v.isEmpty { error(node.line, "wwid: empty value") } else { wwid = v }
+                }
+            case "alias":
+                if let v = singleValue(node), let a = check(node, Self.alias(v)) { alias = a }
+            default:
+                readMapStatement(node, scope: .multipath, into: &settings)
+            }
+        }
+        if !wwidWritten { error(section.line, "multipath: wwid missing") }
+        if let wwid {
+            configuration.multipaths.append(MultipathEntry(wwid: wwid, alias: alias, settings: settings))
+            multipathPlaces.append(ConfigPlace(file: file, line: section.line))
+        }
+    }
+
+    private mutating func readBlacklist(_ section: ConfigNode, into list: inout Blacklist) {
+        let name = section.keyword
+        for node in section.children! {
+            if node.isSection {
+                if node.keyword == "device" {
+                    readBlacklistDevice(node, in: name, into: &list)
+                } else {
+                    warn(node.line, "unknown section \"\(node.keyword)\" in \(name), ignored")
+                }
+                continue
+            }
+            switch node.keyword {
+            case "devnode":
+                if let v = singleValue(node), let r = regex(node, v) { list.devnodes.append(r) }
+            case "wwid":
+                if let v = singleValue(node), let r = regex(node, v) { list.wwids.append(r) }
+            case "property":
+                if let v = singleValue(node), let r = regex(node, v) { list.properties.append(r) }
+            case "device":
+                sectionExpected(node, name: "device", in: name)
+            case "protocol":
+                warn(node.line, "option \"protocol\" in \(name) is not supported by Keel, ignored")
+            default:
+                warn(node.line, "unknown option \"\(node.keyword)\" in \(name), ignored")
+            }
+        }
+    }
+
+    private mutating func readBlacklistDevice(_ section: ConfigNode, in name: String, into list: inout Blacklist) {
+        var vendor: PosixRegex? = nil
+        var product: PosixRegex? = nil
+        var written = false
+        var failed = false
+        for node in section.children! {
+            if node.isSection {
+                optionExpected(node, in: "\(name) device")
+                continue
+            }
+            switch node.keyword {
+            case "vendor", "product":
+                written = true
+                guard let v = singleValue(node), let r = regex(node, v) else {
+                    failed = true
+                    continue
+                }
+                if node.keyword == "vendor" { vendor = r } else { product = r }
+            default:
+                warn(node.line, "unknown option \"\(node.keyword)\" in \(name) device, ignored")
+            }
+        }
+        if !written { error(section.line, "device: needs vendor or product") }
+        if written && !failed { list.devices.append(Blacklist.DeviceRule(vendor: vendor, product: product)) }
+    }
+
+    // MARK: Statements
+
+    /// One statement of `defaults`, `device`, `overrides` or `multipath` that is not an entry's own key.
+    private mutating func readMapStatement(_ node: ConfigNode, scope: ConfigScope, into settings: inout MapSettings) {
+        let key = node.keyword
+        if Self.mapOptions.contains(key) {
+            if scope == .multipath && Self.notInMultipath.contains(key) {
+                warn(node.line, "option \"\(key)\" is not valid in multipath, ignored")
+            } else if let value = singleValue(node) {
+                readMapOption(node, value, into: &settings)
+            }
+        } else if Self.globalOptions.contains(key) {
+            warn(node.line, "option \"\(key)\" is only valid in defaults, ignored in \(scope.rawValue)")
+        } else if Self.unsupportedOptions.contains(key) {
+            warn(node.line, "option \"\(key)\" in \(scope.rawValue) is not supported by Keel, ignored")
+        } else {
+            warn(node.line, "unknown option \"\(key)\" in \(scope.rawValue), ignored")
+        }
+    }
+
+    private mutating func readMapOption(_ node: ConfigNode, _ value: String, into s: inout MapSettings) {
+        switch node.keyword {
+        case "path_grouping_policy":
+            if let v = check(node, Self.grouping(value)) { s.grouping = v }
+        case "path_selector":
+            if let v = check(node, Self.selector(value)) { s.pathSelector = v }
+        case "path_checker":
+            if let v = check(node, Self.checker(value)) { s.pathChecker = v }
+        case "prio":
+            if let v = check(node, Self.prio(value)) { s.prio = v }
+        case "prio_args":
+            s.prioArgs = value
+        case "failback":
+            if let v = check(node, Self.failback(value)) { s.failback = v }
+        case "no_path_retry":
+            if let v = check(node, Self.noPathRetry(value)) { s.noPathRetry = v }
+        case "features":
+            if let v = check(node, Self.countedWords(value, what: "feature")) {
+                s.features = v
+                if Configuration.words(v).contains("queue_if_no_path") {
+                    warn(node.line, "features: \"\(value)\" is deprecated, use \"no_path_retry queue\"; where no_path_retry is set the feature is ignored")
+                }
+            }
+        case "hardware_handler":
+            if let v = check(node, Self.countedWords(value, what: "hardware handler")) { s.hardwareHandler = v }
+        case "san_path_err_threshold":
+            if let v = check(node, Self.countOrNo(value)) { s.sanPathErrThreshold = v }
+        case "san_path_err_forget_rate":
+            if let v = check(node, Self.countOrNo(value)) { s.sanPathErrForgetRate = v }
+        case "san_path_err_recovery_time":
+            if let v = check(node, Self.secondsOrNo(value)) { s.sanPathErrRecoveryTimeSeconds = v }
+        case "user_friendly_names":
+            if let v = check(node, Self.yesNo(value)) { s.userFriendlyNames = v }
+        case "alias_prefix":
+            if let v = check(node, Self.aliasPrefix(value)) { s.aliasPrefix = v }
+        default:
+            preconditionFailure("\(node.keyword) is listed in mapOptions without a reader")
+        }
+    }
+
+    private mutating func readGlobal(_ node: ConfigNode, _ value: String) {
+        let place = ConfigPlace(file: file, line: node.line)
+        switch node.keyword {
+        case "polling_interval":
+            if let v = check(node, Self.seconds(value, min: 1)) { pollingWritten = (v, place) }
+        case "max_polling_interval":
+            if let v = check(node, Self.seconds(value, min: 1)) { maxPollingWritten = (v, place) }
+        case "checker_timeout":
+            if let v = check(node, Self.seconds(value, min: 1)) { configuration.checkerTimeoutSeconds = v }
+        case "find_multipaths":
+            if let v = check(node, Self.findMultipaths(value)) { configuration.findMultipaths = v }
+        case "fast_probe_interval_ms":
+            let range = Configuration.fastProbeIntervalRangeMs
+            if let v = check(node, Self.number(value, in: Int(range.lowerBound)...Int(range.upperBound), unit: " ms")) {
+                configuration.fastProbeIntervalMs = UInt32(v)
+            }
+        case "max_paths":
+            if let v = check(node, Self.number(value, in: Configuration.capacityRange, unit: "")) {
+                configuration.capacities.pathsMax = v
+                capacityPlaces[node.keyword] = place
+            }
+        case "max_maps":
+            if let v = check(node, Self.number(value, in: Configuration.capacityRange, unit: "")) {
+                configuration.capacities.mapsMax = v
+            }
+        case "max_paths_per_map":
+            if let v = check(node, Self.number(value, in: Configuration.capacityRange, unit: "")) {
+                configuration.capacities.pathsPerMapMax = v
+                capacityPlaces[node.keyword] = place
+            }
+        case "ring_slots":
+            if let v = check(node, Self.number(value, in: Configuration.ringSlotsRange, unit: "")) {
+                configuration.capacities.ringSlots = v
+            }
+        default:
+            preconditionFailure("\(node.keyword) is listed in globalOptions without a reader")
+        }
+    }
+
+    // MARK: Checks that involve several options
+
+    /// multipath-tools' rule: max defaults to 4 x polling; with only max given, polling is max / 4;
+    /// polling is never above max.
+    private mutating func derivePollingIntervals() {
+        switch (pollingWritten, maxPollingWritten) {
+        case (nil, nil):
+            configuration.pollingIntervalSeconds = Configuration.pollingIntervalDefaultSeconds
+            configuration.maxPollingIntervalSeconds = 4 * Configuration.pollingIntervalDefaultSeconds
+        case (let p?, nil):
+            configuration.pollingIntervalSeconds = p.seconds
+            configuration.maxPollingIntervalSeconds = 4 * p.seconds
+        case (nil, let m?):
+            configuration.pollingIntervalSeconds = max(m.seconds / 4, 1)
+            configuration.maxPollingIntervalSeconds = m.seconds
+        case (let p?, let m?):
+            configuration.maxPollingIntervalSeconds = m.seconds
+            if p.seconds > m.seconds {
+                warnings.append(ConfigDiagnostic(
+                    file: p.place.file, line: p.place.line,
+                    message: "polling_interval: \(p.seconds) is more than max_polling_interval \(m.seconds); using \(m.seconds)"
+                ))
+                configuration.pollingIntervalSeconds = m.seconds
+            } else {
+                configuration.pollingIntervalSeconds = p.seconds
+            }
+        }
+    }
+
+    private mutating func checkCapacities() {
+        let c = configuration.capacities
+        if c.pathsPerMapMax > c.pathsMax {
+            let place = capacityPlaces["max_paths_per_map"] ?? capacityPlaces["max_paths"]!
+            errors.append(ConfigDiagnostic(
+                file: place.file, line: place.line,
+                message: "max_paths_per_map: \(c.pathsPerMapMax) is more than max_paths (\(c.pathsMax))"
+            ))
+        }
+    }
+
+    /// Two maps cannot share a name.
+    private mutating func checkAliases() {
+        var owners: [String: (wwid: String, place: ConfigPlace)] = [:]
+        for (entry, place) in zip(configuration.multipaths, multipathPlaces) {
+            guard let alias = entry.alias else { continue }
+            if let owner = owners[alias], owner.wwid != entry.wwid {
+                errors.append(ConfigDiagnostic(
+                    file: place.file, line: place.line,
+                    message: "alias \"\(alias)\" of wwid \(entry.wwid) is already used by wwid \(owner.wwid) (\(owner.place.file):\(owner.place.line))"
+                ))
+            } else if owners[alias] == nil {
+                owners[alias] = (entry.wwid, place)
+            }
+        }
+    }
+
+    // MARK: Diagnostics
+
+    private mutating func error(_ line: Int, _ message: String) {
+        errors.append(ConfigDiagnostic(file: file, line: line, message: message))
+    }
+
+    private mutating func warn(_ line: Int, _ message: String) {
+        warnings.append(ConfigDiagnostic(file: file, line: line, message: message))
+    }
+
+    /// The one value of a statement, or an error naming the option.
+    private mutating func singleValue(_ node: ConfigNode) -> String? {
+        switch node.values.count {
+        case 0:
+            error(node.line, "\(node.keyword): value missing")
+            return nil
+        case 1:
+            return node.values[0]
+        default:
+            error(node.line, "\(node.keyword): expected one value, found \(node.values.count) words (quote a value that contains blanks)")
+            return nil
+        }
+    }
+
+    private mutating func check<T>(_ node: ConfigNode, _ result: Result<T, ConfigValueProblem>) -> T? {
+        switch result {
+        case .success(let v): return v
+        case .failure(let p):
+            error(node.line, "\(node.keyword): \(p.text)")
+            return nil
+        }
+    }
+
+    /// A section where an option was expected: an error for a known option, else a warning.
+    private mutating func optionExpected(_ node: ConfigNode, in section: String) {
+        let known = Self.globalOptions.contains(node.keyword) || Self.mapOptions.contains(node.keyword)
+            || ["vendor", "product", "wwid", "alias", "devnode", "property"].contains(node.keyword)
+        if known {
+            error(node.line, "\(node.keyword): expected a value, found a section")
+        } else {
+            warn(node.line, "unknown section \"\(node.keyword)\" in \(section), ignored")
+        }
+    }
+
+    /// An option where a subsection was expected.
+    private mutating func sectionExpected(_ node: ConfigNode, name: String, in section: String) {
+        if node.keyword == name {
+            error(node.line, "\(name): must open a section (\"\(name) {\" on the same line)")
+        } else {
+            error(node.line, "\(section): expected \"\(name) {\", found option \"\(node.keyword)\"")
+        }
+    }
+
+    /// Compiles a pattern; `"*"`, a common mistake, means `".*"` as in multipath-tools.
+    private mutating func regex(_ node: ConfigNode, _ value: String) -> PosixRegex? {
+        var pattern = value
+        if pattern == "*" {
+            warn(node.line, "\(node.keyword): \"*\" is not a valid regular expression; using \".*\"")
+            pattern = ".*"
+        }
+        do {
+            return try PosixRegex(pattern)
+        } catch {
+            self.error(node.line, "\(node.keyword): \"\(value)\" is not a valid regular expression: \(error)")
+            return nil
+        }
+    }
+
+    private static func sortByLine(_ list: inout [ConfigDiagnostic], from start: Int) {
+        let tail = list[start...].enumerated().sorted { a, b in
+            a.element.line != b.element.line ? a.element.line < b.element.line : a.offset < b.offset
+        }
+        list.replaceSubrange(start..., with: tail.map(\.element))
+    }
+
+    // MARK: Values
+
+    /// Decimal digits only (no sign, no blanks), at most `UInt32.max`.
+    static func wholeNumber(_ text: String) -> UInt32? {
+        guard !text.isEmpty, text.utf8.count <= 10 else { return nil }
+        var v: UInt64 = 0
+        for b in text.utf8 {
+            guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
+            v = v * 10 + UInt64(b - UInt8(ascii: "0"))
+        }
+        return v <= UInt64(UInt32.max) ? UInt32(v) : nil
+    }
+
+    static func seconds(_ text: String, min: UInt32) -> Result<UInt32, ConfigValueProblem> {
+        guard let v = wholeNumber(text) else { return .failure(.init("\"\(text)\" is not a whole number of seconds")) }
+        guard v >= min, v <= Configuration.secondsMax else {
+            return .failure(.init("\(v) is out of range (\(min)...\(Configuration.secondsMax) seconds)"))
+        }
+        return .success(v)
+    }
+
+    static func number(_ text: String, in range: ClosedRange<Int>, unit: String) -> Result<Int, ConfigValueProblem> {
+        guard let v = wholeNumber(text) else { return .failure(.init("\"\(text)\" is not a whole number")) }
+        guard range.contains(Int(v)) else {
+            return .failure(.init("\(v) is out of range (\(range.lowerBound)...\(range.upperBound)\(unit))"))
+        }
+        return .success(Int(v))
+    }
+
+    /// `no` or 0 turns the option off.
+    static func countOrNo(_ text: String) -> Result<UInt32, ConfigValueProblem> {
+        if text == "no" { return .success(0) }
+        guard let v = wholeNumber(text) else { return .failure(.init("\"\(text)\" must be no or a whole number")) }
+        return .success(v)
+    }
+
+    static func secondsOrNo(_ text: String) -> Result<UInt32, ConfigValueProblem> {
+        if text == "no" { return .success(0) }
+        return seconds(text, min: 0)
+    }
+
+    static func yesNo(_ text: String) -> Result<Bool, ConfigValueProblem> {
+        switch text {
+        case "yes": return .success(true)
+        case "no": return .success(false)
+        default: return .failure(.init("\"\(text)\" must be yes or no"))
+        }
+    }
+
+    static func grouping(_ text: String) -> Result<GroupingPolicy, ConfigValueProblem> {
+        if let g = GroupingPolicy(configWord: text) { return .success(g) }
+        let names = GroupingPolicy.allCases.map(\.description).joined(separator: ", ")
+        return .failure(.init("\"\(text)\" is not a grouping policy (\(names))"))
+    }
+
+    static func checker(_ text: String) -> Result<MapProfile.Checker, ConfigValueProblem> {
+        if let c = MapProfile.Checker(rawValue: text) { return .success(c) }
+        let names = MapProfile.Checker.allCases.map(\.rawValue).joined(separator: ", ")
+        return .failure(.init("\"\(text)\" is not a supported checker (\(names))"))
+    }
+
+    static func prio(_ text: String) -> Result<MapProfile.Prioritizer, ConfigValueProblem> {
+        if let p = MapProfile.Prioritizer(rawValue: text) { return .success(p) }
+        let names = MapProfile.Prioritizer.allCases.map(\.rawValue).joined(separator: ", ")
+        return .failure(.init("\"\(text)\" is not a supported prioritizer (\(names))"))
+    }
+
+    static func findMultipaths(_ text: String) -> Result<Configuration.FindMultipaths, ConfigValueProblem> {
+        if let f = Configuration.FindMultipaths(configWord: text) { return .success(f) }
+        return .failure(.init("\"\(text)\" must be strict, off, no, on, yes, greedy or smart"))
+    }
+
+    static func failback(_ text: String) -> Result<Failback, ConfigValueProblem> {
+        switch text {
+        case "manual": return .success(.manual)
+        case "immediate": return .success(.immediate)
+        case "followover": return .success(.followover)
+        default:
+            guard let v = wholeNumber(text) else {
+                return .failure(.init("\"\(text)\" must be manual, immediate, followover or a number of seconds"))
+            }
+            guard v >= 1, v <= Configuration.secondsMax else {
+                return .failure(.init("\(v) is out of range (1...\(Configuration.secondsMax) seconds)"))
+            }
+            return .success(.deferred(seconds: v))
+        }
+    }
+
+    /// `fail`, `queue` or a retry count; `0` means fail, as in multipath-tools.
+    static func noPathRetry(_ text: String) -> Result<NoPathRetry, ConfigValueProblem> {
+        switch text {
+        case "fail", "0": return .success(.fail)
+        case "queue": return .success(.queue)
+        default:
+            guard let v = wholeNumber(text) else {
+                return .failure(.init("\"\(text)\" must be fail, queue or a number of retries"))
+            }
+            return .success(.retries(v))
+        }
+    }
+
+    static let selectorNames: Set<String> = ["round-robin", "queue-length", "service-time", "historical-service-time"]
+
+    /// `<name> <#args> <args...>`, as the kernel table takes it.
+    static func selector(_ text: String) -> Result<String, ConfigValueProblem> {
+        let words = Configuration.words(text)
+        guard let name = words.first, selectorNames.contains(String(name)) else {
+            return .failure(.init("\"\(text)\" does not name a path selector (round-robin, queue-length, service-time, historical-service-time)"))
+        }
+        guard words.count >= 2 else {
+            return .failure(.init("\"\(text)\" needs its argument count, e.g. \"\(name) 0\""))
+        }
+        guard let count = wholeNumber(String(words[1])) else {
+            return .failure(.init("\"\(text)\": the argument count \"\(words[1])\" is not a number"))
+        }
+        guard Int(count) == words.count - 2 else {
+            return .failure(.init("\"\(text)\" announces \(count) arguments but has \(words.count - 2)"))
+        }
+        return .success(words.joined(separator: " "))
+    }
+
+    /// `<count> <words...>` where the count is the number of words (features, hardware_handler).
+    static func countedWords(_ text: String, what: String) -> Result<String, ConfigValueProblem> {
+        let words = Configuration.words(text)
+        guard let first = words.first else { return .failure(.init("empty; write \"0\" for no \(what)")) }
+        guard let count = wholeNumber(String(first)) else {
+            return .failure(.init("\"\(text)\" must start with the number of words that follow, e.g. \"0\""))
+        }
+        guard Int(count) == words.count - 1 else {
+            return .failure(.init("\"\(text)\" announces \(count) words but has \(words.count - 1)"))
+        }
+        return .success(words.joined(separator: " "))
+    }
+
+    /// A device-mapper name: not empty, no `/`, shorter than `DM_NAME_LEN` (128).
+    static func alias(_ text: String) -> Result<String, ConfigValueProblem> {
+        guard !text.isEmpty else { return .failure(.init("empty value")) }
+        guard !text.contains("/") else { return .failure(.init("\"\(text)\" contains \"/\", which a map name cannot")) }
+        guard text.utf8.count < 128 else { return .failure(.init("\"\(text)\" is longer than 127 bytes")) }
+        return .success(text)
+    }
+
+    static func aliasPrefix(_ text: String) -> Result<String, ConfigValueProblem> {
+        guard !text.isEmpty else { return .failure(.init("empty value")) }
+        guard !text.contains("/") else { return .failure(.init("\"\(text)\" contains \"/\", which a map name cannot")) }
+        guard text.utf8.count < 100 else { return .failure(.init("\"\(text)\" is longer than 99 bytes")) }
+        return .success(text)
+    }
+}

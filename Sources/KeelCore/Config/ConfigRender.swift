@@ -1,0 +1,123 @@
+// Printing the effective configuration in multipath.conf syntax (`show config`).
+
+extension Configuration {
+    /// The effective configuration as multipath.conf text: `defaults` with every value in force
+    /// (built-in ones included), then the other sections as read. Loading the text gives back an
+    /// equal configuration.
+    public func render() -> String {
+        var out = ConfigWriter()
+        out.open("defaults")
+        out.option("polling_interval", "\(pollingIntervalSeconds)")
+        out.option("max_polling_interval", "\(maxPollingIntervalSeconds)")
+        if let t = checkerTimeoutSeconds { out.option("checker_timeout", "\(t)") }
+        out.option("find_multipaths", findMultipaths.rawValue)
+        out.settings(defaults)
+        out.option("fast_probe_interval_ms", "\(fastProbeIntervalMs)")
+        out.option("max_paths", "\(capacities.pathsMax)")
+        out.option("max_maps", "\(capacities.mapsMax)")
+        out.option("max_paths_per_map", "\(capacities.pathsPerMapMax)")
+        out.option("ring_slots", "\(capacities.ringSlots)")
+        out.close()
+
+        out.blacklist("blacklist", blacklist)
+        out.blacklist("blacklist_exceptions", blacklistExceptions)
+
+        if !devices.isEmpty {
+            out.open("devices")
+            for d in devices {
+                out.open("device")
+                out.quoted("vendor", d.vendor.pattern)
+                out.quoted("product", d.product.pattern)
+                out.settings(d.settings)
+                out.close()
+            }
+            out.close()
+        }
+
+        if overrides != MapSettings() {
+            out.open("overrides")
+            out.settings(overrides)
+            out.close()
+        }
+
+        if !multipaths.isEmpty {
+            out.open("multipaths")
+            for m in multipaths {
+                out.open("multipath")
+                out.quoted("wwid", m.wwid)
+                if let a = m.alias { out.quoted("alias", a) }
+                out.settings(m.settings)
+                out.close()
+            }
+            out.close()
+        }
+        return out.text
+    }
+}
+
+/// Builds indented multipath.conf text.
+struct ConfigWriter {
+    private(set) var text = ""
+    private var depth = 0
+
+    mutating func open(_ name: String) {
+        line(name + " {")
+        depth += 1
+    }
+
+    mutating func close() {
+        depth -= 1
+        line("}")
+    }
+
+    mutating func option(_ key: String, _ value: String) {
+        line(key + " " + value)
+    }
+
+    /// A string value in quotes; a `"` inside is doubled, as the tokenizer reads it back.
+    mutating func quoted(_ key: String, _ value: String) {
+        var escaped = ""
+        for c in value {
+            if c == "\"" { escaped += "\"\"" } else { escaped.append(c) }
+        }
+        line(key + " \"" + escaped + "\"")
+    }
+
+    mutating func settings(_ s: MapSettings) {
+        if let v = s.grouping { option("path_grouping_policy", v.description) }
+        if let v = s.pathSelector { quoted("path_selector", v) }
+        if let v = s.pathChecker { option("path_checker", v.rawValue) }
+        if let v = s.prio { option("prio", v.rawValue) }
+        if let v = s.prioArgs { quoted("prio_args", v) }
+        if let v = s.failback { option("failback", v.description) }
+        if let v = s.noPathRetry { option("no_path_retry", v.description) }
+        if let v = s.features { quoted("features", v) }
+        if let v = s.hardwareHandler { quoted("hardware_handler", v) }
+        if let v = s.sanPathErrThreshold { option("san_path_err_threshold", "\(v)") }
+        if let v = s.sanPathErrForgetRate { option("san_path_err_forget_rate", "\(v)") }
+        if let v = s.sanPathErrRecoveryTimeSeconds { option("san_path_err_recovery_time", "\(v)") }
+        if let v = s.userFriendlyNames { option("user_friendly_names", v ? "yes" : "no") }
+        if let v = s.aliasPrefix { quoted("alias_prefix", v) }
+    }
+
+    mutating func blacklist(_ name: String, _ list: Blacklist) {
+        guard !list.isEmpty else { return }
+        open(name)
+        for r in list.devnodes { quoted("devnode", r.pattern) }
+        for r in list.wwids { quoted("wwid", r.pattern) }
+        for r in list.properties { quoted("property", r.pattern) }
+        for d in list.devices {
+            open("device")
+            if let v = d.vendor { quoted("vendor", v.pattern) }
+            if let p = d.product { quoted("product", p.pattern) }
+            close()
+        }
+        close()
+    }
+
+    private mutating func line(_ s: String) {
+        for _ in 0..<depth { text += "\t" }
+        text += s
+        text += "\n"
+    }
+}

@@ -1,0 +1,256 @@
+// The typed multipath.conf configuration, its built-in defaults, and the diagnostics of loading it.
+
+/// The effective configuration read from multipath.conf and its conf.d files.
+///
+/// Global settings are resolved (built-in defaults filled in, interval derivation done); per-map
+/// settings are kept per section as written and combined by `profile(wwid:vendor:product:)` with
+/// multipath-tools' precedence.
+public struct Configuration: Sendable, Equatable {
+    /// `polling_interval`: first check interval of a healthy path, seconds.
+    public var pollingIntervalSeconds: UInt32
+    /// `max_polling_interval`: longest check interval of a healthy path, seconds.
+    public var maxPollingIntervalSeconds: UInt32
+    /// `checker_timeout`; nil means "the device's SCSI timeout from sysfs, else 30 s".
+    public var checkerTimeoutSeconds: UInt32?
+    /// `find_multipaths`.
+    public var findMultipaths: FindMultipaths
+    /// `fast_probe_interval_ms` (Keel): how often a failed or pending path is probed.
+    public var fastProbeIntervalMs: UInt32
+    /// `max_paths`, `max_maps`, `max_paths_per_map`, `ring_slots` (Keel).
+    public var capacities: Capacities
+    /// The `defaults` section over the built-in values: every field is set except `noPathRetry`,
+    /// whose absence means "undefined" (a `queue_if_no_path` feature may still turn it into queue).
+    public var defaults: MapSettings
+    /// `devices { device { ... } }` in file order; a later entry wins where several match.
+    public var devices: [DeviceEntry]
+    /// `overrides`: applies to every map, above `devices`.
+    public var overrides: MapSettings
+    /// `multipaths { multipath { ... } }` in file order; applies by exact wwid, above everything.
+    public var multipaths: [MultipathEntry]
+    /// `blacklist`.
+    public var blacklist: Blacklist
+    /// `blacklist_exceptions`.
+    public var blacklistExceptions: Blacklist
+
+    /// The built-in configuration: what an empty multipath.conf means.
+    public init() {
+        pollingIntervalSeconds = Self.pollingIntervalDefaultSeconds
+        maxPollingIntervalSeconds = 4 * Self.pollingIntervalDefaultSeconds
+        checkerTimeoutSeconds = nil
+        findMultipaths = .strict
+        fastProbeIntervalMs = 200
+        capacities = .default
+        defaults = MapSettings.builtIn
+        devices = []
+        overrides = MapSettings()
+        multipaths = []
+        blacklist = Blacklist()
+        blacklistExceptions = Blacklist()
+    }
+
+    /// multipath-tools' `DEFAULT_CHECKINT`.
+    public static let pollingIntervalDefaultSeconds: UInt32 = 5
+    /// The check timeout used when neither `checker_timeout` nor sysfs gives one (`DEF_TIMEOUT`).
+    public static let checkerTimeoutFallbackSeconds: UInt32 = 30
+    /// Upper bound of every option given in seconds (one day), so derived nanoseconds never overflow.
+    public static let secondsMax: UInt32 = 86_400
+    /// Allowed `fast_probe_interval_ms`.
+    public static let fastProbeIntervalRangeMs: ClosedRange<UInt32> = 10...5_000
+    /// Allowed `max_paths`, `max_maps` and `max_paths_per_map`.
+    public static let capacityRange: ClosedRange<Int> = 1...1_048_576
+    /// Allowed `ring_slots`.
+    public static let ringSlotsRange: ClosedRange<Int> = 16...1_048_576
+
+    /// `find_multipaths`: which devices become multipath maps.
+    public enum FindMultipaths: String, Sendable, Equatable, CaseIterable {
+        /// Every non-blacklisted device (`off`, `no`).
+        case off
+        /// Devices with at least two paths or a known wwid (`on`, `yes`).
+        case on
+        /// Only wwids already known (multipath-tools' default).
+        case strict
+        /// Every non-blacklisted device, even with one path.
+        case greedy
+        /// A single path waits `find_multipaths_timeout` for a sibling.
+        case smart
+
+        /// Accepts multipath-tools' words, including the `yes`/`no` spellings.
+        public init?(configWord: String) {
+            switch configWord {
+            case "off", "no": self = .off
+            case "on", "yes": self = .on
+            default:
+                guard let v = Self(rawValue: configWord) else { return nil }
+                self = v
+            }
+        }
+    }
+}
+
+/// Per-map settings as written in one place (`defaults`, a `device`, `overrides`, a `multipath`
+/// entry); nil means "not set here, ask the next place".
+public struct MapSettings: Sendable, Equatable {
+    /// `path_grouping_policy`.
+    public var grouping: GroupingPolicy?
+    /// `path_selector`, as the table carries it, e.g. "service-time 0".
+    public var pathSelector: String?
+    /// `path_checker`.
+    public var pathChecker: MapProfile.Checker?
+    /// `prio`.
+    public var prio: MapProfile.Prioritizer?
+    /// `prio_args`.
+    public var prioArgs: String?
+    /// `failback`.
+    public var failback: Failback?
+    /// `no_path_retry`.
+    public var noPathRetry: NoPathRetry?
+    /// `features`, as written, e.g. "1 queue_if_no_path".
+    public var features: String?
+    /// `hardware_handler`, e.g. "0" or "1 alua".
+    public var hardwareHandler: String?
+    /// `san_path_err_threshold` (0 = off).
+    public var sanPathErrThreshold: UInt32?
+    /// `san_path_err_forget_rate` (0 = off).
+    public var sanPathErrForgetRate: UInt32?
+    /// `san_path_err_recovery_time`, seconds (0 = off).
+    public var sanPathErrRecoveryTimeSeconds: UInt32?
+    /// `user_friendly_names`.
+    public var userFriendlyNames: Bool?
+    /// `alias_prefix`.
+    public var aliasPrefix: String?
+
+    /// Nothing set.
+    public init() {}
+
+    /// multipath-tools' built-in values (defaults.h). `no_path_retry` stays undefined.
+    public static let builtIn: MapSettings = {
+        var s = MapSettings()
+        s.grouping = .failover
+        s.pathSelector = "service-time 0"
+        s.pathChecker = .tur
+        s.prio = .const
+        s.prioArgs = ""
+        s.failback = .manual
+        s.features = "0"
+        s.hardwareHandler = "0"
+        s.sanPathErrThreshold = 0
+        s.sanPathErrForgetRate = 0
+        s.sanPathErrRecoveryTimeSeconds = 0
+        s.userFriendlyNames = false
+        s.aliasPrefix = "mpath"
+        return s
+    }()
+
+    /// These settings with every field that `other` sets replaced by `other`'s value.
+    func overlaid(by other: MapSettings) -> MapSettings {
+        var s = self
+        if let v = other.grouping { s.grouping = v }
+        if let v = other.pathSelector { s.pathSelector = v }
+        if let v = other.pathChecker { s.pathChecker = v }
+        if let v = other.prio { s.prio = v }
+        if let v = other.prioArgs { s.prioArgs = v }
+        if let v = other.failback { s.failback = v }
+        if let v = other.noPathRetry { s.noPathRetry = v }
+        if let v = other.features { s.features = v }
+        if let v = other.hardwareHandler { s.hardwareHandler = v }
+        if let v = other.sanPathErrThreshold { s.sanPathErrThreshold = v }
+        if let v = other.sanPathErrForgetRate { s.sanPathErrForgetRate = v }
+        if let v = other.sanPathErrRecoveryTimeSeconds { s.sanPathErrRecoveryTimeSeconds = v }
+        if let v = other.userFriendlyNames { s.userFriendlyNames = v }
+        if let v = other.aliasPrefix { s.aliasPrefix = v }
+        return s
+    }
+}
+
+/// One `device` entry of the `devices` section.
+public struct DeviceEntry: Sendable, Equatable {
+    /// Matched against the SCSI vendor (unanchored, like `regexec`).
+    public var vendor: PosixRegex
+    /// Matched against the SCSI product.
+    public var product: PosixRegex
+    /// The options this entry sets.
+    public var settings: MapSettings
+
+    /// An entry as the devices section writes it.
+    public init(vendor: PosixRegex, product: PosixRegex, settings: MapSettings) {
+        self.vendor = vendor
+        self.product = product
+        self.settings = settings
+    }
+
+    /// Whether this entry applies to a device with this vendor and product.
+    public func matches(vendor v: String, product p: String) -> Bool {
+        vendor.matches(v) && product.matches(p)
+    }
+}
+
+/// One `multipath` entry of the `multipaths` section.
+public struct MultipathEntry: Sendable, Equatable {
+    /// The map's wwid, compared exactly.
+    public var wwid: String
+    /// The map's name instead of the wwid or a user-friendly name.
+    public var alias: String?
+    /// The options this entry sets.
+    public var settings: MapSettings
+
+    /// An entry as the multipaths section writes it.
+    public init(wwid: String, alias: String?, settings: MapSettings) {
+        self.wwid = wwid
+        self.alias = alias
+        self.settings = settings
+    }
+}
+
+/// A problem found while reading configuration text, with where it is.
+public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    /// The file's name as given to `Configuration.load`.
+    public var file: String
+    /// 1-based line number.
+    public var line: Int
+    /// What is wrong, starting with the option it concerns.
+    public var message: String
+
+    /// A diagnostic at `file:line`.
+    public init(file: String, line: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    /// `file:line: message`, the form of a log line.
+    public var description: String { "\(file):\(line): \(message)" }
+}
+
+/// Why a configuration was refused: every problem found, in file and line order.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Every problem found, at least one.
+    public var problems: [ConfigDiagnostic]
+
+    /// An error carrying these problems.
+    public init(problems: [ConfigDiagnostic]) { self.problems = problems }
+
+    /// One problem per line.
+    public var description: String {
+        var text = ""
+        for (i, p) in problems.enumerated() {
+            if i > 0 { text += "\n" }
+            text += p.description
+        }
+        return text
+    }
+}
+
+/// A configuration that loaded, and what was ignored on the way (unknown options and sections,
+/// deprecated forms, adjusted values).
+public struct LoadedConfiguration: Sendable, Equatable {
+    /// The configuration in force.
+    public var configuration: Configuration
+    /// What was ignored or adjusted, each naming its file and line.
+    public var warnings: [ConfigDiagnostic]
+
+    /// A loaded configuration with its warnings.
+    public init(configuration: Configuration, warnings: [ConfigDiagnostic]) {
+        self.configuration = configuration
+        self.warnings = warnings
+    }
+}

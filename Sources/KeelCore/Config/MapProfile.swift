@@ -1,0 +1,123 @@
+// The settings one map runs under, resolved with multipath-tools' precedence.
+
+/// Everything the configuration says about one map: the engine's fixed-size policy plus the text
+/// the control plane puts into the map's table and uses to set up its paths.
+public struct MapProfile: Sendable, Equatable {
+    /// Grouping, failback, queueing, damping and intervals, ready for the engine.
+    public var policy: MapPolicy
+    /// Path selector with its arguments as the table carries it, e.g. "service-time 0".
+    public var pathSelector: String
+    /// Hardware handler as the table carries it, e.g. "0" or "1 alua".
+    public var hardwareHandler: String
+    /// Table features, e.g. "1 queue_if_no_path": `queue_if_no_path` is present exactly when
+    /// `policy.noPathRetry` is not `.fail`.
+    public var features: String
+    /// `prio`: how paths are ranked for grouping.
+    public var prio: Prioritizer
+    /// `prio_args`, passed to the prioritizer as written.
+    public var prioArgs: String
+    /// `path_checker`.
+    public var checker: Checker
+    /// `checker_timeout`; nil means "use the device's SCSI timeout, else 30 s"
+    /// (`policy.checkTimeoutNs` then holds the 30 s fallback).
+    public var checkerTimeoutSeconds: UInt32?
+    /// The name given by a `multipaths` entry.
+    public var alias: String?
+    /// `user_friendly_names`: name an alias-less map `<aliasPrefix><letters>` instead of its wwid.
+    public var userFriendlyNames: Bool
+    /// `alias_prefix` of user-friendly names.
+    public var aliasPrefix: String
+
+    /// The path checkers Keel has (`path_checker`).
+    public enum Checker: String, Sendable, Equatable, CaseIterable {
+        /// SCSI TEST UNIT READY.
+        case tur
+        /// One `O_DIRECT` read.
+        case directio
+        /// No check: the path is taken as up.
+        case none
+    }
+
+    /// The prioritizers Keel has (`prio`).
+    public enum Prioritizer: String, Sendable, Equatable, CaseIterable {
+        /// Every path has the same priority.
+        case const
+        /// From the ALUA access state of the path's target port group.
+        case alua
+        /// From the `access_state` / `preferred_path` sysfs attributes.
+        case sysfs
+    }
+}
+
+extension Configuration {
+    /// The profile of the map with this wwid whose paths report this SCSI vendor and product.
+    ///
+    /// Each setting comes from the first place that sets it: matching `multipaths` entries (later
+    /// first), `overrides`, matching `devices` entries (later first), `defaults`, built-in values.
+    /// As in multipath-tools, a `queue_if_no_path` feature counts as `no_path_retry queue` only
+    /// where no `no_path_retry` is set anywhere; the profile's features then carry
+    /// `queue_if_no_path` exactly when queueing is on.
+    public func profile(wwid: String, vendor: String, product: String) -> MapProfile {
+        var layers: [MapSettings] = []
+        var alias: String? = nil
+        for entry in multipaths.reversed() where entry.wwid == wwid {
+            layers.append(entry.settings)
+            if alias == nil { alias = entry.alias }
+        }
+        layers.append(overrides)
+        for entry in devices.reversed() where entry.matches(vendor: vendor, product: product) {
+            layers.append(entry.settings)
+        }
+        layers.append(defaults)
+        layers.append(MapSettings.builtIn)
+
+        func pick<T>(_ field: KeyPath<MapSettings, T?>) -> T? {
+            for layer in layers {
+                if let v = layer[keyPath: field] { return v }
+            }
+            return nil
+        }
+
+        var featureWords = Self.words(pick(\.features) ?? "0").dropFirst().map { String($0) }
+        let featureQueues = featureWords.contains("queue_if_no_path")
+        let noPathRetry = pick(\.noPathRetry) ?? (featureQueues ? .queue : .fail)
+        featureWords.removeAll { $0 == "queue_if_no_path" }
+        if noPathRetry.queuesInitially { featureWords.append("queue_if_no_path") }
+        var features = "\(featureWords.count)"
+        for w in featureWords { features += " " + w }
+
+        let damping = FlapDamping(
+            threshold: pick(\.sanPathErrThreshold) ?? 0,
+            forgetRate: pick(\.sanPathErrForgetRate) ?? 0,
+            recoveryTimeNs: Nanoseconds(pick(\.sanPathErrRecoveryTimeSeconds) ?? 0) * Time.nsPerSecond
+        )
+        let policy = MapPolicy(
+            grouping: pick(\.grouping) ?? .failover,
+            failback: pick(\.failback) ?? .manual,
+            noPathRetry: noPathRetry,
+            flapDamping: damping,
+            intervalFastNs: Nanoseconds(fastProbeIntervalMs) * Time.nsPerMs,
+            intervalHealthyNs: Nanoseconds(pollingIntervalSeconds) * Time.nsPerSecond,
+            intervalHealthyMaxNs: Nanoseconds(maxPollingIntervalSeconds) * Time.nsPerSecond,
+            checkTimeoutNs: Nanoseconds(checkerTimeoutSeconds ?? Self.checkerTimeoutFallbackSeconds) * Time.nsPerSecond
+        )
+        return MapProfile(
+            policy: policy,
+            pathSelector: pick(\.pathSelector) ?? "service-time 0",
+            hardwareHandler: pick(\.hardwareHandler) ?? "0",
+            features: features,
+            prio: pick(\.prio) ?? .const,
+            prioArgs: pick(\.prioArgs) ?? "",
+            checker: pick(\.pathChecker) ?? .tur,
+            checkerTimeoutSeconds: checkerTimeoutSeconds,
+            alias: alias,
+            userFriendlyNames: pick(\.userFriendlyNames) ?? false,
+            aliasPrefix: pick(\.aliasPrefix) ?? "mpath"
+        )
+    }
+
+    /// Blank-separated words of a value.
+    static func words(_ text: String) -> [Substring] {
+        text.split(whereSeparator: { $0 == " " || $0 == "\t" })
+    }
+}
