@@ -1,0 +1,226 @@
+// Path discovery from sysfs alone: every SCSI disk under <root>/block, with its WWID and keys.
+import KeelCore
+
+/// Why a SCSI disk was not reported as a path.
+public enum DiscoverySkipReason: Hashable, Sendable, CustomStringConvertible {
+    /// The configuration's blacklist excluded it.
+    case excluded(String)
+    /// `dev` is missing or unreadable (the device is going away).
+    case noDeviceNumber
+    /// The `device` link could not be resolved.
+    case unresolvedDeviceLink
+
+    public var description: String {
+        switch self {
+        case .excluded(let why): return why
+        case .noDeviceNumber: return "no device number"
+        case .unresolvedDeviceLink: return "device link does not resolve"
+        }
+    }
+}
+
+/// A SCSI disk discovery saw but did not report.
+public struct SkippedDevice: Hashable, Sendable {
+    public var kernelName: String
+    public var reason: DiscoverySkipReason
+}
+
+/// What one discovery pass found.
+public struct DiscoveryReport: Sendable, Equatable {
+    /// The paths, ordered by kernel name.
+    public var paths: [DiscoveredPath]
+    /// SCSI disks left out, with the reason.
+    public var skipped: [SkippedDevice]
+
+    /// Paths with a WWID grouped by it (the candidate maps), ordered by WWID; paths inside a
+    /// group keep kernel-name order.
+    public func pathsByWWID() -> [(wwid: String, paths: [DiscoveredPath])] {
+        var groups: [String: [DiscoveredPath]] = [:]
+        for path in paths {
+            guard let w = path.wwid else { continue }
+            groups[w, default: []].append(path)
+        }
+        return groups.keys.sorted().map { ($0, groups[$0]!) }
+    }
+
+    public static func == (a: DiscoveryReport, b: DiscoveryReport) -> Bool {
+        a.paths == b.paths && a.skipped == b.skipped
+    }
+}
+
+/// Discovers SCSI paths by reading sysfs (no fork/exec, no udev requirement). Control plane only.
+///
+/// A path is a block device whose `device` link leads to a SCSI device (`H:C:T:L`) of type 0
+/// (direct access) or 14 (RBC). The WWID comes, like multipathd's, from the udev property named
+/// by `uidAttribute` when udev has a database entry, else from `device/vpd_pg83`; then from the
+/// kernel's `device/wwid` and finally the VPD 0x80 serial (see `WWIDSource`).
+public struct SysfsDiscovery: Sendable {
+    /// Where sysfs is mounted ("/sys"); tests point this at a fixture tree.
+    public var sysfsRoot: String
+    /// Where udev keeps its database ("/run/udev/data").
+    public var udevDataRoot: String
+    /// multipath.conf `uid_attribute`: the udev property holding the WWID; "" ignores udev.
+    public var uidAttribute: String
+
+    public init(sysfsRoot: String = "/sys", udevDataRoot: String = UdevDatabase.defaultDataRoot, uidAttribute: String = "ID_SERIAL") {
+        self.sysfsRoot = sysfsRoot
+        self.udevDataRoot = udevDataRoot
+        self.uidAttribute = uidAttribute
+    }
+
+    /// Every block device name under `<root>/block`, sorted.
+    public func blockDeviceNames() -> [String] {
+        SysfsFiles.directoryEntries(sysfsRoot + "/block")
+    }
+
+    /// Discovers every SCSI disk, leaving out what `filter` excludes.
+    public func discoverAll<F: DiscoveryFilter>(filter: F) -> DiscoveryReport {
+        var report = DiscoveryReport(paths: [], skipped: [])
+        for name in blockDeviceNames() {
+            switch discoverPath(named: name) {
+            case .notSCSIDisk:
+                continue
+            case .skipped(let reason):
+                report.skipped.append(SkippedDevice(kernelName: name, reason: reason))
+            case .path(let path):
+                if let why = filter.exclusionReason(for: path) {
+                    report.skipped.append(SkippedDevice(kernelName: name, reason: .excluded(why)))
+                } else {
+                    report.paths.append(path)
+                }
+            }
+        }
+        return report
+    }
+
+    /// Discovers every SCSI disk.
+    public func discoverAll() -> DiscoveryReport {
+        discoverAll(filter: AdmitAllPaths())
+    }
+
+    /// The result of looking at one block device.
+    public enum Outcome: Hashable, Sendable {
+        case path(DiscoveredPath)
+        /// Not a SCSI disk (loop, virtio, dm, cdrom, ...): not Keel's business.
+        case notSCSIDisk
+        /// A SCSI disk that cannot be used now.
+        case skipped(DiscoverySkipReason)
+    }
+
+    /// Looks at one block device (e.g. after an `add` uevent). The blacklist is not applied here.
+    public func discoverPath(named name: String) -> Outcome {
+        let blockDir = sysfsRoot + "/block/" + name
+        let deviceLink = blockDir + "/device"
+        guard let link = SysfsFiles.readLink(deviceLink),
+              let address = SCSIAddress(parsing: SysfsFiles.lastComponent(link))
+        else { return .notSCSIDisk }
+        let deviceDir = deviceLink
+        if let type = SysfsFiles.readText(deviceDir + "/type"), type != "0", type != "14" {
+            return .notSCSIDisk
+        }
+        guard let resolved = SysfsFiles.resolvedPath(deviceLink) else { return .skipped(.unresolvedDeviceLink) }
+        guard let devText = SysfsFiles.readText(blockDir + "/dev"), let device = Self.parseDevNo(devText) else {
+            return .skipped(.noDeviceNumber)
+        }
+
+        var path = DiscoveredPath(
+            kernelName: name, device: device, address: address,
+            deviceState: SCSIDeviceState(sysfs: SysfsFiles.readText(deviceDir + "/state") ?? "unknown"))
+        path.vendor = SysfsFiles.readText(deviceDir + "/vendor") ?? ""
+        path.model = SysfsFiles.readText(deviceDir + "/model") ?? ""
+        path.revision = SysfsFiles.readText(deviceDir + "/rev") ?? ""
+        path.sizeSectors = SysfsFiles.readText(blockDir + "/size").flatMap { UInt64($0) } ?? 0
+        path.portKey = "\(address.host):\(address.channel):\(address.target)"
+        path.udevProperties = UdevDatabase.properties(for: device, dataRoot: udevDataRoot)
+
+        let page83 = try? SysfsFiles.readBytes(deviceDir + "/vpd_pg83")
+        let page80 = try? SysfsFiles.readBytes(deviceDir + "/vpd_pg80")
+        path.vpdWWID = page83.flatMap { try? VPDPage83.wwid(fromPage: $0) }
+        path.serial = page80.flatMap { try? VPDPage80.serial(fromPage: $0) }
+        (path.wwid, path.wwidSource) = chooseWWID(path: path, deviceDir: deviceDir)
+
+        path.alua = ALUAInfo(
+            accessState: SysfsFiles.readText(deviceDir + "/access_state").flatMap { ALUAAccessState(rawValue: $0) },
+            preferred: SysfsFiles.readText(deviceDir + "/preferred_path").flatMap { Self.parseUnsigned($0) }.map { $0 != 0 },
+            targetPortGroup: page83.flatMap { VPDPage83.targetPortGroup(in: $0) },
+            relativeTargetPort: page83.flatMap { VPDPage83.relativeTargetPort(in: $0) })
+
+        (path.transport, path.targetNodeName) = transportAndNodeName(resolvedDevice: resolved, deviceDir: deviceDir, address: address)
+        if !path.targetNodeName.isEmpty {
+            path.nodeNameSource = .transport
+        } else if let derived = page83.flatMap({ VPDPage83.targetDeviceName(in: $0) }) {
+            path.targetNodeName = derived
+            path.nodeNameSource = .vpdTargetDevice
+        }
+        return .path(path)
+    }
+
+    /// multipathd's order (udev `uid_attribute`, then VPD 0x83), then Keel's last resorts.
+    private func chooseWWID(path: DiscoveredPath, deviceDir: String) -> (String?, WWIDSource?) {
+        if !uidAttribute.isEmpty, let value = path.udevProperties?[uidAttribute] {
+            let wwid = VPDPage83.finish(Array(value.utf8))
+            if !wwid.isEmpty { return (wwid, .udev) }
+        }
+        if let w = path.vpdWWID, !w.isEmpty { return (w, .vpdPage83) }
+        if let text = SysfsFiles.readText(deviceDir + "/wwid"), let w = VPDPage83.wwid(fromKernelWWID: text) {
+            return (w, .kernelWWID)
+        }
+        if let s = path.serial { return (s, .serial) }
+        return (nil, nil)
+    }
+
+    /// The transport and its node name, probed in multipath-tools' order: SAS, USB, FC, iSCSI, ATA.
+    private func transportAndNodeName(resolvedDevice: String, deviceDir: String, address: SCSIAddress) -> (SCSITransport, String) {
+        // Ancestors of the scsi_device, nearest first, up to (not including) the sysfs root.
+        let root = SysfsFiles.resolvedPath(sysfsRoot) ?? sysfsRoot
+        var ancestors: [String] = []
+        var current = resolvedDevice
+        while let slash = current.lastIndex(of: "/") {
+            current = String(current[..<slash])
+            guard current.hasPrefix(root + "/") else { break }
+            ancestors.append(current)
+        }
+        let names = ancestors.map { String(SysfsFiles.lastComponent($0)) }
+
+        if let sasAddress = SysfsFiles.readText(deviceDir + "/sas_address"),
+           names.contains(where: { $0.hasPrefix("end_device-") }) {
+            return (.sas, sasAddress)
+        }
+        for dir in ancestors {
+            if let subsystem = SysfsFiles.readLink(dir + "/subsystem"), SysfsFiles.lastComponent(subsystem) == "usb" {
+                return (.usb, String(SysfsFiles.lastComponent(dir)))
+            }
+        }
+        // The target is the device's parent; an FC remote port is the target's parent.
+        if names.count >= 2, names[1].hasPrefix("rport-"),
+           let node = SysfsFiles.readText(sysfsRoot + "/class/fc_remote_ports/" + names[1] + "/node_name") {
+            return (.fibreChannel, node)
+        }
+        let target = "target\(address.host):\(address.channel):\(address.target)"
+        if let node = SysfsFiles.readText(sysfsRoot + "/class/fc_transport/" + target + "/node_name") {
+            return (.fibreChannel, node)
+        }
+        if let session = names.first(where: { $0.hasPrefix("session") && UInt32($0.dropFirst(7)) != nil }) {
+            if let node = SysfsFiles.readText(sysfsRoot + "/class/iscsi_session/" + session + "/targetname") {
+                return (.iscsi, node)
+            }
+        }
+        if let ata = names.first(where: { $0.hasPrefix("ata") && UInt32($0.dropFirst(3)) != nil }) {
+            return (.ata, "ata-\(ata.dropFirst(3)).00")
+        }
+        return (.unspecified, "")
+    }
+
+    /// Parses `major:minor`.
+    static func parseDevNo(_ text: String) -> DevNo? {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let major = UInt32(parts[0]), let minor = UInt32(parts[1]) else { return nil }
+        return DevNo(major: major, minor: minor)
+    }
+
+    /// Parses a decimal or 0x-prefixed unsigned number (sysfs writes both).
+    static func parseUnsigned(_ text: String) -> UInt64? {
+        if text.hasPrefix("0x") { return UInt64(text.dropFirst(2), radix: 16) }
+        return UInt64(text)
+    }
+}

@@ -1,0 +1,83 @@
+// Reading sysfs attributes, links and directories under a configurable root (control plane only).
+import Glibc
+
+/// Small, allocation-tolerant readers for sysfs. Every path is absolute; callers join it onto the
+/// configured sysfs root so tests can point discovery at a fixture tree.
+enum SysfsFiles {
+    /// Largest attribute read: sysfs binary attributes such as `vpd_pg83` are at most one page
+    /// larger than the 4 KiB multipath-tools reads (`VPD_BUFLEN`).
+    static let readBytesMax = 8192
+
+    /// The raw bytes of a file, up to `limit` bytes. The corresponding C functions are `open`/`read`.
+    static func readBytes(_ path: String, limit: Int = readBytesMax) throws(SystemError) -> [UInt8] {
+        let fd = try systemCall("open(sysfs)") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: limit)
+        var filled = 0
+        while filled < limit {
+            let result: Result<Int, SystemError> = bytes.withUnsafeMutableBytes { raw in
+                Result { () throws(SystemError) -> Int in
+                    try systemCall("read(sysfs)") { read(fd, raw.baseAddress! + filled, limit - filled) }
+                }
+            }
+            let n = try result.get()
+            if n == 0 { break }
+            filled += n
+        }
+        bytes.removeSubrange(filled...)
+        return bytes
+    }
+
+    /// A text attribute with surrounding whitespace removed, or nil when it cannot be read.
+    static func readText(_ path: String) -> String? {
+        guard let bytes = try? readBytes(path, limit: 4096) else { return nil }
+        return trimmed(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The target of a symbolic link, as stored (often relative). The C function is `readlink`.
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(path, &buffer, Int(PATH_MAX))
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The canonical absolute path with every link resolved. The C function is `realpath`.
+    static func resolvedPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    /// Whether anything exists at `path` (following links).
+    static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// The names in a directory, sorted, without "." and "..". Empty when it cannot be read.
+    static func directoryEntries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// `s` without leading and trailing spaces, tabs and newlines.
+    static func trimmed(_ s: String) -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let first = s.firstIndex(where: { !isSpace($0) }) else { return "" }
+        let last = s.lastIndex(where: { !isSpace($0) })!
+        return String(s[first...last])
+    }
+
+    /// The last component of a slash-separated path.
+    static func lastComponent(_ path: String) -> Substring {
+        path.split(separator: "/").last ?? Substring(path)
+    }
+}

@@ -1,0 +1,65 @@
+// The configuration's blacklist applied by discovery (BlacklistFilter) on fixture trees.
+import Testing
+import KeelCore
+@testable import KeelLinux
+
+@Suite("Discovery with the configuration's blacklist")
+struct DiscoveryBlacklistTests {
+    func fixtureWithTwoDisks() -> SysfsFixture {
+        let f = SysfsFixture()
+        var a = SysfsFixture.Disk(name: "sda", hctl: "0:0:0:0", dev: "8:0")
+        a.page83 = VPDBytes.scsiDebugPage83(host: 0)
+        f.add(a)
+        var b = SysfsFixture.Disk(name: "sdb", hctl: "1:0:0:0", dev: "8:16")
+        b.vendor = "NETAPP"
+        b.model = "LUN C-Mode"
+        b.page83 = VPDBytes.page83([VPDBytes.designator(type: 0x3, DiscoverySysfsTests.naa)])
+        f.add(b)
+        return f
+    }
+
+    @Test func devnodeEntryExcludesTheNamedDevice() throws {
+        var config = Configuration()
+        config.blacklist.devnodes = [try PosixRegex("^sda$")]
+        let f = fixtureWithTwoDisks()
+        let report = f.discovery.discoverAll(filter: BlacklistFilter(configuration: config))
+        #expect(report.paths.map(\.kernelName) == ["sdb"])
+        #expect(report.skipped.map(\.kernelName) == ["sda"])
+        #expect(report.skipped.first?.reason == .excluded("blacklisted by devnode \"^sda$\""))
+    }
+
+    @Test func deviceEntryMatchesVendorAndModel() throws {
+        var config = Configuration()
+        config.blacklist.devices = [Blacklist.DeviceRule(vendor: try PosixRegex("NETAPP"), product: nil)]
+        let f = fixtureWithTwoDisks()
+        let report = f.discovery.discoverAll(filter: BlacklistFilter(configuration: config))
+        #expect(report.paths.map(\.kernelName) == ["sda"])
+    }
+
+    @Test func wwidEntryMatchesTheDiscoveredWWID() throws {
+        var config = Configuration()
+        config.blacklist.wwids = [try PosixRegex("^1Linux_scsi_debug")]
+        let f = fixtureWithTwoDisks()
+        let report = f.discovery.discoverAll(filter: BlacklistFilter(configuration: config))
+        #expect(report.paths.map(\.kernelName) == ["sdb"])
+    }
+
+    @Test func requiredPropertyIsNotDemandedWithoutAUdevEntry() throws {
+        var config = Configuration()
+        config.blacklistExceptions.properties = [try PosixRegex("(SCSI_IDENT_|ID_WWN)")]
+        let f = fixtureWithTwoDisks()
+        let report = f.discovery.discoverAll(filter: BlacklistFilter(configuration: config))
+        #expect(report.paths.count == 2)
+    }
+
+    @Test func requiredPropertyIsDemandedWhenUdevRecordedTheDevice() throws {
+        var config = Configuration()
+        config.blacklistExceptions.properties = [try PosixRegex("(SCSI_IDENT_|ID_WWN)")]
+        let f = fixtureWithTwoDisks()
+        f.addUdevEntry(dev: "8:0", ["ID_SERIAL": "1Linux_scsi_debug_2000", "ID_WWN": "0x33333330000007d0"])
+        f.addUdevEntry(dev: "8:16", ["ID_SERIAL": "3600a0980383044312d3f4a2b5a686f7e"])
+        let report = f.discovery.discoverAll(filter: BlacklistFilter(configuration: config))
+        #expect(report.paths.map(\.kernelName) == ["sda"])
+        #expect(report.skipped.first?.reason == .excluded(BlacklistVerdict.missingRequiredProperty.description))
+    }
+}

@@ -1,0 +1,277 @@
+// Sysfs discovery against fixture trees: which devices are paths, and every fact read about them.
+import Foundation
+import Testing
+import KeelCore
+@testable import KeelLinux
+
+@Suite("Discovery from sysfs fixture trees")
+struct DiscoverySysfsTests {
+    static let naa: [UInt8] = [0x60, 0x0a, 0x09, 0x80, 0x38, 0x30, 0x44, 0x31, 0x2d, 0x3f, 0x4a, 0x2b, 0x5a, 0x68, 0x6f, 0x7e]
+
+    func disk(_ name: String, _ hctl: String, _ dev: String, page83: [UInt8]? = VPDBytes.scsiDebugPage83(host: 0)) -> SysfsFixture.Disk {
+        var d = SysfsFixture.Disk(name: name, hctl: hctl, dev: dev)
+        d.page83 = page83
+        return d
+    }
+
+    func onlyPath(_ fixture: SysfsFixture) throws -> DiscoveredPath {
+        let report = fixture.discovery.discoverAll()
+        try #require(report.paths.count == 1)
+        return report.paths[0]
+    }
+
+    @Test func scsiDiskIsFoundWithItsAddressDeviceNumberAndInquiryStrings() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "2:0:1:5", "8:0"))
+        let p = try onlyPath(f)
+        #expect(p.kernelName == "sda")
+        #expect(p.device == DevNo(major: 8, minor: 0))
+        #expect(p.address == SCSIAddress(host: 2, channel: 0, target: 1, lun: 5))
+        #expect(p.vendor == "Linux" && p.model == "scsi_debug" && p.revision == "0191")
+        #expect(p.sizeSectors == 131072)
+        #expect(p.deviceState == .running)
+        #expect(p.portKey == "2:0:1")
+    }
+
+    @Test func nonSCSIBlockDevicesAreIgnored() {
+        let f = SysfsFixture()
+        f.addPlainBlockDevice("loop0", dev: "7:0")
+        f.addPlainBlockDevice("vda", dev: "254:0", deviceLinkTo: "devices/pci0000:00/0000:00:04.0/virtio2")
+        var cdrom = disk("sr0", "1:0:0:0", "11:0")
+        cdrom.type = "5"
+        f.add(cdrom)
+        let report = f.discovery.discoverAll()
+        #expect(report.paths.isEmpty)
+        #expect(report.skipped.isEmpty)
+    }
+
+    @Test func wwidFromNAADesignator() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0", page83: VPDBytes.page83([VPDBytes.designator(type: 0x3, Self.naa)])))
+        let p = try onlyPath(f)
+        #expect(p.wwid == "3600a0980383044312d3f4a2b5a686f7e")
+        #expect(p.wwidSource == .vpdPage83)
+    }
+
+    @Test func wwidFromEUI64Designator() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0", page83: VPDBytes.page83([VPDBytes.designator(type: 0x2, [0, 0x25, 0x38, 0xab, 0x71, 0xb0, 0x3c, 0x21])])))
+        #expect(try onlyPath(f).wwid == "2002538ab71b03c21")
+    }
+
+    @Test func wwidFromT10Designator() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0", page83: VPDBytes.page83([VPDBytes.designator(type: 0x1, codeSet: 2, VPDBytes.ascii("VENDOR  PRODUCT         SERIAL42"))])))
+        #expect(try onlyPath(f).wwid == "1VENDOR_PRODUCT_SERIAL42")
+    }
+
+    @Test func scsiDebugLUNHasMultipathToolsWWID() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        #expect(try onlyPath(f).wwid == "1Linux_scsi_debug_2000")
+    }
+
+    @Test func kernelWWIDAttributeIsTheFallbackWithoutVPD83() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "0:0:0:0", "8:0", page83: nil)
+        d.kernelWWID = "naa.600a098038304431"
+        d.page80 = VPDBytes.page80("SN1")
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.wwid == "3600a098038304431")
+        #expect(p.wwidSource == .kernelWWID)
+        #expect(p.vpdWWID == nil)
+    }
+
+    @Test func serialIsTheLastResortWWID() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "0:0:0:0", "8:0", page83: nil)
+        d.page80 = VPDBytes.page80(" SN000123 ")
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.wwid == "SN000123")
+        #expect(p.wwidSource == .serial)
+        #expect(p.serial == "SN000123")
+    }
+
+    @Test func malformedVPD83FallsBackInsteadOfFailing() throws {
+        let f = SysfsFixture()
+        var page = VPDBytes.page83([VPDBytes.designator(type: 0x3, Self.naa)])
+        page.removeLast(4)
+        var d = disk("sda", "0:0:0:0", "8:0", page83: page)
+        d.kernelWWID = "eui.0011223344556677"
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.wwid == "20011223344556677")
+        #expect(p.wwidSource == .kernelWWID)
+    }
+
+    @Test func pathWithoutAnyIdentifierHasNoWWID() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0", page83: nil))
+        let p = try onlyPath(f)
+        #expect(p.wwid == nil && p.wwidSource == nil)
+    }
+
+    @Test func udevIDSerialWinsWhenTheDatabaseHasIt() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        f.addUdevEntry(dev: "8:0", ["ID_SERIAL": "1Linux_scsi_debug_2000", "ID_WWN": "0x33333330000007d0", "DEVTYPE": "disk"])
+        let p = try onlyPath(f)
+        #expect(p.wwidSource == .udev)
+        #expect(p.wwid == "1Linux_scsi_debug_2000")
+        #expect(p.udevProperties?["ID_WWN"] == "0x33333330000007d0")
+        #expect(p.udevProperties?.count == 3)
+    }
+
+    @Test func absentUdevDatabaseIsNormal() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        let p = try onlyPath(f)
+        #expect(p.udevProperties == nil)
+        #expect(p.wwidSource == .vpdPage83)
+    }
+
+    @Test func emptyUidAttributeIgnoresUdev() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        f.addUdevEntry(dev: "8:0", ["ID_SERIAL": "something-else"])
+        var discovery = f.discovery
+        discovery.uidAttribute = ""
+        guard case .path(let p) = discovery.discoverPath(named: "sda") else { Issue.record("no path"); return }
+        #expect(p.wwid == "1Linux_scsi_debug_2000")
+        #expect(p.wwidSource == .vpdPage83)
+    }
+
+    @Test func udevDatabaseParserKeepsOnlyPropertyLines() {
+        let parsed = UdevDatabase.parse("S:disk/by-id/x\nE:ID_SERIAL=abc=def\nE:EMPTY=\nL:0\nE:=bad\nQ:5\n")
+        #expect(parsed == ["ID_SERIAL": "abc=def", "EMPTY": ""])
+    }
+
+    @Test(arguments: [
+        ("active/optimized", ALUAAccessState.activeOptimized),
+        ("active/non-optimized", .activeNonOptimized),
+        ("standby", .standby),
+        ("unavailable", .unavailable),
+        ("transitioning", .transitioning),
+    ])
+    func aluaAccessStateIsRead(word: String, state: ALUAAccessState) throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "2:0:0:0", "8:0", page83: VPDBytes.scsiDebugPage83(host: 2))
+        d.accessState = word
+        d.preferredPath = "1"
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.alua.accessState == state)
+        #expect(p.alua.preferred == true)
+        #expect(p.alua.targetPortGroup == 0x0300)
+        #expect(p.alua.relativeTargetPort == 1)
+    }
+
+    @Test func pathWithoutALUAHandlerHasNoAccessState() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0", page83: VPDBytes.page83([VPDBytes.designator(type: 0x3, Self.naa)])))
+        let p = try onlyPath(f)
+        #expect(p.alua == ALUAInfo())
+    }
+
+    @Test(arguments: [("offline", SCSIDeviceState.offline), ("blocked", .blocked), ("transport-offline", .transportOffline), ("weird", .other("weird"))])
+    func deviceStateIsRead(word: String, state: SCSIDeviceState) throws {
+        let f = SysfsFixture()
+        var d = disk("sdb", "0:0:0:1", "8:16")
+        d.state = word
+        f.add(d)
+        #expect(try onlyPath(f).deviceState == state)
+    }
+
+    @Test func fourHostsOfOneLUNShareOneWWID() {
+        let f = SysfsFixture()
+        for h in 0..<4 {
+            f.add(disk("sd" + String(UnicodeScalar(UInt8(97 + h))), "\(h):0:0:0", "8:\(h * 16)", page83: VPDBytes.scsiDebugPage83(host: h)))
+        }
+        let report = f.discovery.discoverAll()
+        #expect(report.paths.count == 4)
+        let groups = report.pathsByWWID()
+        #expect(groups.count == 1)
+        #expect(groups.first?.wwid == "1Linux_scsi_debug_2000")
+        #expect(Set(report.paths.map(\.address)).count == 4)
+        #expect(Set(report.paths.map(\.portKey)).count == 4)
+        #expect(Set(report.paths.compactMap(\.alua.targetPortGroup)) == [0x100, 0x200, 0x300, 0x400])
+    }
+
+    @Test func fibreChannelNodeNameComesFromTheRemotePort() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "3:0:1:0", "8:0")
+        d.transport = .fibreChannel(rport: "rport-3:0-1", nodeName: "0x50060e8007e2a600")
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.transport == .fibreChannel)
+        #expect(p.targetNodeName == "0x50060e8007e2a600")
+        #expect(p.nodeNameSource == .transport)
+    }
+
+    @Test func iscsiNodeNameIsTheSessionTargetName() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "4:0:0:0", "8:0")
+        d.transport = .iscsi(session: "session7", targetName: "iqn.2003-01.org.linux-iscsi.array:tgt1")
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.transport == .iscsi)
+        #expect(p.targetNodeName == "iqn.2003-01.org.linux-iscsi.array:tgt1")
+    }
+
+    @Test func sasNodeNameIsTheSASAddress() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "5:0:0:0", "8:0")
+        d.transport = .sas(address: "0x5000c500a1b2c3d4")
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.transport == .sas)
+        #expect(p.targetNodeName == "0x5000c500a1b2c3d4")
+    }
+
+    @Test func unknownTransportDerivesNodeNameFromTheTargetDeviceDesignator() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        let p = try onlyPath(f)
+        #expect(p.transport == .unspecified)
+        #expect(p.targetNodeName == "352222220000007cd")
+        #expect(p.nodeNameSource == .vpdTargetDevice)
+    }
+
+    @Test func serialComesFromVPD80() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "0:0:0:0", "8:0")
+        d.page80 = VPDBytes.page80("2000")
+        f.add(d)
+        #expect(try onlyPath(f).serial == "2000")
+    }
+
+    @Test func filterExcludesWithItsReason() {
+        struct NoScsiDebug: DiscoveryFilter {
+            func exclusionReason(for path: DiscoveredPath) -> String? {
+                path.model == "scsi_debug" ? "device vendor \"Linux\" product \"scsi_debug\"" : nil
+            }
+        }
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        var other = disk("sdb", "1:0:0:0", "8:16", page83: VPDBytes.page83([VPDBytes.designator(type: 0x3, Self.naa)]))
+        other.model = "LUN C-Mode"
+        f.add(other)
+        let report = f.discovery.discoverAll(filter: NoScsiDebug())
+        #expect(report.paths.map(\.kernelName) == ["sdb"])
+        #expect(report.skipped == [SkippedDevice(kernelName: "sda", reason: .excluded("device vendor \"Linux\" product \"scsi_debug\""))])
+    }
+
+    @Test func diskWithoutDeviceNumberIsSkippedWithReason() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        try FileManager.default.removeItem(atPath: f.sysfs + "/block/sda/dev")
+        #expect(f.discovery.discoverAll().skipped == [SkippedDevice(kernelName: "sda", reason: .noDeviceNumber)])
+    }
+
+    @Test func missingSysfsRootFindsNothing() {
+        let report = SysfsDiscovery(sysfsRoot: "/nonexistent-keel-sysfs").discoverAll()
+        #expect(report.paths.isEmpty && report.skipped.isEmpty)
+    }
+}
