@@ -2,7 +2,7 @@
 #
 #   source Tools/guest/keel-guest.sh
 #   keel_prelude                 # the dm and SCSI modules Keel's real-kernel tests rely on
-#   keel_scsi_debug 4            # one 64 MiB LUN behind 4 SCSI hosts = 4 paths; waits for sda..sdd
+#   keel_scsi_debug 4            # one 64 MiB LUN behind 4 SCSI hosts = 4 paths; waits for its 4 disks
 #   keel_sd_disks                # the scsi_debug disks, by host number: "sda\nsdb\n..."
 #   keel_scsi_host sdb           # its SCSI host number
 #   keel_path_offline sdb        # TUR and I/O on that path fail at once
@@ -22,8 +22,10 @@
 # while a map holds its disks.
 #
 # Facts behind the helpers (measured; see the comments at the top of Tools/vm-run):
-#   - `vpd_use_hostno=0` makes every scsi_debug host report the same device identifiers, so N hosts
-#     are N paths to one LUN (the same vpd_pg83 bytes). It also turns on implicit ALUA: host h is in
+#   - `vpd_use_hostno=0` makes every scsi_debug host report the same logical unit, so N hosts are
+#     N paths to one LUN: the same wwid (naa.33333330000007d0) and the same logical-unit designators
+#     in vpd_pg83. The page is not byte-identical: its target port group designator differs per
+#     host (h+1). It also turns on implicit ALUA: host h is in
 #     port group state h%3 (0 active/optimized, 1 active/non-optimized, 2 standby, which rejects
 #     I/O). Disk names follow the asynchronous scan order: pick paths by host, not by name.
 #   - sd_mod is not loaded on demand without udev: keel_prelude loads it, or no sd disk appears.
