@@ -8,7 +8,8 @@ public struct MultipathTable: Equatable, Sendable {
     public var features: [String]
     /// Hardware handler words, e.g. `["alua"]`; empty for none.
     public var hardwareHandler: [String]
-    /// The path group the kernel starts with, 1-based (`init_pg`); 0 lets the kernel choose.
+    /// The path group the kernel starts with, 1-based (`init_pg`). The kernel requires 0 exactly
+    /// when there are no groups and refuses 0 when there are.
     public var initialGroup: Int
     public var groups: [Group]
 
