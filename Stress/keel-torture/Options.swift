@@ -1,20 +1,22 @@
 // Command line of keel-torture: scenario selection and seed range.
 
-/// `keel-torture [--scenario NAME]... [--seeds N] [--first-seed S] [--list] [--verbose]`
+/// `keel-torture [--scenario NAME]... [--seeds N] [--first-seed S] [--list] [--verbose] [--narrate]`
 struct Options {
     var scenarios: [String] = []
     var seeds: Int = 100
     var firstSeed: UInt64 = 1
     var list = false
     var verbose = false
+    var narrate = false
 
     static let usage = """
-        usage: keel-torture [--scenario NAME]... [--seeds N] [--first-seed S] [--list] [--verbose]
+        usage: keel-torture [--scenario NAME]... [--seeds N] [--first-seed S] [--list] [--verbose] [--narrate]
           --scenario NAME  run only this scenario (repeatable; default: all)
           --seeds N        seeds per scenario (default 100)
           --first-seed S   first seed (default 1); seeds S..S+N-1 run
           --list           name the scenarios and exit
           --verbose        print one line per run
+          --narrate        print each run's timeline: faults, uevents, engine decisions, table loads
         """
 
     /// Parses the arguments; a bad argument is an error that names it.
@@ -50,6 +52,7 @@ struct Options {
                 }
             case "--list": o.list = true
             case "--verbose", "-v": o.verbose = true
+            case "--narrate": o.narrate = true
             case "--help", "-h": return .failure(OptionError(""))
             default: return .failure(OptionError("unknown argument \"\(a)\""))
             }

@@ -1,6 +1,6 @@
 // Specification of grouping, failback, no_path_retry, queueing commands and flap damping.
 import Testing
-@testable import KeelCore
+import KeelCore
 
 @Suite struct GroupingTests {
     func layout(_ grouping: GroupingPolicy, _ ds: [PathDescriptor]) throws -> [[DevNo]] {

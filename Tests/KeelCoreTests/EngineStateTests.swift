@@ -1,6 +1,6 @@
 // Specification of the path state machine: checks, kernel events, operator commands, capacities.
 import Testing
-@testable import KeelCore
+import KeelCore
 
 @Suite struct EngineStateTests {
     let policy = MapPolicy(grouping: .multibus, failback: .immediate, noPathRetry: .queue,

@@ -14,12 +14,19 @@ public struct TimerWheel {
     @usableFromInline var prev: [Int32]
     @usableFromInline var slotOf: [Int32]
     @usableFromInline var heads: [Int32]
+    /// One bit per slot: set while the slot holds an entry, so an idle wheel is skipped 64
+    /// slots at a time when looking for the next deadline.
+    @usableFromInline var occupied: [UInt64]
     @usableFromInline let slotMask: Int64
     @usableFromInline let tickNs: Nanoseconds
     /// The last tick whose slot holds no due entry any more. The current tick is rescanned on
     /// every advance, because entries later in the same tick stay there.
     @usableFromInline var cursorTick: Int64
     @usableFromInline var scheduledCount: Int
+    /// The earliest deadline, remembered between changes so an idle caller asking again and
+    /// again does not rescan; `Time.never` with `earliestKnown` false means "recompute".
+    @usableFromInline var earliestNs: Nanoseconds = Time.never
+    @usableFromInline var earliestKnown = true
 
     /// - Parameters:
     ///   - capacity: ids run from 0 to capacity-1.
@@ -34,6 +41,7 @@ public struct TimerWheel {
         prev = Array(repeating: Self.none, count: capacity)
         slotOf = Array(repeating: Self.none, count: capacity)
         heads = Array(repeating: Self.none, count: slots)
+        occupied = Array(repeating: 0, count: (slots + 63) / 64)
         slotMask = Int64(slots - 1)
         self.tickNs = tickNs
         cursorTick = startNs / tickNs - 1
@@ -41,6 +49,9 @@ public struct TimerWheel {
     }
 
     public var capacity: Int { deadlineNs.count }
+
+    /// How many ids have a deadline.
+    public var count: Int { scheduledCount }
 
     /// Whether `id` has a deadline.
     @inlinable public func isScheduled(_ id: Int) -> Bool { slotOf[id] != Self.none }
@@ -59,9 +70,10 @@ public struct TimerWheel {
         let head = heads[slot]
         next[id] = head
         prev[id] = Self.none
-        if head != Self.none { prev[Int(head)] = Int32(id) }
+        if head != Self.none { prev[Int(head)] = Int32(id) } else { occupied[slot >> 6] |= 1 << UInt64(slot & 63) }
         heads[slot] = Int32(id)
         scheduledCount += 1
+        if earliestKnown && deadline < earliestNs { earliestNs = deadline }
     }
 
     /// Removes the deadline of `id`, if any.
@@ -73,10 +85,12 @@ public struct TimerWheel {
         let slot = Int(slotOf[id])
         let n = next[id], p = prev[id]
         if p != Self.none { next[Int(p)] = n } else { heads[slot] = n }
+        if heads[slot] == Self.none { occupied[slot >> 6] &= ~(1 << UInt64(slot & 63)) }
         if n != Self.none { prev[Int(n)] = p }
         next[id] = Self.none
         prev[id] = Self.none
         slotOf[id] = Self.none
+        if deadlineNs[id] <= earliestNs { earliestKnown = false }
         deadlineNs[id] = Time.never
         scheduledCount -= 1
     }
@@ -107,13 +121,32 @@ public struct TimerWheel {
 
     /// The earliest deadline, or `Time.never`. Scans at most one turn of slots plus the entries
     /// it meets; meant for choosing how long to sleep, not for the hot path.
-    public func nextDeadlineNs() -> Nanoseconds {
+    public mutating func nextDeadlineNs() -> Nanoseconds {
+        if !earliestKnown {
+            earliestNs = scanForEarliestNs()
+            earliestKnown = true
+        }
+        return earliestNs
+    }
+
+    func scanForEarliestNs() -> Nanoseconds {
         if scheduledCount == 0 { return Time.never }
         var later = Time.never
         let turns = slotMask + 1
-        var tick = cursorTick + 1
-        let end = tick + turns
-        while tick < end {
+        var offset: Int64 = 0
+        while offset < turns {
+            // Jump to the next occupied slot.
+            let tick0 = cursorTick + 1 + offset
+            let slot = Int(tick0 & slotMask)
+            let word = occupied[slot >> 6] >> UInt64(slot & 63)
+            if word == 0 {
+                // To the end of this word, or of the ring if it ends first (then wrap to slot 0).
+                offset += Int64(min(64 - (slot & 63), heads.count - slot))
+                continue
+            }
+            offset += Int64(word.trailingZeroBitCount)
+            if offset >= turns { break }
+            let tick = cursorTick + 1 + offset
             var id = heads[Int(tick & slotMask)]
             var inThisTick = Time.never
             while id != Self.none {
@@ -122,7 +155,7 @@ public struct TimerWheel {
                 id = next[Int(id)]
             }
             if inThisTick != Time.never { return inThisTick }
-            tick += 1
+            offset += 1
         }
         return later
     }

@@ -1,0 +1,206 @@
+// The torture scenarios: a fabric, a configuration and a fault script drawn from the seed.
+import KeelCore
+import KeelSim
+
+/// What a scenario draws for one seed.
+struct ScenarioPlan {
+    var fabric: FabricSpec
+    var workload: WorkloadSpec
+    var options: SimOptions
+    /// multipath.conf text the run's maps are configured from.
+    var configuration: String
+    var script: FaultScript
+    /// Virtual time the run lasts.
+    var endNs: Nanoseconds
+    /// Every fault is over from here on; the engine must have converged by `endNs`.
+    var quietFromNs: Nanoseconds
+    /// When every path of a map is gone (NDU): the window and when the first path returns.
+    var allPathsDownFromNs: Nanoseconds? = nil
+    var firstReturnNs: Nanoseconds? = nil
+    /// Paths exempt from the reinstatement bound (flap damping holds them on purpose).
+    var dampedDevices: Set<DevNo> = []
+    /// One line saying what this seed drew, for the replay output.
+    var drawn: String
+}
+
+/// A named scenario: how to draw a plan from a seed.
+struct Scenario: Sendable {
+    let name: String
+    let about: String
+    let plan: @Sendable (UInt64) -> ScenarioPlan
+
+    static let all: [Scenario] = [ndu, flapping, hungChecks, pathChurn, aluaHandover, fabric16k]
+
+    static func named(_ name: String) -> Scenario? { all.first { $0.name == name } }
+}
+
+private let ms = Time.nsPerMs
+private let sec = Time.nsPerSecond
+
+/// A small fabric: one array of 4 ports on 2 controllers, 2 hosts, 4 LUNs: 8 paths per LUN,
+/// controller 0's ports optimized.
+private func smallFabric(luns: Int = 4) -> FabricSpec {
+    FabricSpec(arrays: 1, portsPerArray: 4, controllersPerArray: 2, hosts: 2, lunsPerArray: luns, alua: .firstControllerOptimized)
+}
+
+/// The configuration every scenario starts from; `extra` lines go into `defaults`.
+private func conf(_ extra: String) -> String {
+    """
+    # Keel torture: the maps of the simulated array.
+    defaults {
+        polling_interval 5
+        max_polling_interval 20
+        fast_probe_interval_ms 200
+        checker_timeout 5
+        path_grouping_policy group_by_prio
+        prio alua
+        failback immediate
+        no_path_retry queue
+    \(extra)
+    }
+    devices {
+        device {
+            vendor "KEEL"
+            product "SIMULATED"
+            hardware_handler "1 alua"
+            path_selector "service-time 0"
+        }
+    }
+    """
+}
+
+
+extension Scenario {
+    /// An array's firmware upgrade: every port down for a window of any length, then back one at a time.
+    static let ndu = Scenario(name: "ndu", about: "array NDU: every path gone for 0.5-120 s, ports back one by one, no_path_retry queue") { seed in
+        var r = SimRandom(seed: seed, stream: 100)
+        let fabric = smallFabric()
+        let start = r.range(2 * sec...10 * sec)
+        let outage = r.range(500 * ms...120 * sec)
+        let spacing = r.range(200 * ms...5 * sec)
+        let script = FaultScript.arrayNDU(array: 0, in: fabric, startNs: start, outageNs: outage, portReturnSpacingNs: spacing)
+        let quiet = start + outage + 3 * spacing
+        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+                            configuration: conf(""), script: script, endNs: quiet + 30 * sec, quietFromNs: quiet,
+                            allPathsDownFromNs: start, firstReturnNs: start + outage,
+                            drawn: "outage at \(formatMs(start)) ms for \(formatMs(outage)) ms, ports back every \(formatMs(spacing)) ms")
+    }
+
+    /// Paths that keep failing and returning; flap damping holds them back.
+    static let flapping = Scenario(name: "flapping", about: "1-3 paths flapping every 0.1-2 s for 10-40 s, san_path_err damping on") { seed in
+        var r = SimRandom(seed: seed, stream: 101)
+        let fabric = smallFabric()
+        var script = FaultScript()
+        var damped: Set<DevNo> = []
+        let count = Int(r.range(1...3))
+        var lastEnd: Nanoseconds = 0
+        for _ in 0..<count {
+            let device = fabric.device(ofPath: r.below(fabric.pathCount))
+            guard !damped.contains(device) else { continue }
+            damped.insert(device)
+            let start = r.range(1 * sec...5 * sec)
+            let toggle = r.range(100 * ms...2 * sec)
+            let duration = r.range(10 * sec...40 * sec)
+            script = script + FaultScript.flappingPath(device, startNs: start, toggleEveryNs: toggle, durationNs: duration)
+            lastEnd = max(lastEnd, start + duration)
+        }
+        let damping = "    san_path_err_threshold 2\n    san_path_err_forget_rate 10\n    san_path_err_recovery_time 5"
+        // Quiet once the damping's recovery time has passed after the last flap.
+        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+                            configuration: conf(damping), script: script, endNs: lastEnd + 40 * sec,
+                            quietFromNs: lastEnd, dampedDevices: damped,
+                            drawn: "\(damped.count) flapping paths until \(formatMs(lastEnd)) ms")
+    }
+
+    /// Checks and I/O that never complete: the checker's timeout must fail the path in time.
+    static let hungChecks = Scenario(name: "hung-checks", about: "a path or a whole host whose I/O and checks never complete for 3-40 s") { seed in
+        var r = SimRandom(seed: seed, stream: 102)
+        let fabric = smallFabric()
+        let start = r.range(1 * sec...10 * sec)
+        let duration = r.range(3 * sec...40 * sec)
+        let script: FaultScript
+        let what: String
+        if r.chance(perMillion: 300_000) {
+            let host = r.below(fabric.hosts)
+            script = FaultScript([FaultStep(atNs: start, .setHost(host, .hung)), FaultStep(atNs: start + duration, .setHost(host, .online))])
+            what = "host \(host)"
+        } else {
+            let device = fabric.device(ofPath: r.below(fabric.pathCount))
+            script = FaultScript.hungPath(device, startNs: start, durationNs: duration)
+            what = "path \(device)"
+        }
+        var options = SimOptions()
+        options.commandTimeoutNs = 10 * sec
+        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: options,
+                            configuration: conf("    checker_timeout 2"), script: script, endNs: start + duration + 40 * sec,
+                            quietFromNs: start + duration,
+                            drawn: "\(what) hung at \(formatMs(start)) ms for \(formatMs(duration)) ms")
+    }
+
+    /// Devices removed and added again, sometimes every path of a map at once.
+    static let pathChurn = Scenario(name: "path-churn", about: "paths removed and re-added (uevents), sometimes all of a map's at once") { seed in
+        var r = SimRandom(seed: seed, stream: 103)
+        let fabric = smallFabric(luns: 8)
+        var script = FaultScript()
+        var last: Nanoseconds = 0
+        let events = Int(r.range(5...40))
+        for _ in 0..<events {
+            let at = r.range(1 * sec...30 * sec)
+            let back = r.range(10 * ms...10 * sec)
+            if r.chance(perMillion: 100_000) {
+                let lun = r.below(fabric.lunCount)
+                for k in 0..<fabric.pathsPerLun {
+                    script = script + FaultScript.pathChurn(fabric.device(ofPath: lun * fabric.pathsPerLun + k), removeAtNs: at, readdAfterNs: back)
+                }
+            } else {
+                script = script + FaultScript.pathChurn(fabric.device(ofPath: r.below(fabric.pathCount)), removeAtNs: at, readdAfterNs: back)
+            }
+            last = max(last, at + back)
+        }
+        // Overlapping churn of one device: keep the steps in time order so the last word is "added".
+        script.steps.sort { $0.atNs < $1.atNs }
+        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+                            configuration: conf(""), script: script, endNs: last + 20 * sec, quietFromNs: last,
+                            drawn: "\(events) removals until \(formatMs(last)) ms")
+    }
+
+    /// An ALUA handover: the optimized controller goes transitioning, the other takes over.
+    static let aluaHandover = Scenario(name: "alua-handover", about: "controller handover: ports transitioning 0.1-10 s, priorities swap, regroup") { seed in
+        var r = SimRandom(seed: seed, stream: 104)
+        let fabric = smallFabric()
+        let at = r.range(2 * sec...10 * sec)
+        let transitioning = r.range(100 * ms...10 * sec)
+        var script = FaultScript.aluaHandover(demoted: fabric.targetPorts(ofController: 0), promoted: fabric.targetPorts(ofController: 1),
+                                              atNs: at, transitioningNs: transitioning)
+        var quiet = at + transitioning
+        if r.chance(perMillion: 500_000) {
+            // And a standby spell on one promoted port afterwards.
+            let port = fabric.targetPorts(ofController: 1)[0]
+            let d = r.range(1 * sec...10 * sec)
+            script = script + FaultScript.aluaStandby(targetPort: port, startNs: quiet + 2 * sec, durationNs: d)
+            quiet += 2 * sec + d
+        }
+        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+                            configuration: conf(""), script: script, endNs: quiet + 30 * sec, quietFromNs: quiet,
+                            drawn: "handover at \(formatMs(at)) ms, transitioning \(formatMs(transitioning)) ms")
+    }
+
+    /// 16,384 paths: 1,024 LUNs x 16 paths, a target port and a host failing and returning.
+    static let fabric16k = Scenario(name: "fabric-16k", about: "16,384 paths (1,024 LUNs x 16): a port and a host fail and return") { seed in
+        var r = SimRandom(seed: seed, stream: 105)
+        let fabric = FabricSpec(arrays: 4, portsPerArray: 8, controllersPerArray: 2, hosts: 2, lunsPerArray: 256, alua: .firstControllerOptimized)
+        let port = r.below(fabric.targetPortCount)
+        let host = r.below(fabric.hosts)
+        let portStart = r.range(2 * sec...6 * sec), portFor = r.range(1 * sec...10 * sec)
+        let hostStart = r.range(2 * sec...12 * sec), hostFor = r.range(1 * sec...6 * sec)
+        let script = FaultScript.targetPortOutage(port, startNs: portStart, durationNs: portFor)
+            + FaultScript.hostOutage(host, startNs: hostStart, durationNs: hostFor)
+        let quiet = max(portStart + portFor, hostStart + hostFor)
+        let workload = WorkloadSpec(outstandingPerMap: 1, blocksPerLun: 16, thinkTimeMinNs: 50 * ms, thinkTimeMaxNs: 150 * ms)
+        var options = SimOptions()
+        options.checkSlots = 16_384
+        return ScenarioPlan(fabric: fabric, workload: workload, options: options,
+                            configuration: conf(""), script: script, endNs: quiet + 25 * sec, quietFromNs: quiet,
+                            drawn: "port \(port) down at \(formatMs(portStart)) ms for \(formatMs(portFor)) ms, host \(host) at \(formatMs(hostStart)) ms for \(formatMs(hostFor)) ms")
+    }
+}

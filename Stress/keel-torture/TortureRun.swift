@@ -1,0 +1,321 @@
+// One seeded run: the engine and recovery loop against the simulated world, invariants every step.
+import KeelCore
+import KeelSim
+
+/// Collects what the recovery loop reports, for the control plane and the invariants.
+struct RunOutput: RecoveryOutput {
+    var reloads: [MapHandle] = []
+    var messagesRefused = 0
+    var transitions = 0
+    var narration: [String]? = nil
+
+    mutating func record(_ record: RecoveryRecord, nowNs: Nanoseconds) {
+        switch record {
+        case .reloadRequested(let map):
+            reloads.append(map)
+        case .messageSent(let message, let errno):
+            if errno != 0 { messagesRefused += 1 }
+            narration?.append("\(stamp(nowNs)) engine -> kernel: \(message)\(errno == 0 ? "" : " (errno \(errno))")")
+        case .transition(let path, let from, let to):
+            transitions += 1
+            narration?.append("\(stamp(nowNs)) \(path): \(from) -> \(to)")
+        case .checkRefused(let path):
+            narration?.append("\(stamp(nowNs)) check of \(path) refused by the checker (no slot)")
+        }
+    }
+}
+
+/// `12.345s`
+func stamp(_ ns: Nanoseconds) -> String {
+    let ms = ns / Time.nsPerMs
+    let frac = ms % 1000
+    return "\(ms / 1000).\(frac < 10 ? "00" : frac < 100 ? "0" : "")\(frac)s"
+}
+
+/// The figures of one run.
+struct RunResult {
+    var violations: [String] = []
+    var resumeLatency = Distribution()
+    var reinstateLatency = Distribution()
+    var ioCompleted = 0
+    var ioErrors = 0
+    var lostWrites = 0
+    var corruptions = 0
+    var messages = 0
+    var checks = 0
+    var reloads = 0
+    var delayedHolds = 0
+    var steps = 0
+}
+
+/// Drives one seeded scenario: the control plane (tables, topology), the recovery loop, the
+/// world, and the invariants.
+final class TortureRun {
+    let scenario: Scenario
+    let seed: UInt64
+    let plan: ScenarioPlan
+    let world: SimWorld
+    let engine: Engine
+    let configuration: Configuration
+    var loop: RecoveryLoop<SimChecker, SimMessenger, RunOutput>
+    var profiles: [MapHandle: MapProfile] = [:]
+    var result = RunResult()
+    /// Paths whose health returned to up, waiting for the kernel to route to them again.
+    var returning: [DevNo: (sinceNs: Nanoseconds, boundNs: Nanoseconds)] = [:]
+    var resumeWatches: [CompletionWatch] = []
+    let fastNs: Nanoseconds
+    let resyncEveryNs: Nanoseconds = Time.nsPerSecond
+
+    init(scenario: Scenario, seed: UInt64, narrate: Bool) throws(TortureSetupError) {
+        self.scenario = scenario
+        self.seed = seed
+        plan = scenario.plan(seed)
+        switch Configuration.load(files: [(name: "\(scenario.name).conf", text: plan.configuration)]) {
+        case .success(let loaded): configuration = loaded.configuration
+        case .failure(let error): throw TortureSetupError(message: "configuration: \(error)")
+        }
+        world = SimWorld(seed: seed, fabric: plan.fabric, workload: plan.workload, options: plan.options)
+        var capacities = configuration.capacities
+        capacities.pathsMax = max(capacities.pathsMax, plan.fabric.pathCount)
+        engine = Engine(capacities: capacities)
+        var output = RunOutput()
+        if narrate { output.narration = [] }
+        loop = RecoveryLoop(engine: engine, checker: world.checker, messenger: world.messenger, output: output)
+        fastNs = Nanoseconds(configuration.fastProbeIntervalMs) * Time.nsPerMs
+        for info in world.maps {
+            let profile = configuration.profile(wwid: "keel-lun-\(info.lun)", vendor: "KEEL", product: "SIMULATED")
+            let map: MapHandle
+            do { map = try engine.addMap(policy: profile.policy) } catch { throw TortureSetupError(message: "addMap: \(error)") }
+            guard map == info.map else { throw TortureSetupError(message: "engine map \(map) is not world map \(info.map)") }
+            profiles[map] = profile
+            for path in info.paths {
+                do { _ = try engine.addPath(path.descriptor, to: map, nowNs: 0) } catch { throw TortureSetupError(message: "addPath: \(error)") }
+            }
+        }
+    }
+
+    var narration: [String] { loop.output.narration ?? [] }
+
+    func narrate(_ line: @autoclosure () -> String) {
+        if loop.output.narration != nil { loop.output.narration!.append("\(stamp(world.nowNs)) \(line())") }
+    }
+
+    /// Runs the whole scenario and returns its figures and any invariant violations.
+    func run() -> RunResult {
+        world.schedule(plan.script)
+        var nowNs: Nanoseconds = 0
+        var nextResyncNs = resyncEveryNs
+        var stalledSteps = 0
+        if let first = plan.firstReturnNs {
+            for info in world.maps { resumeWatches.append(world.watchFirstCompletion(map: info.map, atOrAfterNs: first, issuedBefore: true)) }
+        }
+        loop.step(nowNs: 0)
+        serviceReloads(nowNs: 0)
+        while nowNs < plan.endNs {
+            var next = min(world.nextEventNs(), loop.nextDeadlineNs(), nextResyncNs, plan.endNs)
+            if next <= nowNs {
+                next = nowNs
+                stalledSteps += 1
+                if stalledSteps > 100_000 { violate("livelock: 100,000 steps without time moving at \(stamp(nowNs))"); break }
+            } else {
+                stalledSteps = 0
+            }
+            world.advance(toNs: next)
+            nowNs = next
+            result.steps += 1
+            world.drainKernelEvents { event in loop.deliver(event, nowNs: nowNs) }
+            world.drainTopologyChanges { change in applyTopology(change, nowNs: nowNs) }
+            world.drainHealthChanges { change in noteHealth(change, nowNs: nowNs) }
+            loop.step(nowNs: nowNs)
+            serviceReloads(nowNs: nowNs)
+            if nowNs >= nextResyncNs {
+                resync(nowNs: nowNs)
+                nextResyncNs = nowNs + resyncEveryNs
+                checkBounds(nowNs: nowNs)
+            }
+            checkReturned(nowNs: nowNs)
+        }
+        finish(nowNs: nowNs)
+        return result
+    }
+
+    // MARK: - Control plane
+
+    /// Builds each requested map's table from the engine's grouping and loads it, as keeld's
+    /// control thread does.
+    func serviceReloads(nowNs: Nanoseconds) {
+        while !loop.output.reloads.isEmpty {
+            let map = loop.output.reloads.removeFirst()
+            guard let view = engine.map(map), let profile = profiles[map] else { continue }
+            let layout = engine.groupLayout(of: map)
+            if layout.isEmpty { continue }
+            let table = TableBuilder.table(layout: layout, profile: profile, initialGroup: engine.initialGroup(of: map))
+            let errno = world.load(table, map: map)
+            result.reloads += 1
+            narrate("control: load \(map) table with \(layout.count) groups, \(view.pathCount) paths\(errno == 0 ? "" : " FAILED errno \(errno)")")
+            if errno == 0 {
+                loop.tableLoaded(map, initialGroup: UInt16(table.initialGroup), queueing: table.queueIfNoPath, nowNs: nowNs)
+            } else {
+                violate("table load of \(map) refused with errno \(errno)")
+            }
+        }
+    }
+
+    func applyTopology(_ change: SimTopologyChange, nowNs: Nanoseconds) {
+        switch change.kind {
+        case .removed:
+            narrate("uevent: remove \(change.device)")
+            if let p = engine.pathHandle(for: change.device) {
+                do { try engine.removePath(p, nowNs: nowNs) } catch { violate("removePath: \(error)") }
+            }
+            returning[change.device] = nil
+        case .added:
+            narrate("uevent: add \(change.device)")
+            guard let info = world.pathInfo(change.device) else { return }
+            let descriptor = PathDescriptor(device: change.device, priority: Int32(world.priority(of: change.device)),
+                                            portKey: info.portKey, serialKey: info.serialKey, nodeKey: info.nodeKey)
+            do { _ = try engine.addPath(descriptor, to: change.map, nowNs: nowNs) } catch { violate("addPath: \(error)") }
+        }
+    }
+
+    /// A fault step changed what a path's check would say. Priorities go to the engine as a
+    /// prioritizer run would; a path that is healthy again must be back in the kernel in time.
+    func noteHealth(_ change: SimHealthChange, nowNs: Nanoseconds) {
+        narrate("fault: \(change.device) now \(change.to)\(change.priorityFrom != change.priorityTo ? ", prio \(change.priorityTo)" : "")")
+        if change.priorityFrom != change.priorityTo, let p = engine.pathHandle(for: change.device) {
+            try? engine.setPriority(p, Int32(change.priorityTo))
+        }
+        let usable = change.to == .up || change.to == .ghost
+        if usable && !(change.from == .up || change.from == .ghost) && !plan.dampedDevices.contains(change.device) {
+            // A check in flight when the path came back answers up; a lost (hung) check holds
+            // the path until its timeout, then the next fast probe finds it.
+            let checkTimeoutNs = profiles.values.first?.policy.checkTimeoutNs ?? 0
+            let hungWait = change.from == .timeout ? checkTimeoutNs + fastNs : 0
+            let bound = hungWait + fastNs + plan.options.checkLatencyMaxNs + 2 * Time.nsPerMs
+            returning[change.device] = (nowNs, bound)
+        } else if !usable {
+            returning[change.device] = nil
+        }
+    }
+
+    /// Repairs whatever events were missed: the kernel's status of every map goes to the engine.
+    func resync(nowNs: Nanoseconds) {
+        for info in world.maps {
+            world.statusRecords(info.map) { event in loop.deliver(event, nowNs: nowNs) }
+        }
+        loop.step(nowNs: nowNs)
+        serviceReloads(nowNs: nowNs)
+    }
+
+    // MARK: - Invariants
+
+    func violate(_ what: String) {
+        if result.violations.count < 20 { result.violations.append("\(stamp(world.nowNs)) \(what)") }
+    }
+
+    /// Returned paths: once the kernel routes to them, record how long it took.
+    func checkReturned(nowNs: Nanoseconds) {
+        guard !returning.isEmpty else { return }
+        for (device, since) in returning {
+            guard let info = world.pathInfo(device) else { continue }
+            if world.target.isActive(info.map, device: device) == true,
+               let p = engine.pathHandle(for: device), engine.path(p)?.state.wantsActiveInKernel == true {
+                result.reinstateLatency.add(nowNs - since.sinceNs)
+                returning[device] = nil
+            } else if world.expectedCheckResult(of: device) != .up && world.expectedCheckResult(of: device) != .ghost {
+                returning[device] = nil
+            }
+        }
+    }
+
+    /// The bounds that must hold at every resync.
+    func checkBounds(nowNs: Nanoseconds) {
+        for (device, since) in returning where nowNs - since.sinceNs > since.boundNs {
+            // Standby (ghost) paths may be failed again by I/O the kernel sends them; only up paths count.
+            guard world.expectedCheckResult(of: device) == .up else { continue }
+            violate("\(device) healthy since \(stamp(since.sinceNs)) but not reinstated after \(formatMs(nowNs - since.sinceNs)) ms (bound \(formatMs(since.boundNs)) ms)")
+            returning[device] = nil
+        }
+    }
+
+    /// End of run: data integrity, resume latency, and the engine's view against the kernel's.
+    func finish(nowNs: Nanoseconds) {
+        resync(nowNs: nowNs)
+        let stats = world.workload.total
+        result.ioCompleted = stats.completed
+        result.ioErrors = stats.ioErrors
+        result.lostWrites = stats.lostWrites
+        result.corruptions = stats.corruptions
+        result.messages = world.counters.messages
+        result.checks = world.checkCounters.submitted
+        if stats.ioErrors > 0 && profiles.values.allSatisfy({ $0.policy.noPathRetry == .queue }) {
+            let first = world.workload.anomalies.first.map { "\($0.kind) on \($0.map) block \($0.block) at \(stamp($0.timeNs))" } ?? "?"
+            violate("\(stats.ioErrors) I/O errors under no_path_retry queue (first: \(first))")
+        }
+        if stats.lostWrites > 0 { violate("\(stats.lostWrites) lost writes") }
+        if stats.corruptions > 0 { violate("\(stats.corruptions) corrupted reads") }
+        if stats.completed == 0 { violate("no I/O completed at all") }
+        // Resume after an all-paths-down window.
+        if let first = plan.firstReturnNs {
+            let bound = fastNs + plan.options.checkLatencyMaxNs + plan.options.ioLatencyMaxNs + 2 * Time.nsPerMs
+            for watch in resumeWatches {
+                guard let done = world.firstCompletionNs(watch) else { violate("queued I/O never resumed after the first path returned at \(stamp(first))"); continue }
+                let latency = done - first
+                result.resumeLatency.add(latency)
+                if latency > bound { violate("queued I/O resumed \(formatMs(latency)) ms after the first path returned (bound \(formatMs(bound)) ms)") }
+            }
+        }
+        // Convergence: after the quiet period the engine and the kernel agree on every path.
+        guard nowNs >= plan.quietFromNs + 10 * Time.nsPerSecond else { return }
+        for info in world.maps {
+            let present = Set(info.paths.map(\.device))
+            let known = Set(engine.pathHandles(of: info.map).compactMap { engine.path($0)?.descriptor.device })
+            if present != known { violate("\(info.map): engine knows \(known.count) paths, the world has \(present.count)") }
+            for path in info.paths {
+                guard let p = engine.pathHandle(for: path.device), let view = engine.path(p) else { continue }
+                let expected = world.expectedCheckResult(of: path.device)
+                if view.state == .delayed { result.delayedHolds += 1 }
+                let kernel = world.target.isActive(info.map, device: path.device)
+                if expected == .up && (view.state != .up || kernel != true) {
+                    violate("\(path.device) is healthy but engine says \(view.state), kernel says \(kernel.map { $0 ? "A" : "F" } ?? "absent")")
+                }
+                if (expected == .down || expected == .timeout) && (view.state.wantsActiveInKernel || kernel == true) {
+                    violate("\(path.device) is dead but engine says \(view.state), kernel says \(kernel.map { $0 ? "A" : "F" } ?? "absent")")
+                }
+                if let kernel, kernel != view.kernelActive {
+                    violate("\(path.device): engine believes kernel \(view.kernelActive ? "A" : "F"), kernel has \(kernel ? "A" : "F")")
+                }
+            }
+            if let view = engine.map(info.map), view.groupCount > 0 {
+                let best = engine.initialGroup(of: info.map)
+                if let current = world.target.currentGroup(info.map), view.policy.failback == .immediate, view.usablePaths > 0, current != Int(best) {
+                    violate("\(info.map): kernel uses group \(current), best is \(best) under failback immediate")
+                }
+            }
+        }
+    }
+}
+
+struct TortureSetupError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Builds the kernel table of a map from the engine's grouping and the map's profile.
+enum TableBuilder {
+    static func table(layout: [[DevNo]], profile: MapProfile, initialGroup: UInt16) -> MultipathTable {
+        let features = words(profile.features).dropFirst().map(String.init)
+        let handler = words(profile.hardwareHandler).dropFirst().map(String.init)
+        let selectorWords = words(profile.pathSelector)
+        let selector = selectorWords.first.map(String.init) ?? "service-time"
+        let selectorArgs = selectorWords.dropFirst().dropFirst().map(String.init)
+        return MultipathTable(
+            features: features, hardwareHandler: handler, initialGroup: Int(max(initialGroup, 1)),
+            groups: layout.map { devices in
+                MultipathTable.Group(selector: selector, selectorArgs: selectorArgs, pathArgCount: 1,
+                                     paths: devices.map { MultipathTable.Path(device: $0, args: ["1"]) })
+            })
+    }
+
+    static func words(_ s: String) -> [Substring] { s.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
+}
