@@ -43,6 +43,10 @@ private func smallFabric(luns: Int = 4) -> FabricSpec {
     FabricSpec(arrays: 1, portsPerArray: 4, controllersPerArray: 2, hosts: 2, lunsPerArray: luns, alua: .firstControllerOptimized)
 }
 
+/// Four I/Os in flight per map, each after 2-10 ms of think time: thousands of verified I/Os
+/// per map and run, without the run being all I/O events.
+private let steadyWorkload = WorkloadSpec(outstandingPerMap: 4, blocksPerLun: 64, thinkTimeMinNs: 2 * ms, thinkTimeMaxNs: 10 * ms)
+
 /// The configuration every scenario starts from; `extra` lines go into `defaults`.
 private func conf(_ extra: String) -> String {
     """
@@ -80,7 +84,7 @@ extension Scenario {
         let spacing = r.range(200 * ms...5 * sec)
         let script = FaultScript.arrayNDU(array: 0, in: fabric, startNs: start, outageNs: outage, portReturnSpacingNs: spacing)
         let quiet = start + outage + 3 * spacing
-        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+        return ScenarioPlan(fabric: fabric, workload: steadyWorkload, options: SimOptions(),
                             configuration: conf(""), script: script, endNs: quiet + 30 * sec, quietFromNs: quiet,
                             allPathsDownFromNs: start, firstReturnNs: start + outage,
                             drawn: "outage at \(formatMs(start)) ms for \(formatMs(outage)) ms, ports back every \(formatMs(spacing)) ms")
@@ -106,7 +110,7 @@ extension Scenario {
         }
         let damping = "    san_path_err_threshold 2\n    san_path_err_forget_rate 10\n    san_path_err_recovery_time 5"
         // Quiet once the damping's recovery time has passed after the last flap.
-        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+        return ScenarioPlan(fabric: fabric, workload: steadyWorkload, options: SimOptions(),
                             configuration: conf(damping), script: script, endNs: lastEnd + 40 * sec,
                             quietFromNs: lastEnd, dampedDevices: damped,
                             drawn: "\(damped.count) flapping paths until \(formatMs(lastEnd)) ms")
@@ -131,7 +135,7 @@ extension Scenario {
         }
         var options = SimOptions()
         options.commandTimeoutNs = 10 * sec
-        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: options,
+        return ScenarioPlan(fabric: fabric, workload: steadyWorkload, options: options,
                             configuration: conf("    checker_timeout 2"), script: script, endNs: start + duration + 40 * sec,
                             quietFromNs: start + duration,
                             drawn: "\(what) hung at \(formatMs(start)) ms for \(formatMs(duration)) ms")
@@ -159,7 +163,7 @@ extension Scenario {
         }
         // Overlapping churn of one device: keep the steps in time order so the last word is "added".
         script.steps.sort { $0.atNs < $1.atNs }
-        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+        return ScenarioPlan(fabric: fabric, workload: steadyWorkload, options: SimOptions(),
                             configuration: conf(""), script: script, endNs: last + 20 * sec, quietFromNs: last,
                             drawn: "\(events) removals until \(formatMs(last)) ms")
     }
@@ -180,7 +184,7 @@ extension Scenario {
             script = script + FaultScript.aluaStandby(targetPort: port, startNs: quiet + 2 * sec, durationNs: d)
             quiet += 2 * sec + d
         }
-        return ScenarioPlan(fabric: fabric, workload: WorkloadSpec(), options: SimOptions(),
+        return ScenarioPlan(fabric: fabric, workload: steadyWorkload, options: SimOptions(),
                             configuration: conf(""), script: script, endNs: quiet + 30 * sec, quietFromNs: quiet,
                             drawn: "handover at \(formatMs(at)) ms, transitioning \(formatMs(transitioning)) ms")
     }

@@ -5,6 +5,8 @@ import KeelSim
 /// Collects what the recovery loop reports, for the control plane and the invariants.
 struct RunOutput: RecoveryOutput {
     var reloads: [MapHandle] = []
+    /// Paths the engine just put back into service (transition to up/ghost).
+    var usable: [PathHandle] = []
     var messagesRefused = 0
     var transitions = 0
     var narration: [String]? = nil
@@ -18,6 +20,7 @@ struct RunOutput: RecoveryOutput {
             narration?.append("\(stamp(nowNs)) engine -> kernel: \(message)\(errno == 0 ? "" : " (errno \(errno))")")
         case .transition(let path, let from, let to):
             transitions += 1
+            if to.wantsActiveInKernel { usable.append(path) }
             narration?.append("\(stamp(nowNs)) \(path): \(from) -> \(to)")
         case .checkRefused(let path):
             narration?.append("\(stamp(nowNs)) check of \(path) refused by the checker (no slot)")
@@ -123,10 +126,15 @@ final class TortureRun {
             world.advance(toNs: next)
             nowNs = next
             result.steps += 1
-            world.drainKernelEvents { event in loop.deliver(event, nowNs: nowNs) }
-            world.drainTopologyChanges { change in applyTopology(change, nowNs: nowNs) }
+            var delivered = false
+            world.drainKernelEvents { event in delivered = true; loop.deliver(event, nowNs: nowNs) }
+            world.drainTopologyChanges { change in delivered = true; applyTopology(change, nowNs: nowNs) }
             world.drainHealthChanges { change in noteHealth(change, nowNs: nowNs) }
-            loop.step(nowNs: nowNs)
+            // Most world events are I/O the engine does not see; step it only when it has work,
+            // as the daemon's recovery thread sleeps until a completion, an input or a deadline.
+            if delivered || world.checksWaitingForReap > 0 || loop.nextDeadlineNs() <= nowNs {
+                loop.step(nowNs: nowNs)
+            }
             serviceReloads(nowNs: nowNs)
             if nowNs >= nextResyncNs {
                 resync(nowNs: nowNs)
@@ -186,7 +194,10 @@ final class TortureRun {
             try? engine.setPriority(p, Int32(change.priorityTo))
         }
         let usable = change.to == .up || change.to == .ghost
-        if usable && !(change.from == .up || change.from == .ghost) && !plan.dampedDevices.contains(change.device) {
+        let inService = engine.pathHandle(for: change.device).flatMap { engine.path($0) }.map {
+            $0.state.wantsActiveInKernel && world.target.isActive($0.map, device: change.device) == true
+        } ?? false
+        if usable && !inService && !(change.from == .up || change.from == .ghost) && !plan.dampedDevices.contains(change.device) {
             // A check in flight when the path came back answers up; a lost (hung) check holds
             // the path until its timeout, then the next fast probe finds it.
             let checkTimeoutNs = profiles.values.first?.policy.checkTimeoutNs ?? 0
@@ -213,17 +224,18 @@ final class TortureRun {
         if result.violations.count < 20 { result.violations.append("\(stamp(world.nowNs)) \(what)") }
     }
 
-    /// Returned paths: once the kernel routes to them, record how long it took.
+    /// Returned paths the engine put back into service: record how long it took, once the
+    /// kernel routes to them.
     func checkReturned(nowNs: Nanoseconds) {
+        guard !loop.output.usable.isEmpty else { return }
+        let usable = loop.output.usable
+        loop.output.usable.removeAll(keepingCapacity: true)
         guard !returning.isEmpty else { return }
-        for (device, since) in returning {
-            guard let info = world.pathInfo(device) else { continue }
-            if world.target.isActive(info.map, device: device) == true,
-               let p = engine.pathHandle(for: device), engine.path(p)?.state.wantsActiveInKernel == true {
+        for p in usable {
+            guard let view = engine.path(p), let since = returning[view.descriptor.device] else { continue }
+            if world.target.isActive(view.map, device: view.descriptor.device) == true {
                 result.reinstateLatency.add(nowNs - since.sinceNs)
-                returning[device] = nil
-            } else if world.expectedCheckResult(of: device) != .up && world.expectedCheckResult(of: device) != .ghost {
-                returning[device] = nil
+                returning[view.descriptor.device] = nil
             }
         }
     }

@@ -119,7 +119,10 @@ import KeelCore
     @Test func retriesRunOutAfterNPollingIntervalsThenQueueingReturnsWithAPath() throws {
         var f = try fixture(.retries(3))
         var actions = f.run(until: 1 * sec + 10 * ms) { _ in .down }
-        let lost = f.nowNs
+        // The last path was lost at its (spread) healthy check, at most one interval in.
+        let deadline = f.engine.map(f.map)!.recoveryDeadlineNs
+        #expect(deadline > 3 * sec && deadline <= 4 * sec + 10 * ms)
+        let lost = deadline - 3 * sec
         #expect(!messages(actions).contains { $0.kind == .failIfNoPath })
         actions = f.run(until: lost + 3 * sec - 20 * ms) { _ in .down }
         #expect(!messages(actions).contains { $0.kind == .failIfNoPath })

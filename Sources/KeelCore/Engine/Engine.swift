@@ -29,8 +29,10 @@ public final class Engine {
     public private(set) var pathCount = 0
     public private(set) var mapCount = 0
 
-    /// Allocates every table at once, sized by `capacities`.
-    public init(capacities: Capacities = .default, wheelSlots: Int = 4096, wheelTickNs: Nanoseconds = Time.nsPerMs, startNs: Nanoseconds = 0) {
+    /// Allocates every table at once, sized by `capacities`. The check wheel spans
+    /// `wheelSlots x wheelTickNs` (33 s by default, longer than the slowest default healthy
+    /// interval); deadlines stay exact whatever the tick.
+    public init(capacities: Capacities = .default, wheelSlots: Int = 8192, wheelTickNs: Nanoseconds = 4 * Time.nsPerMs, startNs: Nanoseconds = 0) {
         precondition(capacities.pathsMax > 0 && capacities.mapsMax > 0 && capacities.pathsPerMapMax > 0)
         self.capacities = capacities
         paths = Array(repeating: PathRecord(), count: capacities.pathsMax)
@@ -317,7 +319,7 @@ public final class Engine {
                 noteGoodCheck(p, policy: policy)
                 paths[p].intervalNs = min(paths[p].intervalNs * 2, policy.intervalHealthyMaxNs)
                 if !paths[p].kernelActive { reinstateInKernel(p, sink: &sink) }
-                scheduleCheck(p, atNs: nowNs + paths[p].intervalNs)
+                scheduleHealthyCheck(p, nowNs: nowNs)
                 return
             }
             if old == .up || old == .ghost {
@@ -325,7 +327,7 @@ public final class Engine {
                 setState(p, target, sink: &sink)
                 if !paths[p].kernelActive { reinstateInKernel(p, sink: &sink) }
                 paths[p].intervalNs = policy.intervalHealthyNs
-                scheduleCheck(p, atNs: nowNs + paths[p].intervalNs)
+                scheduleHealthyCheck(p, nowNs: nowNs)
                 return
             }
             if holdBack(p, old: old, policy: policy, nowNs: nowNs, sink: &sink) {
@@ -337,7 +339,7 @@ public final class Engine {
             paths[p].flapFailures = old == .delayed ? 0 : paths[p].flapFailures
             reinstateInKernel(p, sink: &sink)
             paths[p].intervalNs = policy.intervalHealthyNs
-            scheduleCheck(p, atNs: nowNs + paths[p].intervalNs)
+            scheduleHealthyCheck(p, nowNs: nowNs)
             pathGained(p, usableBefore: usableBefore, nowNs: nowNs, sink: &sink)
         }
     }
@@ -553,6 +555,16 @@ public final class Engine {
         guard old != state else { return }
         paths[p].state = state
         sink.perform(.transition(PathHandle(index: p), from: old, to: state))
+    }
+
+    /// A healthy path's next check: its interval less a fixed per-path share of up to an eighth
+    /// of it, so paths added together do not stay checked together (no check storms).
+    @usableFromInline
+    func scheduleHealthyCheck(_ p: Int, nowNs: Nanoseconds) {
+        let interval = paths[p].intervalNs
+        let spread = interval / 8
+        let share = Nanoseconds(KeyIndex.hash(UInt64(p)) & 0xff)
+        scheduleCheck(p, atNs: nowNs + interval - spread * share / 256)
     }
 
     @usableFromInline

@@ -17,6 +17,10 @@ public struct TimerWheel {
     /// One bit per slot: set while the slot holds an entry, so an idle wheel is skipped 64
     /// slots at a time when looking for the next deadline.
     @usableFromInline var occupied: [UInt64]
+    /// The earliest deadline in each slot (any turn), or `Time.never` when the slot must be
+    /// rescanned to know it. Lets `advance` skip a crowded slot that has nothing due yet, and
+    /// `nextDeadlineNs` answer without walking the entries.
+    @usableFromInline var slotMinNs: [Nanoseconds]
     @usableFromInline let slotMask: Int64
     @usableFromInline let tickNs: Nanoseconds
     /// The last tick whose slot holds no due entry any more. The current tick is rescanned on
@@ -27,6 +31,8 @@ public struct TimerWheel {
     /// again does not rescan; `Time.never` with `earliestKnown` false means "recompute".
     @usableFromInline var earliestNs: Nanoseconds = Time.never
     @usableFromInline var earliestKnown = true
+    /// Counts schedule calls, so a scan can tell whether its slot changed under it.
+    @usableFromInline var insertions: UInt64 = 0
 
     /// - Parameters:
     ///   - capacity: ids run from 0 to capacity-1.
@@ -42,6 +48,7 @@ public struct TimerWheel {
         slotOf = Array(repeating: Self.none, count: capacity)
         heads = Array(repeating: Self.none, count: slots)
         occupied = Array(repeating: 0, count: (slots + 63) / 64)
+        slotMinNs = Array(repeating: Time.never, count: slots)
         slotMask = Int64(slots - 1)
         self.tickNs = tickNs
         cursorTick = startNs / tickNs - 1
@@ -72,6 +79,8 @@ public struct TimerWheel {
         prev[id] = Self.none
         if head != Self.none { prev[Int(head)] = Int32(id) } else { occupied[slot >> 6] |= 1 << UInt64(slot & 63) }
         heads[slot] = Int32(id)
+        if head == Self.none || (slotMinNs[slot] != Time.never && deadline < slotMinNs[slot]) { slotMinNs[slot] = deadline }
+        insertions &+= 1
         scheduledCount += 1
         if earliestKnown && deadline < earliestNs { earliestNs = deadline }
     }
@@ -85,7 +94,12 @@ public struct TimerWheel {
         let slot = Int(slotOf[id])
         let n = next[id], p = prev[id]
         if p != Self.none { next[Int(p)] = n } else { heads[slot] = n }
-        if heads[slot] == Self.none { occupied[slot >> 6] &= ~(1 << UInt64(slot & 63)) }
+        if heads[slot] == Self.none {
+            occupied[slot >> 6] &= ~(1 << UInt64(slot & 63))
+            slotMinNs[slot] = Time.never
+        } else if deadlineNs[id] <= slotMinNs[slot] {
+            slotMinNs[slot] = Time.never  // unknown until rescanned
+        }
         if n != Self.none { prev[Int(n)] = p }
         next[id] = Self.none
         prev[id] = Self.none
@@ -93,6 +107,17 @@ public struct TimerWheel {
         if deadlineNs[id] <= earliestNs { earliestKnown = false }
         deadlineNs[id] = Time.never
         scheduledCount -= 1
+    }
+
+    /// The earliest deadline in `slot`, rescanning it if a removal made it unknown.
+    @inlinable mutating func slotMin(_ slot: Int) -> Nanoseconds {
+        var m = slotMinNs[slot]
+        if m == Time.never && heads[slot] != Self.none {
+            var id = heads[slot]
+            while id != Self.none { m = min(m, deadlineNs[Int(id)]); id = next[Int(id)] }
+            slotMinNs[slot] = m
+        }
+        return m
     }
 
     /// Pops every id whose deadline is at or before `nowNs`, calling `visit` for each (its
@@ -105,14 +130,24 @@ public struct TimerWheel {
         let lastTick = nowTick - cursorTick > turns ? tick + turns - 1 : nowTick
         while tick <= lastTick {
             let slot = Int(tick & slotMask)
-            var id = heads[slot]
-            while id != Self.none {
-                let following = next[Int(id)]
-                if deadlineNs[Int(id)] <= nowNs {
-                    unlink(Int(id))
-                    visit(Int(id))
+            if heads[slot] != Self.none && slotMin(slot) <= nowNs {
+                var id = heads[slot]
+                var remainingMin = Time.never
+                let insertionsBefore = insertions
+                while id != Self.none {
+                    let following = next[Int(id)]
+                    let d = deadlineNs[Int(id)]
+                    if d <= nowNs {
+                        unlink(Int(id))
+                        visit(Int(id))
+                    } else {
+                        remainingMin = min(remainingMin, d)
+                    }
+                    id = following
                 }
-                id = following
+                // Unless `visit` scheduled something meanwhile (then the slot is rescanned when
+                // next needed), the scan just learned the slot's minimum.
+                if heads[slot] != Self.none && insertions == insertionsBefore { slotMinNs[slot] = remainingMin }
             }
             tick += 1
         }
@@ -129,7 +164,7 @@ public struct TimerWheel {
         return earliestNs
     }
 
-    func scanForEarliestNs() -> Nanoseconds {
+    mutating func scanForEarliestNs() -> Nanoseconds {
         if scheduledCount == 0 { return Time.never }
         var later = Time.never
         let turns = slotMask + 1
@@ -147,14 +182,10 @@ public struct TimerWheel {
             offset += Int64(word.trailingZeroBitCount)
             if offset >= turns { break }
             let tick = cursorTick + 1 + offset
-            var id = heads[Int(tick & slotMask)]
-            var inThisTick = Time.never
-            while id != Self.none {
-                let d = deadlineNs[Int(id)]
-                if d / tickNs <= tick { inThisTick = min(inThisTick, d) } else { later = min(later, d) }
-                id = next[Int(id)]
-            }
-            if inThisTick != Time.never { return inThisTick }
+            let m = slotMin(Int(tick & slotMask))
+            // The slot's minimum is in this turn exactly when the slot has an entry of this turn.
+            if m / tickNs <= tick { return m }
+            later = min(later, m)
             offset += 1
         }
         return later
