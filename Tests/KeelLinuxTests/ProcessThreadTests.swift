@@ -1,0 +1,180 @@
+// Threads: explicit stacks and names, real-time scheduling as root, and the degraded SCHED_OTHER
+// mode with its reasons when the kernel refuses real-time.
+import Glibc
+import KeelLinux
+import Synchronization
+import Testing
+
+/// What a spawned thread saw of itself.
+private final class ThreadObservation: Sendable {
+    let scheduling = Mutex<ThreadScheduling?>(nil)
+    let taskScheduling = Mutex<ThreadScheduling?>(nil)
+    let name = Mutex<String?>(nil)
+    let stackBytes = Atomic<Int>(0)
+
+    /// A body that records the calling thread's view of itself.
+    var recorder: @Sendable () -> Void {
+        { [self] in
+            scheduling.withLock { $0 = try? RealtimeThread.callingThreadScheduling() }
+            taskScheduling.withLock { $0 = try? RealtimeThread.scheduling(ofTask: RealtimeThread.callingThreadTaskID()) }
+            name.withLock { $0 = try? RealtimeThread.name(of: pthread_self()) }
+            stackBytes.store(RealtimeThread.callingThreadStackBytes(), ordering: .relaxed)
+        }
+    }
+}
+
+/// Whether the calling process holds CAP_SYS_NICE.
+private var hasSysNice: Bool { processEffectiveCapabilities() & (1 << 23) != 0 }
+
+@Suite("Process threads", .serialized)
+struct ProcessThreadTests {
+    @Test("a spawned thread gets its name and its explicit stack size")
+    func spawnedThreadHasNameAndStack() throws {
+        let observation = ThreadObservation()
+        let thread = try RealtimeThread.spawn(name: "keel-test-stk", stackBytes: 128 * 1024, policy: .other, priority: 0, body: observation.recorder)
+        try thread.join()
+        #expect(thread.degradation == nil)
+        #expect(observation.name.withLock { $0 } == "keel-test-stk")
+        #expect(observation.stackBytes.load(ordering: .relaxed) == 128 * 1024)
+        #expect(observation.scheduling.withLock { $0 } == ThreadScheduling(policy: .other, priority: 0))
+    }
+
+    @Test("as root, a SCHED_FIFO thread runs SCHED_FIFO at the priority asked for", .enabled(if: hasSysNice))
+    func realtimeFifoAsRoot() {
+        let report = runInProcessChild { log in
+            let observation = ThreadObservation()
+            do {
+                let thread = try RealtimeThread.spawn(name: "keel-test-fifo", stackBytes: 64 * 1024, policy: .fifo, priority: 10, body: observation.recorder)
+                try thread.join()
+                log.check(thread.degradation == nil, "degraded: \(String(describing: thread.degradation))")
+                log.check(thread.scheduling == ThreadScheduling(policy: .fifo, priority: 10), "granted \(thread.scheduling)")
+            } catch {
+                log.fail("\(error)")
+            }
+            let seen = observation.scheduling.withLock { $0 }
+            log.check(seen == ThreadScheduling(policy: .fifo, priority: 10), "thread saw \(String(describing: seen))")
+            let seenByTask = observation.taskScheduling.withLock { $0 }
+            log.check(seenByTask == ThreadScheduling(policy: .fifo, priority: 10), "sched_getscheduler saw \(String(describing: seenByTask))")
+        }
+        #expect(report.passed, "\(report)")
+    }
+
+    @Test("as root, a SCHED_RR thread runs SCHED_RR at the priority asked for", .enabled(if: hasSysNice))
+    func realtimeRoundRobinAsRoot() {
+        let report = runInProcessChild { log in
+            let observation = ThreadObservation()
+            do {
+                let thread = try RealtimeThread.spawn(name: "keel-test-rr", stackBytes: 64 * 1024, policy: .roundRobin, priority: 5, body: observation.recorder)
+                try thread.join()
+                log.check(thread.degradation == nil, "degraded: \(String(describing: thread.degradation))")
+            } catch {
+                log.fail("\(error)")
+            }
+            let seen = observation.scheduling.withLock { $0 }
+            log.check(seen == ThreadScheduling(policy: .roundRobin, priority: 5), "thread saw \(String(describing: seen))")
+        }
+        #expect(report.passed, "\(report)")
+    }
+
+    @Test("without CAP_SYS_NICE and with RLIMIT_RTPRIO 0 a SCHED_FIFO spawn runs SCHED_OTHER and says why")
+    func realtimeWithoutSysNiceDegrades() {
+        let report = runInProcessChild { log in
+            processChildSetLimit(__RLIMIT_RTPRIO, 0, log)
+            processChildBecomeNobody(log)
+            let observation = ThreadObservation()
+            do {
+                let thread = try RealtimeThread.spawn(name: "keel-test-deg", stackBytes: 64 * 1024, policy: .fifo, priority: 10, body: observation.recorder)
+                try thread.join()
+                log.check(thread.scheduling == ThreadScheduling(policy: .other, priority: 0), "granted \(thread.scheduling)")
+                if let degradation = thread.degradation {
+                    log.check(degradation.errno == EPERM, "errno \(degradation.errno)")
+                    log.check(degradation.reasons.contains(.lacksSysNice(realtimePriorityLimit: 0)), "reasons \(degradation.reasons)")
+                    let text = degradation.description
+                    log.note("warning", text)
+                    log.check(text.hasPrefix("SCHED_FIFO priority 10 refused for thread 'keel-test-deg' (EPERM"), "warning: \(text)")
+                    log.check(text.contains("the process lacks CAP_SYS_NICE and RLIMIT_RTPRIO is 0"), "warning: \(text)")
+                    log.check(text.hasSuffix("it runs SCHED_OTHER"), "warning: \(text)")
+                } else {
+                    log.fail("no degradation reported")
+                }
+            } catch {
+                log.fail("\(error)")
+            }
+            let seen = observation.scheduling.withLock { $0 }
+            log.check(seen == ThreadScheduling(policy: .other, priority: 0), "thread saw \(String(describing: seen))")
+            log.check(observation.name.withLock { $0 } == "keel-test-deg", "the degraded thread lost its name")
+        }
+        #expect(report.passed, "\(report)")
+    }
+
+    @Test("in a cpu cgroup with cpu.rt_runtime_us 0 a SCHED_FIFO spawn runs SCHED_OTHER and names the cgroup",
+          .enabled(if: access("/sys/fs/cgroup/cpu/cpu.rt_runtime_us", W_OK) == 0 && hasSysNice))
+    func realtimeInCgroupWithoutBudgetDegrades() throws {
+        let directory = "/sys/fs/cgroup/cpu/keel-test-\(getpid())"
+        try #require(mkdir(directory, 0o755) == 0, "mkdir \(directory): errno \(errno)")
+        defer { rmdir(directory) }
+        let report = runInProcessChild { log in
+            // A new cgroup v1 cpu group starts with no real-time budget.
+            let procs = open(directory + "/cgroup.procs", O_WRONLY)
+            let pid = "\(getpid())\n"
+            log.check(procs >= 0 && write(procs, pid, pid.utf8.count) == pid.utf8.count, "joining the cgroup: errno \(errno)")
+            close(procs)
+            let observation = ThreadObservation()
+            do {
+                let thread = try RealtimeThread.spawn(name: "keel-test-cg", stackBytes: 64 * 1024, policy: .fifo, priority: 10, body: observation.recorder)
+                try thread.join()
+                let reasons = thread.degradation?.reasons ?? []
+                log.check(reasons == [.cgroupRealtimeRuntimeZero(cgroupDirectory: directory)], "reasons \(reasons)")
+                log.note("warning", thread.degradation?.description ?? "none")
+                log.check(thread.degradation?.description.contains("the cpu cgroup \(directory) has cpu.rt_runtime_us 0") == true, "warning")
+            } catch {
+                log.fail("\(error)")
+            }
+            let seen = observation.scheduling.withLock { $0 }
+            log.check(seen == ThreadScheduling(policy: .other, priority: 0), "thread saw \(String(describing: seen))")
+        }
+        #expect(report.passed, "\(report)")
+    }
+
+    @Test("setDefaultStackSize gives threads created without attributes that stack size")
+    func defaultStackSizeApplies() {
+        let report = runInProcessChild { log in
+            do {
+                try RealtimeThread.setDefaultStackSize(bytes: 256 * 1024)
+            } catch {
+                log.fail("\(error)")
+            }
+            var thread = pthread_t()
+            var stackBytes = 0
+            let created = pthread_create(&thread, nil, { argument in
+                argument!.assumingMemoryBound(to: Int.self).pointee = RealtimeThread.callingThreadStackBytes()
+                return nil
+            }, &stackBytes)
+            log.check(created == 0, "pthread_create: \(created)")
+            pthread_join(thread, nil)
+            log.check(stackBytes == 256 * 1024, "stack \(stackBytes)")
+        }
+        #expect(report.passed, "\(report)")
+    }
+
+    @Test("a name over 15 bytes is refused")
+    func longNameRefused() {
+        #expect(throws: ThreadSpawnError.invalidName("keel-recovery-xx")) {
+            try RealtimeThread.spawn(name: "keel-recovery-xx", stackBytes: 64 * 1024, policy: .other, priority: 0) {}
+        }
+    }
+
+    @Test("a real-time priority outside 1...99 is refused")
+    func priorityOutOfRangeRefused() {
+        #expect(throws: ThreadSpawnError.priorityOutOfRange(policy: .fifo, priority: 0, minimum: 1, maximum: 99)) {
+            try RealtimeThread.spawn(name: "keel-test", stackBytes: 64 * 1024, policy: .fifo, priority: 0) {}
+        }
+    }
+
+    @Test("a stack below PTHREAD_STACK_MIN is an attribute error")
+    func tinyStackRefused() {
+        #expect(throws: ThreadSpawnError.attributes(SystemError("pthread_attr_setstacksize", errno: EINVAL))) {
+            try RealtimeThread.spawn(name: "keel-test", stackBytes: 1024, policy: .other, priority: 0) {}
+        }
+    }
+}
