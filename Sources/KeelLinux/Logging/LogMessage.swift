@@ -1,0 +1,167 @@
+// The message catalogue: every line Keel can log, with its level and static format text.
+
+/// How urgent a line is: the syslog priorities (the journal's `PRIORITY=` field).
+@frozen
+public enum LogLevel: UInt8, BitwiseCopyable, Sendable, CaseIterable {
+    case emergency = 0
+    case alert = 1
+    case critical = 2
+    case error = 3
+    case warning = 4
+    case notice = 5
+    case info = 6
+    case debug = 7
+
+    /// The word a log line shows, as syslog spells it.
+    public var word: StaticString {
+        switch self {
+        case .emergency: return "emerg"
+        case .alert: return "alert"
+        case .critical: return "crit"
+        case .error: return "err"
+        case .warning: return "warning"
+        case .notice: return "notice"
+        case .info: return "info"
+        case .debug: return "debug"
+        }
+    }
+}
+
+/// Every message Keel logs. A record carries only this id and up to four integers; the text is
+/// put together on the logger thread from `format`.
+///
+/// To add a message: add a case (new raw values at the end of its group's range, never reuse
+/// one: ids reach the journal as `KEEL_MESSAGE_ID`), give it a level and a format. In a format,
+/// `%word` takes the record's next argument (in order, at most four) and renders it as the word
+/// says; the words are `LogPlaceholder`'s cases (`%dev`, `%map`, `%path`, `%state`, `%verb`,
+/// `%group`, `%errno`, `%n`, `%ms`, `%thread`, `%op`, `%result`, `%action`, `%sink`). A test
+/// checks every format against that list.
+@frozen
+public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
+    // Recovery loop (RecoveryRecord) and kernel events.
+    case pathStateChanged = 1
+    case pathFailed = 2
+    case reinstated = 3
+    case groupSwitched = 4
+    case groupEnabled = 5
+    case groupDisabled = 6
+    case queueingEnabled = 7
+    case queueingDisabled = 8
+    case pathMessageRefused = 9
+    case groupMessageRefused = 10
+    case mapMessageRefused = 11
+    case reloadRequested = 12
+    case checkRefused = 13
+    case kernelFailedPath = 14
+    case kernelPathState = 15
+    case kernelQueueing = 16
+    case kernelActiveGroup = 17
+
+    // Checkers.
+    case checkerFallback = 100
+    case checkTimedOut = 101
+    case checkerThreadsStuck = 102
+    case checkResult = 103
+
+    // Events thread.
+    case ueventOverflow = 200
+    case uevent = 201
+    case dmEvent = 202
+    case resyncFinished = 203
+
+    // Device-mapper (control plane).
+    case dmOperationFailed = 300
+    case dmDriverOperationFailed = 301
+    case tableLoaded = 302
+
+    // Start-up and process discipline.
+    case started = 400
+    case memoryLocked = 401
+    case mlockFailed = 402
+    case realtimeEnabled = 403
+    case realtimeRefused = 404
+    case seccompInstalled = 405
+    case seccompFailed = 406
+    case configurationLoaded = 407
+    case configurationRejected = 408
+    case pathRefused = 409
+    case stopping = 410
+
+    // The logger itself.
+    case loggerStarted = 500
+    case ringDropped = 501
+    case sinkDropped = 502
+    case fileWriteFailed = 503
+    case fileRotated = 504
+
+    /// How urgent the message is.
+    public var level: LogLevel {
+        switch self {
+        case .pathStateChanged, .groupEnabled, .reloadRequested, .kernelPathState, .kernelQueueing,
+             .kernelActiveGroup, .checkResult, .uevent, .dmEvent:
+            return .info
+        case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
+             .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
+             .mlockFailed, .configurationRejected:
+            return .error
+        case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut,
+             .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
+             .sinkDropped, .fileWriteFailed:
+            return .warning
+        case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
+             .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
+             .loggerStarted, .fileRotated:
+            return .notice
+        }
+    }
+
+    /// The text, with one `%word` per argument.
+    public var format: StaticString {
+        switch self {
+        case .pathStateChanged: return "%path: %state -> %state"
+        case .pathFailed: return "path %dev of %map failed"
+        case .reinstated: return "path %dev of %map reinstated"
+        case .groupSwitched: return "%map switched to path group %group"
+        case .groupEnabled: return "%map: path group %group enabled"
+        case .groupDisabled: return "%map: path group %group disabled"
+        case .queueingEnabled: return "%map: queue_if_no_path set, I/O is queued while no path is usable"
+        case .queueingDisabled: return "%map: fail_if_no_path set, I/O fails while no path is usable"
+        case .pathMessageRefused: return "dm message %verb %dev to %map refused: %errno"
+        case .groupMessageRefused: return "dm message %verb %group to %map refused: %errno"
+        case .mapMessageRefused: return "dm message %verb to %map refused: %errno"
+        case .reloadRequested: return "%map: table reload requested"
+        case .checkRefused: return "%path: checker has no free slot, check retried at the fast interval"
+        case .kernelFailedPath: return "kernel failed path %dev of %map"
+        case .kernelPathState: return "kernel reports path %dev of %map active: %n"
+        case .kernelQueueing: return "kernel reports %map queueing: %n"
+        case .kernelActiveGroup: return "kernel reports %map active path group %group"
+        case .checkerFallback: return "io_setup failed (%errno): falling back to synchronous checks; raise fs.aio-max-nr"
+        case .checkTimedOut: return "%path: check of %dev timed out after %ms ms"
+        case .checkerThreadsStuck: return "all %n checker threads are stuck in the kernel: checks refused until one returns"
+        case .checkResult: return "%path: check of %dev: %result"
+        case .ueventOverflow: return "uevent receive buffer overflowed (%n times so far): rediscovering paths"
+        case .uevent: return "uevent %action %dev"
+        case .dmEvent: return "%map: dm event %n"
+        case .resyncFinished: return "rediscovery finished: %n paths in %n maps"
+        case .dmOperationFailed: return "device-mapper %op on %map failed: %errno"
+        case .dmDriverOperationFailed: return "device-mapper %op failed: %errno"
+        case .tableLoaded: return "%map: table loaded with %n paths in %n path groups"
+        case .started: return "keeld started: at most %n paths in %n maps"
+        case .memoryLocked: return "memory locked: %n KiB resident"
+        case .mlockFailed: return "mlockall failed (%errno): memory is not pinned, recovery may wait on reclaim"
+        case .realtimeEnabled: return "recovery thread runs at SCHED_FIFO priority %n"
+        case .realtimeRefused: return "SCHED_FIFO priority %n refused (%errno): recovery thread runs at normal priority"
+        case .seccompInstalled: return "seccomp filter installed: %n system calls allowed"
+        case .seccompFailed: return "seccomp filter not installed (%errno)"
+        case .configurationLoaded: return "configuration loaded: %n map profiles, %n blacklist rules"
+        case .configurationRejected: return "configuration rejected at line %n (error %n): previous configuration kept"
+        case .pathRefused: return "path %dev refused: path table full (%n paths)"
+        case .stopping: return "keeld stopping (signal %n)"
+        case .loggerStarted: return "logger started: monotonic %ms ms is unix time %n s"
+        case .ringDropped: return "%n log records dropped on thread %thread"
+        case .sinkDropped: return "%n log lines dropped by the %sink sink (it would have blocked)"
+        case .fileWriteFailed: return "log file write failed (%errno): %n lines lost"
+        case .fileRotated: return "log file rotated after %n bytes"
+        }
+    }
+}

@@ -1,0 +1,73 @@
+// A log file on a FUSE filesystem that stops answering: the logger thread hangs in pwrite, producers do not notice.
+import Foundation
+import Glibc
+import KeelCore
+@testable import KeelLinux
+import Testing
+
+@Suite("logging to a stalled file", .enabled(if: LoggingStallingFuse.isAvailable, "needs root, /dev/fuse and python3-fusepy"))
+struct LoggingStallTests {
+    @Test("producers keep their per-call latency while the file sink hangs; writing resumes and drops are reported")
+    func stalledFileSinkDoesNotReachProducers() throws {
+        let fuse = try LoggingStallingFuse()
+        defer { fuse.unmount() }
+        let path = fuse.mountpoint + "/keeld.log"
+        let logger = try KeelLogger(LogConfiguration(filePath: path, fileBytesMax: 1 << 30, producersMax: 1,
+                                                     ringCapacity: 1024, wakeIntervalNs: 10 * Time.nsPerMs))
+        let producer = try #require(logger.registerProducer(name: "recovery"))
+        try logger.start()
+        var stopped = false
+        defer {
+            fuse.resume()
+            if !stopped { logger.stop() }
+        }
+        let callsPerPhase = 100_000
+        // 10 µs apart: 100,000 calls take about a second per phase.
+        let gapNs: Nanoseconds = 10_000
+
+        let healthy = loggingTimedBurst(producer, first: 0, count: callsPerPhase, gapNs: gapNs)
+        let pagesHealthy = logger.counterSnapshot.filePagesWritten
+        #expect(pagesHealthy > 0)
+
+        fuse.stall()
+        // The logger thread's next flush hangs in the server.
+        #expect(loggingWait { fuse.isWriteBlocked && logger.counterSnapshot.fileWriteStalledNs > 0 })
+        let droppedBefore = logger.counterSnapshot.recordsDropped
+        let writtenBefore = logger.counterSnapshot.recordsWritten
+        let stalled = loggingTimedBurst(producer, first: callsPerPhase, count: callsPerPhase, gapNs: gapNs)
+        let duringStall = logger.counterSnapshot
+        // Still hanging, nothing drained meanwhile, the ring filled and the rest was dropped.
+        #expect(fuse.isWriteBlocked)
+        #expect(duringStall.fileWriteStalledNs > Time.nsPerSecond / 2)
+        #expect(duringStall.recordsWritten == writtenBefore)
+        #expect(duringStall.recordsDropped - droppedBefore >= callsPerPhase - 1024)
+        #expect(stalled.accepted <= 1024)
+
+        fuse.resume()
+        #expect(loggingWait { logger.counterSnapshot.fileWriteStalledNs == 0 && !fuse.isWriteBlocked })
+        let after = loggingTimedBurst(producer, first: 2 * callsPerPhase, count: 1000, gapNs: gapNs)
+        logger.stop()
+        stopped = true
+        let final = logger.counterSnapshot
+
+        let healthyFigures = LatencyFigures(healthy.latencies)
+        let stalledFigures = LatencyFigures(stalled.latencies)
+        print("stalled file sink: producer log() healthy \(healthyFigures)")
+        print("stalled file sink: producer log() stalled \(stalledFigures)")
+        print("stalled file sink: logger stuck in pwrite for \(final.fileWriteNsMax / 1_000_000) ms; dropped \(final.recordsDropped); "
+              + "accepted healthy \(healthy.accepted), stalled \(stalled.accepted), after \(after.accepted); pages \(pagesHealthy) -> \(final.filePagesWritten)")
+        // Generous bounds: a producer waiting on the sink would show the stall (seconds) here.
+        #expect(stalledFigures.maximumNs < Time.nsPerSecond / 2)
+        #expect(stalledFigures.percentile(0.99) < 100 * Time.nsPerMs)
+
+        #expect(final.filePagesWritten > pagesHealthy)
+        let lines = try loggingFileLines(path)
+        let numbers = loggingSequence(lines)
+        #expect(numbers.count == healthy.accepted + stalled.accepted + after.accepted)
+        #expect(numbers.last == 2 * callsPerPhase + 999)
+        let reports = lines.filter { loggingText($0).hasSuffix("log records dropped on thread recovery") }
+        #expect(!reports.isEmpty)
+        let reported = reports.compactMap { Int(loggingText($0).prefix { $0.isNumber }) }.reduce(0, +)
+        #expect(reported == final.recordsDropped)
+    }
+}
