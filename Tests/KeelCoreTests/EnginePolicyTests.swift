@@ -99,6 +99,23 @@ import KeelCore
         #expect(messages(actions).contains(DMMessage(map: f.map, kind: .switchGroup, group: 1)))
     }
 
+    @Test func firstChecksOfAFreshTableDoNotSwitchGroups() throws {
+        // Unchecked paths of a fresh table are active in the kernel: a group-2 path checked
+        // first is no reason to leave group 1.
+        let engine = Engine(capacities: Capacities(pathsMax: 8, mapsMax: 2, pathsPerMapMax: 8, ringSlots: 8))
+        let map = try engine.addMap(policy: MapPolicy(grouping: .groupByPrio, failback: .immediate, noPathRetry: .queue))
+        let best = try engine.addPath(PathDescriptor(device: dev(0), priority: 50), to: map, nowNs: 0)
+        let worse = try engine.addPath(PathDescriptor(device: dev(16), priority: 10), to: map, nowNs: 0)
+        var sink = RecordingSink()
+        engine.tick(nowNs: 0, sink: &sink)
+        engine.tableLoaded(map, initialGroup: engine.initialGroup(of: map), queueing: true, nowNs: 0, sink: &sink)
+        let requests = Dictionary(uniqueKeysWithValues: sink.checks.map { ($0.path, $0) })
+        sink.clear()
+        engine.handle(CheckCompletion(path: worse, token: requests[worse]!.token, result: .up), nowNs: 1, sink: &sink)
+        engine.handle(CheckCompletion(path: best, token: requests[best]!.token, result: .up), nowNs: 2, sink: &sink)
+        #expect(sink.messages.isEmpty)
+    }
+
     @Test func switchGroupCommandValidatesTheGroup() throws {
         var f = try fixture(.manual)
         let outcome1 = f.command(OperatorCommand.switchGroup(f.map, group: 3))

@@ -217,7 +217,7 @@ public final class Engine {
         case .failPath(let path):
             guard isLive(path) else { return .unknownPath }
             let p = path.index
-            let wasUsable = paths[p].state.wantsActiveInKernel
+            let wasUsable = paths[p].isUsable
             setState(p, .operatorFailed, sink: &sink)
             failInKernel(p, sink: &sink)
             if wasUsable { pathLost(p, nowNs: nowNs, sink: &sink) }
@@ -299,8 +299,8 @@ public final class Engine {
             scheduleCheck(p, atNs: nowNs + policy.intervalFastNs)
         case .down, .timeout, .removed:
             let newState: PathState = result == .removed ? .removed : .down
-            let wasUsable = old.wantsActiveInKernel
-            if wasUsable && policy.flapDamping.isEnabled {
+            let wasUsable = paths[p].isUsable
+            if old.wantsActiveInKernel && policy.flapDamping.isEnabled {
                 paths[p].flapFailures &+= 1
                 paths[p].goodStreak = 0
             }
@@ -308,10 +308,8 @@ public final class Engine {
             failInKernel(p, sink: &sink)
             paths[p].intervalNs = policy.intervalHealthyNs
             scheduleCheck(p, atNs: nowNs + policy.intervalFastNs)
-            if wasUsable {
-                pathLost(p, nowNs: nowNs, sink: &sink)
-                probeSiblings(of: p, nowNs: nowNs)
-            }
+            if wasUsable { pathLost(p, nowNs: nowNs, sink: &sink) }
+            if old.wantsActiveInKernel { probeSiblings(of: p, nowNs: nowNs) }
         case .up, .ghost:
             let target: PathState = result == .up ? .up : .ghost
             if old == target {
@@ -598,7 +596,7 @@ public final class Engine {
         var n = 0
         var p = maps[m].firstPath
         while p >= 0 {
-            if paths[Int(p)].state.wantsActiveInKernel { n += 1 }
+            if paths[Int(p)].isUsable { n += 1 }
             p = paths[Int(p)].nextInMap
         }
         return n
@@ -610,7 +608,7 @@ public final class Engine {
         var p = maps[m].firstPath
         while p >= 0 {
             let i = Int(p)
-            if Int(paths[i].group) == g && paths[i].kernelActive && paths[i].state.wantsActiveInKernel { return true }
+            if Int(paths[i].group) == g && paths[i].kernelActive && paths[i].isUsable { return true }
             p = paths[i].nextInMap
         }
         return false

@@ -115,7 +115,7 @@ public enum Grouping {
         var p = e.maps[m].firstPath
         while p >= 0 {
             let r = e.paths[Int(p)]
-            if r.state.wantsActiveInKernel && Int(r.group) < groups {
+            if r.isUsable && Int(r.group) < groups {
                 e.groupScratch.groupPrioSum[Int(r.group)] += Int64(r.descriptor.priority)
                 e.groupScratch.groupSize[Int(r.group)] += 1
             }
@@ -139,7 +139,7 @@ public enum Grouping {
         var p = e.maps[m].firstPath
         while p >= 0 {
             let r = e.paths[Int(p)]
-            if r.state.wantsActiveInKernel && Int(r.group) + 1 == Int(group) { n += 1 }
+            if r.isUsable && Int(r.group) + 1 == Int(group) { n += 1 }
             p = r.nextInMap
         }
         return n

@@ -49,6 +49,10 @@ struct PathRecord {
     @usableFromInline var nextInPort: Int32 = -1
     @usableFromInline var prevInPort: Int32 = -1
     @usableFromInline var nextFree: Int32 = -1
+
+    /// Whether the kernel may route I/O here and should: a path checked good, or one not yet
+    /// checked that the kernel holds active (every path of a fresh table starts so).
+    @inlinable var isUsable: Bool { state.wantsActiveInKernel || (state == .unchecked && kernelActive) }
 }
 
 /// One row of the map table.
