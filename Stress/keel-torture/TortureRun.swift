@@ -312,22 +312,3 @@ struct TortureSetupError: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
 }
-
-/// Builds the kernel table of a map from the engine's grouping and the map's profile.
-enum TableBuilder {
-    static func table(layout: [[DevNo]], profile: MapProfile, initialGroup: UInt16) -> MultipathTable {
-        let features = words(profile.features).dropFirst().map(String.init)
-        let handler = words(profile.hardwareHandler).dropFirst().map(String.init)
-        let selectorWords = words(profile.pathSelector)
-        let selector = selectorWords.first.map(String.init) ?? "service-time"
-        let selectorArgs = selectorWords.dropFirst().dropFirst().map(String.init)
-        return MultipathTable(
-            features: features, hardwareHandler: handler, initialGroup: Int(max(initialGroup, 1)),
-            groups: layout.map { devices in
-                MultipathTable.Group(selector: selector, selectorArgs: selectorArgs, pathArgCount: 1,
-                                     paths: devices.map { MultipathTable.Path(device: $0, args: ["1"]) })
-            })
-    }
-
-    static func words(_ s: String) -> [Substring] { s.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
-}
