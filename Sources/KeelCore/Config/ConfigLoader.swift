@@ -153,14 +153,8 @@ struct ConfigLoader {
     }
 
     private mutating func readDevices(_ section: ConfigNode) {
-        for node in section.children! {
-            if !node.isSection {
-                sectionExpected(node, name: "device", in: "devices")
-            } else if node.keyword != "device" {
-                warn(node.line, "unknown section \"\(node.keyword)\" in devices, ignored")
-            } else {
-                readDeviceEntry(node)
-            }
+        for node in section.children! where isEntry(node, named: "device", in: "devices") {
+            readDeviceEntry(node)
         }
     }
 
@@ -194,14 +188,8 @@ struct ConfigLoader {
     }
 
     private mutating func readMultipaths(_ section: ConfigNode) {
-        for node in section.children! {
-            if !node.isSection {
-                sectionExpected(node, name: "multipath", in: "multipaths")
-            } else if node.keyword != "multipath" {
-                warn(node.line, "unknown section \"\(node.keyword)\" in multipaths, ignored")
-            } else {
-                readMultipathEntry(node)
-            }
+        for node in section.children! where isEntry(node, named: "multipath", in: "multipaths") {
+            readMultipathEntry(node)
         }
     }
 
@@ -485,6 +473,21 @@ struct ConfigLoader {
         } else {
             warn(node.line, "unknown section \"\(node.keyword)\" in \(section), ignored")
         }
+    }
+
+    /// Whether `node` is one of the `name { }` entries of the list section `list` (`devices`,
+    /// `multipaths`). Anything else is reported here and skipped: an option is an error, another
+    /// section a warning.
+    private mutating func isEntry(_ node: ConfigNode, named name: String, in list: String) -> Bool {
+        if !node.isSection {
+            sectionExpected(node, name: name, in: list)
+            return false
+        }
+        if node.keyword != name {
+            warn(node.line, "unknown section \"\(node.keyword)\" in \(list), ignored")
+            return false
+        }
+        return true
     }
 
     /// An option where a subsection was expected.
