@@ -169,11 +169,7 @@ final class CheckerThreadPool: @unchecked Sendable {
     private var descriptorsAtExit: DeviceDescriptors?
 
     // Recovery-thread-only bookkeeping: the slots with a check in flight, and their deadlines.
-    private let tokens: UnsafeMutablePointer<UInt32>
-    private let deadlinesNs: UnsafeMutablePointer<Nanoseconds>
-    private let inFlight: UnsafeMutablePointer<Int32>
-    private let inFlightPosition: UnsafeMutablePointer<Int32>
-    private var inFlightCount = 0
+    private var inFlight: InFlightChecks
 
     /// Creates `threads` threads with `stackBytes` stacks and `slots` request slots.
     init(slots: Int, threads: Int, stackBytes: Int, work: any BlockingCheckWork) throws(SystemError) {
@@ -190,14 +186,7 @@ final class CheckerThreadPool: @unchecked Sendable {
         timeoutsMs.initialize(repeating: 0, count: slots)
         results = .allocate(capacity: slots)
         results.initialize(repeating: 0, count: slots)
-        tokens = .allocate(capacity: slots)
-        tokens.initialize(repeating: 0, count: slots)
-        deadlinesNs = .allocate(capacity: slots)
-        deadlinesNs.initialize(repeating: 0, count: slots)
-        inFlight = .allocate(capacity: slots)
-        inFlight.initialize(repeating: -1, count: slots)
-        inFlightPosition = .allocate(capacity: slots)
-        inFlightPosition.initialize(repeating: -1, count: slots)
+        inFlight = InFlightChecks(capacity: slots)
         queue = SlotQueue(capacityAtLeast: slots)
         wakeup = .allocate(capacity: 1)
         sem_init(wakeup, 0, 0)
@@ -232,10 +221,6 @@ final class CheckerThreadPool: @unchecked Sendable {
         arguments.deallocate()
         timeoutsMs.deallocate()
         results.deallocate()
-        tokens.deallocate()
-        deadlinesNs.deallocate()
-        inFlight.deallocate()
-        inFlightPosition.deallocate()
     }
 
     /// Asks every thread to leave once it is free; never waits for one stuck in the kernel.
@@ -270,11 +255,7 @@ final class CheckerThreadPool: @unchecked Sendable {
     func start(_ slot: Int, token: UInt32, argument: UInt64, deadlineNs: Nanoseconds, timeoutMs: UInt32) {
         arguments[slot] = argument
         timeoutsMs[slot] = timeoutMs
-        tokens[slot] = token
-        deadlinesNs[slot] = deadlineNs
-        inFlightPosition[slot] = Int32(inFlightCount)
-        inFlight[inFlightCount] = Int32(slot)
-        inFlightCount += 1
+        inFlight.add(slot, token: token, deadlineNs: deadlineNs)
         let pushed = queue.push(slot)
         precondition(pushed, "slot queue holds one entry per slot")
         sem_post(wakeup)
@@ -284,28 +265,28 @@ final class CheckerThreadPool: @unchecked Sendable {
     /// (recovery thread). `deliver(slot, token, packedOutcome)`.
     func reap(nowNs: Nanoseconds, _ deliver: (Int, UInt32, UInt64) -> Void) {
         var i = 0
-        while i < inFlightCount {
-            let slot = Int(inFlight[i])
+        while i < inFlight.count {
+            let slot = inFlight.slot(at: i)
             let state = states[slot].load(ordering: .acquiring)
             if state == PoolSlotState.done.rawValue {
                 let outcome = results[slot]
-                removeInFlight(at: i)
+                inFlight.remove(slot)
                 states[slot].store(PoolSlotState.idle.rawValue, ordering: .sequentiallyConsistent)
-                deliver(slot, tokens[slot], outcome)
+                deliver(slot, inFlight.token(slot), outcome)
                 continue
             }
-            guard deadlinesNs[slot] <= nowNs else { i += 1; continue }
+            guard inFlight.deadlineNs(slot) <= nowNs else { i += 1; continue }
             if states[slot].compareExchange(expected: PoolSlotState.queued.rawValue, desired: PoolSlotState.cancelled.rawValue,
                                             ordering: .sequentiallyConsistent).exchanged {
-                removeInFlight(at: i)
-                deliver(slot, tokens[slot], PackedCheckOutcome.pack(.timeout, detail: 0))
+                inFlight.remove(slot)
+                deliver(slot, inFlight.token(slot), PackedCheckOutcome.pack(.timeout, detail: 0))
                 continue
             }
             if states[slot].compareExchange(expected: PoolSlotState.running.rawValue, desired: PoolSlotState.orphaned.rawValue,
                                             ordering: .sequentiallyConsistent).exchanged {
                 stuckThreads.wrappingAdd(1, ordering: .relaxed)
-                removeInFlight(at: i)
-                deliver(slot, tokens[slot], PackedCheckOutcome.pack(.timeout, detail: 0))
+                inFlight.remove(slot)
+                deliver(slot, inFlight.token(slot), PackedCheckOutcome.pack(.timeout, detail: 0))
                 continue
             }
             // It finished between the two loads: deliver the real result on the next turn.
@@ -313,26 +294,13 @@ final class CheckerThreadPool: @unchecked Sendable {
     }
 
     /// The earliest deadline among checks in flight (recovery thread).
-    func nextDeadlineNs() -> Nanoseconds {
-        var earliest = Time.never
-        for i in 0..<inFlightCount { earliest = min(earliest, deadlinesNs[Int(inFlight[i])]) }
-        return earliest
-    }
+    func nextDeadlineNs() -> Nanoseconds { inFlight.nextDeadlineNs() }
 
     /// Checks in flight that have not timed out (recovery thread).
-    var inFlightChecks: Int { inFlightCount }
+    var inFlightChecks: Int { inFlight.count }
 
     /// Threads currently stuck on a check that already timed out.
     var stuckThreadCount: Int { stuckThreads.load(ordering: .relaxed) }
-
-    private func removeInFlight(at i: Int) {
-        let slot = Int(inFlight[i])
-        inFlightCount -= 1
-        let last = inFlight[inFlightCount]
-        inFlight[i] = last
-        inFlightPosition[Int(last)] = Int32(i)
-        inFlightPosition[slot] = -1
-    }
 
     fileprivate func runThread(_ index: Int) {
         keel_checkers_name_thread("keel-check")

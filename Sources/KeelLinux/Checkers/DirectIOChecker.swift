@@ -424,12 +424,8 @@ final class DirectIOAio: @unchecked Sendable {
     private let zeroTimeout: UnsafeMutablePointer<timespec>
     // Sequentially consistent with the control plane's descriptor retirement (DeviceDescriptors).
     private let states: UnsafeMutablePointer<Atomic<UInt32>>
-    private let tokens: UnsafeMutablePointer<UInt32>
     private let expectedBytes: UnsafeMutablePointer<Int>
-    private let deadlinesNs: UnsafeMutablePointer<Nanoseconds>
-    private let inFlight: UnsafeMutablePointer<Int32>
-    private let inFlightPosition: UnsafeMutablePointer<Int32>
-    private var inFlightCount = 0
+    private var inFlight: InFlightChecks
     private var destroyed = false
     private var descriptorsAfterDestroy: DeviceDescriptors?
 
@@ -471,16 +467,9 @@ final class DirectIOAio: @unchecked Sendable {
         zeroTimeout.initialize(to: timespec(tv_sec: 0, tv_nsec: 0))
         states = .allocate(capacity: pathsMax)
         for i in 0..<pathsMax { (states + i).initialize(to: Atomic(SlotState.idle.rawValue)) }
-        tokens = .allocate(capacity: pathsMax)
-        tokens.initialize(repeating: 0, count: pathsMax)
         expectedBytes = .allocate(capacity: pathsMax)
         expectedBytes.initialize(repeating: 0, count: pathsMax)
-        deadlinesNs = .allocate(capacity: pathsMax)
-        deadlinesNs.initialize(repeating: 0, count: pathsMax)
-        inFlight = .allocate(capacity: pathsMax)
-        inFlight.initialize(repeating: -1, count: pathsMax)
-        inFlightPosition = .allocate(capacity: pathsMax)
-        inFlightPosition.initialize(repeating: -1, count: pathsMax)
+        inFlight = InFlightChecks(capacity: pathsMax)
     }
 
     deinit {
@@ -513,12 +502,8 @@ final class DirectIOAio: @unchecked Sendable {
             return .submitRefused
         }
         contextInFlight[context] += 1
-        tokens[path] = token
         expectedBytes[path] = device.blockBytes
-        deadlinesNs[path] = deadlineNs
-        inFlight[inFlightCount] = Int32(path)
-        inFlightPosition[path] = Int32(inFlightCount)
-        inFlightCount += 1
+        inFlight.add(path, token: token, deadlineNs: deadlineNs)
         return .started
     }
 
@@ -539,20 +524,20 @@ final class DirectIOAio: @unchecked Sendable {
                         states[path].store(SlotState.idle.rawValue, ordering: .sequentiallyConsistent)
                         continue
                     }
-                    removeInFlight(path)
+                    inFlight.remove(path)
                     states[path].store(SlotState.idle.rawValue, ordering: .sequentiallyConsistent)
                     tally.completed += 1
                     let result = DirectIOChecker.result(bytesOrNegativeErrno: Int(bitPattern: event.res), expectedBytes: expectedBytes[path])
-                    deliver(path, tokens[path], result)
+                    deliver(path, inFlight.token(path), result)
                 }
                 if count < DirectIOAio.eventsPerCall { break }
             }
         }
         var i = 0
-        while i < inFlightCount {
-            let path = Int(inFlight[i])
-            guard deadlinesNs[path] <= nowNs else { i += 1; continue }
-            removeInFlight(path)
+        while i < inFlight.count {
+            let path = inFlight.slot(at: i)
+            guard inFlight.deadlineNs(path) <= nowNs else { i += 1; continue }
+            inFlight.remove(path)
             let context = path / DirectIOChecker.pathsPerContext
             tally.timedOut += 1
             if io_cancel(contexts[context], iocbs + path, cancelEvent) == 0 {
@@ -563,25 +548,11 @@ final class DirectIOAio: @unchecked Sendable {
                 orphans += 1
                 states[path].store(SlotState.orphaned.rawValue, ordering: .sequentiallyConsistent)
             }
-            deliver(path, tokens[path], .timeout)
+            deliver(path, inFlight.token(path), .timeout)
         }
     }
 
-    func nextDeadlineNs() -> Nanoseconds {
-        var earliest = Time.never
-        for i in 0..<inFlightCount { earliest = min(earliest, deadlinesNs[Int(inFlight[i])]) }
-        return earliest
-    }
-
-    private func removeInFlight(_ path: Int) {
-        let i = Int(inFlightPosition[path])
-        precondition(i >= 0 && Int(inFlight[i]) == path, "in-flight list out of step")
-        inFlightCount -= 1
-        let last = inFlight[inFlightCount]
-        inFlight[i] = last
-        inFlightPosition[Int(last)] = Int32(i)
-        inFlightPosition[path] = -1
-    }
+    func nextDeadlineNs() -> Nanoseconds { inFlight.nextDeadlineNs() }
 
     /// Destroys the contexts: here when nothing is in flight, else on a detached thread, because
     /// the kernel's io_destroy waits for every outstanding read and a stuck device may never answer.
@@ -627,11 +598,7 @@ final class DirectIOAio: @unchecked Sendable {
         zeroTimeout.deallocate()
         states.deinitialize(count: pathsMax)
         states.deallocate()
-        tokens.deallocate()
         expectedBytes.deallocate()
-        deadlinesNs.deallocate()
-        inFlight.deallocate()
-        inFlightPosition.deallocate()
     }
 }
 
