@@ -22,6 +22,26 @@ private func nowNs() -> Nanoseconds {
     return Nanoseconds(now.tv_sec) * Time.nsPerSecond + Nanoseconds(now.tv_nsec)
 }
 
+/// Warms `checker` up with 100 checks (first-use paths in libaio and the runtime), then counts the
+/// calling thread's mallocs over `iterations` round trips: submit `request`, reap until its
+/// completion arrives. Returns the count and what the measured round trips delivered.
+private func roundTripMallocs<Checker: PathCheckBackend>(_ checker: Checker, request: CheckRequest,
+                                                         iterations: Int) -> (mallocs: Int, sink: CountingSink) {
+    var checker = checker
+    var sink = CountingSink()
+    for _ in 0..<100 {
+        _ = checker.submit(request, nowNs: nowNs())
+        while sink.up + sink.other == 0 { checker.reap(nowNs: nowNs(), into: &sink) }
+        sink = CountingSink()
+    }
+    let mallocs = mallocCount(iterations: iterations) {
+        let before = sink.up + sink.other
+        _ = checker.submit(request, nowNs: nowNs())
+        while sink.up + sink.other == before { checker.reap(nowNs: nowNs(), into: &sink) }
+    }
+    return (mallocs, sink)
+}
+
 /// A loop device over a fresh 1 MiB file, detached and removed by `detach()`.
 private struct AllocationLoop {
     let path: String
@@ -63,19 +83,8 @@ private struct AllocationLoop {
         defer { checker.close() }
         try checker.register(path: PathHandle(index: 0), devicePath: loop.path)
         let request = CheckRequest(path: PathHandle(index: 0), device: DevNo(major: 7, minor: 0), token: 1, timeoutNs: 5 * Time.nsPerSecond)
-        var sink = CountingSink()
-        // Warm up (first-use paths in libaio and the runtime).
-        for _ in 0..<100 {
-            _ = checker.submit(request, nowNs: nowNs())
-            while sink.up + sink.other == 0 { checker.reap(nowNs: nowNs(), into: &sink) }
-            sink = CountingSink()
-        }
         let iterations = 1_000_000
-        let mallocs = mallocCount(iterations: iterations) {
-            let before = sink.up + sink.other
-            _ = checker.submit(request, nowNs: nowNs())
-            while sink.up + sink.other == before { checker.reap(nowNs: nowNs(), into: &sink) }
-        }
+        let (mallocs, sink) = roundTripMallocs(checker, request: request, iterations: iterations)
         #expect(mallocs == 0)
         #expect(sink.up >= iterations)  // mallocCount also runs the body once uncounted
         #expect(sink.other == 0)
@@ -90,18 +99,8 @@ private struct AllocationLoop {
         defer { checker.close() }
         try checker.register(path: PathHandle(index: 1), devicePath: loop.path)
         let request = CheckRequest(path: PathHandle(index: 1), device: DevNo(major: 7, minor: 0), token: 1, timeoutNs: 5 * Time.nsPerSecond)
-        var sink = CountingSink()
-        for _ in 0..<100 {
-            _ = checker.submit(request, nowNs: nowNs())
-            while sink.up + sink.other == 0 { checker.reap(nowNs: nowNs(), into: &sink) }
-            sink = CountingSink()
-        }
         let iterations = 1_000_000
-        let mallocs = mallocCount(iterations: iterations) {
-            let before = sink.up + sink.other
-            _ = checker.submit(request, nowNs: nowNs())
-            while sink.up + sink.other == before { checker.reap(nowNs: nowNs(), into: &sink) }
-        }
+        let (mallocs, sink) = roundTripMallocs(checker, request: request, iterations: iterations)
         #expect(mallocs == 0)
         // mallocCount counts the calling thread; the checker threads run the ioctls. The
         // interposer's process-wide total for the same window shows they do not allocate per
