@@ -1,0 +1,424 @@
+// MultipathAssembler: the control plane that turns discovered paths into engine maps and kernel multipath maps.
+import Glibc
+import KeelCore
+
+/// A step of assembly, as named in error descriptions.
+public enum AssemblyOperation: String, Sendable, Equatable, CaseIterable {
+    case addMap = "add map"
+    case addPath = "add path"
+    case registerChecker = "register checker"
+    case registerMap = "register map"
+    case list
+    case create
+    case reload
+    case readTable = "read table"
+    case readStatus = "read status"
+    case scanStatus = "scan status"
+}
+
+/// A failed assembly step: the map (its dm name, or its wwid before it has one), the operation,
+/// the errno and a detail. Errors are values: one bad path or map never stops the others.
+public struct AssemblyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var map: String
+    public var operation: AssemblyOperation
+    /// The errno of the failed call (an engine refusal maps to ENOSPC, EEXIST or ENOENT).
+    public var errno: Int32
+    public var detail: String
+
+    public init(map: String, operation: AssemblyOperation, errno: Int32, detail: String = "") {
+        self.map = map
+        self.operation = operation
+        self.errno = errno
+        self.detail = detail
+    }
+
+    /// `mpatha: reload: Invalid argument (errno 22): <detail>`
+    public var description: String {
+        let head = "\(map): \(operation.rawValue): \(String(cString: strerror(errno))) (errno \(errno))"
+        return detail.isEmpty ? head : "\(head): \(detail)"
+    }
+}
+
+/// The checker backends paths are registered with, chosen per map by `path_checker`. A backend
+/// the configuration never names may be nil.
+public struct PathCheckers {
+    public var tur: TURChecker?
+    public var directIO: DirectIOChecker?
+
+    public init(tur: TURChecker? = nil, directIO: DirectIOChecker? = nil) {
+        self.tur = tur
+        self.directIO = directIO
+    }
+}
+
+/// One path as the assembler added it.
+public struct AssembledPath: Sendable, Equatable {
+    public var handle: PathHandle
+    /// Kernel name, e.g. `sda`.
+    public var kernelName: String
+    public var device: DevNo
+    public var address: SCSIAddress
+    /// The priority its map's prioritizer gave (0 when the prioritizer had no answer).
+    public var priority: Int32
+}
+
+/// One map as the assembler knows it.
+public struct AssembledMap: Sendable, Equatable {
+    public var handle: MapHandle
+    /// The dm name: the kernel's when the map was adopted, else the one assembly chose.
+    public var name: String
+    public var wwid: String
+    public var profile: MapProfile
+    /// The size of the LUN, from discovery.
+    public var sizeSectors: UInt64
+    public var paths: [AssembledPath]
+    /// Whether the kernel has the map (created, adopted or reloaded at least once).
+    public var live: Bool
+    /// Whether the map existed before and its table was kept as it was.
+    public var adopted: Bool
+    /// Tables created or reloaded by the assembler (an adoption without reload is not one).
+    public var tableLoads: Int
+
+    /// The dm uuid Keel gives the map (multipath-tools' convention).
+    public var uuid: String { DMControl.multipathUUIDPrefix + wwid }
+}
+
+/// Builds Keel's maps from a discovery pass and keeps them loaded in the kernel. Control plane:
+/// it allocates and calls libdevmapper, so it never runs on the recovery thread; only `resync`
+/// (status read, scan, delivery) is free of allocation when nothing fails.
+///
+/// Steps: `assemble` (blacklist, group by WWID, names, profiles, priorities, interned keys, engine
+/// maps and paths, checker registration), then `serviceReloads` for every `.reloadRequested`
+/// record the recovery loop reports (create, adopt or reload, then `tableLoaded`), and `resync`
+/// now and then to repair missed kernel events.
+public struct MultipathAssembler {
+    public let engine: Engine
+    public let configuration: Configuration
+    public let control: DMControl
+    /// A copy sharing the recovery loop's messenger storage: registration is control plane.
+    public let messenger: DMMessenger
+    public let checkers: PathCheckers
+    public var sysfsRoot: String
+    /// Where the path device nodes are (`/dev`).
+    public var devRoot: String
+    /// multipath.conf `uid_attribute`, for the blacklist's udev-property rule.
+    public var uidAttribute: String
+    public private(set) var maps: [AssembledMap] = []
+    /// Paths assembly left out (blacklisted, no WWID), with the reason.
+    public private(set) var skipped: [SkippedDevice] = []
+    private var mapIndex: [MapHandle: Int] = [:]
+    private var portKeys: [String: UInt32] = [:]
+    private var serialKeys: [String: UInt32] = [:]
+    private var nodeKeys: [String: UInt32] = [:]
+    private var friendlyNamesUsed = 0
+    private var statusResync: StatusResync
+
+    public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
+                checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL") {
+        self.configuration = configuration
+        self.engine = engine
+        self.control = control
+        self.messenger = messenger
+        self.checkers = checkers
+        self.sysfsRoot = sysfsRoot
+        self.devRoot = devRoot
+        self.uidAttribute = uidAttribute
+        statusResync = StatusResync(pathsMax: engine.capacities.pathsPerMapMax)
+    }
+
+    /// The map with this dm name.
+    public func map(named name: String) -> AssembledMap? { maps.first { $0.name == name } }
+
+    /// The map behind an engine handle.
+    public func map(_ handle: MapHandle) -> AssembledMap? { mapIndex[handle].map { maps[$0] } }
+
+    // MARK: - Assembly
+
+    /// Adds every usable path of `report` to the engine: paths the blacklist excludes or without a
+    /// WWID are skipped; the rest are grouped by WWID into one map each (in WWID order, which
+    /// also orders user-friendly names), with the map's profile, each path's priority from the
+    /// profile's prioritizer and interned port, serial and node keys. Each path is registered with
+    /// the checker its profile names. The engine then asks for the tables (`.reloadMap`).
+    public mutating func assemble(_ report: DiscoveryReport, nowNs: Nanoseconds) -> [AssemblyError] {
+        var errors: [AssemblyError] = []
+        let filter = BlacklistFilter(configuration: configuration, uidAttribute: uidAttribute)
+        var admitted: [DiscoveredPath] = []
+        for path in report.paths {
+            if let why = filter.exclusionReason(for: path) {
+                skipped.append(SkippedDevice(kernelName: path.kernelName, reason: .excluded(why)))
+            } else if path.wwid == nil {
+                skipped.append(SkippedDevice(kernelName: path.kernelName, reason: .excluded("no WWID")))
+            } else if engine.pathHandle(for: path.device) != nil {
+                continue  // already assembled in an earlier pass
+            } else {
+                admitted.append(path)
+            }
+        }
+        let byWWID = DiscoveryReport(paths: admitted, skipped: []).pathsByWWID()
+        for (wwid, paths) in byWWID {
+            let first = paths[0]
+            let index: Int
+            if let existing = maps.firstIndex(where: { $0.wwid == wwid }) {
+                index = existing
+            } else {
+                let profile = configuration.profile(wwid: wwid, vendor: first.vendor, product: first.model)
+                let handle: MapHandle
+                do {
+                    handle = try engine.addMap(policy: profile.policy)
+                } catch {
+                    errors.append(AssemblyError(map: wwid, operation: .addMap, errno: Self.errno(of: error), detail: error.description))
+                    continue
+                }
+                let name = nextName(wwid: wwid, profile: profile)
+                maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
+                                         sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0))
+                index = maps.count - 1
+                mapIndex[handle] = index
+            }
+            for path in paths {
+                if let error = add(path, toMapAt: index, nowNs: nowNs) { errors.append(error) }
+            }
+        }
+        return errors
+    }
+
+    private mutating func add(_ path: DiscoveredPath, toMapAt index: Int, nowNs: Nanoseconds) -> AssemblyError? {
+        let map = maps[index]
+        let priority = Int32(clamping: priorityOf(path, prioritizer: map.profile.prio))
+        let descriptor = PathDescriptor(
+            device: path.device, priority: priority,
+            portKey: Self.intern(path.portKey.isEmpty ? "\(path.address.host):\(path.address.channel):\(path.address.target)" : path.portKey, in: &portKeys),
+            serialKey: Self.intern(path.serial ?? "", in: &serialKeys),
+            nodeKey: Self.intern(path.targetNodeName, in: &nodeKeys))
+        let handle: PathHandle
+        do {
+            handle = try engine.addPath(descriptor, to: map.handle, nowNs: nowNs)
+        } catch {
+            return AssemblyError(map: map.name, operation: .addPath, errno: Self.errno(of: error), detail: "\(path.kernelName): \(error)")
+        }
+        let devicePath = devRoot + "/" + path.kernelName
+        do throws(SystemError) {
+            switch map.profile.checker {
+            case .tur:
+                guard let tur = checkers.tur else { throw SystemError("tur checker", errno: ENODEV) }
+                try tur.register(path: handle, devicePath: devicePath)
+            case .directio:
+                guard let directIO = checkers.directIO else { throw SystemError("directio checker", errno: ENODEV) }
+                try directIO.register(path: handle, devicePath: devicePath)
+            case .none:
+                break
+            }
+        } catch {
+            // A path that cannot be checked must not stay: the engine would wait on it forever.
+            try? engine.removePath(handle, nowNs: nowNs)
+            return AssemblyError(map: map.name, operation: .registerChecker, errno: error.errno, detail: "\(devicePath): \(error)")
+        }
+        maps[index].paths.append(AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device,
+                                               address: path.address, priority: priority))
+        return nil
+    }
+
+    private func priorityOf(_ path: DiscoveredPath, prioritizer: MapProfile.Prioritizer) -> Int {
+        switch prioritizer {
+        case .const: return ConstPrioritizer().priority()
+        case .alua: return ALUAPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: path.address.description) ?? 0
+        case .sysfs: return SysfsPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: path.address.description) ?? 0
+        }
+    }
+
+    /// A map's name: its `multipaths` alias, else a user-friendly name, else its WWID.
+    private mutating func nextName(wwid: String, profile: MapProfile) -> String {
+        if let alias = profile.alias { return alias }
+        guard profile.userFriendlyNames else { return wwid }
+        let aliases = Set(configuration.multipaths.compactMap(\.alias))
+        while true {
+            let name = profile.aliasPrefix + Self.friendlySuffix(friendlyNamesUsed)
+            friendlyNamesUsed += 1
+            if !aliases.contains(name) && !maps.contains(where: { $0.name == name }) { return name }
+        }
+    }
+
+    /// multipath-tools' user-friendly suffix: 0 `a`, 25 `z`, 26 `aa`, 27 `ab`, ... (bijective base 26).
+    public static func friendlySuffix(_ index: Int) -> String {
+        precondition(index >= 0)
+        var n = index + 1
+        var letters: [UInt8] = []
+        while n > 0 {
+            n -= 1
+            letters.append(UInt8(ascii: "a") + UInt8(n % 26))
+            n /= 26
+        }
+        return String(decoding: letters.reversed(), as: UTF8.self)
+    }
+
+    /// A small non-zero key per distinct text; 0 for the empty text (unknown).
+    private static func intern(_ text: String, in keys: inout [String: UInt32]) -> UInt32 {
+        if text.isEmpty { return 0 }
+        if let key = keys[text] { return key }
+        let key = UInt32(keys.count + 1)
+        keys[text] = key
+        return key
+    }
+
+    private static func errno(of refusal: EngineRefusal) -> Int32 {
+        switch refusal {
+        case .pathTableFull, .mapTableFull, .mapFull: return ENOSPC
+        case .duplicateDevice: return EEXIST
+        case .unknownMap, .unknownPath: return ENOENT
+        }
+    }
+
+    // MARK: - Tables
+
+    /// Loads the tables the engine asked for (`RecoveryRecord.reloadRequested`), then confirms each
+    /// load to the loop. The first time, a map whose uuid the kernel already has is adopted: its
+    /// table is read and, when it is what Keel would load (`sameTable`), kept as it is; the engine
+    /// learns the kernel's current group and queueing, and the map is resynced from its status.
+    /// Otherwise the map is created (size from discovery, uuid `mpath-<wwid>`) or reloaded
+    /// (noflush: queued I/O survives). The messenger learns each map once the kernel has it.
+    public mutating func serviceReloads<C: PathCheckBackend, O: RecoveryOutput>(
+        _ requests: [MapHandle], loop: inout RecoveryLoop<C, DMMessenger, O>, nowNs: Nanoseconds
+    ) -> [AssemblyError] {
+        var errors: [AssemblyError] = []
+        for handle in requests {
+            guard let index = mapIndex[handle] else { continue }
+            let layout = engine.groupLayout(of: handle)
+            if layout.isEmpty { continue }
+            let table = TableBuilder.table(layout: layout, profile: maps[index].profile, initialGroup: engine.initialGroup(of: handle))
+            do throws(AssemblyError) {
+                if maps[index].live {
+                    try reload(index, table: table)
+                } else if let existing = try kernelMap(uuid: maps[index].uuid, name: maps[index].name) {
+                    maps[index].name = existing.name
+                    let current = try readTable(index)
+                    if Self.sameTable(kernel: current, wanted: table) {
+                        try register(index)
+                        maps[index].live = true
+                        maps[index].adopted = true
+                        let group = try kernelGroup(index)
+                        loop.tableLoaded(handle, initialGroup: group, queueing: current.queueIfNoPath, nowNs: nowNs)
+                        if let error = resync(mapAt: index, loop: &loop, nowNs: nowNs) { errors.append(error) }
+                        continue
+                    }
+                    try reload(index, table: table)
+                } else {
+                    try create(index, table: table)
+                }
+                loop.tableLoaded(handle, initialGroup: UInt16(table.initialGroup), queueing: table.queueIfNoPath, nowNs: nowNs)
+            } catch {
+                errors.append(error)
+            }
+        }
+        return errors
+    }
+
+    private mutating func create(_ index: Int, table: MultipathTable) throws(AssemblyError) {
+        let map = maps[index]
+        do {
+            try control.createMultipathMap(name: map.name, wwid: map.wwid, lengthSectors: map.sizeSectors, table: table)
+        } catch {
+            throw AssemblyError(map: map.name, operation: .create, errno: error.errno, detail: error.detail)
+        }
+        maps[index].live = true
+        maps[index].tableLoads += 1
+        try register(index)
+    }
+
+    private mutating func reload(_ index: Int, table: MultipathTable) throws(AssemblyError) {
+        let map = maps[index]
+        do {
+            try control.reload(name: map.name, lengthSectors: map.sizeSectors, table: table)
+        } catch {
+            throw AssemblyError(map: map.name, operation: .reload, errno: error.errno, detail: error.detail)
+        }
+        maps[index].live = true
+        maps[index].tableLoads += 1
+        if !messenger.isRegistered(map.handle) { try register(index) }
+    }
+
+    private func register(_ index: Int) throws(AssemblyError) {
+        let map = maps[index]
+        do {
+            try messenger.register(map: map.handle, name: map.name)
+        } catch {
+            throw AssemblyError(map: map.name, operation: .registerMap, errno: error.errno, detail: error.detail)
+        }
+    }
+
+    private func kernelMap(uuid: String, name: String) throws(AssemblyError) -> DMMapInfo? {
+        do {
+            return try control.listMultipathMaps().first { $0.uuid == uuid }
+        } catch {
+            throw AssemblyError(map: name, operation: .list, errno: error.errno, detail: error.detail)
+        }
+    }
+
+    private func readTable(_ index: Int) throws(AssemblyError) -> MultipathTable {
+        do {
+            return try control.multipathTable(name: maps[index].name)
+        } catch {
+            throw AssemblyError(map: maps[index].name, operation: .readTable, errno: error.errno, detail: error.detail)
+        }
+    }
+
+    /// The group the kernel uses now: the one in state `A`, else its next group.
+    private func kernelGroup(_ index: Int) throws(AssemblyError) -> UInt16 {
+        let status: MultipathStatus
+        do {
+            status = try control.multipathStatus(name: maps[index].name)
+        } catch {
+            throw AssemblyError(map: maps[index].name, operation: .readStatus, errno: error.errno, detail: error.detail)
+        }
+        let active = status.groups.firstIndex { $0.state == .active }.map { $0 + 1 } ?? status.nextGroup
+        return UInt16(clamping: active)
+    }
+
+    /// Whether the kernel's table of a map is the one Keel would load. Compared: the features (as
+    /// a set of words), the path groups in order with their selector and devices in order, and
+    /// the hardware handler. Not compared, because the kernel prints its own view of them: the
+    /// initial group (the kernel prints its current one), selector and path arguments (service-time
+    /// prints two per path whatever was loaded), and a handler when Keel asks for none (a kernel
+    /// that retains the handler attached to the devices, `retain_attached_hw_handler`, prints
+    /// that one; 6.1 with Keel's tables prints none).
+    public static func sameTable(kernel: MultipathTable, wanted: MultipathTable) -> Bool {
+        guard Set(kernel.features) == Set(wanted.features) else { return false }
+        if !wanted.hardwareHandler.isEmpty && kernel.hardwareHandler.first != wanted.hardwareHandler.first { return false }
+        guard kernel.groups.count == wanted.groups.count else { return false }
+        for (k, w) in zip(kernel.groups, wanted.groups) {
+            guard k.selector == w.selector, k.paths.map(\.device) == w.paths.map(\.device) else { return false }
+        }
+        return true
+    }
+
+    // MARK: - Resync
+
+    /// Reads every live map's status through the loop's messenger, scans it and delivers it to the
+    /// loop (`StatusResync`): repairs whatever kernel events were missed. Allocates nothing unless
+    /// a map fails.
+    public mutating func resync<C: PathCheckBackend, O: RecoveryOutput>(
+        loop: inout RecoveryLoop<C, DMMessenger, O>, nowNs: Nanoseconds
+    ) -> [AssemblyError] {
+        var errors: [AssemblyError] = []
+        for index in maps.indices where maps[index].live {
+            if let error = resync(mapAt: index, loop: &loop, nowNs: nowNs) { errors.append(error) }
+        }
+        return errors
+    }
+
+    private mutating func resync<C: PathCheckBackend, O: RecoveryOutput>(
+        mapAt index: Int, loop: inout RecoveryLoop<C, DMMessenger, O>, nowNs: Nanoseconds
+    ) -> AssemblyError? {
+        let handle = maps[index].handle
+        switch loop.messenger.readStatus(map: handle) {
+        case .failure(let error):
+            return AssemblyError(map: maps[index].name, operation: .readStatus, errno: error.errno, detail: error.description)
+        case .success(let status):
+            do {
+                try statusResync.resync(map: handle, status: status, nowNs: nowNs, into: &loop)
+            } catch {
+                return AssemblyError(map: maps[index].name, operation: .scanStatus, errno: EBADMSG, detail: error.description)
+            }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,73 @@
+// MultipathAssembler's pure rules: user-friendly name suffixes and when a kernel table is Keel's own.
+import KeelCore
+import KeelLinux
+import Testing
+
+private func d(_ minor: UInt32) -> DevNo { DevNo(major: 8, minor: minor) }
+
+/// What Keel loads for the rig's LUN: 3 groups by ALUA priority, no handler asked for.
+private let wanted = MultipathTable(
+    features: ["queue_if_no_path"], hardwareHandler: [], initialGroup: 1,
+    groups: [
+        .init(selector: "service-time", paths: [.init(device: d(0)), .init(device: d(48))]),
+        .init(selector: "service-time", paths: [.init(device: d(16))]),
+        .init(selector: "service-time", paths: [.init(device: d(32))]),
+    ])
+
+/// The kernel's table for it as `dmsetup table` shows it (RIG.md).
+private func kernelTable() throws -> MultipathTable {
+    try MultipathTable.parse("1 queue_if_no_path 1 alua 3 1 service-time 0 2 2 8:0 1 1 8:48 1 1 service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:32 1 1")
+}
+
+@Suite struct AssemblyTests {
+    @Test func friendlySuffixesCountLikeMultipathTools() {
+        #expect(MultipathAssembler.friendlySuffix(0) == "a")
+        #expect(MultipathAssembler.friendlySuffix(1) == "b")
+        #expect(MultipathAssembler.friendlySuffix(25) == "z")
+        #expect(MultipathAssembler.friendlySuffix(26) == "aa")
+        #expect(MultipathAssembler.friendlySuffix(27) == "ab")
+        #expect(MultipathAssembler.friendlySuffix(26 + 26 * 26) == "aaa")
+    }
+
+    @Test func kernelsPrintedTableMatchesWhatKeelLoads() throws {
+        // Two path arguments, the attached alua handler, its current group: all the kernel's own view.
+        #expect(MultipathAssembler.sameTable(kernel: try kernelTable(), wanted: wanted))
+    }
+
+    @Test func differentPathOrderIsNotTheSameTable() throws {
+        var other = wanted
+        other.groups[0].paths.reverse()
+        #expect(!MultipathAssembler.sameTable(kernel: try kernelTable(), wanted: other))
+    }
+
+    @Test func missingQueueIfNoPathIsNotTheSameTable() throws {
+        var other = wanted
+        other.features = []
+        #expect(!MultipathAssembler.sameTable(kernel: try kernelTable(), wanted: other))
+    }
+
+    @Test func differentGroupingIsNotTheSameTable() throws {
+        var other = wanted
+        other.groups = [.init(selector: "service-time", paths: [d(0), d(16), d(32), d(48)].map { .init(device: $0) })]
+        #expect(!MultipathAssembler.sameTable(kernel: try kernelTable(), wanted: other))
+    }
+
+    @Test func anExplicitHandlerMustMatchTheKernels() throws {
+        var other = wanted
+        other.hardwareHandler = ["emc"]
+        #expect(!MultipathAssembler.sameTable(kernel: try kernelTable(), wanted: other))
+        other.hardwareHandler = ["alua"]
+        #expect(MultipathAssembler.sameTable(kernel: try kernelTable(), wanted: other))
+    }
+
+    @Test func differentSelectorIsNotTheSameTable() throws {
+        var other = wanted
+        other.groups[1].selector = "round-robin"
+        #expect(!MultipathAssembler.sameTable(kernel: try kernelTable(), wanted: other))
+    }
+
+    @Test func errorDescriptionNamesMapOperationAndErrno() {
+        let error = AssemblyError(map: "mpatha", operation: .reload, errno: 22, detail: "bad table")
+        #expect(error.description == "mpatha: reload: Invalid argument (errno 22): bad table")
+    }
+}
