@@ -61,7 +61,7 @@ private struct DiscardingOutput: RecoveryOutput {
             }
         }
         resyncOnce()
-        #expect(tally.paths == 4 && tally.failed == 2 && tally.groups == 1 && tally.queueing == 1)
+        #expect(tally.paths == 4 && tally.failed == 2 && tally.groups == 1 && tally.queueing == 0)
         let mallocs = mallocCount(iterations: 100_000) { resyncOnce() }
         #expect(mallocs == 0)
         #expect(failures == 0)

@@ -52,7 +52,7 @@ private struct NoOutput: RecoveryOutput {
     /// The same map with two paths failed, group 2 disabled and I/O queued.
     static let rigDegraded = "2 1 3 0 3 1 A 0 2 2 8:0 A 0 0 1 8:48 F 2 0 1 D 0 1 2 8:16 A 0 0 1 E 0 1 2 8:32 F 7 0 1"
 
-    @Test func healthyRigStatusGivesEveryPathActiveThenQueueingThenGroup() throws {
+    @Test func healthyRigStatusGivesEveryPathActiveThenTheGroup() throws {
         var recorder = EventRecorder()
         _ = try resync(Self.rigHealthy, into: &recorder)
         let m = MapHandle(3)
@@ -61,22 +61,21 @@ private struct NoOutput: RecoveryOutput {
             .pathKernelState(m, d(48), active: true),
             .pathKernelState(m, d(16), active: true),
             .pathKernelState(m, d(32), active: true),
-            .mapQueueing(m, queueing: false),
             .mapActiveGroup(m, group: 1),
         ])
         #expect(recorder.times.allSatisfy { $0 == 77 })
     }
 
-    @Test func failedPathsAndQueueIOAreReported() throws {
+    @Test func failedPathsAreReportedAndQueueIOIsNotTakenForQueueing() throws {
         var recorder = EventRecorder()
-        _ = try resync(Self.rigDegraded, into: &recorder)
+        let r = try resync(Self.rigDegraded, into: &recorder)
+        #expect(r.queueingIO == true)
         let m = MapHandle(3)
         #expect(recorder.events == [
             .pathKernelState(m, d(0), active: true),
             .pathKernelState(m, d(48), active: false),
             .pathKernelState(m, d(16), active: true),
             .pathKernelState(m, d(32), active: false),
-            .mapQueueing(m, queueing: true),
             .mapActiveGroup(m, group: 1),
         ])
     }
@@ -99,7 +98,7 @@ private struct NoOutput: RecoveryOutput {
     @Test func mapWithoutGroupsGetsNoGroupEvent() throws {
         var recorder = EventRecorder()
         _ = try resync("2 0 0 0 0 0", into: &recorder)
-        #expect(recorder.events == [.mapQueueing(MapHandle(3), queueing: false)])
+        #expect(recorder.events.isEmpty)
     }
 
     @Test func malformedStatusDeliversNothing() {
@@ -116,7 +115,7 @@ private struct NoOutput: RecoveryOutput {
         let r = try resync(Self.rigHealthy, pathsMax: 3, into: &recorder)
         #expect(r.pathCount == 3)
         #expect(r.pathsDropped == 1)
-        #expect(recorder.events.count == 3 + 2)
+        #expect(recorder.events.count == 3 + 1)
     }
 
     @Test func beginForgetsThePreviousStatus() throws {
@@ -149,7 +148,7 @@ private struct NoOutput: RecoveryOutput {
         try resync.resync(map: map, status: UnsafeRawBufferPointer(status), nowNs: Time.nsPerMs, into: &loop)
         #expect(engine.path(p48)?.kernelActive == false)
         #expect(engine.path(try #require(engine.pathHandle(for: d(0))))?.kernelActive == true)
-        // The kernel said it queues; under no_path_retry fail the engine corrects it.
-        #expect(loop.messenger.sent.contains(DMMessage(map: map, kind: .failIfNoPath)))
+        // queue_io (I/O held for pg_init) is not queue_if_no_path: no queueing message follows.
+        #expect(!loop.messenger.sent.contains { $0.kind == .failIfNoPath || $0.kind == .queueIfNoPath })
     }
 }

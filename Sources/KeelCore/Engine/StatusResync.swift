@@ -9,9 +9,13 @@ public protocol KernelEventSink {
 extension RecoveryLoop: KernelEventSink {}
 
 /// Reads one map's status (through `MultipathStatusScanner`) into fixed-size records and hands
-/// them to a sink as `pathKernelState` per path, then `mapQueueing`, then `mapActiveGroup`: the
-/// group in state `A`, else the kernel's next group. This is how a periodic resync repairs
-/// whatever events were missed.
+/// them to a sink as `pathKernelState` per path, then `mapActiveGroup`: the group in state `A`,
+/// else the kernel's next group. This is how a periodic resync repairs whatever events were missed.
+///
+/// No `mapQueueing` comes from here: the status' `queue_io` flag says whether I/O is held for a
+/// pg_init in progress, not whether `queue_if_no_path` is set (on 6.1 it reads 0 with every path
+/// down and I/O queued). The flag lives in the table's features; the control plane resyncs it
+/// from a table read.
 ///
 /// Nothing reaches the sink during the scan: a status that fails to scan is invalid as a whole
 /// (see `MultipathStatusVisitor`), so the records are delivered only after the scan succeeded.
@@ -25,7 +29,7 @@ public struct StatusResync: MultipathStatusVisitor {
     public private(set) var pathCount = 0
     /// Paths seen past the buffer since `begin`; they get no event.
     public private(set) var pathsDropped = 0
-    /// The kernel's `queue_io` flag, once scanned.
+    /// The kernel's `queue_io` flag (I/O held for pg_init), once scanned; reported, not delivered.
     public private(set) var queueingIO: Bool? = nil
     /// The 1-based group in state `A`, or 0 when none is.
     public private(set) var activeGroup = 0
@@ -74,14 +78,11 @@ public struct StatusResync: MultipathStatusVisitor {
         deliver(to: &sink, nowNs: nowNs)
     }
 
-    /// Hands the recorded status to `sink`: every path's kernel state, the queueing flag, and the
-    /// current group (when the map has groups).
+    /// Hands the recorded status to `sink`: every path's kernel state and the current group (when
+    /// the map has groups).
     public func deliver<S: KernelEventSink>(to sink: inout S, nowNs: Nanoseconds) {
         for i in 0..<pathCount {
             sink.deliver(storage.paths[i], nowNs: nowNs)
-        }
-        if let queueingIO {
-            sink.deliver(.mapQueueing(map, queueing: queueingIO), nowNs: nowNs)
         }
         let group = currentGroup
         if group > 0 {

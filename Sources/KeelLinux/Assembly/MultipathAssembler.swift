@@ -418,7 +418,20 @@ public struct MultipathAssembler {
             } catch {
                 return AssemblyError(map: maps[index].name, operation: .scanStatus, errno: EBADMSG, detail: error.description)
             }
-            return nil
         }
+        // queue_if_no_path is a table feature (the status' queue_io flag means something else).
+        switch loop.messenger.readTable(map: handle) {
+        case .failure(let error):
+            return AssemblyError(map: maps[index].name, operation: .readTable, errno: error.errno, detail: error.description)
+        case .success(let bytes):
+            let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            do {
+                let table = try MultipathTable.parse(text)
+                loop.deliver(.mapQueueing(handle, queueing: table.queueIfNoPath), nowNs: nowNs)
+            } catch {
+                return AssemblyError(map: maps[index].name, operation: .readTable, errno: EBADMSG, detail: error.description)
+            }
+        }
+        return nil
     }
 }
