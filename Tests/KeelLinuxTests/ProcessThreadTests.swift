@@ -35,7 +35,11 @@ struct ProcessThreadTests {
         try thread.join()
         #expect(thread.degradation == nil)
         #expect(observation.name.withLock { $0 } == "keel-test-stk")
-        #expect(observation.stackBytes.load(ordering: .relaxed) == 128 * 1024)
+        // glibc may hand out a cached stack of an exited thread up to 4x the size asked for (other
+        // tests in this process exit 256 KiB threads), so the size is bounded rather than exact:
+        // small, never the 8 MiB default.
+        let stack = observation.stackBytes.load(ordering: .relaxed)
+        #expect(stack >= 128 * 1024 && stack <= 512 * 1024, "stack \(stack) bytes")
         #expect(observation.scheduling.withLock { $0 } == ThreadScheduling(policy: .other, priority: 0))
     }
 
@@ -152,7 +156,9 @@ struct ProcessThreadTests {
             }, &stackBytes)
             log.check(created == 0, "pthread_create: \(created)")
             pthread_join(thread, nil)
-            log.check(stackBytes == 256 * 1024, "stack \(stackBytes)")
+            // A cached stack of an exited thread may be up to 4x the size asked for; the default
+            // it replaces is 8 MiB.
+            log.check(stackBytes >= 256 * 1024 && stackBytes <= 1024 * 1024, "stack \(stackBytes)")
         }
         #expect(report.passed, "\(report)")
     }
