@@ -103,28 +103,33 @@ struct ProcessMemoryTests {
         #expect(status.hasEffective(.sysResource) == false)
     }
 
-    @Test("after tuneMalloc a 40 MiB allocation comes from the heap, not from mmap")
+    @Test("after tuneMalloc a large allocation comes from the heap, not from mmap")
     func tuneMallocStopsMmap() {
         let report = runInProcessChild { log in
-            // 40 MiB: above glibc's largest dynamic mmap threshold (32 MiB), which a long-lived
-            // parent (the test runner) may have raised past smaller sizes before the fork, and
-            // below the 64 MiB heap of a thread arena, which the forked child may be using.
-            let untunedBefore = MemoryDiscipline.mallocStatistics().mappedRegions
-            let untuned = malloc(40 << 20)
-            let untunedAfter = MemoryDiscipline.mallocStatistics().mappedRegions
-            // Proves the statistic sees mmapped allocations at all.
-            log.check(untunedAfter == untunedBefore + 1, "untuned mapped regions \(untunedBefore) -> \(untunedAfter)")
-            free(untuned)
+            // The child inherits the test runner's malloc state: a raised dynamic mmap threshold
+            // (up to 32 MiB) and free chunks big enough to serve a request without mmap. So the
+            // probe grows until an untuned allocation is mmapped, which proves the statistic sees
+            // mmap at all; the same size must then come from the heap once tuned.
+            var size = 0
+            for candidate in [40 << 20, 96 << 20, 192 << 20, 384 << 20] {
+                let before = MemoryDiscipline.mallocStatistics().mappedRegions
+                let probe = malloc(candidate)
+                let after = MemoryDiscipline.mallocStatistics().mappedRegions
+                free(probe)
+                if after == before + 1 { size = candidate; break }
+            }
+            log.check(size > 0, "no untuned allocation up to 384 MiB was mmapped: the statistic sees no mmap")
+            guard size > 0 else { return }
             do {
                 try MemoryDiscipline.tuneMalloc()
             } catch {
                 log.fail("\(error)")
             }
             let before = MemoryDiscipline.mallocStatistics()
-            let tuned = malloc(40 << 20)
+            let tuned = malloc(size)
             let after = MemoryDiscipline.mallocStatistics()
-            log.check(after.mappedRegions == before.mappedRegions, "tuned mapped regions \(before.mappedRegions) -> \(after.mappedRegions)")
-            log.check(after.heapBytes >= before.heapBytes + (40 << 20) || after.inUseBytes >= before.inUseBytes + (40 << 20), "the heap did not serve it")
+            log.check(after.mappedRegions == before.mappedRegions, "tuned mapped regions \(before.mappedRegions) -> \(after.mappedRegions) for \(size >> 20) MiB")
+            log.check(after.heapBytes >= before.heapBytes + UInt64(size) || after.inUseBytes >= before.inUseBytes + UInt64(size), "the heap did not serve it")
             free(tuned)
         }
         #expect(report.passed, "\(report)")
