@@ -137,6 +137,21 @@ public final class Engine {
         if maps[m].policy.failback == .immediate && maps[m].policy.grouping != .multibus { regroup(m) }
     }
 
+    /// Gives a map a new policy (the configuration was reloaded). Paths keep their state; their
+    /// healthy interval restarts from the new `polling_interval`; the map is regrouped and marked
+    /// for a table reload, so the kernel's features (queueing) follow the new profile through
+    /// `tableLoaded`. Allocates nothing.
+    public func setPolicy(_ map: MapHandle, _ policy: MapPolicy) throws(EngineRefusal) {
+        guard isLive(map) else { throw .unknownMap(map) }
+        maps[map.index].policy = policy
+        var p = maps[map.index].firstPath
+        while p >= 0 {
+            paths[Int(p)].intervalNs = policy.intervalHealthyNs
+            p = paths[Int(p)].nextInMap
+        }
+        regroup(map.index)
+    }
+
     /// The control plane loaded the map's table as `groupLayout` describes it: in the kernel every
     /// path now starts active, the group is `initialGroup`, and queueing is as the features say.
     /// The engine then re-fails what it knows to be down.

@@ -91,3 +91,75 @@ extension Engine {
     /// Whether a map's table reload is waiting to be handed out by `tick`.
     public func reloadPending(_ map: MapHandle) -> Bool { isLive(map) && maps[map.index].needsReload }
 }
+
+// MARK: - Layout snapshots (recovery thread -> control plane)
+
+/// A map's group layout copied out of the engine without allocating, so the thread that owns the
+/// engine can hand it to the control plane, which builds and loads the table. Buffers are sized
+/// once (`Capacities.pathsPerMapMax`); a snapshot is owned by one side at a time.
+public final class LayoutSnapshot: @unchecked Sendable {
+    /// Each path's device, in the engine's list order.
+    public let devices: UnsafeMutableBufferPointer<DevNo>
+    /// Each path's 0-based group, parallel to `devices`.
+    public let groups: UnsafeMutableBufferPointer<UInt16>
+    /// The map the snapshot is of.
+    public internal(set) var map = MapHandle(0)
+    /// How many entries of `devices`/`groups` are valid.
+    public internal(set) var pathCount = 0
+    /// How many groups the map had.
+    public internal(set) var groupCount = 0
+    /// The group a fresh table should start in (see `Engine.initialGroup(of:)`).
+    public internal(set) var initialGroup: UInt16 = 0
+
+    /// Room for the paths of one map.
+    public init(pathsMax: Int) {
+        precondition(pathsMax > 0, "a snapshot has room for at least one path")
+        devices = .allocate(capacity: pathsMax)
+        devices.initialize(repeating: DevNo(major: 0, minor: 0))
+        groups = .allocate(capacity: pathsMax)
+        groups.initialize(repeating: 0)
+    }
+
+    deinit {
+        devices.deallocate()
+        groups.deallocate()
+    }
+
+    /// The layout as `Engine.groupLayout(of:)` gives it: groups in table order, devices sorted.
+    /// Allocates: control plane only.
+    public func layout() -> [[DevNo]] {
+        var out = Array(repeating: [DevNo](), count: groupCount)
+        for i in 0..<pathCount where Int(groups[i]) < groupCount {
+            out[Int(groups[i])].append(devices[i])
+        }
+        for i in out.indices { out[i].sort() }
+        return out
+    }
+}
+
+extension Engine {
+    /// Copies the map's group layout and initial group into `snapshot` without allocating.
+    /// Returns false (and leaves the snapshot empty) for a map that is not live or that holds
+    /// more paths than the snapshot has room for.
+    @discardableResult
+    public func snapshotLayout(of map: MapHandle, into snapshot: LayoutSnapshot) -> Bool {
+        snapshot.map = map
+        snapshot.pathCount = 0
+        snapshot.groupCount = 0
+        snapshot.initialGroup = 0
+        guard isLive(map), Int(maps[map.index].pathCount) <= snapshot.devices.count else { return false }
+        var p = maps[map.index].firstPath
+        var n = 0
+        while p >= 0 {
+            let r = paths[Int(p)]
+            snapshot.devices[n] = r.descriptor.device
+            snapshot.groups[n] = r.group
+            n += 1
+            p = r.nextInMap
+        }
+        snapshot.pathCount = n
+        snapshot.groupCount = Int(maps[map.index].groupCount)
+        snapshot.initialGroup = initialGroup(of: map)
+        return true
+    }
+}

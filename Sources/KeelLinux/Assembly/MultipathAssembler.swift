@@ -69,6 +69,9 @@ public struct AssembledMap: Sendable, Equatable {
     public var name: String
     public var wwid: String
     public var profile: MapProfile
+    /// Vendor and product of its first path (what `devices` sections match).
+    public var vendor: String
+    public var product: String
     /// The size of the LUN, from discovery.
     public var sizeSectors: UInt64
     public var paths: [AssembledPath]
@@ -83,6 +86,15 @@ public struct AssembledMap: Sendable, Equatable {
     public var uuid: String { DMControl.multipathUUIDPrefix + wwid }
 }
 
+/// Where assembly delivers what the kernel says and which tables it loaded: the recovery loop
+/// itself when one thread runs both, or rings to the recovery thread in the daemon.
+public protocol AssemblyLoopSink: KernelEventSink {
+    /// A table of `map` is loaded (see `Engine.tableLoaded`).
+    mutating func tableLoaded(_ map: MapHandle, initialGroup: UInt16, queueing: Bool, nowNs: Nanoseconds)
+}
+
+extension RecoveryLoop: AssemblyLoopSink {}
+
 /// Builds Keel's maps from a discovery pass and keeps them loaded in the kernel. Control plane:
 /// it allocates and calls libdevmapper, so it never runs on the recovery thread; only `resync`
 /// (status read, scan, delivery) is free of allocation when nothing fails.
@@ -93,10 +105,13 @@ public struct AssembledMap: Sendable, Equatable {
 /// now and then to repair missed kernel events.
 public struct MultipathAssembler {
     public let engine: Engine
-    public let configuration: Configuration
+    public private(set) var configuration: Configuration
     public let control: DMControl
     /// A copy sharing the recovery loop's messenger storage: registration is control plane.
     public let messenger: DMMessenger
+    /// Reads statuses and tables for resync: the loop's messenger when one thread runs both, or
+    /// one of the control plane's own (buffers are not shared between threads).
+    public let statusReader: DMMessenger?
     public let checkers: PathCheckers
     public var sysfsRoot: String
     /// Where the path device nodes are (`/dev`).
@@ -114,11 +129,13 @@ public struct MultipathAssembler {
     private var statusResync: StatusResync
 
     public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
-                checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL") {
+                checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL",
+                statusReader: DMMessenger? = nil) {
         self.configuration = configuration
         self.engine = engine
         self.control = control
         self.messenger = messenger
+        self.statusReader = statusReader
         self.checkers = checkers
         self.sysfsRoot = sysfsRoot
         self.devRoot = devRoot
@@ -171,7 +188,7 @@ public struct MultipathAssembler {
                 }
                 let name = nextName(wwid: wwid, profile: profile)
                 maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
-                                         sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0))
+                                         vendor: first.vendor, product: first.model, sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0))
                 index = maps.count - 1
                 mapIndex[handle] = index
             }
@@ -281,35 +298,56 @@ public struct MultipathAssembler {
     ) -> [AssemblyError] {
         var errors: [AssemblyError] = []
         for handle in requests {
-            guard let index = mapIndex[handle] else { continue }
             let layout = engine.groupLayout(of: handle)
-            if layout.isEmpty { continue }
-            let table = TableBuilder.table(layout: layout, profile: maps[index].profile, initialGroup: engine.initialGroup(of: handle))
-            do throws(AssemblyError) {
-                if maps[index].live {
-                    try reload(index, table: table)
-                } else if let existing = try kernelMap(uuid: maps[index].uuid, name: maps[index].name) {
-                    maps[index].name = existing.name
-                    let current = try readTable(index)
-                    if Self.sameTable(kernel: current, wanted: table) {
-                        try register(index)
-                        maps[index].live = true
-                        maps[index].adopted = true
-                        let group = try kernelGroup(index)
-                        loop.tableLoaded(handle, initialGroup: group, queueing: current.queueIfNoPath, nowNs: nowNs)
-                        if let error = resync(mapAt: index, loop: &loop, nowNs: nowNs) { errors.append(error) }
-                        continue
-                    }
-                    try reload(index, table: table)
-                } else {
-                    try create(index, table: table)
-                }
-                loop.tableLoaded(handle, initialGroup: UInt16(table.initialGroup), queueing: table.queueIfNoPath, nowNs: nowNs)
-            } catch {
+            if let error = serviceReload(handle, layout: layout, initialGroup: engine.initialGroup(of: handle),
+                                         reader: loop.messenger, into: &loop, nowNs: nowNs) {
                 errors.append(error)
             }
         }
         return errors
+    }
+
+    /// Loads one table from a layout taken on the engine's thread (`Engine.snapshotLayout`), for
+    /// a daemon whose engine lives on another thread: the confirmation and the resync events go
+    /// to `sink`, statuses are read through `statusReader`. Same steps as `serviceReloads`.
+    public mutating func serviceReload<S: AssemblyLoopSink>(
+        _ handle: MapHandle, layout: [[DevNo]], initialGroup: UInt16, into sink: inout S, nowNs: Nanoseconds
+    ) -> AssemblyError? {
+        guard let reader = statusReader else {
+            return AssemblyError(map: "\(handle)", operation: .readStatus, errno: EINVAL, detail: "no status reader")
+        }
+        return serviceReload(handle, layout: layout, initialGroup: initialGroup, reader: reader, into: &sink, nowNs: nowNs)
+    }
+
+    private mutating func serviceReload<S: AssemblyLoopSink>(
+        _ handle: MapHandle, layout: [[DevNo]], initialGroup: UInt16, reader: DMMessenger, into sink: inout S, nowNs: Nanoseconds
+    ) -> AssemblyError? {
+        guard let index = mapIndex[handle] else { return nil }
+        if layout.isEmpty { return nil }
+        let table = TableBuilder.table(layout: layout, profile: maps[index].profile, initialGroup: initialGroup)
+        do throws(AssemblyError) {
+            if maps[index].live {
+                try reload(index, table: table)
+            } else if let existing = try kernelMap(uuid: maps[index].uuid, name: maps[index].name) {
+                maps[index].name = existing.name
+                let current = try readTable(index)
+                if Self.sameTable(kernel: current, wanted: table) {
+                    try register(index)
+                    maps[index].live = true
+                    maps[index].adopted = true
+                    let group = try kernelGroup(index)
+                    sink.tableLoaded(handle, initialGroup: group, queueing: current.queueIfNoPath, nowNs: nowNs)
+                    return resync(mapAt: index, reader: reader, into: &sink, nowNs: nowNs)
+                }
+                try reload(index, table: table)
+            } else {
+                try create(index, table: table)
+            }
+            sink.tableLoaded(handle, initialGroup: UInt16(table.initialGroup), queueing: table.queueIfNoPath, nowNs: nowNs)
+        } catch {
+            return error
+        }
+        return nil
     }
 
     private mutating func create(_ index: Int, table: MultipathTable) throws(AssemblyError) {
@@ -340,6 +378,9 @@ public struct MultipathAssembler {
         let map = maps[index]
         do {
             try messenger.register(map: map.handle, name: map.name)
+            if let reader = statusReader, reader.fileDescriptor != messenger.fileDescriptor, !reader.isRegistered(map.handle) {
+                try reader.register(map: map.handle, name: map.name)
+            }
         } catch {
             throw AssemblyError(map: map.name, operation: .registerMap, errno: error.errno, detail: error.detail)
         }
@@ -398,40 +439,102 @@ public struct MultipathAssembler {
     public mutating func resync<C: PathCheckBackend, O: RecoveryOutput>(
         loop: inout RecoveryLoop<C, DMMessenger, O>, nowNs: Nanoseconds
     ) -> [AssemblyError] {
+        let reader = loop.messenger
+        return resync(reader: reader, into: &loop, nowNs: nowNs)
+    }
+
+    /// `resync` for a daemon: statuses read through `statusReader`, events to `sink`.
+    public mutating func resync<S: AssemblyLoopSink>(into sink: inout S, nowNs: Nanoseconds) -> [AssemblyError] {
+        guard let reader = statusReader else { return [] }
+        return resync(reader: reader, into: &sink, nowNs: nowNs)
+    }
+
+    /// Resyncs the one map named `name` (a dm event arrived for it); nil when it went well or
+    /// the map is not Keel's.
+    public mutating func resync<S: AssemblyLoopSink>(mapNamed name: String, into sink: inout S, nowNs: Nanoseconds) -> AssemblyError? {
+        guard let reader = statusReader, let index = maps.firstIndex(where: { $0.name == name && $0.live }) else { return nil }
+        return resync(mapAt: index, reader: reader, into: &sink, nowNs: nowNs)
+    }
+
+    private mutating func resync<S: AssemblyLoopSink>(reader: DMMessenger, into sink: inout S, nowNs: Nanoseconds) -> [AssemblyError] {
         var errors: [AssemblyError] = []
         for index in maps.indices where maps[index].live {
-            if let error = resync(mapAt: index, loop: &loop, nowNs: nowNs) { errors.append(error) }
+            if let error = resync(mapAt: index, reader: reader, into: &sink, nowNs: nowNs) { errors.append(error) }
         }
         return errors
     }
 
-    private mutating func resync<C: PathCheckBackend, O: RecoveryOutput>(
-        mapAt index: Int, loop: inout RecoveryLoop<C, DMMessenger, O>, nowNs: Nanoseconds
+    private mutating func resync<S: AssemblyLoopSink>(
+        mapAt index: Int, reader: DMMessenger, into sink: inout S, nowNs: Nanoseconds
     ) -> AssemblyError? {
         let handle = maps[index].handle
-        switch loop.messenger.readStatus(map: handle) {
+        switch reader.readStatus(map: handle) {
         case .failure(let error):
             return AssemblyError(map: maps[index].name, operation: .readStatus, errno: error.errno, detail: error.description)
         case .success(let status):
             do {
-                try statusResync.resync(map: handle, status: status, nowNs: nowNs, into: &loop)
+                try statusResync.resync(map: handle, status: status, nowNs: nowNs, into: &sink)
             } catch {
                 return AssemblyError(map: maps[index].name, operation: .scanStatus, errno: EBADMSG, detail: error.description)
             }
         }
         // queue_if_no_path is a table feature (the status' queue_io flag means something else).
-        switch loop.messenger.readTable(map: handle) {
+        switch reader.readTable(map: handle) {
         case .failure(let error):
             return AssemblyError(map: maps[index].name, operation: .readTable, errno: error.errno, detail: error.description)
         case .success(let bytes):
             let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
             do {
                 let table = try MultipathTable.parse(text)
-                loop.deliver(.mapQueueing(handle, queueing: table.queueIfNoPath), nowNs: nowNs)
+                sink.deliver(.mapQueueing(handle, queueing: table.queueIfNoPath), nowNs: nowNs)
             } catch {
                 return AssemblyError(map: maps[index].name, operation: .readTable, errno: EBADMSG, detail: error.description)
             }
         }
         return nil
+    }
+
+    // MARK: - Priorities and reconfiguration
+
+    /// Re-reads every path's priority from its map's prioritizer (ALUA states settle after a disk
+    /// appears, and change when the array moves its optimized port). Returns the paths whose
+    /// priority changed, with the new value, for the engine's thread to apply (`setPriority`).
+    public mutating func refreshPriorities() -> [(path: PathHandle, priority: Int32)] {
+        var changed: [(path: PathHandle, priority: Int32)] = []
+        for m in maps.indices {
+            let prio = maps[m].profile.prio
+            for p in maps[m].paths.indices {
+                let path = maps[m].paths[p]
+                let hctl = path.address.description
+                let now: Int?
+                switch prio {
+                case .const: now = ConstPrioritizer().priority()
+                case .alua: now = ALUAPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
+                case .sysfs: now = SysfsPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
+                }
+                guard let value = now.map({ Int32(clamping: $0) }), value != path.priority else { continue }
+                maps[m].paths[p].priority = value
+                changed.append((path.handle, value))
+            }
+        }
+        return changed
+    }
+
+    /// Takes a reloaded configuration: every map gets the profile the new configuration gives it
+    /// (its name stays: maps are never renamed under their users). Returns the maps whose policy
+    /// changed, for the engine's thread to apply (`setPolicy`), and whose table is reloaded then.
+    /// A map whose checker kind changed keeps its current checker until the path is re-added.
+    public mutating func reconfigure(_ newConfiguration: Configuration) -> [(map: MapHandle, policy: MapPolicy)] {
+        configuration = newConfiguration
+        var changed: [(map: MapHandle, policy: MapPolicy)] = []
+        for m in maps.indices {
+            var profile = newConfiguration.profile(wwid: maps[m].wwid, vendor: maps[m].vendor, product: maps[m].product)
+            profile.checker = maps[m].profile.checker
+            guard profile != maps[m].profile else { continue }
+            // Any change (features, selector, policy) needs a new table: `setPolicy` asks for one.
+            maps[m].profile = profile
+            changed.append((maps[m].handle, profile.policy))
+        }
+        return changed
     }
 }

@@ -1,0 +1,230 @@
+// The daemon's channels between threads: inputs to the recovery thread, command replies, table
+// reload hand-offs, and the state board other threads read. Lock-free; allocated once.
+import Synchronization
+import KeelCore
+
+/// What other threads hand the recovery thread (through one `MPSCRing`).
+@frozen
+public enum RecoveryInput: BitwiseCopyable, Sendable {
+    /// A kernel event (a dm event's status, a periodic resync).
+    case kernel(KernelEvent)
+    /// The control plane loaded a table (`Engine.tableLoaded`).
+    case tableLoaded(MapHandle, initialGroup: UInt16, queueing: Bool)
+    /// The control plane is done with a reload's layout snapshot (loaded or failed).
+    case reloadDone(ReloadTicket)
+    /// An operator command; the outcome goes back with the same ticket.
+    case command(OperatorCommand, ticket: UInt32)
+    /// A prioritizer gave a path a new priority.
+    case setPriority(PathHandle, Int32)
+    /// The configuration was reloaded: the map's new policy.
+    case setPolicy(MapHandle, MapPolicy)
+}
+
+/// An operator command's outcome, back to the thread that asked.
+@frozen
+public struct CommandReply: BitwiseCopyable, Sendable, Equatable {
+    public var ticket: UInt32
+    public var outcome: OperatorOutcome
+    public init(ticket: UInt32, outcome: OperatorOutcome) {
+        self.ticket = ticket
+        self.outcome = outcome
+    }
+}
+
+/// What the recovery thread publishes for the other threads to read (operator `show` commands,
+/// the watchdog): each path's state, each map's queueing and load, and progress counters. One
+/// writer (the recovery thread); relaxed atomic words, no locks.
+public final class StateBoard: @unchecked Sendable {
+    /// Per path: `PathState.rawValue + 1`, 0 for a slot never written.
+    private let pathStates: UnsafeMutablePointer<Atomic<UInt8>>
+    /// Per map: bit 0 queueing, bit 1 loaded.
+    private let mapFlags: UnsafeMutablePointer<Atomic<UInt8>>
+    public let pathsMax: Int
+    public let mapsMax: Int
+    /// Recovery loop passes; the watchdog is fed only while this grows.
+    public let loopPasses = Atomic<UInt64>(0)
+    /// Inputs the recovery thread took from its ring.
+    public let inputsHandled = Atomic<UInt64>(0)
+    /// Reload requests that could not be handed to the control plane (its ring was full); the
+    /// engine's request is kept and sent again on the next `reloadDone`.
+    public let reloadsDeferred = Atomic<UInt64>(0)
+
+    public init(pathsMax: Int, mapsMax: Int) {
+        self.pathsMax = max(pathsMax, 1)
+        self.mapsMax = max(mapsMax, 1)
+        pathStates = .allocate(capacity: self.pathsMax)
+        for i in 0..<self.pathsMax { (pathStates + i).initialize(to: Atomic(0)) }
+        mapFlags = .allocate(capacity: self.mapsMax)
+        for i in 0..<self.mapsMax { (mapFlags + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        pathStates.deinitialize(count: pathsMax)
+        pathStates.deallocate()
+        mapFlags.deinitialize(count: mapsMax)
+        mapFlags.deallocate()
+    }
+
+    /// Publishes a path's state (recovery thread).
+    @inlinable
+    public func setState(_ path: PathHandle, _ state: PathState) {
+        guard path.index < pathsMax else { return }
+        storeState(path.index, state.rawValue &+ 1)
+    }
+
+    @usableFromInline
+    func storeState(_ index: Int, _ value: UInt8) {
+        pathStates[index].store(value, ordering: .relaxed)
+    }
+
+    /// A path's last published state (nil before its first check).
+    public func state(_ path: PathHandle) -> PathState? {
+        guard path.index < pathsMax else { return nil }
+        let raw = pathStates[path.index].load(ordering: .relaxed)
+        return raw == 0 ? nil : PathState(rawValue: raw &- 1)
+    }
+
+    /// Publishes a map's queueing flag (recovery thread).
+    @inlinable
+    public func setQueueing(_ map: MapHandle, _ queueing: Bool) { setFlag(map, bit: 1, queueing) }
+
+    /// Publishes that a map's table is loaded (recovery thread).
+    @inlinable
+    public func setLoaded(_ map: MapHandle) { setFlag(map, bit: 2, true) }
+
+    @usableFromInline
+    func setFlag(_ map: MapHandle, bit: UInt8, _ on: Bool) {
+        guard map.index < mapsMax else { return }
+        if on {
+            mapFlags[map.index].bitwiseOr(bit, ordering: .relaxed)
+        } else {
+            mapFlags[map.index].bitwiseAnd(~bit, ordering: .relaxed)
+        }
+    }
+
+    /// Whether the map queues I/O when no path is usable, as last published.
+    public func queueing(_ map: MapHandle) -> Bool {
+        map.index < mapsMax && mapFlags[map.index].load(ordering: .relaxed) & 1 != 0
+    }
+
+    /// Whether the map's table was loaded.
+    public func loaded(_ map: MapHandle) -> Bool {
+        map.index < mapsMax && mapFlags[map.index].load(ordering: .relaxed) & 2 != 0
+    }
+}
+
+/// A table reload handed to the control plane: the map and the snapshot slot holding its layout.
+@frozen
+public struct ReloadTicket: BitwiseCopyable, Sendable, Equatable {
+    public var map: MapHandle
+    public var slot: Int32
+    public init(map: MapHandle, slot: Int32) {
+        self.map = map
+        self.slot = slot
+    }
+}
+
+/// Hands table reloads from the recovery thread to the control plane. A fixed pool of layout
+/// snapshots (`slotsMax`, far fewer than maps: reloads are rare and quick): the recovery thread
+/// fills a free one and pushes a ticket onto `ring`; the control plane owns the slot until it
+/// answers `RecoveryInput.reloadDone`. A request for a map whose reload is out, or when no slot
+/// or ring space is free, is remembered and sent when a slot returns. The rings' release/acquire
+/// ordering carries the snapshot's contents between the threads.
+public final class ReloadHandoff: @unchecked Sendable {
+    public let ring: SPSCRing<ReloadTicket>
+    public let doorbell: EventFD
+    @usableFromInline let snapshots: [LayoutSnapshot]
+    /// Free snapshot slots (a stack of indices); touched by the recovery thread only.
+    @usableFromInline let freeSlots: UnsafeMutableBufferPointer<Int32>
+    @usableFromInline var freeCount: Int
+    /// Per map: a reload is out with the control plane.
+    @usableFromInline let outstanding: UnsafeMutableBufferPointer<Bool>
+    /// Per map: a request is waiting to be sent.
+    @usableFromInline let waiting: UnsafeMutableBufferPointer<Bool>
+    @usableFromInline var waitingCount = 0
+
+    /// Room for `mapsMax` maps of up to `pathsPerMapMax` paths, `slotsMax` reloads out at once.
+    public init(mapsMax: Int, pathsPerMapMax: Int, slotsMax: Int = 32, doorbell: EventFD) {
+        let maps = max(mapsMax, 1)
+        let slots = max(1, min(slotsMax, maps))
+        ring = SPSCRing(capacity: slots)
+        self.doorbell = doorbell
+        snapshots = (0..<slots).map { _ in LayoutSnapshot(pathsMax: pathsPerMapMax) }
+        freeSlots = .allocate(capacity: slots)
+        for i in 0..<slots { freeSlots[i] = Int32(slots - 1 - i) }
+        freeCount = slots
+        outstanding = .allocate(capacity: maps)
+        outstanding.initialize(repeating: false)
+        waiting = .allocate(capacity: maps)
+        waiting.initialize(repeating: false)
+    }
+
+    deinit {
+        freeSlots.deallocate()
+        outstanding.deallocate()
+        waiting.deallocate()
+    }
+
+    /// The snapshot a ticket names (the control plane reads it after popping the ticket).
+    public func snapshot(_ ticket: ReloadTicket) -> LayoutSnapshot { snapshots[Int(ticket.slot)] }
+
+    /// Requests waiting for a slot or for their map's reload to return.
+    public var waitingRequests: Int { waitingCount }
+
+    /// The engine asked for `map`'s table (recovery thread). Returns false when the request has
+    /// to wait.
+    @inlinable
+    @discardableResult
+    public func request(_ map: MapHandle, engine: Engine) -> Bool {
+        let i = map.index
+        guard i < outstanding.count else { return false }
+        if outstanding[i] || freeCount == 0 {
+            if !waiting[i] {
+                waiting[i] = true
+                waitingCount += 1
+            }
+            return false
+        }
+        let slot = freeSlots[freeCount - 1]
+        guard engine.snapshotLayout(of: map, into: snapshots[Int(slot)]) else {
+            // The map is gone (or too big for a snapshot): nothing to load.
+            if waiting[i] {
+                waiting[i] = false
+                waitingCount -= 1
+            }
+            return false
+        }
+        guard ring.push(ReloadTicket(map: map, slot: slot)) else {
+            if !waiting[i] {
+                waiting[i] = true
+                waitingCount += 1
+            }
+            return false
+        }
+        freeCount -= 1
+        outstanding[i] = true
+        if waiting[i] {
+            waiting[i] = false
+            waitingCount -= 1
+        }
+        doorbell.signal()
+        return true
+    }
+
+    /// The control plane returned `ticket`'s slot (recovery thread): waiting requests are sent
+    /// while slots last, the returned map's own first.
+    @inlinable
+    public func returned(_ ticket: ReloadTicket, engine: Engine) {
+        let i = ticket.map.index
+        guard i < outstanding.count, freeCount < freeSlots.count else { return }
+        outstanding[i] = false
+        freeSlots[freeCount] = ticket.slot
+        freeCount += 1
+        if waiting[i] { request(ticket.map, engine: engine) }
+        var m = 0
+        while waitingCount > 0 && freeCount > 0 && m < waiting.count {
+            if waiting[m] && !outstanding[m] { request(MapHandle(index: m), engine: engine) }
+            m += 1
+        }
+    }
+}

@@ -1,0 +1,139 @@
+// The recovery thread's work in the daemon: inputs from the rings, one loop step, outputs to the
+// log, the state board and the control plane. Nothing here allocates, locks or formats.
+import Glibc
+import Synchronization
+import KeelCore
+
+/// The recovery loop's output in the daemon: every record goes to the log (the recovery thread's
+/// own ring); transitions and queueing reach the state board; table reload requests are handed
+/// to the control plane with a layout snapshot.
+public struct DaemonRecoveryOutput: RecoveryOutput {
+    public var log: LogRecoveryOutput
+    public let engine: Engine
+    public let board: StateBoard
+    public let reloads: ReloadHandoff
+
+    public init(log: LogRecoveryOutput, engine: Engine, board: StateBoard, reloads: ReloadHandoff) {
+        self.log = log
+        self.engine = engine
+        self.board = board
+        self.reloads = reloads
+    }
+
+    @inlinable
+    public mutating func record(_ record: RecoveryRecord, nowNs: Nanoseconds) {
+        log.record(record, nowNs: nowNs)
+        switch record {
+        case .transition(let path, _, let to):
+            board.setState(path, to)
+        case .messageSent(let message, let errno):
+            guard errno == 0 else { break }
+            if message.kind == .queueIfNoPath { board.setQueueing(message.map, true) }
+            if message.kind == .failIfNoPath { board.setQueueing(message.map, false) }
+        case .reloadRequested(let map):
+            if !reloads.request(map, engine: engine) {
+                _ = board.reloadsDeferred.add(1, ordering: .relaxed)
+            }
+        case .checkRefused:
+            break
+        }
+    }
+}
+
+/// The recovery thread's state: the loop, the ring it takes inputs from, the ring operator
+/// replies go back on. `pass` is one iteration without the wait; `run` is the thread's body.
+public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMessenger> {
+    public var loop: RecoveryLoop<Checker, Messenger, DaemonRecoveryOutput>
+    public let inputs: MPSCRing<RecoveryInput>
+    /// Rung by whoever pushes to `inputs`.
+    public let inputDoorbell: EventFD
+    public let replies: SPSCRing<CommandReply>
+    /// Rung after a reply is pushed.
+    public let replyDoorbell: EventFD
+    /// Inputs taken per pass at most, so a flood cannot starve the checks.
+    public var inputsPerPassMax: Int
+
+    public init(loop: RecoveryLoop<Checker, Messenger, DaemonRecoveryOutput>, inputs: MPSCRing<RecoveryInput>,
+                inputDoorbell: EventFD, replies: SPSCRing<CommandReply>, replyDoorbell: EventFD, inputsPerPassMax: Int = 1024) {
+        self.loop = loop
+        self.inputs = inputs
+        self.inputDoorbell = inputDoorbell
+        self.replies = replies
+        self.replyDoorbell = replyDoorbell
+        self.inputsPerPassMax = inputsPerPassMax
+    }
+
+    public var board: StateBoard { loop.output.board }
+
+    /// One pass at `nowNs`: the inputs waiting (up to `inputsPerPassMax`), then the loop's step
+    /// (completions, decisions, timers, checks). Returns how many inputs were taken.
+    @inlinable
+    @discardableResult
+    public mutating func pass(nowNs: Nanoseconds) -> Int {
+        var taken = 0
+        while taken < inputsPerPassMax, let input = inputs.pop() {
+            handle(input, nowNs: nowNs)
+            taken += 1
+        }
+        loop.step(nowNs: nowNs)
+        let board = loop.output.board
+        _ = board.inputsHandled.add(UInt64(taken), ordering: .relaxed)
+        _ = board.loopPasses.add(1, ordering: .relaxed)
+        return taken
+    }
+
+    @inlinable
+    mutating func handle(_ input: RecoveryInput, nowNs: Nanoseconds) {
+        let engine = loop.engine
+        switch input {
+        case .kernel(let event):
+            loop.deliver(event, nowNs: nowNs)
+        case .tableLoaded(let map, let group, let queueing):
+            loop.output.board.setLoaded(map)
+            loop.output.board.setQueueing(map, queueing)
+            loop.tableLoaded(map, initialGroup: group, queueing: queueing, nowNs: nowNs)
+        case .reloadDone(let ticket):
+            loop.output.reloads.returned(ticket, engine: engine)
+        case .command(let command, let ticket):
+            let outcome = loop.deliver(command, nowNs: nowNs)
+            if replies.push(CommandReply(ticket: ticket, outcome: outcome)) { replyDoorbell.signal() }
+        case .setPriority(let path, let priority):
+            try? engine.setPriority(path, priority)
+        case .setPolicy(let map, let policy):
+            try? engine.setPolicy(map, policy)
+        }
+    }
+
+    /// How long the thread may sleep after a pass at `nowNs`: until the engine's next deadline or
+    /// a check's timeout, at most `sleepMaxNs` (the watchdog needs the loop to come round).
+    @inlinable
+    public func sleepNs(nowNs: Nanoseconds, checkerDeadlineNs: Nanoseconds, sleepMaxNs: Nanoseconds) -> Nanoseconds {
+        let deadline = min(loop.nextDeadlineNs(), checkerDeadlineNs)
+        return max(0, min(deadline - nowNs, sleepMaxNs))
+    }
+}
+
+extension RecoveryService where Checker == DaemonChecker {
+    /// The thread's body: pass, then sleep in `poll` on the checkers' completion descriptors and
+    /// the input doorbell until the next deadline, until `stop` is set (and the doorbell rung).
+    /// The poll set is on the stack; nothing allocates.
+    public mutating func run(stop: borrowing Atomic<Bool>, sleepMaxNs: Nanoseconds = 250 * Time.nsPerMs) {
+        let descriptors = loop.checker.completionDescriptors
+        var fds = (pollfd(fd: inputDoorbell.descriptor, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: descriptors.tur, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: descriptors.directIO, events: Int16(POLLIN), revents: 0))
+        while !stop.load(ordering: .acquiring) {
+            let now = LogClock.nowNs()
+            pass(nowNs: now)
+            let sleep = sleepNs(nowNs: LogClock.nowNs(), checkerDeadlineNs: loop.checker.nextDeadlineNs(), sleepMaxNs: sleepMaxNs)
+            if inputs.count > 0 { continue }
+            // Round the sleep up to whole milliseconds so a deadline is never polled for early
+            // in a busy loop of zero timeouts.
+            let timeoutMs = Int32(clamping: (sleep + Time.nsPerMs - 1) / Time.nsPerMs)
+            _ = withUnsafeMutableBytes(of: &fds) { raw in
+                poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 3, timeoutMs)
+            }
+            if fds.0.revents != 0 { _ = inputDoorbell.drain() }
+        }
+    }
+}
