@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "KeelSim", targets: ["KeelSim"]),
         .library(name: "KeelLinux", targets: ["KeelLinux"]),
         .executable(name: "keel-torture", targets: ["keel-torture"]),
+        .executable(name: "keeld", targets: ["keeld"]),
     ],
     dependencies: [
         // Counts malloc calls inside the allocation tests (test-only).
@@ -29,6 +30,7 @@ let package = Package(
         .target(name: "KeelSim", dependencies: ["KeelCore"], path: "Sources/KeelSim"),
         // Torture runner: scenarios x seeds with invariants checked every step.
         .executableTarget(name: "keel-torture", dependencies: ["KeelCore", "KeelSim"], path: "Stress/keel-torture"),
+        .executableTarget(name: "keeld", dependencies: ["KeelCore", "KeelLinux"], path: "Sources/keeld"),
         .testTarget(name: "KeelCoreTests", dependencies: ["KeelCore"], path: "Tests/KeelCoreTests"),
         .testTarget(name: "KeelSimTests", dependencies: ["KeelCore", "KeelSim"], path: "Tests/KeelSimTests"),
         // Host-kernel tests: loop devices, libaio, uevents, sysfs fixtures.

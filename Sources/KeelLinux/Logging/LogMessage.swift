@@ -56,6 +56,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case kernelPathState = 15
     case kernelQueueing = 16
     case kernelActiveGroup = 17
+    case priorityChanged = 18
 
     // Checkers.
     case checkerFallback = 100
@@ -86,6 +87,11 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case configurationRejected = 408
     case pathRefused = 409
     case stopping = 410
+    case ready = 411
+    case reconfigured = 412
+    case queueingFailedForExit = 413
+    case assemblyFailed = 414
+    case commandReceived = 415
 
     // The logger itself.
     case loggerStarted = 500
@@ -98,11 +104,11 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     public var level: LogLevel {
         switch self {
         case .pathStateChanged, .groupEnabled, .reloadRequested, .kernelPathState, .kernelQueueing,
-             .kernelActiveGroup, .checkResult, .uevent, .dmEvent:
+             .kernelActiveGroup, .checkResult, .uevent, .dmEvent, .priorityChanged, .commandReceived:
             return .info
         case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
-             .mlockFailed, .configurationRejected:
+             .mlockFailed, .configurationRejected, .assemblyFailed:
             return .error
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
@@ -110,7 +116,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
-             .loggerStarted, .fileRotated:
+             .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit:
             return .notice
         }
     }
@@ -135,6 +141,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .kernelPathState: return "kernel reports path %dev of %map active: %n"
         case .kernelQueueing: return "kernel reports %map queueing: %n"
         case .kernelActiveGroup: return "kernel reports %map active path group %group"
+        case .priorityChanged: return "%path: priority now %n"
         case .checkerFallback: return "io_setup failed (%errno): falling back to synchronous checks; raise fs.aio-max-nr"
         case .checkTimedOut: return "%path: check of %dev timed out after %ms ms"
         case .checkerThreadsStuck: return "all %n checker threads are stuck in the kernel: checks refused until one returns"
@@ -151,12 +158,17 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .mlockFailed: return "mlockall failed (%errno): memory is not pinned, recovery may wait on reclaim"
         case .realtimeEnabled: return "recovery thread runs at SCHED_FIFO priority %n"
         case .realtimeRefused: return "SCHED_FIFO priority %n refused (%errno): recovery thread runs at normal priority"
-        case .seccompInstalled: return "seccomp filter installed: %n system calls allowed"
+        case .seccompInstalled: return "seccomp filter installed: %n process-creating system calls denied"
         case .seccompFailed: return "seccomp filter not installed (%errno)"
         case .configurationLoaded: return "configuration loaded: %n map profiles, %n blacklist rules"
         case .configurationRejected: return "configuration rejected at line %n (error %n): previous configuration kept"
         case .pathRefused: return "path %dev refused: path table full (%n paths)"
         case .stopping: return "keeld stopping (signal %n)"
+        case .ready: return "keeld ready: %n maps, %n paths"
+        case .reconfigured: return "configuration reloaded: %n maps take a new profile"
+        case .queueingFailedForExit: return "%n maps switched to fail_if_no_path before exit"
+        case .assemblyFailed: return "%map: assembly step %n failed: %errno"
+        case .commandReceived: return "operator command received (%n words)"
         case .loggerStarted: return "logger started: monotonic %ms ms is unix time %n s"
         case .ringDropped: return "%n log records dropped on thread %thread"
         case .sinkDropped: return "%n log lines dropped by the %sink sink (it would have blocked)"

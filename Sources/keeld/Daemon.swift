@@ -1,0 +1,305 @@
+// keeld's start-up, supervision and shutdown: the order in which the promise is put in place.
+import Glibc
+import Synchronization
+import KeelCore
+import KeelLinux
+
+/// Boxes the recovery service for its thread (the thread is its only user once started).
+final class RecoveryBox: @unchecked Sendable {
+    var service: RecoveryService<DaemonChecker, DMMessenger>
+    init(_ service: RecoveryService<DaemonChecker, DMMessenger>) { self.service = service }
+}
+
+enum Daemon {
+    static func blacklistRules(_ configuration: Configuration) -> Int {
+        let b = configuration.blacklist
+        return b.devnodes.count + b.wwids.count + b.properties.count + b.devices.count
+    }
+
+    /// Reads and checks the configuration (`--config`, or the default path when present).
+    static func loadConfiguration(_ options: Options) -> Result<LoadedConfiguration, ConfigurationError> {
+        var text = ""
+        switch readWholeFile(options.configPath) {
+        case .success(let read): text = read
+        case .failure(let error):
+            if options.configGiven || error.errno != ENOENT {
+                return .failure(ConfigurationError(problems: [ConfigDiagnostic(file: options.configPath, line: 0, message: "cannot read: \(String(cString: strerror(error.errno)))")]))
+            }
+        }
+        return Configuration.load(files: [(name: options.configPath, text: text)])
+    }
+
+    /// Starts keeld and runs it until it is told to stop. Returns the exit status.
+    static func run(_ options: Options) -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        // 1. malloc: one arena, no trimming, no mmap churn, before anything sizeable exists.
+        do { try MemoryDiscipline.tuneMalloc() } catch { say("warning: \(error)") }
+
+        // 2. Configuration: a bad file stops keeld here, naming file:line.
+        let configuration: Configuration
+        switch loadConfiguration(options) {
+        case .failure(let error):
+            say("configuration rejected:\n\(error)")
+            return 1
+        case .success(let loaded):
+            for warning in loaded.warnings { say("configuration warning: \(warning)") }
+            configuration = loaded.configuration
+        }
+        let capacities = configuration.capacities
+
+        // Signals go to a signalfd; every thread created from here (the
+        // logger's first) inherits the mask, so no thread takes SIGHUP's default action.
+        let signals: SignalChannel
+        do { signals = try SignalChannel() } catch {
+            say("cannot set up signals: \(error)")
+            return 1
+        }
+
+        // 3. The logger, so everything after is logged without blocking.
+        let logger: KeelLogger
+        do {
+            logger = try KeelLogger(LogConfiguration(
+                filePath: options.logFile, fileBytesMax: options.logFileBytesMax,
+                streamDescriptor: options.logToStderr ? 2 : nil,
+                journalSocketPath: options.logToJournal ? LogConfiguration.systemJournalSocketPath : nil,
+                identifier: "keeld", producersMax: 8))
+            try logger.start()
+        } catch {
+            say("cannot start the logger: \(error)")
+            return 1
+        }
+        guard let mainLog = logger.registerProducer(name: "main"),
+              let recoveryLog = logger.registerProducer(name: "recovery"),
+              let eventsLog = logger.registerProducer(name: "events"),
+              let controlLog = logger.registerProducer(name: "control") else {
+            say("logger has no room for keeld's threads")
+            return 1
+        }
+        mainLog.log(.started, LogArgument.signed(capacities.pathsMax), LogArgument.signed(capacities.mapsMax))
+        mainLog.log(.configurationLoaded, LogArgument.signed(configuration.multipaths.count + configuration.devices.count),
+                    LogArgument.signed(blacklistRules(configuration)))
+
+        // 5. Arenas: engine, checkers, dm buffers, rings, board, reload snapshots.
+        let shared: DaemonShared
+        let engine = Engine(capacities: capacities, startNs: monotonicNs())
+        let tur: TURChecker, directIO: DirectIOChecker
+        let messenger: DMMessenger, statusReader: DMMessenger, control: DMControl
+        do {
+            shared = try DaemonShared(capacities: capacities, logger: logger)
+            tur = try TURChecker(TURConfiguration(pathsMax: capacities.pathsMax, threads: 4))
+            directIO = try DirectIOChecker(DirectIOConfiguration(pathsMax: capacities.pathsMax))
+            messenger = try DMMessenger(mapsMax: capacities.mapsMax)
+            statusReader = try DMMessenger(mapsMax: capacities.mapsMax)
+            control = try DMControl()
+        } catch {
+            say("cannot set up: \(error)")
+            return 1
+        }
+        if let hint = directIO.fallbackHint { say("warning: \(hint)") }
+        let checker = DaemonChecker(pathsMax: capacities.pathsMax, tur: tur, directIO: directIO)
+
+        // 6. Discovery and assembly, before the recovery thread owns the engine.
+        let uidAttribute = "ID_SERIAL"
+        var assembler = MultipathAssembler(configuration: configuration, engine: engine, control: control, messenger: messenger,
+                                           checkers: PathCheckers(tur: tur, directIO: directIO), uidAttribute: uidAttribute,
+                                           statusReader: statusReader)
+        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll()
+        for error in assembler.assemble(report, nowNs: monotonicNs()) { say("assembly: \(error)") }
+        for map in assembler.maps {
+            let kind: CheckerKind
+            switch map.profile.checker {
+            case .tur: kind = .tur
+            case .directio: kind = .directIO
+            case .none: kind = .none
+            }
+            for path in map.paths { checker.assign(path.handle, to: kind) }
+            say("\(map.name) (\(map.handle), wwid \(map.wwid)): " + map.paths.map { "\($0.kernelName) \($0.device) prio \($0.priority)" }.joined(separator: ", "))
+        }
+        let pathCount = assembler.maps.reduce(0) { $0 + $1.paths.count }
+        let recoveryOutput = DaemonRecoveryOutput(log: LogRecoveryOutput(producer: recoveryLog), engine: engine,
+                                                  board: shared.board, reloads: shared.reloads)
+        let loop = RecoveryLoop(engine: engine, checker: checker, messenger: messenger, output: recoveryOutput)
+        let box = RecoveryBox(RecoveryService(loop: loop, inputs: shared.inputs, inputDoorbell: shared.inputDoorbell,
+                                              replies: shared.replies, replyDoorbell: shared.replyDoorbell))
+        let poller: DMEventPoller?
+        do {
+            poller = try DMEventPoller(uuidPrefix: DMControl.multipathUUIDPrefix)
+        } catch {
+            say("warning: no dm event poller (\(error)); maps are resynced every 5 s only")
+            poller = nil
+        }
+        let events = EventsThread(shared: shared, assembler: assembler, poller: poller, log: eventsLog, options: options)
+        let controlThread: ControlThread
+        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog) } catch {
+            say("cannot open the control socket: \(error)")
+            return 1
+        }
+        shared.directory.withLock {
+            $0.update(from: assembler)
+            $0.configPath = options.configPath
+            $0.startedUnixSeconds = time(nil)
+        }
+
+        // 7. Pin: everything allocated so far, and every page mapped from now on.
+        var memoryFact: String
+        do {
+            try MemoryDiscipline.lockAll()
+            let locked = try? MemoryDiscipline.lockedMemory()
+            memoryFact = "mlockall(MCL_CURRENT|MCL_FUTURE), \((locked?.lockedBytes ?? 0) / 1024) KiB locked"
+            mainLog.log(.memoryLocked, LogArgument.signed(Int((locked?.lockedBytes ?? 0) / 1024)))
+            say("memory locked: \((locked?.lockedBytes ?? 0) / 1024) KiB, resident \((locked?.residentBytes ?? 0) / 1024) KiB")
+        } catch {
+            mainLog.log(.mlockFailed, LogArgument.errno(error.errno))
+            guard options.allowUnpinned else {
+                say("cannot lock memory: \(error)\nrefusing to run unpinned (start with --allow-unpinned to accept it)")
+                logger.stop()
+                return 1
+            }
+            say("warning: running unpinned (--allow-unpinned): \(error)")
+            memoryFact = "NOT pinned (\(error))"
+        }
+
+        // 8. The OOM killer leaves keeld alone.
+        var oomFact: String
+        do {
+            _ = try OOMScore.protect()
+            oomFact = "\((try? OOMScore.current()) ?? 0)"
+        } catch {
+            say("warning: \(error)")
+            oomFact = "\((try? OOMScore.current()) ?? 0) (not protected: \(error))"
+        }
+
+        // 9. Threads: recovery (real-time when permitted), events, control.
+        let threadStackBytes = 512 * 1024
+        let recoveryThread: RealtimeThread, eventsThread: RealtimeThread, controlHandle: RealtimeThread
+        do {
+            let policy: SchedulingPolicy = options.realtimePriority > 0 ? .fifo : .other
+            recoveryThread = try RealtimeThread.spawn(name: "keel-recovery", stackBytes: threadStackBytes, policy: policy,
+                                                      priority: options.realtimePriority) { [box, shared] in
+                box.service.run(stop: shared.recoveryStop)
+            }
+            eventsThread = try RealtimeThread.spawn(name: "keel-events", stackBytes: threadStackBytes, policy: .other, priority: 0) { [events] in
+                events.run()
+            }
+            controlHandle = try RealtimeThread.spawn(name: "keel-control", stackBytes: threadStackBytes, policy: .other, priority: 0) { [controlThread] in
+                controlThread.run()
+            }
+        } catch {
+            say("cannot start threads: \(error)")
+            return 1
+        }
+        let schedulingFact: String
+        if let degradation = recoveryThread.degradation {
+            mainLog.log(.realtimeRefused, LogArgument.signed(Int(options.realtimePriority)), LogArgument.errno(degradation.errno))
+            say("warning: \(degradation)")
+            schedulingFact = "SCHED_OTHER (real-time refused: \(degradation))"
+        } else if recoveryThread.scheduling.policy.isRealtime {
+            mainLog.log(.realtimeEnabled, LogArgument.signed(Int(recoveryThread.scheduling.priority)))
+            schedulingFact = recoveryThread.scheduling.description
+        } else {
+            schedulingFact = "SCHED_OTHER (--rt-priority 0)"
+        }
+
+        // 10. No process creation from here on, in any thread.
+        var seccompFact: String
+        do {
+            try Seccomp.denyProcessCreation()
+            mainLog.log(.seccompInstalled, LogArgument.signed(5))
+            seccompFact = "filter installed: fork, vfork, process clone, execve and execveat denied"
+        } catch {
+            mainLog.log(.seccompFailed, LogArgument.errno(0))
+            say("warning: seccomp filter not installed: \(error)")
+            seccompFact = "not installed (\(error))"
+        }
+        shared.directory.withLock {
+            $0.memory = memoryFact
+            $0.oomScore = oomFact
+            $0.recoveryScheduling = schedulingFact
+            $0.seccomp = seccompFact
+        }
+
+        // 11. Ready once every map's first table is loaded (or a minute passed).
+        let notifier: ServiceNotifier?
+        do { notifier = try ServiceNotifier.fromEnvironment() } catch {
+            say("warning: sd_notify: \(error)")
+            notifier = nil
+        }
+        let mapHandles = assembler.maps.map(\.handle)
+        let readyDeadline = monotonicNs() + 60 * Time.nsPerSecond
+        while monotonicNs() < readyDeadline && !mapHandles.allSatisfy({ shared.board.loaded($0) }) {
+            usleep(10_000)
+        }
+        let loadedMaps = mapHandles.filter { shared.board.loaded($0) }.count
+        shared.ready.store(true, ordering: .releasing)
+        mainLog.log(.ready, LogArgument.signed(loadedMaps), LogArgument.signed(pathCount))
+        say("ready: \(loadedMaps) maps, \(pathCount) paths" + (loadedMaps < mapHandles.count ? " (\(mapHandles.count - loadedMaps) maps failed to load; see the log)" : ""))
+        notifier?.notifyReady()
+        notifier?.notifyStatus("\(loadedMaps) maps, \(pathCount) paths; recovery \(schedulingFact)")
+
+        // 12. Supervise: signals, shutdown requests, the watchdog (fed only while the recovery
+        // loop makes progress).
+        var stopSignal: Int32 = 0
+        var lastPasses = shared.board.loopPasses.load(ordering: .relaxed)
+        let watchdogMs = notifier?.watchdogIntervalNs.map { Int32(clamping: $0 / Time.nsPerMs / 4) } ?? 1000
+        while stopSignal == 0 {
+            let readable = pollReadable([signals.descriptor, shared.shutdownRequest.descriptor], timeoutMs: max(10, min(watchdogMs, 1000)))
+            if readable[0] {
+                while let received = try? signals.receive() {
+                    if received.signal == SIGHUP {
+                        notifier?.notifyReloading()
+                        shared.reconfigureRequested.store(true, ordering: .releasing)
+                        shared.eventsWake.signal()
+                        notifier?.notifyReady()
+                    } else {
+                        stopSignal = received.signal
+                    }
+                }
+            }
+            if readable[1] {
+                _ = shared.shutdownRequest.drain()
+                stopSignal = SIGTERM
+            }
+            let passes = shared.board.loopPasses.load(ordering: .relaxed)
+            if let notifier, passes != lastPasses, notifier.watchdogDue(nowNs: monotonicNs()) {
+                notifier.notifyWatchdog(nowNs: monotonicNs())
+            }
+            lastPasses = passes
+        }
+
+        // Shutdown: a stuck kernel call must not keep keeld from exiting.
+        alarm(10)
+        mainLog.log(.stopping, LogArgument.signed(Int(stopSignal)))
+        notifier?.notifyStopping()
+        shared.controlStop.store(true, ordering: .releasing)
+        shared.controlWake.signal()
+        try? controlHandle.join()
+        unlink(options.controlSocket)
+        if options.onExit == .failQueued {
+            var failed = 0
+            for (i, map) in mapHandles.enumerated() where shared.board.queueing(map) {
+                shared.send(.command(.disableQueueing(map), ticket: UInt32(i + 1)), unless: shared.recoveryStop)
+                failed += 1
+            }
+            // The recovery thread answers each; wait for the answers (2 s at most).
+            var answered = 0
+            let deadline = monotonicNs() + 2 * Time.nsPerSecond
+            while answered < failed && monotonicNs() < deadline {
+                while shared.replies.pop() != nil { answered += 1 }
+                _ = pollReadable([shared.replyDoorbell.descriptor], timeoutMs: 50)
+                _ = shared.replyDoorbell.drain()
+            }
+            mainLog.log(.queueingFailedForExit, LogArgument.signed(answered))
+        }
+        shared.eventsStop.store(true, ordering: .releasing)
+        shared.eventsWake.signal()
+        try? eventsThread.join()
+        shared.recoveryStop.store(true, ordering: .releasing)
+        shared.inputDoorbell.signal()
+        try? recoveryThread.join()
+        tur.close()
+        directIO.close()
+        logger.stop()
+        say("stopped (signal \(stopSignal))")
+        return 0
+    }
+}

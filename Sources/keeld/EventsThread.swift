@@ -1,0 +1,122 @@
+// The events thread: the control plane. Loads the tables the recovery thread asks for, turns dm
+// events and periodic status reads into kernel events, re-reads priorities, applies a reloaded
+// configuration. It allocates and calls libdevmapper; it never shares a lock with recovery.
+import Glibc
+import KeelCore
+import KeelLinux
+
+final class EventsThread: @unchecked Sendable {
+    let shared: DaemonShared
+    var assembler: MultipathAssembler
+    let poller: DMEventPoller?
+    let log: LogProducer
+    let options: Options
+    /// How often every map's status is read and delivered (repairs missed events).
+    let resyncIntervalNs: Nanoseconds
+    /// How often priorities are re-read (the configuration's polling interval).
+    let priorityIntervalNs: Nanoseconds
+
+    init(shared: DaemonShared, assembler: MultipathAssembler, poller: DMEventPoller?, log: LogProducer, options: Options) {
+        self.shared = shared
+        self.assembler = assembler
+        self.poller = poller
+        self.log = log
+        self.options = options
+        resyncIntervalNs = 5 * Time.nsPerSecond
+        priorityIntervalNs = Nanoseconds(max(1, assembler.configuration.pollingIntervalSeconds)) * Time.nsPerSecond
+    }
+
+    func run() {
+        var sink = RingLoopSink(shared: shared)
+        var nextResyncNs = monotonicNs() + resyncIntervalNs
+        var nextPrioritiesNs = monotonicNs() + priorityIntervalNs
+        let reloadFD = shared.reloads.doorbell.descriptor
+        let wakeFD = shared.eventsWake.descriptor
+        let dmFD = poller?.fileDescriptor ?? -1
+        while !shared.eventsStop.load(ordering: .acquiring) {
+            let now = monotonicNs()
+            let timeoutMs = Int32(clamping: max(0, min(nextResyncNs, nextPrioritiesNs) - now) / Time.nsPerMs + 1)
+            let readable = pollReadable([reloadFD, wakeFD, dmFD], timeoutMs: timeoutMs)
+            if shared.eventsStop.load(ordering: .acquiring) { break }
+            if readable[0] { _ = shared.reloads.doorbell.drain() }
+            serviceReloads(into: &sink)
+            if readable[1] { _ = shared.eventsWake.drain() }
+            if shared.reconfigureRequested.exchange(false, ordering: .acquiringAndReleasing) { reconfigure() }
+            if readable[2], let poller {
+                handleDMEvents(poller, into: &sink)
+            }
+            let after = monotonicNs()
+            if after >= nextResyncNs {
+                for error in assembler.resync(into: &sink, nowNs: after) { report(error) }
+                nextResyncNs = after + resyncIntervalNs
+            }
+            if after >= nextPrioritiesNs {
+                for change in assembler.refreshPriorities() {
+                    log.log(.priorityChanged, LogArgument.path(change.path), LogArgument.signed(Int(change.priority)))
+                    shared.send(.setPriority(change.path, change.priority), unless: shared.eventsStop)
+                }
+                nextPrioritiesNs = after + priorityIntervalNs
+            }
+        }
+    }
+
+    /// Loads every table the recovery thread handed over, then returns the snapshot slots.
+    func serviceReloads(into sink: inout RingLoopSink) {
+        var serviced = false
+        while let ticket = shared.reloads.ring.pop() {
+            let snapshot = shared.reloads.snapshot(ticket)
+            let layout = snapshot.layout()
+            let group = snapshot.initialGroup
+            if let error = assembler.serviceReload(ticket.map, layout: layout, initialGroup: group, into: &sink, nowNs: monotonicNs()) {
+                report(error)
+            } else {
+                let paths = layout.reduce(0) { $0 + $1.count }
+                log.log(.tableLoaded, LogArgument.map(ticket.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(layout.count)))
+            }
+            shared.send(.reloadDone(ticket), unless: shared.eventsStop)
+            serviced = true
+        }
+        if serviced {
+            let assembler = self.assembler
+            shared.directory.withLock { $0.update(from: assembler) }
+        }
+    }
+
+    /// A dm event: re-arm, list, and resync the maps whose event number moved.
+    func handleDMEvents(_ poller: DMEventPoller, into sink: inout RingLoopSink) {
+        do throws(DMError) {
+            try poller.arm()
+            let changes = poller.changes(to: try poller.listDevices())
+            for change in changes where change.kind == .changed {
+                guard let map = assembler.map(named: change.name) else { continue }
+                log.log(.dmEvent, LogArgument.map(map.handle), LogArgument.signed(Int(change.eventNumber)))
+                if let error = assembler.resync(mapNamed: change.name, into: &sink, nowNs: monotonicNs()) { report(error) }
+            }
+        } catch {
+            log.log(.dmDriverOperationFailed, LogArgument.operation(LogDMOperation(error.operation)), LogArgument.errno(error.errno))
+        }
+    }
+
+    /// SIGHUP or `reconfigure`: read the configuration again; a bad one is refused and the
+    /// running one kept; a good one gives every map its new profile (tables reloaded, noflush,
+    /// never torn down).
+    func reconfigure() {
+        switch Daemon.loadConfiguration(options) {
+        case .failure(let error):
+            let line = error.problems.first?.line ?? 0
+            log.log(.configurationRejected, LogArgument.signed(Int(line)), LogArgument.signed(Int(error.problems.count)))
+        case .success(let loaded):
+            let changes = assembler.reconfigure(loaded.configuration)
+            for change in changes {
+                shared.send(.setPolicy(change.map, change.policy), unless: shared.eventsStop)
+            }
+            log.log(.reconfigured, LogArgument.signed(Int(changes.count)))
+        }
+    }
+
+    func report(_ error: AssemblyError) {
+        let handle = assembler.map(named: error.map)?.handle ?? MapHandle(index: 0)
+        let step = AssemblyOperation.allCases.firstIndex(of: error.operation) ?? -1
+        log.log(.assemblyFailed, LogArgument.map(handle), LogArgument.signed(Int(step)), LogArgument.errno(error.errno))
+    }
+}

@@ -1,0 +1,114 @@
+// What keeld's threads share: rings and doorbells to the recovery thread, stop flags, the state
+// board, and the directory of names the operator sees (never touched by the recovery thread).
+import Glibc
+import Synchronization
+import KeelCore
+import KeelLinux
+
+/// Names and facts for the operator: maps and paths as the control plane built them, and how
+/// the process runs. Guarded by a mutex that only the events and control threads take.
+struct Directory {
+    struct PathEntry {
+        var kernelName: String
+        var device: DevNo
+        var handle: PathHandle
+        var priority: Int32
+    }
+    struct MapEntry {
+        var name: String
+        var wwid: String
+        var handle: MapHandle
+        /// The kernel had this table already and keeld kept it as it was.
+        var adopted: Bool
+        var paths: [PathEntry]
+    }
+    var maps: [MapEntry] = []
+    var configPath = ""
+    var recoveryScheduling = ""
+    var memory = ""
+    var seccomp = "not installed"
+    var oomScore = ""
+    var startedUnixSeconds = 0
+
+    /// Copies what the assembler knows.
+    mutating func update(from assembler: MultipathAssembler) {
+        maps = assembler.maps.map { map in
+            MapEntry(name: map.name, wwid: map.wwid, handle: map.handle, adopted: map.adopted,
+                     paths: map.paths.map { PathEntry(kernelName: $0.kernelName, device: $0.device, handle: $0.handle, priority: $0.priority) })
+        }
+    }
+}
+
+/// keeld's shared state. Created on the main thread before any other thread starts.
+final class DaemonShared: @unchecked Sendable {
+    let inputs: MPSCRing<RecoveryInput>
+    let inputDoorbell: EventFD
+    let replies: SPSCRing<CommandReply>
+    let replyDoorbell: EventFD
+    let board: StateBoard
+    let reloads: ReloadHandoff
+    /// Wakes the events thread (reconfigure, stop).
+    let eventsWake: EventFD
+    /// Wakes the control thread (stop).
+    let controlWake: EventFD
+    /// The control thread asks the main thread to stop (`shutdown` command).
+    let shutdownRequest: EventFD
+    let recoveryStop = Atomic<Bool>(false)
+    let eventsStop = Atomic<Bool>(false)
+    let controlStop = Atomic<Bool>(false)
+    let reconfigureRequested = Atomic<Bool>(false)
+    let directory = Mutex(Directory())
+    /// Set by the main thread once every map's first table is loaded.
+    let ready = Atomic<Bool>(false)
+    /// Log records the logger dropped, read by `show daemon`.
+    let logger: KeelLogger
+
+    init(capacities: Capacities, logger: KeelLogger) throws(SystemError) {
+        inputs = MPSCRing(capacity: capacities.ringSlots)
+        inputDoorbell = try EventFD()
+        replies = SPSCRing(capacity: 64)
+        replyDoorbell = try EventFD()
+        board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax)
+        reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, doorbell: try EventFD())
+        eventsWake = try EventFD()
+        controlWake = try EventFD()
+        shutdownRequest = try EventFD()
+        self.logger = logger
+    }
+
+    /// Hands `input` to the recovery thread from a control-plane thread. A full ring is waited
+    /// out here (1 ms naps, never on the recovery thread): control-plane inputs such as a
+    /// returned reload slot must not be lost. Gives up only when `stop` is set.
+    func send(_ input: RecoveryInput, unless stop: borrowing Atomic<Bool>) {
+        while !inputs.push(input) {
+            if stop.load(ordering: .relaxed) { return }
+            inputDoorbell.signal()
+            usleep(1000)
+        }
+        inputDoorbell.signal()
+    }
+}
+
+/// Sends assembly's events and table confirmations to the recovery thread through the ring.
+struct RingLoopSink: AssemblyLoopSink {
+    let shared: DaemonShared
+
+    mutating func deliver(_ event: KernelEvent, nowNs: Nanoseconds) {
+        shared.send(.kernel(event), unless: shared.eventsStop)
+    }
+
+    mutating func tableLoaded(_ map: MapHandle, initialGroup: UInt16, queueing: Bool, nowNs: Nanoseconds) {
+        shared.send(.tableLoaded(map, initialGroup: initialGroup, queueing: queueing), unless: shared.eventsStop)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+func monotonicNs() -> Nanoseconds { LogClock.nowNs() }
+
+/// Polls `descriptors` for input up to `timeoutMs`; returns which were readable.
+func pollReadable(_ descriptors: [Int32], timeoutMs: Int32) -> [Bool] {
+    var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    let n = poll(&fds, nfds_t(fds.count), timeoutMs)
+    guard n > 0 else { return Array(repeating: false, count: descriptors.count) }
+    return fds.map { $0.revents != 0 }
+}

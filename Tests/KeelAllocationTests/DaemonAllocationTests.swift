@@ -1,0 +1,86 @@
+// The daemon's whole recovery thread allocates nothing: ring inputs -> check completion ->
+// decision -> dm message -> log record, state board and reload hand-off (release builds).
+import Foundation
+import Glibc
+import Synchronization
+import KeelCore
+import KeelLinux
+import Testing
+
+@Suite("daemon recovery thread allocations", .serialized)
+struct DaemonAllocationTests {
+    @Test("1,000,000 recovery service passes with inputs, commands, reloads and logging allocate nothing")
+    func recoveryServicePassesAllocateNothing() throws {
+        let directory = NSTemporaryDirectory() + "keel-daemon-alloc-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let logger = try KeelLogger(LogConfiguration(filePath: directory + "/keeld.log", fileBytesMax: 1 << 20,
+                                                     producersMax: 1, ringCapacity: 4096, wakeIntervalNs: 1_000_000))
+        let producer = try #require(logger.registerProducer(name: "recovery"))
+        try logger.start()
+
+        let capacities = Capacities(pathsMax: 64, mapsMax: 4, pathsPerMapMax: 16, ringSlots: 256)
+        let engine = Engine(capacities: capacities)
+        let policy = MapPolicy(grouping: .groupByPrio, failback: .immediate, noPathRetry: .retries(2),
+                               flapDamping: FlapDamping(threshold: 3, forgetRate: 2, recoveryTimeNs: 5 * Time.nsPerMs),
+                               intervalFastNs: Time.nsPerMs, intervalHealthyNs: Time.nsPerMs,
+                               intervalHealthyMaxNs: 4 * Time.nsPerMs, checkTimeoutNs: 10 * Time.nsPerMs)
+        var paths: [PathHandle] = []
+        var maps: [MapHandle] = []
+        for m in 0..<4 {
+            let map = try engine.addMap(policy: policy)
+            maps.append(map)
+            for p in 0..<16 {
+                paths.append(try engine.addPath(PathDescriptor(device: DevNo(major: 8, minor: UInt32(m * 256 + p * 16)),
+                                                               priority: p % 2 == 0 ? 50 : 10, portKey: UInt32(p % 4)),
+                                                to: map, nowNs: 0))
+            }
+        }
+        let board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax)
+        let reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, slotsMax: 2, doorbell: try EventFD())
+        let output = DaemonRecoveryOutput(log: LogRecoveryOutput(producer: producer), engine: engine, board: board, reloads: reloads)
+        let inputs = MPSCRing<RecoveryInput>(capacity: capacities.ringSlots)
+        let replies = SPSCRing<CommandReply>(capacity: 64)
+        var service = RecoveryService(loop: RecoveryLoop(engine: engine, checker: FlipChecker(capacity: 64), messenger: CountingMessenger(), output: output),
+                                      inputs: inputs, inputDoorbell: try EventFD(), replies: replies, replyDoorbell: try EventFD())
+        var nowNs: Nanoseconds = 0
+        service.pass(nowNs: nowNs)
+
+        // The control plane's side, inline: tickets popped and answered with tableLoaded + reloadDone.
+        var ticketsServed = 0
+        var repliesSeen = 0
+        var iteration = 0
+        let mallocs = mallocCount(iterations: 1_000_000) {
+            iteration &+= 1
+            nowNs += 500_000
+            while let ticket = reloads.ring.pop() {
+                _ = inputs.push(.tableLoaded(ticket.map, initialGroup: reloads.snapshot(ticket).initialGroup, queueing: true))
+                _ = inputs.push(.reloadDone(ticket))
+                ticketsServed &+= 1
+            }
+            let path = paths[iteration & 63]
+            _ = inputs.push(.kernel(.pathFailed(maps[0], DevNo(major: 8, minor: 16))))
+            if iteration & 7 == 0 {
+                _ = inputs.push(.command(iteration & 8 == 0 ? .failPath(path) : .reinstatePath(path), ticket: UInt32(truncatingIfNeeded: iteration)))
+            }
+            if iteration & 1023 == 0 {
+                // A priority change regroups (group_by_prio, failback immediate): a table reload.
+                _ = inputs.push(.setPriority(path, iteration & 1024 == 0 ? 1 : 50))
+            }
+            service.pass(nowNs: nowNs)
+            while replies.pop() != nil { repliesSeen &+= 1 }
+        }
+        logger.stop()
+        #expect(mallocs == 0)
+        // The whole loop really ran: paths failed and reinstated, messages sent, records logged,
+        // commands answered, reloads handed over and returned, the board published.
+        #expect(engine.counters.pathsFailed > 100_000)
+        #expect(engine.counters.pathsReinstated > 100_000)
+        #expect(service.loop.messenger.sent > 200_000)
+        #expect(logger.counterSnapshot.recordsWritten > 100_000)
+        #expect(repliesSeen > 100_000)
+        #expect(ticketsServed > 100)
+        #expect(board.loopPasses.load(ordering: .relaxed) > 1_000_000)
+        #expect(board.state(paths[1]) != nil)
+    }
+}
