@@ -112,7 +112,7 @@ enum Daemon {
             case .directio: kind = .directIO
             case .none: kind = .none
             }
-            for path in map.paths { checker.assign(path.handle, to: kind) }
+            for path in map.paths { checker.assign(path.handle, to: assembler.unopened[path.handle] == nil ? kind : .unopened) }
             say("\(map.name) (\(map.handle), wwid \(map.wwid)): " + map.paths.map { "\($0.kernelName) \($0.device) prio \($0.priority)" }.joined(separator: ", "))
         }
         let pathCount = assembler.maps.reduce(0) { $0 + $1.paths.count }
@@ -128,7 +128,7 @@ enum Daemon {
             say("warning: no dm event poller (\(error)); maps are resynced every 5 s only")
             poller = nil
         }
-        let events = EventsThread(shared: shared, assembler: assembler, poller: poller, log: eventsLog, options: options)
+        let events = EventsThread(shared: shared, assembler: assembler, checker: checker, poller: poller, log: eventsLog, options: options)
         let controlThread: ControlThread
         do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog) } catch {
             say("cannot open the control socket: \(error)")

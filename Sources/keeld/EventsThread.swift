@@ -8,6 +8,7 @@ import KeelLinux
 final class EventsThread: @unchecked Sendable {
     let shared: DaemonShared
     var assembler: MultipathAssembler
+    let checker: DaemonChecker
     let poller: DMEventPoller?
     let log: LogProducer
     let options: Options
@@ -16,9 +17,10 @@ final class EventsThread: @unchecked Sendable {
     /// How often priorities are re-read (the configuration's polling interval).
     let priorityIntervalNs: Nanoseconds
 
-    init(shared: DaemonShared, assembler: MultipathAssembler, poller: DMEventPoller?, log: LogProducer, options: Options) {
+    init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, log: LogProducer, options: Options) {
         self.shared = shared
         self.assembler = assembler
+        self.checker = checker
         self.poller = poller
         self.log = log
         self.options = options
@@ -51,6 +53,10 @@ final class EventsThread: @unchecked Sendable {
                 nextResyncNs = after + resyncIntervalNs
             }
             if after >= nextPrioritiesNs {
+                // Devices that were offline at start: open them once they answer again.
+                for opened in assembler.retryUnopened() {
+                    checker.assign(opened.path, to: opened.checker == .tur ? .tur : opened.checker == .directio ? .directIO : .none)
+                }
                 for change in assembler.refreshPriorities() {
                     log.log(.priorityChanged, LogArgument.path(change.path), LogArgument.signed(Int(change.priority)))
                     shared.send(.setPriority(change.path, change.priority), unless: shared.eventsStop)

@@ -127,6 +127,9 @@ public struct MultipathAssembler {
     private var nodeKeys: [String: UInt32] = [:]
     private var friendlyNamesUsed = 0
     private var statusResync: StatusResync
+    /// Paths whose device could not be opened when they were added (an offline SCSI device
+    /// answers ENXIO): they stay in their map, and `retryUnopened` opens them later.
+    public private(set) var unopened: [PathHandle: (devicePath: String, checker: MapProfile.Checker)] = [:]
 
     public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
                 checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL",
@@ -225,6 +228,10 @@ public struct MultipathAssembler {
             case .none:
                 break
             }
+        } catch where error.errno == ENXIO {
+            // An offline device: it keeps its place in the map (the kernel may hold I/O for it)
+            // and is opened again later; until then it counts as down.
+            unopened[handle] = (devicePath, map.profile.checker)
         } catch {
             // A path that cannot be checked must not stay: the engine would wait on it forever.
             try? engine.removePath(handle, nowNs: nowNs)
@@ -495,6 +502,25 @@ public struct MultipathAssembler {
     }
 
     // MARK: - Priorities and reconfiguration
+
+    /// Tries again to open and register the paths in `unopened`; returns those that now are.
+    public mutating func retryUnopened() -> [(path: PathHandle, checker: MapProfile.Checker)] {
+        var opened: [(path: PathHandle, checker: MapProfile.Checker)] = []
+        for (handle, entry) in unopened {
+            do throws(SystemError) {
+                switch entry.checker {
+                case .tur: try checkers.tur?.register(path: handle, devicePath: entry.devicePath)
+                case .directio: try checkers.directIO?.register(path: handle, devicePath: entry.devicePath)
+                case .none: break
+                }
+                unopened[handle] = nil
+                opened.append((handle, entry.checker))
+            } catch {
+                continue
+            }
+        }
+        return opened
+    }
 
     /// Re-reads every path's priority from its map's prioritizer (ALUA states settle after a disk
     /// appears, and change when the array moves its optimized port). Returns the paths whose

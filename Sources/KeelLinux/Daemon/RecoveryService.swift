@@ -126,7 +126,7 @@ extension RecoveryService where Checker == DaemonChecker {
             let now = LogClock.nowNs()
             pass(nowNs: now)
             let sleep = sleepNs(nowNs: LogClock.nowNs(), checkerDeadlineNs: loop.checker.nextDeadlineNs(), sleepMaxNs: sleepMaxNs)
-            if inputs.count > 0 { continue }
+            if inputs.count > 0 || loop.checker.hasImmediateVerdicts { continue }
             // Round the sleep up to whole milliseconds so a deadline is never polled for early
             // in a busy loop of zero timeouts.
             let timeoutMs = Int32(clamping: (sleep + Time.nsPerMs - 1) / Time.nsPerMs)

@@ -1,0 +1,329 @@
+// keeld as a process on the real kernel (VM only): it builds the map, fails and reinstates a
+// path, runs pinned, real-time, sandboxed and childless, adopts its maps after kill -9 without a
+// reload, and loses no queued I/O when killed while every path is down.
+import Foundation
+import Glibc
+import KeelCore
+import KeelLinux
+import Testing
+
+private let daemonConfiguration = """
+defaults {
+    polling_interval 1
+    max_polling_interval 4
+    fast_probe_interval_ms 100
+    path_grouping_policy group_by_prio
+    prio alua
+    failback immediate
+    no_path_retry queue
+    path_checker tur
+    user_friendly_names yes
+    max_paths 64
+    max_maps 16
+    max_paths_per_map 16
+    ring_slots 1024
+}
+"""
+
+private struct DaemonTestError: Error, CustomStringConvertible { var description: String }
+
+private func nowNs() -> Nanoseconds { LogClock.nowNs() }
+
+private func shell(_ command: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw DaemonTestError(description: "`\(command)` exited \(process.terminationStatus)") }
+}
+
+private func readText(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+/// Where keeld is: KEEL_KEELD, else beside the test bundle.
+private func keeldPath() -> String {
+    if let path = ProcessInfo.processInfo.environment["KEEL_KEELD"] { return path }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+    return (exe as NSString).deletingLastPathComponent + "/keeld"
+}
+
+/// scsi_debug's 4 paths to one LUN, with ALUA states settled (host h: priority 50, 10, 1 by h % 3).
+private func loadPaths() throws -> [UInt32: String] {
+    try shell("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
+    let deadline = nowNs() + 60 * Time.nsPerSecond
+    while nowNs() < deadline {
+        let report = SysfsDiscovery().discoverAll()
+        let ready = report.paths.filter {
+            $0.model == "scsi_debug" && FileManager.default.fileExists(atPath: "/dev/\($0.kernelName)")
+                && ALUAPrioritizer().priority(hctl: $0.address.description) == [50, 10, 1][Int($0.address.host % 3)]
+        }
+        if ready.count == 4 { return Dictionary(uniqueKeysWithValues: ready.map { ($0.address.host, $0.kernelName) }) }
+        usleep(100_000)
+    }
+    throw DaemonTestError(description: "scsi_debug's 4 disks did not settle within 60 s")
+}
+
+private func setState(_ disk: String, _ state: String) throws {
+    try (state + "\n").write(toFile: "/sys/block/\(disk)/device/state", atomically: false, encoding: .utf8)
+}
+
+/// One running keeld with its files in a directory of its own.
+private final class Keeld {
+    let directory: String
+    let process = Process()
+    var socketPath: String { directory + "/keeld.socket" }
+    var logFile: String { directory + "/keeld.log" }
+    var stderrFile: String { directory + "/keeld.stderr" }
+
+    init(directory: String, extraArguments: [String] = []) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try daemonConfiguration.write(toFile: directory + "/multipath.conf", atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: stderrFile, contents: nil)
+        process.executableURL = URL(fileURLWithPath: keeldPath())
+        process.arguments = ["--config", directory + "/multipath.conf", "--log-file", logFile, "--control-socket", socketPath] + extraArguments
+        process.standardError = FileHandle(forWritingAtPath: stderrFile)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Waits for "ready:" on its stderr.
+    func waitReady(timeoutNs: Nanoseconds = 60 * Time.nsPerSecond) throws {
+        let deadline = nowNs() + timeoutNs
+        while nowNs() < deadline {
+            if readText(stderrFile).contains("keeld: ready:") { return }
+            guard process.isRunning else { throw DaemonTestError(description: "keeld exited \(process.terminationStatus): \(readText(stderrFile))") }
+            usleep(50_000)
+        }
+        throw DaemonTestError(description: "keeld not ready within the limit: \(readText(stderrFile))")
+    }
+
+    /// One operator command through the socket.
+    func command(_ text: String) -> String {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return "error: socket" }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(self.socketPath.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { return "error: connect errno \(errno)" }
+        let request = Array((text + "\n").utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            answer.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    func kill9() {
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        process.waitUntilExit()
+    }
+}
+
+/// The map's status, per path: (device, active, fail count).
+private func pathStates(_ control: DMControl, map: String) throws -> [(device: DevNo, active: Bool, failCount: Int)] {
+    let status = try control.multipathStatus(name: map)
+    return status.groups.flatMap { $0.paths.map { ($0.device, $0.active, $0.failCount) } }
+}
+
+private func devNo(of disk: String) -> DevNo? {
+    let text = readText("/sys/block/\(disk)/dev").trimmingCharacters(in: .whitespacesAndNewlines)
+    let parts = text.split(separator: ":").compactMap { UInt32($0) }
+    return parts.count == 2 ? DevNo(major: parts[0], minor: parts[1]) : nil
+}
+
+/// Polls every millisecond until `done` holds; the time it took, or nil after `timeoutNs`.
+private func waitFor(timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
+    let start = nowNs()
+    while nowNs() - start < timeoutNs {
+        if try done() { return nowNs() - start }
+        usleep(1000)
+    }
+    return nil
+}
+
+private func ms(_ ns: Nanoseconds) -> String { String(format: "%.1f ms", Double(ns) / 1e6) }
+
+/// Removes the map and scsi_debug whatever state the test left.
+private func cleanUp(_ control: DMControl?, disks: [UInt32: String]) {
+    for disk in disks.values { try? setState(disk, "running") }
+    if let control { try? control.remove(name: "mpatha") }
+    _ = try? shell("dmsetup remove --force mpatha 2>/dev/null; modprobe -r scsi_debug")
+}
+
+@Suite("keeld process", .serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"))
+struct KeeldProcessKernelTests {
+    @Test("keeld builds mpatha over 4 paths, fails an offline path and reinstates it when it runs again")
+    func buildsMapFailsAndReinstates() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-basic")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        let paths = try pathStates(control, map: "mpatha")
+        #expect(paths.count == 4)
+        let table = try control.multipathTable(name: "mpatha")
+        #expect(table.queueIfNoPath)
+        #expect(table.groups.count == 3, "group_by_prio over ALUA 50/10/1: \(table.groups.count) groups")
+        let disk = try #require(disks[1])
+        let device = try #require(devNo(of: disk))
+        try setState(disk, "offline")
+        let failedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+            try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false
+        }
+        #expect(failedAfter != nil, "keeld did not fail \(disk) within 15 s")
+        #expect(keeld.command("show paths").contains("\(disk) \(device) mpatha"))
+        try setState(disk, "running")
+        let reinstatedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+            try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true
+        }
+        #expect(reinstatedAfter != nil, "keeld did not reinstate \(disk) within 15 s")
+        print("keeld figures: offline -> failed \(failedAfter.map(ms) ?? "-"); running -> reinstated \(reinstatedAfter.map(ms) ?? "-")")
+        // The logger writes within its wake interval; give it a second.
+        let logged = waitFor(timeoutNs: 2 * Time.nsPerSecond) { readText(keeld.logFile).contains("reinstated") }
+        #expect(logged != nil, "the log file shows the reinstatement")
+    }
+
+    @Test("the running keeld has its memory locked, an RT recovery thread, seccomp mode 2, OOM score -1000, no children")
+    func runsPinnedRealtimeSandboxed() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-facts")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        let status = ProcessStatus(text: readText("/proc/\(keeld.pid)/status"))
+        let locked = try #require(status.bytes(of: "VmLck"))
+        let resident = try #require(status.bytes(of: "VmRSS"))
+        print("keeld figures: VmLck \(locked / 1024) KiB, VmRSS \(resident / 1024) KiB")
+        // VmLck counts whole locked mappings (guard pages too), so it is at least the resident set.
+        #expect(locked >= resident * 95 / 100, "VmLck \(locked) vs VmRSS \(resident)")
+        #expect(status.value(of: "Seccomp")?.trimmingCharacters(in: .whitespaces) == "2")
+        #expect(readText("/proc/\(keeld.pid)/oom_score_adj").trimmingCharacters(in: .whitespacesAndNewlines) == "-1000")
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(keeld.pid)/task")
+        var recoveryPolicy: Int? = nil
+        var children = ""
+        for task in tasks {
+            let comm = readText("/proc/\(keeld.pid)/task/\(task)/comm").trimmingCharacters(in: .whitespacesAndNewlines)
+            if comm == "keel-recovery" {
+                // Field 41 of stat is the scheduling policy (1 = SCHED_FIFO); the name may hold
+                // spaces, so count from the closing parenthesis (field 3 onwards).
+                let stat = readText("/proc/\(keeld.pid)/task/\(task)/stat")
+                let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+                recoveryPolicy = Int(fields[41 - 3])
+            }
+            children += readText("/proc/\(keeld.pid)/task/\(task)/children").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(recoveryPolicy == 1, "keel-recovery scheduling policy \(String(describing: recoveryPolicy))")
+        #expect(children.isEmpty, "keeld has children: \(children)")
+        let daemon = keeld.command("show daemon")
+        #expect(daemon.contains("SCHED_FIFO"), "show daemon: \(daemon)")
+        #expect(daemon.contains("seccomp filter installed"), "show daemon: \(daemon)")
+        print("keeld show daemon:\n\(daemon)")
+    }
+
+    @Test("keeld restarted after kill -9 adopts mpatha without reloading it (fail counts survive)")
+    func restartAdoptsWithoutReload() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let first = try Keeld(directory: "/tmp/keeld-adopt-1")
+        try first.waitReady()
+        let disk = try #require(disks[0])
+        let device = try #require(devNo(of: disk))
+        try setState(disk, "offline")
+        _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false }
+        try setState(disk, "running")
+        _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true }
+        let failCount = try #require(try pathStates(control, map: "mpatha").first { $0.device == device }?.failCount)
+        #expect(failCount >= 1)
+        first.kill9()
+        let second = try Keeld(directory: "/tmp/keeld-adopt-2")
+        defer { second.stop() }
+        try second.waitReady()
+        // A reload would have reset every fail count to 0.
+        let after = try #require(try pathStates(control, map: "mpatha").first { $0.device == device }?.failCount)
+        #expect(after == failCount, "fail count \(failCount) before, \(after) after the restart")
+        #expect(second.command("show maps").contains("adopted=yes"), "show maps: \(second.command("show maps"))")
+    }
+
+    @Test("kill -9 while every path is down loses no queued write; the restarted keeld reinstates the returning path")
+    func killDuringAllPathsDownLosesNothing() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let first = try Keeld(directory: "/tmp/keeld-apd-1")
+        try first.waitReady()
+        for disk in disks.values { try setState(disk, "offline") }
+        let allDown = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").allSatisfy { !$0.active } }
+        #expect(allDown != nil, "not every path failed within 20 s")
+        // A write queued on the dead map, on a thread of its own.
+        let block = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let done = WriteResult()
+        Thread {
+            let fd = open("/dev/mapper/mpatha", O_WRONLY | 0o40000 | O_SYNC)
+            guard fd >= 0 else { done.set(-1, errno); return }
+            defer { close(fd) }
+            var raw: UnsafeMutableRawPointer?
+            _ = posix_memalign(&raw, 4096, 4096)
+            block.withUnsafeBytes { raw!.copyMemory(from: $0.baseAddress!, byteCount: 4096) }
+            let n = pwrite(fd, raw, 4096, 8192)
+            done.set(n, n < 0 ? errno : 0)
+            free(raw)
+        }.start()
+        usleep(1_000_000)
+        #expect(done.value == nil, "the write did not queue")
+        first.kill9()
+        usleep(500_000)
+        #expect(done.value == nil, "the write ended when keeld died")
+        let second = try Keeld(directory: "/tmp/keeld-apd-2")
+        defer { second.stop() }
+        try second.waitReady()
+        #expect(done.value == nil, "the write ended before a path returned")
+        let optimized = try #require(disks[0])
+        let returned = nowNs()
+        try setState(optimized, "running")
+        let completed = waitFor(timeoutNs: 30 * Time.nsPerSecond) { done.value != nil }
+        let result = try #require(done.value, "the queued write never completed")
+        #expect(result.bytes == 4096, "write returned \(result.bytes), errno \(result.errno)")
+        print("keeld figures: path back -> queued write completed \(completed.map(ms) ?? "-") (after restart during all paths down)")
+        _ = returned
+        // The block reads back through the map.
+        let fd = open("/dev/mapper/mpatha", O_RDONLY | 0o40000)
+        #expect(fd >= 0)
+        var raw: UnsafeMutableRawPointer?
+        _ = posix_memalign(&raw, 4096, 4096)
+        defer { free(raw); close(fd) }
+        #expect(pread(fd, raw, 4096, 8192) == 4096)
+        #expect(Array(UnsafeRawBufferPointer(start: raw, count: 4096)) == block)
+    }
+}
+
+/// A write's outcome, set once from its thread.
+private final class WriteResult: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: (bytes: Int, errno: Int32)?
+    func set(_ bytes: Int, _ errno: Int32) { lock.withLock { result = (bytes, errno) } }
+    var value: (bytes: Int, errno: Int32)? { lock.withLock { result } }
+}
