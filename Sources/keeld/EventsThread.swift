@@ -16,6 +16,9 @@ final class EventsThread: @unchecked Sendable {
     let resyncIntervalNs: Nanoseconds
     /// How often priorities are re-read (the configuration's polling interval).
     let priorityIntervalNs: Nanoseconds
+    /// How often devices that could not be opened are tried again (the fast probe interval: a
+    /// path whose device returns must not wait a whole polling interval to be checked).
+    let reopenIntervalNs: Nanoseconds
 
     init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, log: LogProducer, options: Options) {
         self.shared = shared
@@ -26,18 +29,22 @@ final class EventsThread: @unchecked Sendable {
         self.options = options
         resyncIntervalNs = 5 * Time.nsPerSecond
         priorityIntervalNs = Nanoseconds(max(1, assembler.configuration.pollingIntervalSeconds)) * Time.nsPerSecond
+        reopenIntervalNs = Nanoseconds(max(10, assembler.configuration.fastProbeIntervalMs)) * Time.nsPerMs
     }
 
     func run() {
         var sink = RingLoopSink(shared: shared)
         var nextResyncNs = monotonicNs() + resyncIntervalNs
         var nextPrioritiesNs = monotonicNs() + priorityIntervalNs
+        var nextReopenNs = monotonicNs() + reopenIntervalNs
         let reloadFD = shared.reloads.doorbell.descriptor
         let wakeFD = shared.eventsWake.descriptor
         let dmFD = poller?.fileDescriptor ?? -1
         while !shared.eventsStop.load(ordering: .acquiring) {
             let now = monotonicNs()
-            let timeoutMs = Int32(clamping: max(0, min(nextResyncNs, nextPrioritiesNs) - now) / Time.nsPerMs + 1)
+            var wakeNs = min(nextResyncNs, nextPrioritiesNs)
+            if !assembler.unopened.isEmpty { wakeNs = min(wakeNs, nextReopenNs) }
+            let timeoutMs = Int32(clamping: max(0, wakeNs - now) / Time.nsPerMs + 1)
             let readable = pollReadable([reloadFD, wakeFD, dmFD], timeoutMs: timeoutMs)
             if shared.eventsStop.load(ordering: .acquiring) { break }
             if readable[0] { _ = shared.reloads.doorbell.drain() }
@@ -52,11 +59,14 @@ final class EventsThread: @unchecked Sendable {
                 for error in assembler.resync(into: &sink, nowNs: after) { report(error) }
                 nextResyncNs = after + resyncIntervalNs
             }
-            if after >= nextPrioritiesNs {
+            if after >= nextReopenNs {
                 // Devices that were offline at start: open them once they answer again.
                 for opened in assembler.retryUnopened() {
                     checker.assign(opened.path, to: opened.checker == .tur ? .tur : opened.checker == .directio ? .directIO : .none)
                 }
+                nextReopenNs = after + reopenIntervalNs
+            }
+            if after >= nextPrioritiesNs {
                 for change in assembler.refreshPriorities() {
                     log.log(.priorityChanged, LogArgument.path(change.path), LogArgument.signed(Int(change.priority)))
                     shared.send(.setPriority(change.path, change.priority), unless: shared.eventsStop)

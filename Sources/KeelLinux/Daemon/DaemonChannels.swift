@@ -216,7 +216,10 @@ public final class ReloadHandoff: @unchecked Sendable {
     @inlinable
     public func returned(_ ticket: ReloadTicket, engine: Engine) {
         let i = ticket.map.index
-        guard i < outstanding.count, freeCount < freeSlots.count else { return }
+        guard i < outstanding.count else { return }
+        // A slot returned twice would be handed out twice: refuse it (and say so in debug).
+        assert(outstanding[i], "reload slot of \(ticket.map) returned twice")
+        guard outstanding[i], freeCount < freeSlots.count else { return }
         outstanding[i] = false
         freeSlots[freeCount] = ticket.slot
         freeCount += 1
