@@ -120,7 +120,8 @@ enum Daemon {
                                                   board: shared.board, reloads: shared.reloads)
         let loop = RecoveryLoop(engine: engine, checker: checker, messenger: messenger, output: recoveryOutput)
         let box = RecoveryBox(RecoveryService(loop: loop, inputs: shared.inputs, inputDoorbell: shared.inputDoorbell,
-                                              replies: shared.replies, replyDoorbell: shared.replyDoorbell))
+                                              replies: shared.replies, replyDoorbell: shared.replyDoorbell,
+                                              topologyReplies: shared.topologyReplies, topologyDoorbell: shared.topologyDoorbell))
         let poller: DMEventPoller?
         do {
             poller = try DMEventPoller(uuidPrefix: DMControl.multipathUUIDPrefix)
@@ -128,7 +129,13 @@ enum Daemon {
             say("warning: no dm event poller (\(error)); maps are resynced every 5 s only")
             poller = nil
         }
-        let events = EventsThread(shared: shared, assembler: assembler, checker: checker, poller: poller, log: eventsLog, options: options)
+        let uevents: UeventMonitor?
+        do { uevents = try UeventMonitor(uidAttribute: uidAttribute) } catch {
+            say("warning: no uevent monitor (\(error)): paths added later need a restart")
+            uevents = nil
+        }
+        let events = EventsThread(shared: shared, assembler: assembler, checker: checker, poller: poller, uevents: uevents,
+                                  log: eventsLog, options: options)
         let controlThread: ControlThread
         do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog) } catch {
             say("cannot open the control socket: \(error)")

@@ -10,6 +10,8 @@ final class EventsThread: @unchecked Sendable {
     var assembler: MultipathAssembler
     let checker: DaemonChecker
     let poller: DMEventPoller?
+    let uevents: UeventMonitor?
+    var topology: RingTopology
     let log: LogProducer
     let options: Options
     /// How often every map's status is read and delivered (repairs missed events).
@@ -20,8 +22,11 @@ final class EventsThread: @unchecked Sendable {
     /// path whose device returns must not wait a whole polling interval to be checked).
     let reopenIntervalNs: Nanoseconds
 
-    init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, log: LogProducer, options: Options) {
+    init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, uevents: UeventMonitor?,
+         log: LogProducer, options: Options) {
         self.shared = shared
+        self.uevents = uevents
+        topology = RingTopology(shared: shared)
         self.assembler = assembler
         self.checker = checker
         self.poller = poller
@@ -40,12 +45,13 @@ final class EventsThread: @unchecked Sendable {
         let reloadFD = shared.reloads.doorbell.descriptor
         let wakeFD = shared.eventsWake.descriptor
         let dmFD = poller?.fileDescriptor ?? -1
+        let ueventFD = uevents?.fileDescriptor ?? -1
         while !shared.eventsStop.load(ordering: .acquiring) {
             let now = monotonicNs()
             var wakeNs = min(nextResyncNs, nextPrioritiesNs)
             if !assembler.unopened.isEmpty { wakeNs = min(wakeNs, nextReopenNs) }
             let timeoutMs = Int32(clamping: max(0, wakeNs - now) / Time.nsPerMs + 1)
-            let readable = pollReadable([reloadFD, wakeFD, dmFD], timeoutMs: timeoutMs)
+            let readable = pollReadable([reloadFD, wakeFD, dmFD, ueventFD], timeoutMs: timeoutMs)
             if shared.eventsStop.load(ordering: .acquiring) { break }
             if readable[0] { _ = shared.reloads.doorbell.drain() }
             serviceReloads(into: &sink)
@@ -53,6 +59,9 @@ final class EventsThread: @unchecked Sendable {
             if shared.reconfigureRequested.exchange(false, ordering: .acquiringAndReleasing) { reconfigure() }
             if readable[2], let poller {
                 handleDMEvents(poller, into: &sink)
+            }
+            if readable[3], let uevents {
+                handleUevents(uevents)
             }
             let after = monotonicNs()
             if after >= nextResyncNs {
@@ -96,6 +105,38 @@ final class EventsThread: @unchecked Sendable {
             let assembler = self.assembler
             shared.directory.withLock { $0.update(from: assembler) }
         }
+    }
+
+    /// Block-device uevents: a SCSI disk that appears is discovered and, when it is a path Keel
+    /// wants (not blacklisted, with a WWID, not known yet), added to its map (or a new map)
+    /// through the recovery thread; the engine then asks for the table. Other actions are logged.
+    func handleUevents(_ uevents: UeventMonitor) {
+        var batch = UeventBatch()
+        _ = uevents.drain(into: &batch)
+        var added: [String] = []
+        for record in batch.records where !record.isDeviceMapper {
+            log.log(.uevent, LogArgument.action(record.action), LogArgument.device(record.device))
+            if record.action == .add || record.action == .change { added.append(record.kernelName.description) }
+        }
+        guard !added.isEmpty else { return }
+        let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
+        var paths: [DiscoveredPath] = []
+        for name in added {
+            if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
+        }
+        guard !paths.isEmpty else { return }
+        let before = Set(assembler.maps.flatMap { $0.paths.map(\.handle) })
+        for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
+            report(error)
+        }
+        for map in assembler.maps {
+            let kind: CheckerKind = map.profile.checker == .tur ? .tur : map.profile.checker == .directio ? .directIO : .none
+            for path in map.paths where !before.contains(path.handle) {
+                checker.assign(path.handle, to: assembler.unopened[path.handle] == nil ? kind : .unopened)
+            }
+        }
+        let assembler = self.assembler
+        shared.directory.withLock { $0.update(from: assembler) }
     }
 
     /// A dm event: re-arm, list, and resync the maps whose event number moved.

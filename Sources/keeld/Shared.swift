@@ -45,6 +45,9 @@ final class DaemonShared: @unchecked Sendable {
     let inputDoorbell: EventFD
     let replies: SPSCRing<CommandReply>
     let replyDoorbell: EventFD
+    /// Answers to the events thread's topology inputs (hot-plugged paths and maps).
+    let topologyReplies: SPSCRing<TopologyReply>
+    let topologyDoorbell: EventFD
     let board: StateBoard
     let reloads: ReloadHandoff
     /// Wakes the events thread (reconfigure, stop).
@@ -68,6 +71,8 @@ final class DaemonShared: @unchecked Sendable {
         inputDoorbell = try EventFD()
         replies = SPSCRing(capacity: 64)
         replyDoorbell = try EventFD()
+        topologyReplies = SPSCRing(capacity: 64)
+        topologyDoorbell = try EventFD()
         board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax)
         reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, doorbell: try EventFD())
         eventsWake = try EventFD()
@@ -111,4 +116,52 @@ func pollReadable(_ descriptors: [Int32], timeoutMs: Int32) -> [Bool] {
     let n = poll(&fds, nfds_t(fds.count), timeoutMs)
     guard n > 0 else { return Array(repeating: false, count: descriptors.count) }
     return fds.map { $0.revents != 0 }
+}
+
+/// The engine's topology as the events thread reaches it: each call is an input to the recovery
+/// thread and a wait (2 s at most) for its answer. Control plane only.
+struct RingTopology: EngineTopology {
+    let shared: DaemonShared
+    var nextTicket: UInt32 = 1
+
+    init(shared: DaemonShared) { self.shared = shared }
+
+    private mutating func ask(_ make: (UInt32) -> RecoveryInput) -> TopologyReply? {
+        let ticket = nextTicket
+        nextTicket &+= 1
+        shared.send(make(ticket), unless: shared.eventsStop)
+        let deadline = monotonicNs() + 2 * Time.nsPerSecond
+        while monotonicNs() < deadline {
+            while let reply = shared.topologyReplies.pop() {
+                if reply.ticket == ticket { return reply }
+            }
+            _ = pollReadable([shared.topologyDoorbell.descriptor], timeoutMs: 50)
+            _ = shared.topologyDoorbell.drain()
+        }
+        return nil
+    }
+
+    private static func refusal(_ errno: Int32, map: MapHandle, path: PathHandle, device: DevNo?) -> EngineRefusal {
+        switch errno {
+        case EEXIST: return .duplicateDevice(device ?? DevNo(major: 0, minor: 0))
+        case ENOENT: return .unknownMap(map)
+        default: return .mapFull(map, capacity: 0)
+        }
+    }
+
+    mutating func addMap(policy: MapPolicy) throws(EngineRefusal) -> MapHandle {
+        guard let reply = ask({ .addMap(policy, ticket: $0) }) else { throw .mapTableFull(capacity: 0) }
+        guard reply.errno == 0 else { throw .mapTableFull(capacity: 0) }
+        return reply.map
+    }
+
+    mutating func addPath(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) throws(EngineRefusal) -> PathHandle {
+        guard let reply = ask({ .addPath(descriptor, map, ticket: $0) }) else { throw .mapFull(map, capacity: 0) }
+        guard reply.errno == 0 else { throw Self.refusal(reply.errno, map: map, path: reply.path, device: descriptor.device) }
+        return reply.path
+    }
+
+    mutating func removePath(_ path: PathHandle, nowNs: Nanoseconds) throws(EngineRefusal) {
+        guard let reply = ask({ .removePath(path, ticket: $0) }), reply.errno == 0 else { throw .unknownPath(path) }
+    }
 }

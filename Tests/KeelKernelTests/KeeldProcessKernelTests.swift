@@ -75,10 +75,16 @@ private final class Keeld {
     var logFile: String { directory + "/keeld.log" }
     var stderrFile: String { directory + "/keeld.stderr" }
 
-    init(directory: String, extraArguments: [String] = []) throws {
+    var configFile: String { directory + "/multipath.conf" }
+
+    init(directory: String, extraArguments: [String] = [], configuration: String = daemonConfiguration,
+         environment: [String: String] = [:]) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try daemonConfiguration.write(toFile: directory + "/multipath.conf", atomically: true, encoding: .utf8)
+        try configuration.write(toFile: directory + "/multipath.conf", atomically: true, encoding: .utf8)
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         _ = FileManager.default.createFile(atPath: stderrFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: keeldPath())
         process.arguments = ["--config", directory + "/multipath.conf", "--log-file", logFile, "--control-socket", socketPath] + extraArguments
@@ -317,6 +323,124 @@ struct KeeldProcessKernelTests {
         defer { free(raw); close(fd) }
         #expect(pread(fd, raw, 4096, 8192) == 4096)
         #expect(Array(UnsafeRawBufferPointer(start: raw, count: 4096)) == block)
+    }
+
+    @Test("SIGHUP applies a changed no_path_retry without tearing the map down; a bad file is refused and the old one kept")
+    func sighupReloadsWithoutTeardown() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-hup")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
+        // Holding the map open across the reload: a teardown would fail (busy) or change it.
+        let holder = open("/dev/mapper/mpatha", O_RDONLY)
+        #expect(holder >= 0)
+        defer { close(holder) }
+        let before = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
+        // A broken file first: refused, nothing changes.
+        try "defaults {\n    no_path_retry sometimes\n}\n".write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+        kill(keeld.pid, SIGHUP)
+        let rejected = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains("configuration rejected") }
+        #expect(rejected != nil, "the log does not show the bad file refused")
+        #expect(keeld.process.isRunning)
+        #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
+        // Then a good one that stops queueing.
+        try daemonConfiguration.replacingOccurrences(of: "no_path_retry queue", with: "no_path_retry fail")
+            .write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+        kill(keeld.pid, SIGHUP)
+        let applied = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath }
+        #expect(applied != nil, "queue_if_no_path still set 15 s after SIGHUP")
+        let after = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
+        #expect(after.device == before.device, "the map was recreated: \(before.device) -> \(after.device)")
+        #expect(keeld.command("show maps").contains("queueing=no"), "show maps: \(keeld.command("show maps"))")
+        #expect(try pathStates(control, map: "mpatha").count == 4)
+    }
+
+    @Test("SIGTERM leaves maps queueing by default; --on-exit fail-queued switches them to fail_if_no_path first")
+    func exitQueueingFollowsTheOption() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeping = try Keeld(directory: "/tmp/keeld-exit-keep")
+        try keeping.waitReady()
+        keeping.stop()
+        #expect(keeping.process.terminationStatus == 0, "keeld exited \(keeping.process.terminationStatus): \(readText(keeping.stderrFile))")
+        #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "queueing dropped by a plain stop")
+        let failing = try Keeld(directory: "/tmp/keeld-exit-fail", extraArguments: ["--on-exit", "fail-queued"])
+        try failing.waitReady()
+        failing.stop()
+        #expect(failing.process.terminationStatus == 0)
+        #expect(try !control.multipathTable(name: "mpatha").queueIfNoPath, "still queueing after --on-exit fail-queued")
+        #expect(readText(failing.logFile).contains("switched to fail_if_no_path before exit"))
+    }
+
+    @Test("keeld speaks sd_notify: READY=1, STATUS=, WATCHDOG=1 while it runs, STOPPING=1 on SIGTERM")
+    func speaksServiceNotify() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let socketPath = "/tmp/keeld-notify.socket"
+        unlink(socketPath)
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd); unlink(socketPath) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(socketPath.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let keeld = try Keeld(directory: "/tmp/keeld-notify", environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "2000000"])
+        var messages: [String] = []
+        func receive(untilNs deadline: Nanoseconds) {
+            var buffer = [UInt8](repeating: 0, count: 2048)
+            while nowNs() < deadline {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n > 0 { messages.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
+            }
+        }
+        try keeld.waitReady()
+        receive(untilNs: nowNs() + 5 * Time.nsPerSecond)
+        keeld.stop()
+        receive(untilNs: nowNs() + Time.nsPerSecond)
+        #expect(messages.contains("READY=1"), "messages: \(messages)")
+        #expect(messages.contains { $0.hasPrefix("STATUS=") }, "messages: \(messages)")
+        // WATCHDOG_USEC 2 s: fed at least every second while the loop runs, so 5 s gives several.
+        #expect(messages.filter { $0 == "WATCHDOG=1" }.count >= 3, "messages: \(messages)")
+        #expect(messages.contains("STOPPING=1"), "messages: \(messages)")
+    }
+
+    @Test("a path that appears while keeld runs joins its map: uevent, discovery, recovery thread, table reload, checks")
+    func hotAddedPathJoinsTheMap() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-hotplug")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        #expect(try pathStates(control, map: "mpatha").count == 4)
+        // scsi_debug with vpd_use_hostno=0: one more host is one more path to the same LUN.
+        let added = nowNs()
+        try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/add_host", atomically: false, encoding: .utf8)
+        let joined = try waitFor(timeoutNs: 30 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").count == 5 }
+        let pathCount = try pathStates(control, map: "mpatha").count
+        #expect(joined != nil, "mpatha still has \(pathCount) paths 30 s after a fifth appeared")
+        let checked = waitFor(timeoutNs: 10 * Time.nsPerSecond) {
+            let lines = keeld.command("show paths").split(separator: "\n")
+            return lines.count == 5 && lines.allSatisfy { $0.contains(" ready ") || $0.contains(" ghost ") }
+        }
+        #expect(checked != nil, "show paths: \(keeld.command("show paths"))")
+        #expect(try pathStates(control, map: "mpatha").allSatisfy { $0.active })
+        print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(nowNs() - added))")
     }
 }
 

@@ -95,6 +95,25 @@ public protocol AssemblyLoopSink: KernelEventSink {
 
 extension RecoveryLoop: AssemblyLoopSink {}
 
+/// Where assembly adds maps and paths: the engine itself before its thread starts, or a channel
+/// to the thread that owns it (the daemon adds hot-plugged paths through its recovery thread).
+public protocol EngineTopology {
+    mutating func addMap(policy: MapPolicy) throws(EngineRefusal) -> MapHandle
+    mutating func addPath(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) throws(EngineRefusal) -> PathHandle
+    mutating func removePath(_ path: PathHandle, nowNs: Nanoseconds) throws(EngineRefusal)
+}
+
+/// The engine, called directly (one thread owns both).
+public struct DirectTopology: EngineTopology {
+    public let engine: Engine
+    public init(engine: Engine) { self.engine = engine }
+    public mutating func addMap(policy: MapPolicy) throws(EngineRefusal) -> MapHandle { try engine.addMap(policy: policy) }
+    public mutating func addPath(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) throws(EngineRefusal) -> PathHandle {
+        try engine.addPath(descriptor, to: map, nowNs: nowNs)
+    }
+    public mutating func removePath(_ path: PathHandle, nowNs: Nanoseconds) throws(EngineRefusal) { try engine.removePath(path, nowNs: nowNs) }
+}
+
 /// Builds Keel's maps from a discovery pass and keeps them loaded in the kernel. Control plane:
 /// it allocates and calls libdevmapper, so it never runs on the recovery thread; only `resync`
 /// (status read, scan, delivery) is free of allocation when nothing fails.
@@ -127,6 +146,8 @@ public struct MultipathAssembler {
     private var nodeKeys: [String: UInt32] = [:]
     private var friendlyNamesUsed = 0
     private var statusResync: StatusResync
+    /// Every device assembled so far.
+    private var knownDevices: Set<DevNo> = []
     /// Paths whose device could not be opened when they were added (an offline SCSI device
     /// answers ENXIO): they stay in their map, and `retryUnopened` opens them later.
     public private(set) var unopened: [PathHandle: (devicePath: String, checker: MapProfile.Checker)] = [:]
@@ -160,6 +181,13 @@ public struct MultipathAssembler {
     /// profile's prioritizer and interned port, serial and node keys. Each path is registered with
     /// the checker its profile names. The engine then asks for the tables (`.reloadMap`).
     public mutating func assemble(_ report: DiscoveryReport, nowNs: Nanoseconds) -> [AssemblyError] {
+        var topology = DirectTopology(engine: engine)
+        return assemble(report, nowNs: nowNs, topology: &topology)
+    }
+
+    /// `assemble` through `topology` (the daemon's recovery thread owns the engine at runtime).
+    /// Devices already assembled are skipped.
+    public mutating func assemble<T: EngineTopology>(_ report: DiscoveryReport, nowNs: Nanoseconds, topology: inout T) -> [AssemblyError] {
         var errors: [AssemblyError] = []
         let filter = BlacklistFilter(configuration: configuration, uidAttribute: uidAttribute)
         var admitted: [DiscoveredPath] = []
@@ -168,7 +196,7 @@ public struct MultipathAssembler {
                 skipped.append(SkippedDevice(kernelName: path.kernelName, reason: .excluded(why)))
             } else if path.wwid == nil {
                 skipped.append(SkippedDevice(kernelName: path.kernelName, reason: .excluded("no WWID")))
-            } else if engine.pathHandle(for: path.device) != nil {
+            } else if knownDevices.contains(path.device) {
                 continue  // already assembled in an earlier pass
             } else {
                 admitted.append(path)
@@ -184,7 +212,7 @@ public struct MultipathAssembler {
                 let profile = configuration.profile(wwid: wwid, vendor: first.vendor, product: first.model)
                 let handle: MapHandle
                 do {
-                    handle = try engine.addMap(policy: profile.policy)
+                    handle = try topology.addMap(policy: profile.policy)
                 } catch {
                     errors.append(AssemblyError(map: wwid, operation: .addMap, errno: Self.errno(of: error), detail: error.description))
                     continue
@@ -196,13 +224,13 @@ public struct MultipathAssembler {
                 mapIndex[handle] = index
             }
             for path in paths {
-                if let error = add(path, toMapAt: index, nowNs: nowNs) { errors.append(error) }
+                if let error = add(path, toMapAt: index, nowNs: nowNs, topology: &topology) { errors.append(error) }
             }
         }
         return errors
     }
 
-    private mutating func add(_ path: DiscoveredPath, toMapAt index: Int, nowNs: Nanoseconds) -> AssemblyError? {
+    private mutating func add<T: EngineTopology>(_ path: DiscoveredPath, toMapAt index: Int, nowNs: Nanoseconds, topology: inout T) -> AssemblyError? {
         let map = maps[index]
         let priority = Int32(clamping: priorityOf(path, prioritizer: map.profile.prio))
         let descriptor = PathDescriptor(
@@ -212,7 +240,7 @@ public struct MultipathAssembler {
             nodeKey: Self.intern(path.targetNodeName, in: &nodeKeys))
         let handle: PathHandle
         do {
-            handle = try engine.addPath(descriptor, to: map.handle, nowNs: nowNs)
+            handle = try topology.addPath(descriptor, to: map.handle, nowNs: nowNs)
         } catch {
             return AssemblyError(map: map.name, operation: .addPath, errno: Self.errno(of: error), detail: "\(path.kernelName): \(error)")
         }
@@ -234,11 +262,12 @@ public struct MultipathAssembler {
             unopened[handle] = (devicePath, map.profile.checker)
         } catch {
             // A path that cannot be checked must not stay: the engine would wait on it forever.
-            try? engine.removePath(handle, nowNs: nowNs)
+            try? topology.removePath(handle, nowNs: nowNs)
             return AssemblyError(map: map.name, operation: .registerChecker, errno: error.errno, detail: "\(devicePath): \(error)")
         }
         maps[index].paths.append(AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device,
                                                address: path.address, priority: priority))
+        knownDevices.insert(path.device)
         return nil
     }
 

@@ -18,6 +18,28 @@ public enum RecoveryInput: BitwiseCopyable, Sendable {
     case setPriority(PathHandle, Int32)
     /// The configuration was reloaded: the map's new policy.
     case setPolicy(MapHandle, MapPolicy)
+    /// A map for a LUN that appeared while running; the handle comes back as a `TopologyReply`.
+    case addMap(MapPolicy, ticket: UInt32)
+    /// A path that appeared while running; the handle comes back as a `TopologyReply`.
+    case addPath(PathDescriptor, MapHandle, ticket: UInt32)
+    /// A path assembly could not keep (its checker would not take it).
+    case removePath(PathHandle, ticket: UInt32)
+}
+
+/// The engine's answer to a topology input: the new handle, or the errno of its refusal
+/// (ENOSPC table or map full, EEXIST device known, ENOENT no such map or path).
+@frozen
+public struct TopologyReply: BitwiseCopyable, Sendable, Equatable {
+    public var ticket: UInt32
+    public var map: MapHandle
+    public var path: PathHandle
+    public var errno: Int32
+    public init(ticket: UInt32, map: MapHandle = MapHandle(0), path: PathHandle = PathHandle(0), errno: Int32 = 0) {
+        self.ticket = ticket
+        self.map = map
+        self.path = path
+        self.errno = errno
+    }
 }
 
 /// An operator command's outcome, back to the thread that asked.

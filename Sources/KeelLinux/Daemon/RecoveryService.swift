@@ -52,15 +52,21 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
     public let replyDoorbell: EventFD
     /// Inputs taken per pass at most, so a flood cannot starve the checks.
     public var inputsPerPassMax: Int
+    /// Where topology inputs are answered (the thread that asked consumes it), with its doorbell.
+    public let topologyReplies: SPSCRing<TopologyReply>?
+    public let topologyDoorbell: EventFD?
 
     public init(loop: RecoveryLoop<Checker, Messenger, DaemonRecoveryOutput>, inputs: MPSCRing<RecoveryInput>,
-                inputDoorbell: EventFD, replies: SPSCRing<CommandReply>, replyDoorbell: EventFD, inputsPerPassMax: Int = 1024) {
+                inputDoorbell: EventFD, replies: SPSCRing<CommandReply>, replyDoorbell: EventFD, inputsPerPassMax: Int = 1024,
+                topologyReplies: SPSCRing<TopologyReply>? = nil, topologyDoorbell: EventFD? = nil) {
         self.loop = loop
         self.inputs = inputs
         self.inputDoorbell = inputDoorbell
         self.replies = replies
         self.replyDoorbell = replyDoorbell
         self.inputsPerPassMax = inputsPerPassMax
+        self.topologyReplies = topologyReplies
+        self.topologyDoorbell = topologyDoorbell
     }
 
     public var board: StateBoard { loop.output.board }
@@ -101,6 +107,42 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
             try? engine.setPriority(path, priority)
         case .setPolicy(let map, let policy):
             try? engine.setPolicy(map, policy)
+        case .addMap(let policy, let ticket):
+            do {
+                answer(TopologyReply(ticket: ticket, map: try engine.addMap(policy: policy)))
+            } catch {
+                answer(TopologyReply(ticket: ticket, errno: Self.errno(of: error)))
+            }
+        case .addPath(let descriptor, let map, let ticket):
+            do {
+                let path = try engine.addPath(descriptor, to: map, nowNs: nowNs)
+                answer(TopologyReply(ticket: ticket, map: map, path: path))
+            } catch {
+                answer(TopologyReply(ticket: ticket, map: map, errno: Self.errno(of: error)))
+            }
+        case .removePath(let path, let ticket):
+            do {
+                try engine.removePath(path, nowNs: nowNs)
+                answer(TopologyReply(ticket: ticket, path: path))
+            } catch {
+                answer(TopologyReply(ticket: ticket, path: path, errno: Self.errno(of: error)))
+            }
+        }
+    }
+
+    @inlinable
+    func answer(_ reply: TopologyReply) {
+        guard let ring = topologyReplies else { return }
+        if ring.push(reply) { topologyDoorbell?.signal() }
+    }
+
+    /// The errno a topology refusal is reported with.
+    @inlinable
+    static func errno(of refusal: EngineRefusal) -> Int32 {
+        switch refusal {
+        case .pathTableFull, .mapTableFull, .mapFull: return ENOSPC
+        case .duplicateDevice: return EEXIST
+        case .unknownMap, .unknownPath: return ENOENT
         }
     }
 

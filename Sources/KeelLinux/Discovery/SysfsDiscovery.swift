@@ -32,6 +32,11 @@ public struct DiscoveryReport: Sendable, Equatable {
     /// SCSI disks left out, with the reason.
     public var skipped: [SkippedDevice]
 
+    public init(paths: [DiscoveredPath], skipped: [SkippedDevice]) {
+        self.paths = paths
+        self.skipped = skipped
+    }
+
     /// Paths with a WWID grouped by it (the candidate maps), ordered by WWID; paths inside a
     /// group keep kernel-name order.
     public func pathsByWWID() -> [(wwid: String, paths: [DiscoveredPath])] {
