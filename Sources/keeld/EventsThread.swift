@@ -114,9 +114,19 @@ final class EventsThread: @unchecked Sendable {
         var batch = UeventBatch()
         _ = uevents.drain(into: &batch)
         var added: [String] = []
+        var removed = false
         for record in batch.records where !record.isDeviceMapper {
             log.log(.uevent, LogArgument.action(record.action), LogArgument.device(record.device))
             if record.action == .add || record.action == .change { added.append(record.kernelName.description) }
+            if record.action == .remove,
+               let handle = assembler.remove(kernelName: record.kernelName.description, nowNs: monotonicNs(), topology: &topology) {
+                checker.assign(handle, to: .none)
+                removed = true
+            }
+        }
+        if removed {
+            let assembler = self.assembler
+            shared.directory.withLock { $0.update(from: assembler) }
         }
         guard !added.isEmpty else { return }
         let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)

@@ -49,6 +49,9 @@ private func keeldPath() -> String {
 
 /// scsi_debug's 4 paths to one LUN, with ALUA states settled (host h: priority 50, 10, 1 by h % 3).
 private func loadPaths() throws -> [UInt32: String] {
+    // A fresh module: one left loaded by an earlier test would keep its hosts (and ignore the
+    // parameters).
+    if FileManager.default.fileExists(atPath: "/sys/module/scsi_debug") { cleanUp(nil, disks: [:]) }
     try shell("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
     let deadline = nowNs() + 60 * Time.nsPerSecond
     while nowNs() < deadline {
@@ -173,8 +176,12 @@ private func ms(_ ns: Nanoseconds) -> String { String(format: "%.1f ms", Double(
 /// Removes the map and scsi_debug whatever state the test left.
 private func cleanUp(_ control: DMControl?, disks: [UInt32: String]) {
     for disk in disks.values { try? setState(disk, "running") }
-    if let control { try? control.remove(name: "mpatha") }
-    _ = try? shell("dmsetup remove --force mpatha 2>/dev/null; modprobe -r scsi_debug")
+    // The kernel may hold the map or the module a moment after the daemon has gone: retry.
+    for _ in 0..<20 {
+        if let control { try? control.remove(name: "mpatha") }
+        if (try? shell("dmsetup remove --force mpatha 2>/dev/null; modprobe -r scsi_debug")) != nil { return }
+        usleep(250_000)
+    }
 }
 
 @Suite("keeld process", .serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"))
@@ -441,6 +448,36 @@ struct KeeldProcessKernelTests {
         #expect(checked != nil, "show paths: \(keeld.command("show paths"))")
         #expect(try pathStates(control, map: "mpatha").allSatisfy { $0.active })
         print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(nowNs() - added))")
+    }
+
+    @Test("a path whose device is deleted leaves its map (table reloaded without it); the map keeps serving I/O")
+    func deletedPathLeavesTheMap() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-unplug")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        #expect(try pathStates(control, map: "mpatha").count == 4)
+        let disk = try #require(disks[1])
+        let device = try #require(devNo(of: disk))
+        let deleted = nowNs()
+        try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
+        let left = try waitFor(timeoutNs: 30 * Time.nsPerSecond) {
+            let paths = try pathStates(control, map: "mpatha")
+            return paths.count == 3 && !paths.contains { $0.device == device }
+        }
+        #expect(left != nil, "mpatha still lists \(device) 30 s after \(disk) was deleted")
+        let shown = keeld.command("show paths")
+        #expect(!shown.contains(disk + " "), "show paths: \(shown)")
+        #expect(shown.split(separator: "\n").count == 3, "show paths: \(shown)")
+        let fd = open("/dev/mapper/mpatha", O_RDONLY | 0o40000)
+        #expect(fd >= 0)
+        var raw: UnsafeMutableRawPointer?
+        _ = posix_memalign(&raw, 4096, 4096)
+        defer { free(raw); close(fd) }
+        #expect(pread(fd, raw, 4096, 0) == 4096)
+        print("keeld figures: \(disk) deleted -> out of the table \(left.map(ms) ?? "-") (after \(ms(nowNs() - deleted)) the map still reads)")
     }
 }
 

@@ -532,6 +532,28 @@ public struct MultipathAssembler {
 
     // MARK: - Priorities and reconfiguration
 
+    /// A path's device went away (a `remove` uevent): the path leaves the engine through
+    /// `topology` (its map is regrouped and its table reloaded without it), its checker forgets
+    /// it, and assembly forgets the device. Returns the path's handle, nil when the device was
+    /// not one of Keel's paths. A map that loses its last path keeps its kernel table.
+    public mutating func remove<T: EngineTopology>(kernelName: String, nowNs: Nanoseconds, topology: inout T) -> PathHandle? {
+        for m in maps.indices {
+            guard let p = maps[m].paths.firstIndex(where: { $0.kernelName == kernelName }) else { continue }
+            let path = maps[m].paths[p]
+            try? topology.removePath(path.handle, nowNs: nowNs)
+            switch maps[m].profile.checker {
+            case .tur: checkers.tur?.unregister(path: path.handle)
+            case .directio: checkers.directIO?.unregister(path: path.handle)
+            case .none: break
+            }
+            maps[m].paths.remove(at: p)
+            knownDevices.remove(path.device)
+            unopened[path.handle] = nil
+            return path.handle
+        }
+        return nil
+    }
+
     /// Tries again to open and register the paths in `unopened`; returns those that now are.
     public mutating func retryUnopened() -> [(path: PathHandle, checker: MapProfile.Checker)] {
         var opened: [(path: PathHandle, checker: MapProfile.Checker)] = []
