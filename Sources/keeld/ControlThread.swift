@@ -10,12 +10,15 @@ final class ControlThread: @unchecked Sendable {
     let shared: DaemonShared
     let listener: Int32
     let log: LogProducer
+    /// Read for the per-path checker and orphan columns (atomic loads only).
+    let checker: DaemonChecker
     private var nextTicket: UInt32 = 1
 
     /// Binds the socket (a stale socket file from an earlier run is replaced).
-    init(shared: DaemonShared, path: String, log: LogProducer) throws(SystemError) {
+    init(shared: DaemonShared, path: String, log: LogProducer, checker: DaemonChecker) throws(SystemError) {
         self.shared = shared
         self.log = log
+        self.checker = checker
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
         unlink(path)
@@ -168,6 +171,7 @@ final class ControlThread: @unchecked Sendable {
         lines.append("recovery thread \(directory.recoveryScheduling)")
         lines.append("seccomp \(directory.seccomp)")
         lines.append("oom_score_adj \(directory.oomScore)")
+        lines.append("orphaned checks \(checker.orphansInFlight) (timed out, still in the kernel)")
         lines.append("loop passes \(board.loopPasses.load(ordering: .relaxed)) inputs \(board.inputsHandled.load(ordering: .relaxed)) input ring drops \(shared.inputs.droppedCount)")
         let counters = shared.logger.counterSnapshot
         lines.append("log records written \(counters.recordsWritten) dropped \(counters.recordsDropped) file pages \(counters.filePagesWritten) file write errors \(counters.fileWriteErrors)")
@@ -196,7 +200,8 @@ final class ControlThread: @unchecked Sendable {
         for map in maps {
             for path in map.paths.sorted(by: { $0.kernelName < $1.kernelName }) {
                 let state = board.state(path.handle)?.description ?? "undef"
-                lines.append("\(path.kernelName) \(path.device) \(map.name) \(path.handle) \(map.handle) \(state) prio=\(path.priority)")
+                let orphan = checker.isOrphaned(path.handle) ? " orphan=yes" : ""
+                lines.append("\(path.kernelName) \(path.device) \(map.name) \(path.handle) \(map.handle) \(state) prio=\(path.priority) checker=\(checker.kind(of: path.handle))\(orphan)")
             }
         }
         return lines.isEmpty ? "no paths" : lines.joined(separator: "\n")

@@ -86,7 +86,7 @@ enum Daemon {
         let messenger: DMMessenger, statusReader: DMMessenger, control: DMControl
         do {
             shared = try DaemonShared(capacities: capacities, logger: logger)
-            tur = try TURChecker(TURConfiguration(pathsMax: capacities.pathsMax, threads: 4))
+            tur = try TURChecker(TURConfiguration(pathsMax: capacities.pathsMax))
             directIO = try DirectIOChecker(DirectIOConfiguration(pathsMax: capacities.pathsMax))
             messenger = try DMMessenger(mapsMax: capacities.mapsMax)
             statusReader = try DMMessenger(mapsMax: capacities.mapsMax)
@@ -101,18 +101,15 @@ enum Daemon {
         // 6. Discovery and assembly, before the recovery thread owns the engine.
         let uidAttribute = "ID_SERIAL"
         var assembler = MultipathAssembler(configuration: configuration, engine: engine, control: control, messenger: messenger,
-                                           checkers: PathCheckers(tur: tur, directIO: directIO), uidAttribute: uidAttribute,
+                                           checkers: PathCheckers(tur: tur, directIO: directIO, dispatch: checker), uidAttribute: uidAttribute,
                                            statusReader: statusReader)
         let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll()
         for error in assembler.assemble(report, nowNs: monotonicNs()) { say("assembly: \(error)") }
+        for device in assembler.turFallbacks {
+            say("warning: \(device) has no SCSI generic node (load the sg module): checked with directio instead of tur")
+        }
+        assembler.turFallbacks.removeAll()
         for map in assembler.maps {
-            let kind: CheckerKind
-            switch map.profile.checker {
-            case .tur: kind = .tur
-            case .directio: kind = .directIO
-            case .none: kind = .none
-            }
-            for path in map.paths { checker.assign(path.handle, to: assembler.unopened[path.handle] == nil ? kind : .unopened) }
             say("\(map.name) (\(map.handle), wwid \(map.wwid)): " + map.paths.map { "\($0.kernelName) \($0.device) prio \($0.priority)" }.joined(separator: ", "))
         }
         let pathCount = assembler.maps.reduce(0) { $0 + $1.paths.count }
@@ -137,7 +134,7 @@ enum Daemon {
         let events = EventsThread(shared: shared, assembler: assembler, checker: checker, poller: poller, uevents: uevents,
                                   log: eventsLog, options: options)
         let controlThread: ControlThread
-        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog) } catch {
+        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog, checker: checker) } catch {
             say("cannot open the control socket: \(error)")
             return 1
         }

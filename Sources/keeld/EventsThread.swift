@@ -70,9 +70,8 @@ final class EventsThread: @unchecked Sendable {
             }
             if after >= nextReopenNs {
                 // Devices that were offline at start: open them once they answer again.
-                for opened in assembler.retryUnopened() {
-                    checker.assign(opened.path, to: opened.checker == .tur ? .tur : opened.checker == .directio ? .directIO : .none)
-                }
+                assembler.retryUnopened()
+                reportFallbacks()
                 nextReopenNs = after + reopenIntervalNs
             }
             if after >= nextPrioritiesNs {
@@ -119,8 +118,7 @@ final class EventsThread: @unchecked Sendable {
             log.log(.uevent, LogArgument.action(record.action), LogArgument.device(record.device))
             if record.action == .add || record.action == .change { added.append(record.kernelName.description) }
             if record.action == .remove,
-               let handle = assembler.remove(kernelName: record.kernelName.description, nowNs: monotonicNs(), topology: &topology) {
-                checker.assign(handle, to: .none)
+               assembler.remove(kernelName: record.kernelName.description, nowNs: monotonicNs(), topology: &topology) != nil {
                 removed = true
             }
         }
@@ -135,16 +133,10 @@ final class EventsThread: @unchecked Sendable {
             if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
         }
         guard !paths.isEmpty else { return }
-        let before = Set(assembler.maps.flatMap { $0.paths.map(\.handle) })
         for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
             report(error)
         }
-        for map in assembler.maps {
-            let kind: CheckerKind = map.profile.checker == .tur ? .tur : map.profile.checker == .directio ? .directIO : .none
-            for path in map.paths where !before.contains(path.handle) {
-                checker.assign(path.handle, to: assembler.unopened[path.handle] == nil ? kind : .unopened)
-            }
-        }
+        reportFallbacks()
         let assembler = self.assembler
         shared.directory.withLock { $0.update(from: assembler) }
     }
@@ -179,6 +171,12 @@ final class EventsThread: @unchecked Sendable {
             }
             log.log(.reconfigured, LogArgument.signed(Int(changes.count)))
         }
+    }
+
+    /// Logs the devices checked with directio because they have no SCSI generic node.
+    func reportFallbacks() {
+        for device in assembler.turFallbacks { log.log(.turWithoutGeneric, LogArgument.device(device)) }
+        assembler.turFallbacks.removeAll()
     }
 
     func report(_ error: AssemblyError) {

@@ -12,6 +12,11 @@ private struct ScsiDebugDisk: CustomStringConvertible {
     var host: Int
     var hctl: String
     var devicePath: String { "/dev/" + name }
+    /// The SCSI generic node the TUR checker writes its requests to.
+    var genericPath: String {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block/\(name)/device/scsi_generic")) ?? []
+        return "/dev/" + (entries.first ?? "missing-sg-node")
+    }
     /// scsi_debug with vpd_use_hostno=0: host h reports ALUA port group state h % 3.
     var isStandby: Bool { host % 3 == 2 }
     var description: String { "\(name) (host\(host))" }
@@ -35,7 +40,7 @@ private func shell(_ command: String) throws {
 /// Loads scsi_debug with 4 hosts, runs `body` with its disks, and unloads it again (every test
 /// stands alone; `body` must have closed its checkers' descriptors when it returns).
 private func withScsiDebug(_ body: ([ScsiDebugDisk]) throws -> Void) throws {
-    try shell("modprobe sd_mod && modprobe scsi_dh_alua && modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
+    try shell("modprobe sd_mod && modprobe sg && modprobe scsi_dh_alua && modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
     defer {
         for _ in 0..<50 where (try? shell("modprobe -r scsi_debug 2>/dev/null")) == nil { usleep(100_000) }
     }
@@ -99,9 +104,9 @@ struct CheckersKernelTests {
     // mapping is covered by the decision table (CheckersTURSenseTests).
     @Test func turIsUpOnEveryPortIncludingStandby() throws {
         try withScsiDebug { disks in
-            var checker = try TURChecker(TURConfiguration(pathsMax: disks.count, threads: 2))
+            var checker = try TURChecker(TURConfiguration(pathsMax: disks.count))
             defer { checker.close() }
-            for (p, disk) in disks.enumerated() { try checker.register(path: PathHandle(index: p), devicePath: disk.devicePath) }
+            for (p, disk) in disks.enumerated() { try checker.register(path: PathHandle(index: p), devicePath: disk.genericPath) }
             let results = checkAll(&checker, paths: disks.count, token: 1)
             for (p, disk) in disks.enumerated() {
                 print("tur \(disk): \(results[p]) (\(checker.lastReason(of: PathHandle(index: p))))")
@@ -128,11 +133,11 @@ struct CheckersKernelTests {
     @Test func offlinePathIsDownAndUpAgainWhenRunning() throws {
         try withScsiDebug { disks in
             let disk = try #require(disks.first { $0.host % 3 == 0 })
-            var tur = try TURChecker(TURConfiguration(pathsMax: 1, threads: 1))
+            var tur = try TURChecker(TURConfiguration(pathsMax: 1))
             defer { tur.close() }
             var directIO = try DirectIOChecker(DirectIOConfiguration(pathsMax: 1))
             defer { directIO.close() }
-            try tur.register(path: PathHandle(index: 0), devicePath: disk.devicePath)
+            try tur.register(path: PathHandle(index: 0), devicePath: disk.genericPath)
             try directIO.register(path: PathHandle(index: 0), devicePath: disk.devicePath)
             #expect(checkAll(&tur, paths: 1, token: 1) == [.up])
             #expect(checkAll(&directIO, paths: 1, token: 1) == [.up])

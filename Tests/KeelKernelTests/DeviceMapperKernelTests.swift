@@ -25,7 +25,7 @@ struct ScsiDebugPaths: Sendable {
 
     private static func setUp() throws(RigError) -> ScsiDebugPaths {
         // sd_mod is not loaded on its own in the VM; scsi_dh_alua must be there before the disks.
-        for module in ["dm-mod", "dm-multipath", "dm-round-robin", "dm-service-time", "scsi_dh_alua", "sd_mod"] {
+        for module in ["dm-mod", "dm-multipath", "dm-round-robin", "dm-service-time", "scsi_dh_alua", "sd_mod", "sg"] {
             try run("/sbin/modprobe", [module])
         }
         if !FileManager.default.fileExists(atPath: "/sys/module/scsi_debug") {

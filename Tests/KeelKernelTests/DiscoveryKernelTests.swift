@@ -39,7 +39,7 @@ enum ScsiDebugRig {
     /// host's disk is visible and its ALUA state settled.
     static func ensureLoaded() throws -> [DiscoveredPath] {
         if !FileManager.default.fileExists(atPath: "/sys/module/scsi_debug") {
-            try shell("modprobe sd_mod && modprobe scsi_dh_alua && modprobe scsi_debug add_host=\(hostCount) num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
+            try shell("modprobe sd_mod && modprobe sg && modprobe scsi_dh_alua && modprobe scsi_debug add_host=\(hostCount) num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
         }
         let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {

@@ -138,7 +138,7 @@ private final class EndToEndRig {
 
     /// Loads the modules and scsi_debug, waits for the 4 disks, discovers and assembles them.
     init() throws {
-        try run("modprobe -a dm-mod dm-multipath dm-service-time scsi_dh_alua sd_mod")
+        try run("modprobe -a dm-mod dm-multipath dm-service-time scsi_dh_alua sd_mod sg")
         try run("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
         switch Configuration.load(files: [(name: "end-to-end.conf", text: endToEndConfiguration)]) {
         case .success(let loaded): configuration = loaded.configuration
@@ -162,7 +162,7 @@ private final class EndToEndRig {
         engine = Engine(capacities: capacities, startNs: monotonicNs())
         control = try DMControl()
         let messenger = try DMMessenger(mapsMax: capacities.mapsMax)
-        let tur = try TURChecker(TURConfiguration(pathsMax: capacities.pathsMax, threads: 2))
+        let tur = try TURChecker(TURConfiguration(pathsMax: capacities.pathsMax))
         assembler = MultipathAssembler(configuration: configuration, engine: engine, control: control,
                                        messenger: messenger, checkers: PathCheckers(tur: tur))
         var output = EndToEndOutput()
@@ -305,7 +305,7 @@ struct EndToEndKernelTests {
             // A second engine and assembler over the same kernel: a restarted daemon.
             let engine = Engine(capacities: Capacities(pathsMax: 16, mapsMax: 4, pathsPerMapMax: 8, ringSlots: 64), startNs: monotonicNs())
             let messenger = try DMMessenger(mapsMax: 4)
-            let tur = try TURChecker(TURConfiguration(pathsMax: 16, threads: 1))
+            let tur = try TURChecker(TURConfiguration(pathsMax: 16))
             defer { tur.close() }
             var assembler = MultipathAssembler(configuration: rig.configuration, engine: engine, control: rig.control,
                                                messenger: messenger, checkers: PathCheckers(tur: tur))

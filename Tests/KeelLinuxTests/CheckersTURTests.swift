@@ -1,5 +1,5 @@
-// TUR checker tests on the host: the sense decision table, sense parsing, and the thread pool
-// against devices that do not speak SG_IO (this host has no SCSI).
+// TUR checker tests on the host: the sense decision table, sense parsing, and the asynchronous
+// sg checker against fake targets that answer, answer late or hang (this host has no SCSI).
 import Foundation
 import Glibc
 import KeelCore
@@ -90,60 +90,130 @@ private func request(_ path: Int, token: UInt32 = 1, timeoutNs: Nanoseconds = 5 
 }
 
 @Suite(.serialized) struct CheckersTURTests {
-    @Test func turOnANonSCSIDeviceIsDownWithAReason() throws {
+    @Test func aBlockDeviceIsRefusedAtRegistration() throws {
+        // A request written to a block device would be written to the disk as data.
         let loop = try CheckerLoopDevice(bytes: 1 << 20)
         defer { loop.detach() }
-        var checker = try TURChecker(TURConfiguration(pathsMax: 4, threads: 2))
+        let checker = try TURChecker(TURConfiguration(pathsMax: 4))
         defer { checker.close() }
-        try checker.register(path: PathHandle(index: 1), devicePath: loop.path)
-        #expect(checker.lastReason(of: PathHandle(index: 1)).kind == .none)
-        #expect(checker.submit(request(1, token: 3), nowNs: checkerNowNs()))
-        #expect(checker.waitForCompletions(timeoutNs: 5 * Time.nsPerSecond))
-        var sink = CheckerCollectingSink()
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
-        #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 1), token: 3, result: .down)])
-        let reason = checker.lastReason(of: PathHandle(index: 1))
-        #expect(reason.kind == .notSCSIDevice)
-        #expect(reason.errno == ENOTTY || reason.errno == EINVAL)
+        #expect(throws: SystemError.self) { try checker.register(path: PathHandle(index: 1), devicePath: loop.path) }
+        do { try checker.register(path: PathHandle(index: 1), devicePath: loop.path) } catch { #expect(error.errno == ENOTTY) }
+        #expect(!checker.submit(request(1), nowNs: checkerNowNs()))
+        #expect(checker.counters.refusedUnregistered == 1)
     }
 
-    @Test func turTimesOutOnTimeWhileItsThreadIsStuckInTheIoctl() throws {
-        // The FUSE server holds ioctls while hung, so SG_IO blocks in the kernel.
-        let fuse = try CheckerFuseDisk()
-        defer { fuse.stop() }
-        var checker = try TURChecker(TURConfiguration(pathsMax: 4, threads: 1))
+    @Test func goodAnswerIsUpAndCheckConditionIsDecodedFromSense() throws {
+        var checker = try TURChecker(TURConfiguration(pathsMax: 2))
         defer { checker.close() }
-        try checker.register(path: PathHandle(index: 0), devicePath: fuse.diskPath)
-        try checker.register(path: PathHandle(index: 2), devicePath: fuse.diskPath)
-        fuse.hang()
-        let timeoutNs = 300 * Time.nsPerMs
-        let start = checkerNowNs()
-        #expect(checker.submit(request(0, token: 1, timeoutNs: timeoutNs), nowNs: start))
+        let targets = try SGFakeTargets(paths: 2, checker: checker)
+        let now = checkerNowNs()
+        #expect(checker.submit(request(0, token: 1), nowNs: now))
+        #expect(checker.submit(request(1, token: 2), nowNs: now))
+        #expect(targets.answer(0, .good))
         var sink = CheckerCollectingSink()
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
-        let elapsedNs = checkerNowNs() - start
-        #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 0), token: 1, result: .timeout)])
-        #expect(elapsedNs >= timeoutNs && elapsedNs < timeoutNs + 200 * Time.nsPerMs, "timeout reported after \(elapsedNs / 1_000_000) ms")
-        #expect(checker.lastReason(of: PathHandle(index: 0)).kind == .timedOut)
-        #expect(checker.stuckThreads == 1)
-
-        // Its only thread is stuck: the next check is refused, never queued forever.
-        #expect(!checker.submit(request(2, token: 2), nowNs: checkerNowNs()))
-        #expect(checker.counters.refusedStuck == 1)
-
-        fuse.release()
-        let deadline = checkerNowNs() + 10 * Time.nsPerSecond
-        while checker.stuckThreads > 0 && checkerNowNs() < deadline { usleep(1_000) }
-        #expect(checker.stuckThreads == 0)
-        #expect(checker.submit(request(2, token: 3), nowNs: checkerNowNs()))
+        #expect(checker.waitForCompletions(timeoutNs: 5 * Time.nsPerSecond))
+        checker.reap(nowNs: checkerNowNs(), into: &sink)
+        #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 0), token: 1, result: .up)])
+        #expect(targets.answer(1, .checkCondition(key: 0x5, asc: 0x25, ascq: 0x00)))
         checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { $0.completions.count == 2 }
-        // The stuck thread's late answer was dropped; the new check got its own.
-        #expect(sink.completions.map(\.token) == [1, 3])
-        #expect(sink.completions.last?.result == .down)
+        #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 1), token: 2, result: .removed))
+        #expect(checker.lastReason(of: PathHandle(index: 1)).kind == .lunNotSupported)
+    }
+
+    @Test func unitAttentionIsSentAgainWithinTheSameCheck() throws {
+        var checker = try TURChecker(TURConfiguration(pathsMax: 1))
+        defer { checker.close() }
+        let targets = try SGFakeTargets(paths: 1, checker: checker)
+        #expect(checker.submit(request(0, token: 9), nowNs: checkerNowNs()))
+        #expect(targets.answer(0, .checkCondition(key: 0x6, asc: 0x29, ascq: 0x00)))
+        var sink = CheckerCollectingSink()
+        checker.reap(nowNs: checkerNowNs(), into: &sink)
+        #expect(sink.completions.isEmpty, "a UNIT ATTENTION is not the check's answer")
+        #expect(targets.take(0) == 1, "the TUR was sent again")
+        #expect(targets.answer(0, .good))
+        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
+        #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 0), token: 9, result: .up)])
+    }
+
+    /// The fault class the thread pool could not survive: many devices whose commands hang. With
+    /// 600 hung paths among 1,000 (any number would do: no thread is involved), every answering
+    /// path is checked and answered in every round, each hung path times out once at its own
+    /// deadline, is an orphan until its command comes back, and is not sent another TUR meanwhile.
+    @Test func hungPathsHoldOnlyTheirOwnCheck() throws {
+        let paths = 1_000
+        let hung = 0..<600
+        let answering = 600..<paths
+        var checker = try TURChecker(TURConfiguration(pathsMax: paths))
+        defer { checker.close() }
+        let targets = try SGFakeTargets(paths: paths, checker: checker)
+        let timeoutNs = 200 * Time.nsPerMs
+        var token: UInt32 = 0
+        var orphanedOnce = false
+        for round in 0..<5 {
+            token += 1
+            let start = checkerNowNs()
+            var sent = 0
+            for p in 0..<paths where checker.submit(request(p, token: token, timeoutNs: timeoutNs), nowNs: start) { sent += 1 }
+            // Round 0 sends to every path; later rounds to the answering ones only (the hung
+            // ones are orphans).
+            #expect(sent == (round == 0 ? paths : answering.count), "round \(round)")
+            #expect(targets.answerAll(answering) == answering.count)
+            var sink = CheckerCollectingSink()
+            checker.reap(nowNs: checkerNowNs(), into: &sink)
+            let ups = sink.completions.filter { $0.result == .up && $0.token == token }
+            #expect(ups.count == answering.count, "every answering path is answered at once, round \(round)")
+            #expect(Set(ups.map(\.path.index)) == Set(answering))
+            if round == 0 {
+                // The hung paths time out at their own deadline, counted from the write.
+                checker.reap(nowNs: start + timeoutNs - 1, into: &sink)
+                #expect(sink.completions.count == answering.count)
+                checker.reap(nowNs: start + timeoutNs, into: &sink)
+                let timeouts = sink.completions.filter { $0.result == .timeout }
+                #expect(Set(timeouts.map(\.path.index)) == Set(hung))
+                #expect(checker.orphansInFlight == hung.count)
+                #expect(hung.allSatisfy { checker.isOrphaned(PathHandle(index: $0)) })
+                orphanedOnce = true
+            }
+            for p in hung { #expect(targets.take(p) == 1, "one request per hung path, never a second") }
+        }
+        #expect(orphanedOnce)
+        #expect(checker.counters.refusedOrphan == 4 * hung.count)
+        #expect(checker.counters.timedOut == hung.count)
+
+        // The devices answer at last: the late answers are dropped, the slots come back.
+        #expect(targets.answerAll(hung) == hung.count)
+        var sink = CheckerCollectingSink()
+        checker.reap(nowNs: checkerNowNs(), into: &sink)
+        #expect(sink.completions.isEmpty, "late answers of orphans are not check results")
+        #expect(checker.orphansInFlight == 0)
+        #expect(checker.counters.lateCompletions == hung.count)
+        token += 1
+        let now = checkerNowNs()
+        for p in hung { #expect(checker.submit(request(p, token: token, timeoutNs: timeoutNs), nowNs: now)) }
+        #expect(targets.answerAll(hung) == hung.count)
+        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { $0.completions.count == hung.count }
+        #expect(sink.completions.allSatisfy { $0.result == .up && $0.token == token })
+    }
+
+    @Test func anUnregisteredOrphanKeepsItsDescriptorUntilItsCommandReturns() throws {
+        var checker = try TURChecker(TURConfiguration(pathsMax: 1))
+        defer { checker.close() }
+        let targets = try SGFakeTargets(paths: 1, checker: checker)
+        let start = checkerNowNs()
+        #expect(checker.submit(request(0, token: 1, timeoutNs: 100 * Time.nsPerMs), nowNs: start))
+        var sink = CheckerCollectingSink()
+        checker.reap(nowNs: start + 100 * Time.nsPerMs, into: &sink)
+        #expect(sink.completions.map(\.result) == [.timeout])
+        checker.unregister(path: PathHandle(index: 0))
+        #expect(checker.closeRetiredDescriptors() == 1, "parked while its command is in the kernel")
+        #expect(targets.answer(0))
+        checker.reap(nowNs: checkerNowNs(), into: &sink)
+        #expect(checker.orphansInFlight == 0)
+        #expect(checker.closeRetiredDescriptors() == 0)
     }
 
     @Test func unregisteredPathIsRefused() throws {
-        let checker = try TURChecker(TURConfiguration(pathsMax: 2, threads: 1))
+        let checker = try TURChecker(TURConfiguration(pathsMax: 2))
         defer { checker.close() }
         #expect(!checker.submit(request(1), nowNs: checkerNowNs()))
         #expect(checker.counters.refusedUnregistered == 1)

@@ -202,14 +202,29 @@ private func checkRequest(_ path: Int) -> CheckRequest {
 }
 
 @Suite(.serialized) struct DaemonChannelsCheckerTests {
-    @Test func pathWithNoCheckerKindIsRefusedWithoutReachingABackend() throws {
+    @Test func pathNotRegisteredYetIsPendingWithoutReachingABackend() throws {
+        // A hot-added path the engine knows a moment before the control plane has opened it:
+        // neither up nor down, and no "no free slot" refusal.
         let directIO = try DirectIOChecker(DirectIOConfiguration(pathsMax: 4))
         defer { directIO.close() }
         var checker = DaemonChecker(pathsMax: 4, tur: nil, directIO: directIO)
-        #expect(checker.kind(of: PathHandle(index: 0)) == .none)
+        #expect(checker.kind(of: PathHandle(index: 0)) == .unassigned)
         let submitted = checker.submit(checkRequest(0), nowNs: checkerNowNs())
-        #expect(!submitted)
+        #expect(submitted)
         #expect(directIO.counters == DirectIOCounters())
+        var sink = CheckerCollectingSink()
+        checker.reap(nowNs: checkerNowNs(), into: &sink)
+        #expect(sink.completions.map(\.result) == [.pending])
+    }
+
+    @Test func pathCheckerNoneIsTakenAsUp() throws {
+        var checker = DaemonChecker(pathsMax: 4, tur: nil, directIO: nil)
+        checker.assign(PathHandle(index: 3), to: .alwaysUp)
+        let submitted = checker.submit(checkRequest(3), nowNs: checkerNowNs())
+        #expect(submitted)
+        var sink = CheckerCollectingSink()
+        checker.reap(nowNs: checkerNowNs(), into: &sink)
+        #expect(sink.completions.map(\.result) == [.up])
     }
 
     @Test func pathAssignedToDirectIOReachesTheDirectIOChecker() throws {
@@ -247,7 +262,7 @@ private func checkRequest(_ path: Int) -> CheckRequest {
 
     @Test func handlesPastTheKindTableAreRefused() {
         var checker = DaemonChecker(pathsMax: 2, tur: nil, directIO: nil)
-        #expect(checker.kind(of: PathHandle(index: 2)) == .none)
+        #expect(checker.kind(of: PathHandle(index: 2)) == .unassigned)
         let submitted = checker.submit(checkRequest(2), nowNs: 0)
         #expect(!submitted)
         #expect(checker.nextDeadlineNs() == Time.never)

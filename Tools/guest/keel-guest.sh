@@ -13,7 +13,7 @@
 # The state Keel's real-kernel tests (Tests/KeelKernelTests) can assume, as set up by
 # Tools/kernel-tests, which runs each suite in a fresh VM with `keel_prelude` done first:
 #   - loaded: dm-mod, dm-multipath, dm-round-robin, dm-service-time, dm-queue-length,
-#     scsi_dh_alua, sd_mod; /dev/mapper/control exists;
+#     scsi_dh_alua, sd_mod, sg (the TUR checker writes to /dev/sgN); /dev/mapper/control exists;
 #   - NOT loaded: scsi_debug. No SCSI disk, no dm map, no udevd, no multipathd;
 #   - KEEL_KERNEL_TESTS=1, KEEL_GUEST_LIB is the absolute path of this file, the working directory
 #     is the package root; tests of the suite run one at a time (--no-parallel).
@@ -33,7 +33,7 @@
 #     only, in this one process.
 #   - Only `running` and `offline` can be written to /sys/block/sdX/device/state.
 
-KEEL_MODULES=(dm-mod dm-multipath dm-round-robin dm-service-time dm-queue-length scsi_dh_alua sd_mod)
+KEEL_MODULES=(dm-mod dm-multipath dm-round-robin dm-service-time dm-queue-length scsi_dh_alua sd_mod sg)
 
 # keel_prelude: load the modules every real-kernel test can rely on (one modprobe process).
 keel_prelude() {

@@ -26,6 +26,24 @@ int keel_checkers_sg_io(int fd, struct sg_io_hdr *header);
 /// ppoll on one descriptor for POLLIN, at most timeout_ns: 1 readable, 0 timed out, -1 and errno.
 int keel_checkers_wait_readable(int fd, int64_t timeout_ns);
 
+/// open(path, O_RDWR|O_NONBLOCK|O_CLOEXEC), then refuses (closes, errno ENOTTY) anything but a
+/// SCSI generic character device (major 21): writing a request to a block device would write data.
+int keel_checkers_open_sg(const char *path);
+
+/// Whether fd is a SCSI generic character device (1), a socket (2, the tests' fake transport), or
+/// anything else (0).
+int keel_checkers_sg_kind(int fd);
+
+/// epoll_create1(EPOLL_CLOEXEC): the asynchronous TUR checker's completion set.
+int keel_checkers_epoll_create(void);
+
+/// epoll_ctl(ADD) of fd for EPOLLIN, edge-triggered, with `data` as the event's u64.
+int keel_checkers_epoll_add(int epfd, int fd, uint64_t data);
+
+/// epoll_wait(epfd, 0 timeout): stores up to `max` events' u64 data in `data` and their flags
+/// (bit 0: readable, bit 1: hang-up or error) in `flags`. Returns the count, -1 and errno.
+int keel_checkers_epoll_poll(int epfd, uint64_t *data, uint8_t *flags, int max);
+
 /// pthread_setname_np(pthread_self(), name): names a checker thread for ps/top.
 void keel_checkers_name_thread(const char *name);
 

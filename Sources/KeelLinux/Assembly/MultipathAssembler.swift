@@ -44,11 +44,22 @@ public struct AssemblyError: Error, Sendable, Equatable, CustomStringConvertible
 public struct PathCheckers {
     public var tur: TURChecker?
     public var directIO: DirectIOChecker?
+    /// The daemon's per-path dispatch table: when present, the assembler records in it which
+    /// backend checks each path as it registers the path, the one place a kind is assigned.
+    public var dispatch: DaemonChecker?
 
-    public init(tur: TURChecker? = nil, directIO: DirectIOChecker? = nil) {
+    public init(tur: TURChecker? = nil, directIO: DirectIOChecker? = nil, dispatch: DaemonChecker? = nil) {
         self.tur = tur
         self.directIO = directIO
+        self.dispatch = dispatch
     }
+}
+
+/// A path whose device could not be opened yet: what reopening it needs.
+public struct UnopenedPath: Sendable, Equatable {
+    public var kernelName: String
+    public var genericName: String?
+    public var checker: MapProfile.Checker
 }
 
 /// One path as the assembler added it.
@@ -60,6 +71,8 @@ public struct AssembledPath: Sendable, Equatable {
     public var address: SCSIAddress
     /// The priority its map's prioritizer gave (0 when the prioritizer had no answer).
     public var priority: Int32
+    /// The backend that checks it (tur falls back to directio without a SCSI generic node).
+    public var checker: CheckerKind = .unassigned
 }
 
 /// One map as the assembler knows it.
@@ -150,7 +163,10 @@ public struct MultipathAssembler {
     private var knownDevices: Set<DevNo> = []
     /// Paths whose device could not be opened when they were added (an offline SCSI device
     /// answers ENXIO): they stay in their map, and `retryUnopened` opens them later.
-    public private(set) var unopened: [PathHandle: (devicePath: String, checker: MapProfile.Checker)] = [:]
+    public private(set) var unopened: [PathHandle: UnopenedPath] = [:]
+    /// Devices checked with directio although their map asks for tur (no SCSI generic node: the
+    /// sg driver is not loaded); the caller logs and clears them.
+    public var turFallbacks: [DevNo] = []
 
     public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
                 checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL",
@@ -244,31 +260,56 @@ public struct MultipathAssembler {
         } catch {
             return AssemblyError(map: map.name, operation: .addPath, errno: Self.errno(of: error), detail: "\(path.kernelName): \(error)")
         }
-        let devicePath = devRoot + "/" + path.kernelName
+        let entry = UnopenedPath(kernelName: path.kernelName, genericName: path.genericName, checker: map.profile.checker)
+        var kind = CheckerKind.unassigned
         do throws(SystemError) {
-            switch map.profile.checker {
-            case .tur:
-                guard let tur = checkers.tur else { throw SystemError("tur checker", errno: ENODEV) }
-                try tur.register(path: handle, devicePath: devicePath)
-            case .directio:
-                guard let directIO = checkers.directIO else { throw SystemError("directio checker", errno: ENODEV) }
-                try directIO.register(path: handle, devicePath: devicePath)
-            case .none:
-                break
-            }
+            kind = try registerChecker(handle, entry, device: path.device)
         } catch where error.errno == ENXIO {
             // An offline device: it keeps its place in the map (the kernel may hold I/O for it)
             // and is opened again later; until then it counts as down.
-            unopened[handle] = (devicePath, map.profile.checker)
+            unopened[handle] = entry
+            kind = .unopened
+            checkers.dispatch?.assign(handle, to: .unopened)
         } catch {
             // A path that cannot be checked must not stay: the engine would wait on it forever.
             try? topology.removePath(handle, nowNs: nowNs)
-            return AssemblyError(map: map.name, operation: .registerChecker, errno: error.errno, detail: "\(devicePath): \(error)")
+            return AssemblyError(map: map.name, operation: .registerChecker, errno: error.errno, detail: "\(path.kernelName): \(error)")
         }
         maps[index].paths.append(AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device,
-                                               address: path.address, priority: priority))
+                                               address: path.address, priority: priority, checker: kind))
         knownDevices.insert(path.device)
         return nil
+    }
+
+    /// Opens the path's device with the backend its map's `path_checker` names and records the
+    /// backend in the dispatch table, before the path's first check can be sent. tur needs the
+    /// SCSI generic node (its checks are asynchronous sg requests); without one (the sg driver is
+    /// not loaded) the path is checked with directio, and the device is noted in `turFallbacks`.
+    private mutating func registerChecker(_ handle: PathHandle, _ entry: UnopenedPath, device: DevNo) throws(SystemError) -> CheckerKind {
+        let kind: CheckerKind
+        switch entry.checker {
+        case .tur where entry.genericName != nil && checkers.tur != nil:
+            try checkers.tur!.register(path: handle, devicePath: devRoot + "/" + entry.genericName!)
+            kind = .tur
+        case .tur, .directio:
+            guard let directIO = checkers.directIO else { throw SystemError("directio checker", errno: ENODEV) }
+            try directIO.register(path: handle, devicePath: devRoot + "/" + entry.kernelName)
+            if entry.checker == .tur { turFallbacks.append(device) }
+            kind = .directIO
+        case .none:
+            kind = .alwaysUp
+        }
+        checkers.dispatch?.assign(handle, to: kind)
+        return kind
+    }
+
+    private func unregisterChecker(_ handle: PathHandle, kind: CheckerKind) {
+        switch kind {
+        case .tur: checkers.tur?.unregister(path: handle)
+        case .directIO: checkers.directIO?.unregister(path: handle)
+        case .alwaysUp, .unopened, .unassigned: break
+        }
+        checkers.dispatch?.assign(handle, to: .unassigned)
     }
 
     private func priorityOf(_ path: DiscoveredPath, prioritizer: MapProfile.Prioritizer) -> Int {
@@ -541,11 +582,7 @@ public struct MultipathAssembler {
             guard let p = maps[m].paths.firstIndex(where: { $0.kernelName == kernelName }) else { continue }
             let path = maps[m].paths[p]
             try? topology.removePath(path.handle, nowNs: nowNs)
-            switch maps[m].profile.checker {
-            case .tur: checkers.tur?.unregister(path: path.handle)
-            case .directio: checkers.directIO?.unregister(path: path.handle)
-            case .none: break
-            }
+            unregisterChecker(path.handle, kind: path.checker)
             maps[m].paths.remove(at: p)
             knownDevices.remove(path.device)
             unopened[path.handle] = nil
@@ -554,18 +591,23 @@ public struct MultipathAssembler {
         return nil
     }
 
-    /// Tries again to open and register the paths in `unopened`; returns those that now are.
-    public mutating func retryUnopened() -> [(path: PathHandle, checker: MapProfile.Checker)] {
-        var opened: [(path: PathHandle, checker: MapProfile.Checker)] = []
+    /// Tries again to open and register the paths in `unopened`; returns those that now are
+    /// (their checker kind is already recorded in the dispatch table).
+    @discardableResult
+    public mutating func retryUnopened() -> [PathHandle] {
+        var opened: [PathHandle] = []
         for (handle, entry) in unopened {
-            do throws(SystemError) {
-                switch entry.checker {
-                case .tur: try checkers.tur?.register(path: handle, devicePath: entry.devicePath)
-                case .directio: try checkers.directIO?.register(path: handle, devicePath: entry.devicePath)
-                case .none: break
-                }
+            guard let device = maps.lazy.flatMap(\.paths).first(where: { $0.handle == handle })?.device else {
                 unopened[handle] = nil
-                opened.append((handle, entry.checker))
+                continue
+            }
+            do throws(SystemError) {
+                let kind = try registerChecker(handle, entry, device: device)
+                unopened[handle] = nil
+                for m in maps.indices {
+                    if let p = maps[m].paths.firstIndex(where: { $0.handle == handle }) { maps[m].paths[p].checker = kind }
+                }
+                opened.append(handle)
             } catch {
                 continue
             }

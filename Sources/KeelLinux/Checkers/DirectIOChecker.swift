@@ -120,6 +120,8 @@ public struct DirectIOChecker: PathCheckBackend {
     public var counters: DirectIOCounters { core.counters }
     /// Reads submitted that timed out and are still held by the kernel.
     public var orphansInFlight: Int { core.orphansInFlight }
+    /// Whether `path`'s last read timed out and is still held by the kernel (any thread).
+    public func isOrphaned(_ path: PathHandle) -> Bool { core.isOrphaned(path.index) }
 
     /// Opens `devicePath` with O_DIRECT for `path` and learns its block size (control plane:
     /// opening files and ioctls stay off the recovery thread). Replaces an earlier registration.
@@ -269,6 +271,8 @@ final class DirectIOCore: @unchecked Sendable {
     func closeRetired() -> Int { descriptors.closeRetired(isIdle: isIdle) }
 
     var orphansInFlight: Int { aio?.orphans ?? pool!.stuckThreadCount }
+
+    func isOrphaned(_ path: Int) -> Bool { aio?.isOrphaned(path) ?? false }
 
     @usableFromInline
     func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
@@ -479,6 +483,10 @@ final class DirectIOAio: @unchecked Sendable {
 
     func isIdle(_ path: Int) -> Bool {
         states[path].load(ordering: .sequentiallyConsistent) == SlotState.idle.rawValue
+    }
+
+    func isOrphaned(_ path: Int) -> Bool {
+        states[path].load(ordering: .relaxed) == SlotState.orphaned.rawValue
     }
 
     func submit(path: Int, token: UInt32, deadlineNs: Nanoseconds, descriptors: DeviceDescriptors) -> Submission {

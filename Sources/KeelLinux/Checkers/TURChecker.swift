@@ -1,5 +1,5 @@
-// The tur checker: SCSI TEST UNIT READY through SG_IO on a fixed, preallocated pool of checker
-// threads (never a thread per check), with timeouts reported on time while a thread is stuck.
+// The tur checker: SCSI TEST UNIT READY sent asynchronously through the sg driver (write the
+// request, epoll for the answer, read it), so no thread ever waits on a device.
 import Glibc
 import Synchronization
 import CKeelShim
@@ -9,16 +9,9 @@ import KeelCore
 public struct TURConfiguration: Sendable, Equatable {
     /// Paths the checker can hold; `PathHandle.index` must be below it.
     public var pathsMax: Int
-    /// Checker threads. A thread stuck in SG_IO past its timeout is counted; when all are, new
-    /// checks are refused until one returns.
-    public var threads: Int
-    /// Stack size of each thread; small because the daemon locks its memory.
-    public var threadStackBytes: Int
 
-    public init(pathsMax: Int, threads: Int = 4, threadStackBytes: Int = 64 * 1024) {
+    public init(pathsMax: Int) {
         self.pathsMax = pathsMax
-        self.threads = threads
-        self.threadStackBytes = threadStackBytes
     }
 }
 
@@ -27,53 +20,86 @@ public struct TURCounters: Sendable, Equatable {
     public var submitted = 0
     public var completed = 0
     public var timedOut = 0
+    /// Answers of commands that had already been reported as timed out (orphans coming back).
+    public var lateCompletions = 0
     /// Refusals: a check of the path was still in flight.
     public var refusedBusy = 0
-    /// Refusals: the path's previous check timed out and its thread has not returned.
+    /// Refusals: the path's previous command timed out and is still in the kernel.
     public var refusedOrphan = 0
     /// Refusals: no descriptor registered for the path.
     public var refusedUnregistered = 0
-    /// Refusals: every thread is stuck in SG_IO on a check that already timed out.
-    public var refusedStuck = 0
+    /// Refusals: the sg driver would not take the request now (EAGAIN, EDOM: its queue is full).
+    public var refusedSubmit = 0
     public init() {}
 }
 
 /// The tur path checker (multipath-tools' `tur`): TEST UNIT READY with `sg_io_hdr.timeout` set to
 /// the check's timeout, decoded by `TURSense.decide` (UNIT ATTENTION and transient host errors
-/// retried in the thread, up to `TURSense.attemptsMax` attempts).
+/// sent again, up to `TURSense.attemptsMax` attempts, within the same deadline).
 ///
-/// Unlike multipath-tools, which creates a detached thread for every check, the threads are
-/// created once at init. `reap` reports `.timeout` when a check passes its deadline even if its
-/// thread is still inside the ioctl; that thread's late answer is dropped, and the path is
-/// refused (submit returns false) until the thread comes back, so one hung device holds at most
-/// one thread.
+/// Each path has its own descriptor on its SCSI generic node (`/dev/sgN`). A check is a `write` of
+/// an `sg_io_hdr` (the sg driver's asynchronous interface: it queues the command and returns); the
+/// answer is `read` from the same descriptor when epoll says it is there. Every descriptor is in
+/// one edge-triggered epoll set, whose descriptor (`completionFD`) the recovery thread polls. No
+/// thread is involved, so a device whose commands hang (a blocked FC rport, an iSCSI session in
+/// recovery, a host in error handling) holds nothing but its own path: the check is reported
+/// `.timeout` at its deadline, which counts from the `write`, and the command becomes an orphan
+/// of its path: counted, visible (`isOrphaned`), and no new check of that path is sent until the
+/// kernel gives the command back. Checks of every other path go on as scheduled, for any number
+/// of hung paths.
 public struct TURChecker: PathCheckBackend {
     @usableFromInline let core: TURCore
 
-    /// Creates the threads and every buffer for `configuration.pathsMax` paths.
+    /// Creates the epoll set and every table for `configuration.pathsMax` paths.
     public init(_ configuration: TURConfiguration) throws(SystemError) {
         core = try TURCore(configuration)
     }
 
-    /// An eventfd that becomes readable when a check completes; `reap` drains it.
-    public var completionFD: Int32 { core.pool.eventFD }
+    /// Readable when an answer is waiting (the epoll set's descriptor); `reap` collects them.
+    public var completionFD: Int32 { core.epollFD }
     /// Counters; read them on the recovery thread.
     public var counters: TURCounters { core.counters }
-    /// Threads stuck in SG_IO on checks already reported as timed out.
-    public var stuckThreads: Int { core.pool.stuckThreadCount }
+    /// Commands that timed out and are still in the kernel (any thread may read it).
+    public var orphansInFlight: Int { core.orphans.load(ordering: .relaxed) }
+    /// Whether `path`'s last command timed out and has not come back (any thread may read it).
+    public func isOrphaned(_ path: PathHandle) -> Bool { core.state(path.index) == .orphaned }
 
-    /// Opens `devicePath` (an sd or sg node) for `path` (control plane). Replaces an earlier
-    /// registration.
+    /// Opens `devicePath`, which must be a SCSI generic node (`/dev/sgN`; anything else is refused
+    /// with ENOTTY, since a request written to a block device would be written as data), for
+    /// `path` (control plane). Replaces an earlier registration.
     public func register(path: PathHandle, devicePath: String) throws(SystemError) {
-        try core.register(path: path.index, devicePath: devicePath)
+        let fd = Int32(try systemCall("open(sg)") { keel_checkers_open_sg(devicePath) })
+        do throws(SystemError) {
+            try core.install(path: path.index, fd: fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
     }
 
-    /// Forgets the path's descriptor; closed now, or once a thread still using it returns.
+    /// Takes `fd` as `path`'s transport (control plane): a SCSI generic node, or a socket whose
+    /// peer answers like one (a fake target: reads each `sg_io_hdr` request, writes the answering
+    /// header, fills the sense buffer the request points at). Anything else is refused with
+    /// ENOTTY. The checker owns `fd` from here on (it is closed on a refusal too).
+    public func register(path: PathHandle, transport fd: Int32) throws(SystemError) {
+        guard keel_checkers_sg_kind(fd) != 0 else {
+            Glibc.close(fd)
+            throw SystemError("register(sg transport)", errno: ENOTTY)
+        }
+        do throws(SystemError) {
+            try core.install(path: path.index, fd: fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// Forgets the path's descriptor; closed now, or once its command in flight comes back.
     public func unregister(path: PathHandle) { core.unregister(path: path.index) }
 
-    /// Closes descriptors parked by `unregister` whose checks have come back (control plane).
+    /// Closes descriptors parked by `unregister` whose commands have come back (control plane).
     @discardableResult
-    public func closeRetiredDescriptors() -> Int { core.descriptors.closeRetired(isIdle: core.pool.isIdle) }
+    public func closeRetiredDescriptors() -> Int { core.descriptors.closeRetired(isIdle: core.isIdle) }
 
     /// Why the path's last check ended as it did (any thread may read it).
     public func lastReason(of path: PathHandle) -> TURReason { core.lastReason(path.index) }
@@ -88,54 +114,131 @@ public struct TURChecker: PathCheckBackend {
         core.reap(nowNs: nowNs, into: &sink)
     }
 
-    /// The earliest timeout among checks in flight (`Time.never` when none).
-    public func nextDeadlineNs() -> Nanoseconds { core.pool.nextDeadlineNs() }
+    /// The earliest deadline among checks in flight (`Time.never` when none).
+    public func nextDeadlineNs() -> Nanoseconds { core.inFlight.nextDeadlineNs() }
 
-    /// Blocks at most `timeoutNs` until a completion is signalled. Returns whether one was.
+    /// Blocks at most `timeoutNs` until an answer is waiting. Returns whether one is.
     public func waitForCompletions(timeoutNs: Nanoseconds) -> Bool {
-        keel_checkers_wait_readable(core.pool.eventFD, max(0, timeoutNs)) > 0
+        keel_checkers_wait_readable(core.epollFD, max(0, timeoutNs)) > 0
     }
 
-    /// Asks the threads to leave and closes idle descriptors; never waits for a stuck thread.
+    /// Closes every descriptor without a command in the kernel, and the epoll set.
     public func close() { core.close() }
+}
+
+/// Per-path states of the TUR checker. The recovery thread moves a path out of `idle` and back;
+/// the control plane only reads them (to know when a descriptor may be closed).
+@usableFromInline
+enum TURPathState: UInt32 {
+    case idle = 0
+    /// A command is in the kernel and its deadline has not passed.
+    case inFlight = 1
+    /// The command timed out (reported) and is still in the kernel; its answer will be dropped.
+    case orphaned = 2
+    /// The write was refused for good (ENODEV, ENXIO...): reported down at the next reap.
+    case failedAtSubmit = 3
 }
 
 /// The TUR checker's state, shared by copies of the `TURChecker` value.
 @usableFromInline
 final class TURCore: @unchecked Sendable {
+    /// Sense buffer bytes (SCSI_SENSE_BUFFERSIZE is 96; a TUR's sense fits in 32).
+    static let senseBytes = 32
+    /// epoll events fetched per call (the shim's stack array).
+    static let eventsPerPoll = 64
+
     let pathsMax: Int
-    let pool: CheckerThreadPool
+    let epollFD: Int32
     let descriptors: DeviceDescriptors
     private(set) var counters = TURCounters()
+    let orphans = Atomic<Int>(0)
+    var inFlight: InFlightChecks
+    private let states: UnsafeMutablePointer<Atomic<UInt32>>
     private let reasons: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Attempts made by the command in flight (UNIT ATTENTION is answered by sending it again).
+    private let attempts: UnsafeMutablePointer<UInt8>
+    /// Timeout of the check in flight, for a resend.
+    private let timeoutsMs: UnsafeMutablePointer<UInt32>
+    /// errno of a write refused for good, reported at the next reap.
+    private let submitErrnos: UnsafeMutablePointer<Int32>
+    // One request header, CDB and sense buffer for every command: requests are written and
+    // answers read on the recovery thread only, and the sg driver copies the header and CDB in at
+    // `write` and the sense out (to the address given at `write`) during `read`, where the answer
+    // is decoded before the next one is read.
+    private let header: UnsafeMutablePointer<sg_io_hdr>
+    private let command: UnsafeMutablePointer<UInt8>
+    private let sense: UnsafeMutablePointer<UInt8>
+    private let eventData: UnsafeMutablePointer<UInt64>
+    private let eventFlags: UnsafeMutablePointer<UInt8>
     private var closed = false
 
     init(_ configuration: TURConfiguration) throws(SystemError) {
         precondition(configuration.pathsMax > 0, "a checker needs room for paths")
         pathsMax = configuration.pathsMax
-        descriptors = DeviceDescriptors(capacity: configuration.pathsMax)
-        reasons = .allocate(capacity: configuration.pathsMax)
-        for i in 0..<configuration.pathsMax { (reasons + i).initialize(to: Atomic(0)) }
-        let threads = max(1, configuration.threads)
-        pool = try CheckerThreadPool(slots: configuration.pathsMax, threads: threads, stackBytes: configuration.threadStackBytes,
-                                     work: TURWork(threads: threads))
+        epollFD = Int32(try systemCall("epoll_create1") { keel_checkers_epoll_create() })
+        descriptors = DeviceDescriptors(capacity: pathsMax)
+        inFlight = InFlightChecks(capacity: pathsMax)
+        states = .allocate(capacity: pathsMax)
+        reasons = .allocate(capacity: pathsMax)
+        for i in 0..<pathsMax {
+            (states + i).initialize(to: Atomic(TURPathState.idle.rawValue))
+            (reasons + i).initialize(to: Atomic(0))
+        }
+        attempts = .allocate(capacity: pathsMax)
+        attempts.initialize(repeating: 0, count: pathsMax)
+        timeoutsMs = .allocate(capacity: pathsMax)
+        timeoutsMs.initialize(repeating: 0, count: pathsMax)
+        submitErrnos = .allocate(capacity: pathsMax)
+        submitErrnos.initialize(repeating: 0, count: pathsMax)
+        header = .allocate(capacity: 1)
+        header.initialize(to: sg_io_hdr())
+        command = .allocate(capacity: 6)
+        command.initialize(repeating: 0, count: 6)
+        sense = .allocate(capacity: TURCore.senseBytes)
+        sense.initialize(repeating: 0, count: TURCore.senseBytes)
+        eventData = .allocate(capacity: TURCore.eventsPerPoll)
+        eventData.initialize(repeating: 0, count: TURCore.eventsPerPoll)
+        eventFlags = .allocate(capacity: TURCore.eventsPerPoll)
+        eventFlags.initialize(repeating: 0, count: TURCore.eventsPerPoll)
     }
 
     deinit {
         close()
+        states.deinitialize(count: pathsMax)
+        states.deallocate()
         reasons.deinitialize(count: pathsMax)
         reasons.deallocate()
+        attempts.deallocate()
+        timeoutsMs.deallocate()
+        submitErrnos.deallocate()
+        header.deallocate()
+        command.deallocate()
+        sense.deallocate()
+        eventData.deallocate()
+        eventFlags.deallocate()
     }
 
-    func register(path: Int, devicePath: String) throws(SystemError) {
+    @inline(__always)
+    func state(_ path: Int) -> TURPathState {
+        TURPathState(rawValue: states[path].load(ordering: .sequentiallyConsistent)) ?? .idle
+    }
+
+    /// Whether no command of `path` is in the kernel (its descriptor may be closed).
+    func isIdle(_ path: Int) -> Bool { state(path) == .idle || state(path) == .failedAtSubmit }
+
+    /// Adds `fd` to the epoll set and makes it the path's descriptor (control plane). The epoll
+    /// event carries the path and the descriptor, so an answer on a descriptor parked by
+    /// `unregister` is still read from the descriptor it arrived on.
+    func install(path: Int, fd: Int32) throws(SystemError) {
         precondition(path < pathsMax, "path handle beyond pathsMax")
-        let fd = Int32(try systemCall("open") { keel_checkers_open_nonblock(devicePath) })
-        descriptors.install(path, fd: fd, blockBytes: 0, isIdle: pool.isIdle)
+        let data = (UInt64(UInt32(path)) << 32) | UInt64(UInt32(bitPattern: fd))
+        _ = try systemCall("epoll_ctl(ADD)") { keel_checkers_epoll_add(epollFD, fd, data) }
+        descriptors.install(path, fd: fd, blockBytes: 0, isIdle: isIdle)
     }
 
     func unregister(path: Int) {
         precondition(path < pathsMax, "path handle beyond pathsMax")
-        descriptors.retire(path, isIdle: pool.isIdle)
+        descriptors.retire(path, isIdle: isIdle)
     }
 
     func lastReason(_ path: Int) -> TURReason {
@@ -146,123 +249,164 @@ final class TURCore: @unchecked Sendable {
     func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
         let path = request.path.index
         precondition(path < pathsMax, "path handle beyond pathsMax")
-        if let refusal = pool.claim(path) {
-            switch refusal {
-            case .busy: counters.refusedBusy += 1
-            case .orphanPending: counters.refusedOrphan += 1
-            case .allThreadsStuck: counters.refusedStuck += 1
-            }
+        // Claim first, then load the descriptor (paired with DeviceDescriptors.retire).
+        let (claimed, current) = states[path].compareExchange(expected: TURPathState.idle.rawValue, desired: TURPathState.inFlight.rawValue,
+                                                              ordering: .sequentiallyConsistent)
+        if !claimed {
+            if current == TURPathState.orphaned.rawValue { counters.refusedOrphan += 1 } else { counters.refusedBusy += 1 }
             return false
         }
         guard let device = descriptors.current(path) else {
-            pool.unclaim(path)
+            states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)
             counters.refusedUnregistered += 1
             return false
         }
-        pool.start(path, token: request.token, argument: UInt64(UInt32(bitPattern: device.fd)), deadlineNs: nowNs &+ request.timeoutNs,
-                   timeoutMs: UInt32(clamping: max(1, request.timeoutNs / Time.nsPerMs)))
+        let timeoutMs = UInt32(clamping: max(1, request.timeoutNs / Time.nsPerMs))
+        timeoutsMs[path] = timeoutMs
+        attempts[path] = 1
+        let error = send(fd: device.fd, path: path, timeoutMs: timeoutMs)
+        if error == EAGAIN || error == EDOM || error == ENOMEM {
+            // The driver's queue for this descriptor is full: not an answer about the path.
+            states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)
+            counters.refusedSubmit += 1
+            return false
+        }
+        if error != 0 {
+            submitErrnos[path] = error
+            states[path].store(TURPathState.failedAtSubmit.rawValue, ordering: .sequentiallyConsistent)
+            inFlight.add(path, token: request.token, deadlineNs: nowNs)
+        } else {
+            inFlight.add(path, token: request.token, deadlineNs: nowNs &+ request.timeoutNs)
+        }
         counters.submitted += 1
         return true
     }
 
-    @usableFromInline
-    func reap<S: CheckCompletionSink>(nowNs: Nanoseconds, into sink: inout S) {
-        var value: UInt64 = 0
-        _ = read(pool.eventFD, &value, 8)
-        var completed = 0
-        var timedOut = 0
-        let reasons = self.reasons
-        pool.reap(nowNs: nowNs) { slot, token, packed in
-            let result = PackedCheckOutcome.result(packed)
-            if result == .timeout {
-                timedOut += 1
-                reasons[slot].store(TURReason(kind: .timedOut).packed, ordering: .relaxed)
-            } else {
-                completed += 1
-                reasons[slot].store(PackedCheckOutcome.detail(packed), ordering: .relaxed)
-            }
-            sink.checkCompleted(CheckCompletion(path: PathHandle(index: slot), token: token, result: result))
-        }
-        counters.completed += completed
-        counters.timedOut += timedOut
-    }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        descriptors.closeAll(isIdle: pool.isIdle)
-        pool.shutdown(closingAtExit: descriptors)
-    }
-}
-
-/// The blocking TEST UNIT READY: one sg_io_hdr, CDB and sense buffer per thread, prepared at init.
-final class TURWork: BlockingCheckWork, @unchecked Sendable {
-    /// Sense buffer bytes (SCSI_SENSE_BUFFERSIZE is 96; a TUR's sense fits in 32).
-    static let senseBytes = 32
-    private let threads: Int
-    private let headers: UnsafeMutablePointer<sg_io_hdr>
-    private let commands: UnsafeMutablePointer<UInt8>
-    private let senses: UnsafeMutablePointer<UInt8>
-
-    init(threads: Int) {
-        self.threads = threads
-        headers = .allocate(capacity: threads)
-        headers.initialize(repeating: sg_io_hdr(), count: threads)
-        commands = .allocate(capacity: threads * 6)
-        commands.initialize(repeating: 0, count: threads * 6)
-        senses = .allocate(capacity: threads * TURWork.senseBytes)
-        senses.initialize(repeating: 0, count: threads * TURWork.senseBytes)
-    }
-
-    // Freed only after the last pool thread has left (the pool holds this object).
-    deinit {
-        headers.deallocate()
-        commands.deallocate()
-        senses.deallocate()
-    }
-
-    func run(slot: Int, thread: Int, argument: UInt64, timeoutMs: UInt32) -> UInt64 {
-        let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: argument))
-        var attempt = 1
-        while true {
-            let verdict = TURSense.decide(testUnitReady(fd: fd, thread: thread, timeoutMs: timeoutMs))
-            switch verdict {
-            case .final(let result, let reason):
-                return PackedCheckOutcome.pack(result, detail: reason.packed)
-            case .retry(let reason):
-                if attempt >= TURSense.attemptsMax { return PackedCheckOutcome.pack(.down, detail: reason.packed) }
-                attempt += 1
-            }
-        }
-    }
-
-    /// Sends one TEST UNIT READY (CDB all zero) and reduces the answer.
-    private func testUnitReady(fd: Int32, thread: Int, timeoutMs: UInt32) -> SGAnswer {
-        let header = headers + thread
-        let command = commands + thread * 6
-        let sense = senses + thread * TURWork.senseBytes
+    /// Writes one TEST UNIT READY (CDB all zero) for `path`; 0 or the write's errno.
+    private func send(fd: Int32, path: Int, timeoutMs: UInt32) -> Int32 {
         command.update(repeating: 0, count: 6)
-        sense.update(repeating: 0, count: TURWork.senseBytes)
         header.pointee = sg_io_hdr()
         header.pointee.interface_id = Int32(UInt8(ascii: "S"))
         header.pointee.dxfer_direction = SG_DXFER_NONE
         header.pointee.cmd_len = 6
         header.pointee.cmdp = command
-        header.pointee.mx_sb_len = UInt8(TURWork.senseBytes)
+        header.pointee.mx_sb_len = UInt8(TURCore.senseBytes)
         header.pointee.sbp = sense
         header.pointee.timeout = timeoutMs
-        while keel_checkers_sg_io(fd, header) < 0 {
-            let error = keel_errno()
-            if error != EINTR { return SGAnswer(ioctlErrno: error) }
+        header.pointee.pack_id = Int32(truncatingIfNeeded: path)
+        let size = MemoryLayout<sg_io_hdr>.size
+        while true {
+            let written = write(fd, header, size)
+            if written == size { return 0 }
+            let error = written < 0 ? keel_errno() : EIO
+            if error != EINTR { return error }
+        }
+    }
+
+    @usableFromInline
+    func reap<S: CheckCompletionSink>(nowNs: Nanoseconds, into sink: inout S) {
+        // Answers first: a command that answered just before its deadline is not a timeout.
+        while true {
+            let count = Int(keel_checkers_epoll_poll(epollFD, eventData, eventFlags, Int32(TURCore.eventsPerPoll)))
+            if count <= 0 { break }
+            for i in 0..<count {
+                let data = eventData[i]
+                readAnswers(path: Int(data >> 32), fd: Int32(bitPattern: UInt32(truncatingIfNeeded: data)), into: &sink)
+            }
+            if count < TURCore.eventsPerPoll { break }
+        }
+        var i = 0
+        while i < inFlight.count {
+            let path = inFlight.slot(at: i)
+            guard inFlight.deadlineNs(path) <= nowNs else { i += 1; continue }
+            inFlight.remove(path)
+            let token = inFlight.token(path)
+            if state(path) == .failedAtSubmit {
+                states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)
+                reasons[path].store(TURReason(kind: submitErrnos[path] == ENOTTY ? .notSCSIDevice : .ioctlFailed,
+                                              errno: submitErrnos[path]).packed, ordering: .relaxed)
+                counters.completed += 1
+                sink.checkCompleted(CheckCompletion(path: PathHandle(index: path), token: token, result: .down))
+                continue
+            }
+            // Still in the kernel: its path keeps the command as an orphan until it comes back.
+            states[path].store(TURPathState.orphaned.rawValue, ordering: .sequentiallyConsistent)
+            orphans.wrappingAdd(1, ordering: .relaxed)
+            reasons[path].store(TURReason(kind: .timedOut).packed, ordering: .relaxed)
+            counters.timedOut += 1
+            sink.checkCompleted(CheckCompletion(path: PathHandle(index: path), token: token, result: .timeout))
+        }
+    }
+
+    /// Reads every answer waiting on `fd` (edge-triggered: read until EAGAIN) and settles `path`.
+    private func readAnswers<S: CheckCompletionSink>(path: Int, fd: Int32, into sink: inout S) {
+        guard path < pathsMax else { return }
+        let size = MemoryLayout<sg_io_hdr>.size
+        while true {
+            // The sense buffer is not cleared: the answer says how many bytes were written.
+            header.pointee = sg_io_hdr()
+            header.pointee.interface_id = Int32(UInt8(ascii: "S"))
+            let got = read(fd, header, size)
+            if got < 0 {
+                let error = keel_errno()
+                if error == EINTR { continue }
+                // EAGAIN: nothing (more) there. Anything else: the deadline settles the path.
+                return
+            }
+            guard got == size else { return }
+            settle(path: path, fd: fd, into: &sink)
+        }
+    }
+
+    private func settle<S: CheckCompletionSink>(path: Int, fd: Int32, into sink: inout S) {
+        switch state(path) {
+        case .orphaned:
+            // The kernel gave the timed-out command back: the path may be checked again.
+            states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)
+            orphans.wrappingSubtract(1, ordering: .relaxed)
+            counters.lateCompletions += 1
+            return
+        case .idle, .failedAtSubmit:
+            return
+        case .inFlight:
+            break
         }
         var answer = SGAnswer(status: header.pointee.status, hostStatus: header.pointee.host_status,
                               driverStatus: header.pointee.driver_status, info: header.pointee.info)
-        let senseLength = Int(header.pointee.sb_len_wr)
-        if let parsed = TURSense.parse(UnsafeRawBufferPointer(start: sense, count: min(senseLength, TURWork.senseBytes))) {
+        let senseLength = min(Int(header.pointee.sb_len_wr), TURCore.senseBytes)
+        if let parsed = TURSense.parse(UnsafeRawBufferPointer(start: sense, count: senseLength)) {
             answer.senseKey = parsed.key
             answer.asc = parsed.asc
             answer.ascq = parsed.ascq
         }
-        return answer
+        let result: CheckResult
+        let reason: TURReason
+        switch TURSense.decide(answer) {
+        case .final(let r, let why):
+            result = r
+            reason = why
+        case .retry(let why):
+            if Int(attempts[path]) < TURSense.attemptsMax {
+                attempts[path] += 1
+                let error = send(fd: fd, path: path, timeoutMs: timeoutsMs[path])
+                if error == 0 { return }  // Same deadline: the check is still in flight.
+            }
+            result = .down
+            reason = why
+        }
+        inFlight.remove(path)
+        states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)
+        reasons[path].store(reason.packed, ordering: .relaxed)
+        counters.completed += 1
+        sink.checkCompleted(CheckCompletion(path: PathHandle(index: path), token: inFlight.token(path), result: result))
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        // A descriptor under a command still in the kernel is left open (its number must not be
+        // reused under that command); it goes with the process.
+        descriptors.closeAll(isIdle: isIdle)
+        Glibc.close(epollFD)
     }
 }

@@ -4,12 +4,17 @@ import KeelCore
 
 /// Which backend checks a path.
 public enum CheckerKind: UInt8, BitwiseCopyable, Sendable {
-    case none = 0
+    /// Not registered yet (a hot-added path the engine knows a moment before the control plane
+    /// has opened it): checks answer `.pending` at once, neither up nor down, and the engine
+    /// probes again at the fast interval.
+    case unassigned = 0
     case tur = 1
     case directIO = 2
     /// The device could not be opened (an offline SCSI device answers ENXIO): every check
     /// reports down at once until the control plane opens it and assigns the real backend.
     case unopened = 3
+    /// `path_checker none`: the path is taken as up, every check answers `.up` at once.
+    case alwaysUp = 4
 }
 
 /// The recovery loop's checker in the daemon: each path is checked by the backend its map's
@@ -34,7 +39,7 @@ public struct DaemonChecker: PathCheckBackend {
         init(pathsMax: Int) {
             count = pathsMax
             kinds = .allocate(capacity: pathsMax)
-            for i in 0..<pathsMax { (kinds + i).initialize(to: Atomic(CheckerKind.none.rawValue)) }
+            for i in 0..<pathsMax { (kinds + i).initialize(to: Atomic(CheckerKind.unassigned.rawValue)) }
             immediate = .allocate(capacity: pathsMax)
         }
         deinit {
@@ -54,9 +59,8 @@ public struct DaemonChecker: PathCheckBackend {
         immediate = storage.immediate
     }
 
-    /// Records which backend checks `path` (control plane, before the recovery thread starts
-    /// checking it).
-    /// Any thread may assign; the recovery thread sees the change at its next submit.
+    /// Records which backend checks `path` (the assembler does, as it registers the path). Any
+    /// thread may assign; the recovery thread sees the change at its next submit.
     public func assign(_ path: PathHandle, to kind: CheckerKind) {
         precondition(path.index < pathsMax, "path handle past the checker's table")
         kinds[path.index].store(kind.rawValue, ordering: .releasing)
@@ -64,8 +68,20 @@ public struct DaemonChecker: PathCheckBackend {
 
     /// The backend that checks `path`.
     public func kind(of path: PathHandle) -> CheckerKind {
-        path.index < pathsMax ? CheckerKind(rawValue: kinds[path.index].load(ordering: .acquiring)) ?? .none : .none
+        path.index < pathsMax ? CheckerKind(rawValue: kinds[path.index].load(ordering: .acquiring)) ?? .unassigned : .unassigned
     }
+
+    /// Whether `path`'s last check timed out and its command is still in the kernel (any thread).
+    public func isOrphaned(_ path: PathHandle) -> Bool {
+        switch kind(of: path) {
+        case .tur: return tur?.isOrphaned(path) ?? false
+        case .directIO: return directIO?.isOrphaned(path) ?? false
+        case .unassigned, .unopened, .alwaysUp: return false
+        }
+    }
+
+    /// Commands that timed out and are still in the kernel, both backends (any thread).
+    public var orphansInFlight: Int { (tur?.orphansInFlight ?? 0) + (directIO?.orphansInFlight ?? 0) }
 
     /// Whether verdicts decided at submit wait for `reap` (the thread must not sleep then).
     public var hasImmediateVerdicts: Bool { immediateCount > 0 }
@@ -83,16 +99,22 @@ public struct DaemonChecker: PathCheckBackend {
     @inlinable
     public mutating func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
         guard request.path.index < pathsMax else { return false }
-        switch CheckerKind(rawValue: kinds[request.path.index].load(ordering: .acquiring)) ?? .none {
+        switch CheckerKind(rawValue: kinds[request.path.index].load(ordering: .acquiring)) ?? .unassigned {
         case .tur: return tur?.submit(request, nowNs: nowNs) ?? false
         case .directIO: return directIO?.submit(request, nowNs: nowNs) ?? false
-        case .unopened:
-            guard immediateCount < immediate.count else { return false }
-            immediate[immediateCount] = CheckCompletion(path: request.path, token: request.token, result: .down)
-            immediateCount += 1
-            return true
-        case .none: return false
+        case .unopened: return answerNow(request, .down)
+        case .alwaysUp: return answerNow(request, .up)
+        case .unassigned: return answerNow(request, .pending)
         }
+    }
+
+    /// Records a verdict decided without a device, handed out at the next reap.
+    @inlinable
+    mutating func answerNow(_ request: CheckRequest, _ result: CheckResult) -> Bool {
+        guard immediateCount < immediate.count else { return false }
+        immediate[immediateCount] = CheckCompletion(path: request.path, token: request.token, result: result)
+        immediateCount += 1
+        return true
     }
 
     @inlinable
@@ -101,5 +123,18 @@ public struct DaemonChecker: PathCheckBackend {
         immediateCount = 0
         tur?.reap(nowNs: nowNs, into: &sink)
         directIO?.reap(nowNs: nowNs, into: &sink)
+    }
+}
+
+extension CheckerKind: CustomStringConvertible {
+    /// The name `show paths` prints.
+    public var description: String {
+        switch self {
+        case .unassigned: return "unassigned"
+        case .tur: return "tur"
+        case .directIO: return "directio"
+        case .unopened: return "unopened"
+        case .alwaysUp: return "none"
+        }
     }
 }

@@ -183,6 +183,9 @@ public struct DiscoveredPath: Hashable, Sendable {
     public var portKey: String
     /// The udev database entry (`E:` lines), or nil when udev has none (normal without udevd).
     public var udevProperties: [String: String]?
+    /// The SCSI generic node's name (`device/scsi_generic/sgN`), the TUR checker's device; nil
+    /// when the sg driver is not loaded.
+    public var genericName: String?
 
     public init(kernelName: String, device: DevNo, address: SCSIAddress, deviceState: SCSIDeviceState,
                 vendor: String = "", model: String = "", revision: String = "", sizeSectors: UInt64 = 0,

@@ -137,6 +137,7 @@ public struct SysfsDiscovery: Sendable {
         path.sizeSectors = SysfsFiles.readText(blockDir + "/size").flatMap { UInt64($0) } ?? 0
         path.portKey = "\(address.host):\(address.channel):\(address.target)"
         path.udevProperties = UdevDatabase.properties(for: device, dataRoot: udevDataRoot)
+        path.genericName = SysfsFiles.directoryEntries(deviceDir + "/scsi_generic").first { $0.hasPrefix("sg") }
 
         let page83 = try? SysfsFiles.readBytes(deviceDir + "/vpd_pg83")
         let page80 = try? SysfsFiles.readBytes(deviceDir + "/vpd_pg80")

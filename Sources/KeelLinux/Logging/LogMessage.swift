@@ -63,6 +63,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case checkTimedOut = 101
     case checkerThreadsStuck = 102
     case checkResult = 103
+    case turWithoutGeneric = 104
 
     // Events thread.
     case ueventOverflow = 200
@@ -110,7 +111,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
              .mlockFailed, .configurationRejected, .assemblyFailed:
             return .error
-        case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut,
+        case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed:
             return .warning
@@ -146,6 +147,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .checkTimedOut: return "%path: check of %dev timed out after %ms ms"
         case .checkerThreadsStuck: return "all %n checker threads are stuck in the kernel: checks refused until one returns"
         case .checkResult: return "%path: check of %dev: %result"
+        case .turWithoutGeneric: return "%dev has no SCSI generic node (load the sg module): checked with directio instead of tur"
         case .ueventOverflow: return "uevent receive buffer overflowed (%n times so far): rediscovering paths"
         case .uevent: return "uevent %action %dev"
         case .dmEvent: return "%map: dm event %n"
