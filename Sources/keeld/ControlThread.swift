@@ -13,6 +13,9 @@ final class ControlThread: @unchecked Sendable {
     /// Read for the per-path checker and orphan columns (atomic loads only).
     let checker: DaemonChecker
     private var nextTicket: UInt32 = 1
+    /// A descriptor kept in reserve so a connection can still be taken and shed when the
+    /// process is out of descriptors (see `shedOneConnection`).
+    private var spare: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
 
     /// Binds the socket (a stale socket file from an earlier run is replaced).
     init(shared: DaemonShared, path: String, log: LogProducer, checker: DaemonChecker) throws(SystemError) {
@@ -57,7 +60,11 @@ final class ControlThread: @unchecked Sendable {
             if readable[1] { _ = shared.controlWake.drain() }
             guard readable[0] else { continue }
             let client = accept(listener, nil, nil)
-            guard client >= 0 else { continue }
+            guard client >= 0 else {
+                let error = errno
+                if error == EMFILE || error == ENFILE { shedOneConnection() }
+                continue
+            }
             // The listener is non-blocking; the conversation is not (bounded by its timeouts).
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) & ~O_NONBLOCK)
@@ -65,6 +72,17 @@ final class ControlThread: @unchecked Sendable {
             close(client)
         }
         close(listener)
+    }
+
+    /// Out of descriptors, a pending connection would keep the listener readable and the loop
+    /// spinning: give the spare descriptor back, take the connection and close it at once (the
+    /// client sees its command refused), keep the spare again, and pause briefly.
+    func shedOneConnection() {
+        if spare >= 0 { close(spare) }
+        let client = accept(listener, nil, nil)
+        if client >= 0 { close(client) }
+        spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        usleep(10_000)
     }
 
     /// Reads one line (2 s at most), answers it.

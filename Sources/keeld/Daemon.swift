@@ -47,6 +47,17 @@ enum Daemon {
         }
         let capacities = configuration.capacities
 
+        // One keeld per host, before anything touches a map or the socket.
+        switch InstanceLock.acquire(path: options.pidFile) {
+        case .success: break
+        case .failure(let failure):
+            say("\(failure)")
+            return 1
+        }
+        // Room for one descriptor per path before any path is opened.
+        let fileLimit = FileLimit.raise(forPaths: capacities.pathsMax)
+        say(fileLimit.isEnough ? "\(fileLimit)" : "warning: \(fileLimit)")
+
         // Signals go to a signalfd; every thread created from here (the
         // logger's first) inherits the mask, so no thread takes SIGHUP's default action.
         let signals: SignalChannel
@@ -98,8 +109,29 @@ enum Daemon {
         if let hint = directIO.fallbackHint { say("warning: \(hint)") }
         let checker = DaemonChecker(pathsMax: capacities.pathsMax, tur: tur, directIO: directIO)
 
-        // 6. Discovery and assembly, before the recovery thread owns the engine.
+        // The descriptors that are not paths are opened before any path is: a host with more
+        // paths than descriptors loses paths one by one (each refused with a log line), never
+        // its control socket or its event sources.
         let uidAttribute = "ID_SERIAL"
+        let poller: DMEventPoller?
+        do {
+            poller = try DMEventPoller(uuidPrefix: DMControl.multipathUUIDPrefix)
+        } catch {
+            say("warning: no dm event poller (\(error)); maps are resynced every 5 s only")
+            poller = nil
+        }
+        let uevents: UeventMonitor?
+        do { uevents = try UeventMonitor(uidAttribute: uidAttribute) } catch {
+            say("warning: no uevent monitor (\(error)): paths added later need a restart")
+            uevents = nil
+        }
+        let controlThread: ControlThread
+        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog, checker: checker) } catch {
+            say("cannot open the control socket: \(error)")
+            return 1
+        }
+
+        // 6. Discovery and assembly, before the recovery thread owns the engine.
         var assembler = MultipathAssembler(configuration: configuration, engine: engine, control: control, messenger: messenger,
                                            checkers: PathCheckers(tur: tur, directIO: directIO, dispatch: checker), uidAttribute: uidAttribute,
                                            statusReader: statusReader)
@@ -119,25 +151,8 @@ enum Daemon {
         let box = RecoveryBox(RecoveryService(loop: loop, inputs: shared.inputs, inputDoorbell: shared.inputDoorbell,
                                               replies: shared.replies, replyDoorbell: shared.replyDoorbell,
                                               topologyReplies: shared.topologyReplies, topologyDoorbell: shared.topologyDoorbell))
-        let poller: DMEventPoller?
-        do {
-            poller = try DMEventPoller(uuidPrefix: DMControl.multipathUUIDPrefix)
-        } catch {
-            say("warning: no dm event poller (\(error)); maps are resynced every 5 s only")
-            poller = nil
-        }
-        let uevents: UeventMonitor?
-        do { uevents = try UeventMonitor(uidAttribute: uidAttribute) } catch {
-            say("warning: no uevent monitor (\(error)): paths added later need a restart")
-            uevents = nil
-        }
         let events = EventsThread(shared: shared, assembler: assembler, checker: checker, poller: poller, uevents: uevents,
                                   log: eventsLog, options: options)
-        let controlThread: ControlThread
-        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog, checker: checker) } catch {
-            say("cannot open the control socket: \(error)")
-            return 1
-        }
         shared.directory.withLock {
             $0.update(from: assembler)
             $0.configPath = options.configPath

@@ -22,6 +22,8 @@ struct Options {
     var logToStderr = false
     var logToJournal = false
     var controlSocket = "/run/keeld.socket"
+    /// Locked (flock) for the daemon's lifetime and holding its pid: one keeld per host.
+    var pidFile = "/run/keeld.pid"
     var realtimePriority: Int32 = 50
     var allowUnpinned = false
     var onExit = ExitQueueing.keepQueueing
@@ -43,6 +45,8 @@ struct Options {
       --stderr                also copy log lines to standard error (never blocks on it)
       --journal               also send log lines to the systemd journal (never blocks on it)
       --control-socket PATH   operator socket (default /run/keeld.socket)
+      --pid-file PATH         locked while keeld runs, holds its pid; a second keeld finding it
+                              locked exits 1 naming the running one (default /run/keeld.pid)
       --rt-priority N         SCHED_FIFO priority of the recovery thread, 1-99 (default 50);
                               0 runs it at normal priority
       --allow-unpinned        run on when memory cannot be locked (default: exit)
@@ -85,6 +89,11 @@ struct Options {
                     return .failure(OptionError("--control-socket needs a path shorter than 108 bytes"))
                 }
                 options.controlSocket = v
+            case "--pid-file":
+                guard case .success(let v) = value(argument), !v.isEmpty else {
+                    return .failure(OptionError("--pid-file needs a path"))
+                }
+                options.pidFile = v
             case "--rt-priority":
                 guard case .success(let v) = value(argument), let n = Int32(v), n >= 0, n <= 99 else {
                     return .failure(OptionError("--rt-priority needs a number from 0 to 99"))

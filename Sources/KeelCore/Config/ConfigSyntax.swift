@@ -26,6 +26,16 @@ enum ConfigToken: Equatable {
 /// outside quotes `#` or `!` starts a comment that runs to the end of the line, and `{` and `}`
 /// are tokens of their own. A section opens with its name and `{` on the same line.
 struct ConfigSyntax {
+    /// Limits on what one file may hold. A file past one is refused with `file:line: problem`
+    /// and the rest of it is not read: a typo or a hostile file must never exhaust the stack or
+    /// memory of the thread that reads it (the events thread re-reads it on SIGHUP). The real
+    /// grammar nests three deep (`devices { device { } }`); real files are a few KiB.
+    static let fileBytesMax = 4 << 20
+    static let linesMax = 200_000
+    static let depthMax = 8
+    static let wordBytesMax = 4096
+    static let wordsPerLineMax = 256
+
     let file: String
     private(set) var errors: [ConfigDiagnostic] = []
 
@@ -66,6 +76,10 @@ struct ConfigSyntax {
                     quoted.append(bytes[i])
                     i += 1
                 }
+                if quoted.count > Self.wordBytesMax {
+                    errors.append(ConfigDiagnostic(file: file, line: number, message: "quoted string of \(quoted.count) bytes, longer than \(Self.wordBytesMax)"))
+                    quoted.removeAll()
+                }
                 if !closed {
                     errors.append(ConfigDiagnostic(file: file, line: number, message: "unterminated quoted string"))
                 }
@@ -87,6 +101,10 @@ struct ConfigSyntax {
             word.append(b)
             inWord = true
             i += 1
+            if word.count > Self.wordBytesMax {
+                errors.append(ConfigDiagnostic(file: file, line: number, message: "word longer than \(Self.wordBytesMax) bytes"))
+                return tokens
+            }
         }
         if inWord { tokens.append(.word(String(decoding: word, as: UTF8.self))) }
         return tokens
@@ -95,19 +113,35 @@ struct ConfigSyntax {
     /// Parses a whole file into its top-level nodes. Brace errors are collected; sections left
     /// open at the end are closed so their contents are still checked.
     mutating func parse(_ text: String) -> [ConfigNode] {
+        if text.utf8.count > Self.fileBytesMax {
+            errors.append(ConfigDiagnostic(file: file, line: 0, message: "file of \(text.utf8.count) bytes, larger than \(Self.fileBytesMax)"))
+            return []
+        }
         // stack[0] holds the top level; each open section adds one entry.
         var stack: [ConfigNode] = [ConfigNode(keyword: "", values: [], line: 0, children: [])]
         var lineNumber = 0
         // "\r\n" is one Character in Swift, so it is a separator of its own.
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+        lines: for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
+            if lineNumber > Self.linesMax {
+                errors.append(ConfigDiagnostic(file: file, line: lineNumber, message: "more than \(Self.linesMax) lines; the rest of the file is not read"))
+                break
+            }
             let tokens = tokenize(line, number: lineNumber)
+            if tokens.count > Self.wordsPerLineMax {
+                errors.append(ConfigDiagnostic(file: file, line: lineNumber, message: "\(tokens.count) words on one line, more than \(Self.wordsPerLineMax)"))
+                continue
+            }
             var words: [String] = []
             for token in tokens {
                 switch token {
                 case .word(let w):
                     words.append(w)
                 case .open:
+                    if stack.count > Self.depthMax {
+                        errors.append(ConfigDiagnostic(file: file, line: lineNumber, message: "sections nested more than \(Self.depthMax) deep; the rest of the file is not read"))
+                        break lines
+                    }
                     if words.isEmpty {
                         errors.append(ConfigDiagnostic(file: file, line: lineNumber, message: "\"{\" without a section name before it on the same line"))
                         stack.append(ConfigNode(keyword: "", values: [], line: lineNumber, children: []))

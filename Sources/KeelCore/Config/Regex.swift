@@ -196,10 +196,20 @@ struct RegexParser {
 
     /// POSIX's smallest allowed RE_DUP_MAX; also keeps compiled programs small.
     static let repetitionMax = 255
+    /// Limits that keep parsing, compiling and freeing a pattern off deep recursion: the parser
+    /// and the tree it builds recurse once per group and per stacked quantifier.
+    static let patternBytesMax = 1024
+    static let groupDepthMax = 32
+    static let stackedQuantifiersMax = 4
+
+    private var groupDepth = 0
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
     mutating func parseWhole() throws(RegexError) -> RegexNode {
+        if bytes.count > Self.patternBytesMax {
+            throw RegexError(problem: "pattern of \(bytes.count) bytes, longer than \(Self.patternBytesMax)", offset: Self.patternBytesMax)
+        }
         let node = try parseAlternatives()
         if index < bytes.count {
             // Only a `)` without its `(` stops the top-level alternatives early.
@@ -234,6 +244,7 @@ struct RegexParser {
 
     private mutating func parsePiece() throws(RegexError) -> RegexNode {
         var node = try parseAtom()
+        var quantifiers = 0
         while let c = peek {
             let quantifierOffset = index
             let bounds: (Int, Int?)
@@ -249,6 +260,10 @@ struct RegexParser {
                 throw RegexError(problem: "nothing to repeat before \"\(Character(Unicode.Scalar(c)))\"", offset: quantifierOffset)
             default:
                 break
+            }
+            quantifiers += 1
+            if quantifiers > Self.stackedQuantifiersMax {
+                throw RegexError(problem: "more than \(Self.stackedQuantifiersMax) quantifiers on one atom", offset: quantifierOffset)
             }
             node = .repetition(node, min: bounds.0, max: bounds.1)
         }
@@ -290,6 +305,11 @@ struct RegexParser {
         index += 1
         switch c {
         case UInt8(ascii: "("):
+            groupDepth += 1
+            defer { groupDepth -= 1 }
+            if groupDepth > Self.groupDepthMax {
+                throw RegexError(problem: "groups nested more than \(Self.groupDepthMax) deep", offset: offset)
+            }
             let inner = try parseAlternatives()
             guard peek == UInt8(ascii: ")") else { throw RegexError(problem: "unmatched \"(\"", offset: offset) }
             index += 1
