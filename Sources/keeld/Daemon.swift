@@ -74,6 +74,11 @@ enum Daemon {
                 streamDescriptor: options.logToStderr ? 2 : nil,
                 journalSocketPath: options.logToJournal ? LogConfiguration.systemJournalSocketPath : nil,
                 identifier: "keeld", producersMax: 8))
+            if let path = options.logFile, logger.fileOpenErrno != 0 {
+                say("warning: cannot open the log file \(path) yet (\(String(cString: strerror(logger.fileOpenErrno)))): "
+                    + "logging to \(options.logToJournal ? "the journal" : options.logToStderr ? "stderr" : "no other sink"); "
+                    + "the file is opened as soon as it can be")
+            }
             try logger.start()
         } catch {
             say("cannot start the logger: \(error)")

@@ -233,3 +233,35 @@ struct LoggingFileTests {
               + "file size \(try loggingFileBytes(path).count / 4096) pages, longest write \(counters.fileWriteNsMax / 1000) µs, wakeups \(counters.wakeups)")
     }
 }
+
+@Suite(.serialized) struct LoggingDeferredFileTests {
+    /// Early boot: the log's directory does not exist yet (/var not mounted). The logger starts
+    /// anyway, keeps the lines, and writes them once the file can be opened.
+    @Test func aFileThatCannotBeOpenedYetIsOpenedLaterWithTheEarlyLines() throws {
+        var template = Array("/tmp/keel-deferred-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        let directory = String(cString: try #require(made))
+        defer { _ = directory.withCString { rmdir($0) } }
+        let notYet = directory + "/var-log"
+        let path = notYet + "/keeld.log"
+        let logger = try KeelLogger(LogConfiguration(filePath: path, identifier: "keel-test", producersMax: 2))
+        #expect(logger.fileOpenErrno == ENOENT)
+        try logger.start()
+        let producer = try #require(logger.registerProducer(name: "test"))
+        #expect(producer.log(.started, LogArgument.signed(7), LogArgument.signed(3)))
+        usleep(300_000)
+        #expect(mkdir(notYet, 0o755) == 0)
+        defer { unlink(path); rmdir(notYet) }
+        // The next retry (every 2 s) opens it; the early line is written.
+        var text = ""
+        for _ in 0..<100 {
+            _ = producer.log(.started, LogArgument.signed(8), LogArgument.signed(3))
+            usleep(50_000)
+            if let data = FileManager.default.contents(atPath: path) { text = String(decoding: data, as: UTF8.self) }
+            if text.contains("at most 8 paths") { break }
+        }
+        logger.stop()
+        #expect(text.contains("at most 7 paths"), "the line logged before the file existed")
+        #expect(text.contains("at most 8 paths"))
+    }
+}

@@ -283,6 +283,10 @@ public final class KeelLogger: @unchecked Sendable {
     }
 
     /// A snapshot of the counters.
+    /// errno of the log file's failed open when the logger was made (0: open, or no file).
+    /// Read it before `start`: the logger thread retries the open afterwards.
+    public var fileOpenErrno: Int32 { file?.openErrno ?? 0 }
+
     public var counterSnapshot: LogCounters {
         var dropped = 0
         for ring in rings { dropped += ring.droppedCount }

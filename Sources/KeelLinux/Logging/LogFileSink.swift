@@ -45,8 +45,9 @@ final class LogFileSink {
     private var unwrittenLines = 0
     let counters: LogCounterCells
 
-    /// Opens (creating) `path`. An existing file written by Keel (a whole number of pages below
-    /// `bytesMax`) is continued at its end; any other non-empty file is rotated first.
+    /// Opens (creating) `path`, now or at a later flush when it cannot be opened yet. An existing
+    /// file written by Keel (a whole number of pages below `bytesMax`) is continued at its end;
+    /// any other non-empty file is rotated first.
     init(path: String, bytesMax requestedBytesMax: Int, bufferPages: Int, lineBytesMax: Int,
          counters: LogCounterCells) throws(SystemError) {
         precondition(bufferPages >= 2, "the file buffer needs room for a partial page and a full line")
@@ -67,6 +68,25 @@ final class LogFileSink {
         memset(buffer, 0x20, bufferBytes)
         descriptor = -1
         directIO = true
+        // A file that cannot be opened yet (read-only root, /var not mounted, /var on a map
+        // that is not built yet) is not fatal: lines wait in the buffer, and the file is
+        // opened at a later flush (`openIfDue`).
+        _ = openIfDue(nowNs: 0)
+    }
+
+    /// errno of the last failed open; 0 while the file is open.
+    private(set) var openErrno: Int32 = 0
+    private var nextOpenAttemptNs: Nanoseconds = 0
+    /// How often a file that could not be opened is tried again.
+    static let reopenIntervalNs: Nanoseconds = 2 * 1_000_000_000
+
+    /// Opens the file when it is not open and a retry is due; true when it is open. An existing
+    /// file written by Keel (a whole number of pages below `bytesMax`) is continued at its end;
+    /// any other non-empty file is moved to `<path>.1` first. Lines already buffered are kept.
+    private func openIfDue(nowNs: Nanoseconds) -> Bool {
+        if descriptor >= 0 { return true }
+        guard nowNs >= nextOpenAttemptNs else { return false }
+        nextOpenAttemptNs = nowNs &+ Self.reopenIntervalNs
         do {
             try openFile(truncate: false)
             var status = stat()
@@ -75,14 +95,21 @@ final class LogFileSink {
             if size % Self.pageBytes == 0 && size < bytesMax {
                 fileOffset = size
             } else {
-                rotate()
+                _ = rename(path, rotatedPath)
+                close(descriptor)
+                descriptor = -1
+                try openFile(truncate: true)
+                fileOffset = 0
+                counters.fileRotations.wrappingAdd(1, ordering: .relaxed)
             }
+            openErrno = 0
+            return true
         } catch {
             if descriptor >= 0 { close(descriptor) }
-            free(buffer)
-            free(self.path)
-            free(self.rotatedPath)
-            throw error
+            descriptor = -1
+            openErrno = error.errno
+            counters.fileLastErrno.store(Int(error.errno), ordering: .relaxed)
+            return false
         }
     }
 
@@ -114,6 +141,11 @@ final class LogFileSink {
         if fill + line.count > bufferBytes {
             flush()
         }
+        if fill + line.count > bufferBytes {
+            // The file is not open (yet) and the buffer is full: the earliest lines are kept.
+            counters.fileLinesLost.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
         (buffer + fill).copyMemory(from: line.baseAddress!, byteCount: line.count)
         fill += line.count
         unwrittenLines += 1
@@ -122,7 +154,7 @@ final class LogFileSink {
 
     /// Writes every page holding text (the last one padded), then keeps only the partial page.
     func flush() {
-        guard dirty, descriptor >= 0 else { return }
+        guard dirty, openIfDue(nowNs: LogClock.nowNs()) else { return }
         let pages = (fill + Self.pageBytes - 1) / Self.pageBytes
         let end = pages * Self.pageBytes
         if end > fill {
