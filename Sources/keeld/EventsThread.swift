@@ -21,6 +21,14 @@ final class EventsThread: @unchecked Sendable {
     /// How often devices that could not be opened are tried again (the fast probe interval: a
     /// path whose device returns must not wait a whole polling interval to be checked).
     let reopenIntervalNs: Nanoseconds
+    /// Maps whose table load failed: the attempts so far and when to ask again. A load fails on
+    /// EBUSY, ENOMEM or EINVAL; the engine's request was already taken, so without this the
+    /// kernel would keep an outdated table until the next regroup.
+    var reloadRetries: [MapHandle: (attempts: Int, atNs: Nanoseconds)] = [:]
+    static let reloadRetryFirstNs: Nanoseconds = 100 * Time.nsPerMs
+    static let reloadRetryMaxNs: Nanoseconds = 30 * Time.nsPerSecond
+    /// How often /sys/block is compared with the paths assembled (a safety net for lost uevents).
+    static let rediscoveryIntervalNs: Nanoseconds = 60 * Time.nsPerSecond
 
     init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, uevents: UeventMonitor?,
          log: LogProducer, options: Options) {
@@ -42,6 +50,7 @@ final class EventsThread: @unchecked Sendable {
         var nextResyncNs = monotonicNs() + resyncIntervalNs
         var nextPrioritiesNs = monotonicNs() + priorityIntervalNs
         var nextReopenNs = monotonicNs() + reopenIntervalNs
+        var nextRediscoveryNs = monotonicNs() + Self.rediscoveryIntervalNs
         let reloadFD = shared.reloads.doorbell.descriptor
         let wakeFD = shared.eventsWake.descriptor
         let dmFD = poller?.fileDescriptor ?? -1
@@ -50,6 +59,8 @@ final class EventsThread: @unchecked Sendable {
             let now = monotonicNs()
             var wakeNs = min(nextResyncNs, nextPrioritiesNs)
             if !assembler.unopened.isEmpty { wakeNs = min(wakeNs, nextReopenNs) }
+            wakeNs = min(wakeNs, nextRediscoveryNs)
+            for retry in reloadRetries.values { wakeNs = min(wakeNs, retry.atNs) }
             let timeoutMs = Int32(clamping: max(0, wakeNs - now) / Time.nsPerMs + 1)
             let readable = pollReadable([reloadFD, wakeFD, dmFD, ueventFD], timeoutMs: timeoutMs)
             if shared.eventsStop.load(ordering: .acquiring) { break }
@@ -67,6 +78,15 @@ final class EventsThread: @unchecked Sendable {
             if after >= nextResyncNs {
                 for error in assembler.resync(into: &sink, nowNs: after) { report(error) }
                 nextResyncNs = after + resyncIntervalNs
+            }
+            for (map, retry) in reloadRetries where retry.atNs <= after {
+                // Asked again with the engine's latest layout; the outcome updates the entry.
+                reloadRetries[map]?.atNs = Time.never
+                shared.send(.requestReload(map), unless: shared.eventsStop)
+            }
+            if after >= nextRediscoveryNs {
+                rediscover()
+                nextRediscoveryNs = after + Self.rediscoveryIntervalNs
             }
             if after >= nextReopenNs {
                 // Devices that were offline at start: open them once they answer again.
@@ -93,7 +113,11 @@ final class EventsThread: @unchecked Sendable {
             let group = snapshot.initialGroup
             if let error = assembler.serviceReload(ticket.map, layout: layout, initialGroup: group, into: &sink, nowNs: monotonicNs()) {
                 report(error)
+                let attempts = (reloadRetries[ticket.map]?.attempts ?? 0) + 1
+                let delayNs = min(Self.reloadRetryMaxNs, Self.reloadRetryFirstNs << min(attempts - 1, 20))
+                reloadRetries[ticket.map] = (attempts, monotonicNs() + delayNs)
             } else {
+                reloadRetries[ticket.map] = nil
                 let paths = layout.reduce(0) { $0 + $1.count }
                 log.log(.tableLoaded, LogArgument.map(ticket.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(layout.count)))
             }
@@ -112,6 +136,11 @@ final class EventsThread: @unchecked Sendable {
     func handleUevents(_ uevents: UeventMonitor) {
         var batch = UeventBatch()
         _ = uevents.drain(into: &batch)
+        if batch.resyncNeeded {
+            // The kernel dropped uevents (receive buffer overflow): what they said is unknown.
+            log.log(.ueventOverflow, LogArgument.signed(Int(uevents.overflowCount)))
+            rediscover()
+        }
         var added: [String] = []
         var removed = false
         for record in batch.records where !record.isDeviceMapper {
@@ -173,6 +202,37 @@ final class EventsThread: @unchecked Sendable {
         }
     }
 
+    /// Compares /sys/block with the paths assembled and repairs both ways: a SCSI disk not
+    /// assembled yet is discovered and added (an `add` uevent that was lost), an assembled path
+    /// whose device is gone is removed (a lost `remove`). Runs after a uevent overflow and every
+    /// minute. Known disks cost one directory entry each; only new ones are read in full.
+    func rediscover() {
+        let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
+        let present = Set(discovery.blockDeviceNames())
+        let assembled = Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) })
+        var changed = false
+        for gone in assembled.subtracting(present) {
+            if assembler.remove(kernelName: gone, nowNs: monotonicNs(), topology: &topology) != nil { changed = true }
+        }
+        var paths: [DiscoveredPath] = []
+        for name in present.subtracting(assembled) where name.hasPrefix("sd") {
+            if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
+        }
+        if !paths.isEmpty {
+            for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
+                report(error)
+            }
+            reportFallbacks()
+            changed = true
+        }
+        let pathCount = assembler.maps.reduce(0) { $0 + $1.paths.count }
+        log.log(.resyncFinished, LogArgument.signed(pathCount), LogArgument.signed(assembler.maps.count))
+        if changed {
+            let assembler = self.assembler
+            shared.directory.withLock { $0.update(from: assembler) }
+        }
+    }
+
     /// Logs the devices checked with directio because they have no SCSI generic node.
     func reportFallbacks() {
         for device in assembler.turFallbacks { log.log(.turWithoutGeneric, LogArgument.device(device)) }
@@ -181,6 +241,11 @@ final class EventsThread: @unchecked Sendable {
 
     func report(_ error: AssemblyError) {
         let handle = assembler.map(named: error.map)?.handle ?? MapHandle(index: 0)
+        if let mismatch = error.sizeMismatch {
+            log.log(.pathSizeMismatch, LogArgument.device(mismatch.device), LogArgument.signed(Int(mismatch.pathSectors)),
+                    LogArgument.map(handle), LogArgument.signed(Int(mismatch.mapSectors)))
+            return
+        }
         let step = AssemblyOperation.allCases.firstIndex(of: error.operation) ?? -1
         log.log(.assemblyFailed, LogArgument.map(handle), LogArgument.signed(Int(step)), LogArgument.errno(error.errno))
     }

@@ -222,3 +222,26 @@ import KeelCore
         #expect(f.engine.path(f.paths[0])!.flapFailures == 0)
     }
 }
+
+@Suite struct EngineReloadRequestTests {
+    private func reloads(_ engine: Engine) -> Int {
+        var sink = RecordingSink()
+        engine.tick(nowNs: 0, sink: &sink)
+        return sink.actions.filter { if case .reloadMap = $0 { return true } else { return false } }.count
+    }
+
+    /// A table load that failed is retried by asking again: the engine hands the map out once,
+    /// however many times it is asked before its next pass, and refuses an unknown map.
+    @Test func requestReloadQueuesTheMapOnce() throws {
+        let engine = Engine(capacities: Capacities(pathsMax: 8, mapsMax: 2, pathsPerMapMax: 4, ringSlots: 16), startNs: 0)
+        let map = try engine.addMap(policy: MapPolicy(grouping: .failover, failback: .immediate, noPathRetry: .queue))
+        _ = reloads(engine)
+        #expect(!engine.reloadPending(map))
+        try engine.requestReload(map)
+        try engine.requestReload(map)
+        #expect(engine.reloadPending(map))
+        #expect(reloads(engine) == 1)
+        #expect(reloads(engine) == 0)
+        #expect(throws: EngineRefusal.self) { try engine.requestReload(MapHandle(index: 1)) }
+    }
+}

@@ -635,6 +635,18 @@ public final class Engine {
         if next == Time.never { mapTimers.cancel(m) } else if mapTimers.deadline(of: m) != next { mapTimers.schedule(m, atNs: next) }
     }
 
+    /// Asks for the map's table again without changing its layout: a load that failed (EBUSY,
+    /// ENOMEM, EINVAL) is retried by the control plane this way, with the engine's latest layout.
+    public func requestReload(_ map: MapHandle) throws(EngineRefusal) {
+        guard isLive(map) else { throw .unknownMap(map) }
+        let m = map.index
+        if !maps[m].needsReload {
+            maps[m].needsReload = true
+            reloadQueue[reloadCount] = Int32(m)
+            reloadCount += 1
+        }
+    }
+
     @usableFromInline
     func regroup(_ m: Int) {
         Grouping.assign(self, map: m)

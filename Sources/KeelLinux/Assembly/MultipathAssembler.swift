@@ -24,6 +24,15 @@ public struct AssemblyError: Error, Sendable, Equatable, CustomStringConvertible
     /// The errno of the failed call (an engine refusal maps to ENOSPC, EEXIST or ENOENT).
     public var errno: Int32
     public var detail: String
+    /// Set when a path was refused because its size is not its map's (for the log record).
+    public var sizeMismatch: SizeMismatch?
+
+    /// A path whose size differs from its map's.
+    public struct SizeMismatch: Sendable, Equatable {
+        public var device: DevNo
+        public var pathSectors: UInt64
+        public var mapSectors: UInt64
+    }
 
     public init(map: String, operation: AssemblyOperation, errno: Int32, detail: String = "") {
         self.map = map
@@ -248,6 +257,14 @@ public struct MultipathAssembler {
 
     private mutating func add<T: EngineTopology>(_ path: DiscoveredPath, toMapAt index: Int, nowNs: Nanoseconds, topology: inout T) -> AssemblyError? {
         let map = maps[index]
+        if path.sizeSectors != map.sizeSectors {
+            // A table holds one length: a path of another size would make every later load of
+            // the map fail. Refused as multipathd refuses it; the map keeps its paths.
+            var error = AssemblyError(map: map.name, operation: .addPath, errno: EINVAL,
+                                      detail: "\(path.kernelName) has \(path.sizeSectors) sectors, the map has \(map.sizeSectors): path refused")
+            error.sizeMismatch = AssemblyError.SizeMismatch(device: path.device, pathSectors: path.sizeSectors, mapSectors: map.sizeSectors)
+            return error
+        }
         let priority = Int32(clamping: priorityOf(path, prioritizer: map.profile.prio))
         let descriptor = PathDescriptor(
             device: path.device, priority: priority,

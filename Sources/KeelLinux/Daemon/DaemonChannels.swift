@@ -18,6 +18,9 @@ public enum RecoveryInput: BitwiseCopyable, Sendable {
     case setPriority(PathHandle, Int32)
     /// The configuration was reloaded: the map's new policy.
     case setPolicy(MapHandle, MapPolicy)
+    /// The map's table must be loaded again (an earlier load failed, or the kernel's table does
+    /// not hold the engine's paths): the engine hands out a fresh layout.
+    case requestReload(MapHandle)
     /// A map for a LUN that appeared while running; the handle comes back as a `TopologyReply`.
     case addMap(MapPolicy, ticket: UInt32)
     /// A path that appeared while running; the handle comes back as a `TopologyReply`.

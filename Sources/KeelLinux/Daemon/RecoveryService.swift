@@ -107,6 +107,8 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
             try? engine.setPriority(path, priority)
         case .setPolicy(let map, let policy):
             try? engine.setPolicy(map, policy)
+        case .requestReload(let map):
+            try? engine.requestReload(map)
         case .addMap(let policy, let ticket):
             do {
                 answer(TopologyReply(ticket: ticket, map: try engine.addMap(policy: policy)))

@@ -93,6 +93,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case queueingFailedForExit = 413
     case assemblyFailed = 414
     case commandReceived = 415
+    case pathSizeMismatch = 416
 
     // The logger itself.
     case loggerStarted = 500
@@ -109,7 +110,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
             return .info
         case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
-             .mlockFailed, .configurationRejected, .assemblyFailed:
+             .mlockFailed, .configurationRejected, .assemblyFailed, .pathSizeMismatch:
             return .error
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
@@ -171,6 +172,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .queueingFailedForExit: return "%n maps switched to fail_if_no_path before exit"
         case .assemblyFailed: return "%map: assembly step %n failed: %errno"
         case .commandReceived: return "operator command received (%n words)"
+        case .pathSizeMismatch: return "path %dev refused: %n sectors, but its map %map has %n"
         case .loggerStarted: return "logger started: monotonic %ms ms is unix time %n s"
         case .ringDropped: return "%n log records dropped on thread %thread"
         case .sinkDropped: return "%n log lines dropped by the %sink sink (it would have blocked)"
