@@ -352,6 +352,17 @@ struct KeeldProcessKernelTests {
         let rejected = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains("configuration rejected") }
         #expect(rejected != nil, "the log does not show the bad file refused")
         #expect(keeld.process.isRunning)
+        // A hostile one: 300,000 nested sections and a blacklist regex of 300,000 nested groups,
+        // parsed on the events thread's small stack. Refused; keeld lives.
+        let hostile = String(repeating: "a {\n", count: 300_000) + "blacklist {\ndevnode \"" + String(repeating: "(", count: 300_000) + "\"\n}\n"
+        try hostile.write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+        let rejectionsBefore = readText(keeld.logFile).components(separatedBy: "configuration rejected").count
+        kill(keeld.pid, SIGHUP)
+        let rejectedAgain = waitFor(timeoutNs: 20 * Time.nsPerSecond) {
+            readText(keeld.logFile).components(separatedBy: "configuration rejected").count > rejectionsBefore
+        }
+        #expect(rejectedAgain != nil, "the log does not show the nested file refused")
+        #expect(keeld.process.isRunning, "keeld died on a nested file: \(readText(keeld.stderrFile).suffix(2000))")
         #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
         // Then a good one that stops queueing.
         try daemonConfiguration.replacingOccurrences(of: "no_path_retry queue", with: "no_path_retry fail")
@@ -362,6 +373,26 @@ struct KeeldProcessKernelTests {
         let after = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
         #expect(after.device == before.device, "the map was recreated: \(before.device) -> \(after.device)")
         #expect(keeld.command("show maps").contains("queueing=no"), "show maps: \(keeld.command("show maps"))")
+        #expect(try pathStates(control, map: "mpatha").count == 4)
+    }
+
+    @Test("a second keeld exits 1 naming the running one's pid and leaves its socket and maps alone")
+    func secondInstanceIsRefused() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let first = try Keeld(directory: "/tmp/keeld-first")
+        defer { first.stop() }
+        try first.waitReady()
+        let second = try Keeld(directory: "/tmp/keeld-second")
+        defer { second.stop() }
+        let exited = waitFor(timeoutNs: 20 * Time.nsPerSecond) { !second.process.isRunning }
+        #expect(exited != nil, "the second keeld is still running")
+        #expect(second.process.terminationStatus == 1)
+        let said = readText(second.stderrFile)
+        #expect(said.contains("keeld pid \(first.pid) is already running"), "second keeld said: \(said)")
+        #expect(first.process.isRunning)
+        #expect(first.command("show maps").contains("mpatha"), "the first keeld still answers")
         #expect(try pathStates(control, map: "mpatha").count == 4)
     }
 
