@@ -10,10 +10,7 @@ let package = Package(
         .library(name: "KeelLinux", targets: ["KeelLinux"]),
         .executable(name: "keel-torture", targets: ["keel-torture"]),
         .executable(name: "keeld", targets: ["keeld"]),
-    ],
-    dependencies: [
-        // Counts malloc calls inside the allocation tests (test-only).
-        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
+        .executable(name: "keel-fuzz", targets: ["keel-fuzz"]),
     ],
     targets: [
         // Pure engine: model, state machine, policies, rings, codecs, config. No Foundation, no syscalls.
@@ -29,21 +26,25 @@ let package = Package(
         // Deterministic simulated kernel and SAN implementing the backend protocols.
         .target(name: "KeelSim", dependencies: ["KeelCore"], path: "Sources/KeelSim"),
         // Torture runner: scenarios x seeds with invariants checked every step.
-        .executableTarget(name: "keel-torture", dependencies: ["KeelCore", "KeelSim"], path: "Stress/keel-torture"),
+        // It drives keeld's recovery service (KeelLinux/Daemon) with the simulated backends.
+        .executableTarget(name: "keel-torture", dependencies: ["KeelCore", "KeelSim", "KeelLinux"], path: "Stress/keel-torture"),
         .executableTarget(name: "keeld", dependencies: ["KeelCore", "KeelLinux"], path: "Sources/keeld"),
+        // Fuzz targets for every parser of outside input: libFuzzer (-sanitize=fuzzer, -D KEEL_LIBFUZZER)
+        // or the built-in replay and mutation driver. The corpus is kept beside it.
+        .executableTarget(name: "keel-fuzz", dependencies: ["KeelCore", "KeelLinux"], path: "Stress/keel-fuzz",
+                          exclude: ["Corpus"]),
         .testTarget(name: "KeelCoreTests", dependencies: ["KeelCore"], path: "Tests/KeelCoreTests"),
         .testTarget(name: "KeelSimTests", dependencies: ["KeelCore", "KeelSim"], path: "Tests/KeelSimTests"),
         // Host-kernel tests: loop devices, libaio, uevents, sysfs fixtures.
         .testTarget(name: "KeelLinuxTests", dependencies: ["KeelCore", "KeelLinux"], path: "Tests/KeelLinuxTests"),
         // Real-kernel tests: run inside the VM by Tools/kernel-tests (dm-multipath, scsi_debug).
         .testTarget(name: "KeelKernelTests", dependencies: ["KeelCore", "KeelLinux"], path: "Tests/KeelKernelTests"),
+        // The allocation tests' malloc: counts calls, no per-thread state (test-only).
+        .target(name: "CKeelMallocCounter", path: "Tests/CKeelMallocCounter"),
         // Release-mode zero-allocation tests; run alone (process-wide counters): Tools/test does.
         .testTarget(
             name: "KeelAllocationTests",
-            dependencies: [
-                "KeelCore", "KeelSim", "KeelLinux",
-                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
-            ],
+            dependencies: ["KeelCore", "KeelSim", "KeelLinux", "CKeelMallocCounter"],
             path: "Tests/KeelAllocationTests"
         ),
     ],

@@ -92,7 +92,10 @@ final class ControlThread: @unchecked Sendable {
         setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1024)
-        while bytes.count < 4096, !bytes.contains(UInt8(ascii: "\n")) {
+        // The 2 s cover the whole request, not each receive: a client that trickles bytes is
+        // dropped rather than holding the control thread.
+        let deadlineNs = monotonicNs() + 2 * Time.nsPerSecond
+        while bytes.count < 4096, !bytes.contains(UInt8(ascii: "\n")), monotonicNs() < deadlineNs {
             let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
@@ -112,29 +115,34 @@ final class ControlThread: @unchecked Sendable {
 
     /// One command's answer. Unknown commands and bad arguments answer with `error:`.
     func execute(_ line: String) -> String {
-        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
-        log.log(.commandReceived, LogArgument.signed(words.count))
-        switch words {
-        case ["show", "daemon"]: return showDaemon()
-        case ["show", "maps"]: return showMaps()
-        case ["show", "paths"]: return showPaths()
-        case ["reconfigure"]:
+        let request: ControlRequest
+        switch ControlGrammar.parse(line) {
+        case .failure(let error):
+            log.log(.commandReceived, LogArgument.signed(0))
+            return "error: \(error)"
+        case .success(let parsed):
+            request = parsed
+        }
+        log.log(.commandReceived, LogArgument.signed(line.split(separator: " ").count))
+        switch request {
+        case .showDaemon: return showDaemon()
+        case .showMaps: return showMaps()
+        case .showPaths: return showPaths()
+        case .reconfigure:
             shared.reconfigureRequested.store(true, ordering: .releasing)
             shared.eventsWake.signal()
             return "ok: configuration reload requested"
-        case ["shutdown"]:
+        case .shutdown:
             shared.shutdownRequest.signal()
             return "ok: shutting down"
-        case _ where words.count == 3 && words[1] == "path" && (words[0] == "fail" || words[0] == "reinstate"):
-            guard let path = findPath(words[2]) else { return "error: no path named \(words[2]) (give a device name like sdb or MAJ:MIN)" }
-            return engineCommand(words[0] == "fail" ? .failPath(path) : .reinstatePath(path))
-        case _ where words.count == 3 && words[1] == "map" && (words[0] == "disablequeueing" || words[0] == "restorequeueing"):
-            guard let map = findMap(words[2]) else { return "error: no map named \(words[2])" }
-            return engineCommand(words[0] == "disablequeueing" ? .disableQueueing(map) : .restoreQueueing(map))
-        case []:
-            return "error: empty command"
-        default:
-            return "error: unknown command '\(line)'; commands: show daemon, show maps, show paths, fail path DEV, reinstate path DEV, disablequeueing map NAME, restorequeueing map NAME, reconfigure, shutdown"
+        case .failPath(let name), .reinstatePath(let name):
+            guard let path = findPath(name) else { return "error: no path named \(name) (give a device name like sdb or MAJ:MIN)" }
+            if case .failPath = request { return engineCommand(.failPath(path)) }
+            return engineCommand(.reinstatePath(path))
+        case .disableQueueing(let name), .restoreQueueing(let name):
+            guard let map = findMap(name) else { return "error: no map named \(name)" }
+            if case .disableQueueing = request { return engineCommand(.disableQueueing(map)) }
+            return engineCommand(.restoreQueueing(map))
         }
     }
 

@@ -1,57 +1,37 @@
 // Counts the malloc calls a piece of code makes, for the zero-allocation tests, and proves the counter counts.
 
+import CKeelMallocCounter
 import Glibc
-import MallocInterposerSwift
-import Synchronization
 import Testing
 
-/// The thread whose mallocs are being counted; 0 while nothing is measured.
-private let measuredThread = Atomic<UInt>(0)
-/// Mallocs made by `measuredThread` since the measurement began.
-private let measuredThreadMallocs = Atomic<Int>(0)
-
-/// Called by the interposer, on the allocating thread, for every malloc it counts. It must not
-/// allocate: the interposer would call it again from inside itself.
-private func countMallocOnMeasuredThread(_ size: Int) {
-    if pthread_equal(pthread_self(), pthread_t(measuredThread.load(ordering: .relaxed))) != 0 {
-        measuredThreadMallocs.wrappingAdd(1, ordering: .relaxed)
-    }
-}
-
 /// Runs `body` once uncounted, then `iterations` times with counting on, and returns the number
-/// of malloc calls (malloc, calloc, realloc, posix_memalign, ...) the calling thread made
+/// of allocation calls (malloc, calloc, realloc, posix_memalign, ...) the calling thread made
 /// meanwhile.
 ///
 /// The uncounted first run absorbs one-time costs (lazy globals, metadata, first-touch caches)
 /// that are not per-iteration allocations.
 ///
-/// Only the calling thread is counted. The interposer's own totals cover every thread, and the
-/// test runner's threads allocate at moments of their own: 4 stray mallocs showed up in a
-/// measured region at a test boundary, under `--no-parallel` and `.serialized`. So `body` must
-/// do its work on the calling thread (the code under test here does). The interposer is
-/// process-wide all the same: run these tests alone, as Tools/test does
-/// (`swift test -c release --no-parallel --filter KeelAllocationTests`).
+/// Only the calling thread is counted: the test runner's threads allocate at moments of their
+/// own (4 stray mallocs showed up in a measured region at a test boundary). So `body` must do
+/// its work on the calling thread (the code under test here does). The counter is the test
+/// bundle's own malloc (CKeelMallocCounter), process-wide: run these tests alone, as Tools/test
+/// does (`swift test -c release --no-parallel --filter KeelAllocationTests`).
 func mallocCount(iterations: Int, _ body: () -> Void) -> Int {
     precondition(iterations >= 1, "mallocCount needs at least one iteration")
     body()
-    measuredThreadMallocs.store(0, ordering: .relaxed)
-    measuredThread.store(UInt(pthread_self()), ordering: .relaxed)
-    MallocInterposerSwift.setAllocationHook(countMallocOnMeasuredThread)
-    // hook() only switches counting on; reset() starts the totals from zero.
-    MallocInterposerSwift.reset()
-    MallocInterposerSwift.hook()
+    keel_malloc_counter_begin()
     for _ in 0..<iterations {
         body()
     }
-    MallocInterposerSwift.unhook()
-    MallocInterposerSwift.setAllocationHook(nil)
-    measuredThread.store(0, ordering: .relaxed)
-    let mallocs = measuredThreadMallocs.load(ordering: .relaxed)
-    // This thread's count is part of the process-wide one; anything else means the hook and the
-    // counters disagree and neither can be trusted.
-    precondition(mallocs <= MallocInterposerSwift.getStatistics().mallocCount, "malloc hook counted more than the interposer")
+    let mallocs = Int(keel_malloc_counter_end())
+    // This thread's count is part of the process-wide one; anything else means the counter is
+    // broken and cannot be trusted.
+    precondition(mallocs <= Int(keel_malloc_counter_process_total()), "thread count above the process total")
     return mallocs
 }
+
+/// Allocation calls of every thread during the last `mallocCount`.
+func processMallocsOfLastCount() -> Int { Int(keel_malloc_counter_process_total()) }
 
 /// An object that outlives the closure that creates it, so it cannot be stack-promoted.
 private final class EscapingObject {
@@ -91,5 +71,27 @@ struct AllocationCounterTests {
         }
         #expect(total == 1_000_001)
         #expect(mallocs == 0)
+    }
+
+    @Test("threads that allocate and exit leave the heap and the counter intact")
+    func exitingThreadsDoNotCorruptTheHeap() {
+        // The failure this guards against: a counter that kept per-thread blocks freed them in a
+        // TSD destructor and then counted the thread's later frees into the freed block.
+        for _ in 0..<200 {
+            var thread = pthread_t()
+            let created = pthread_create(&thread, nil, { _ in
+                var blocks: [UnsafeMutableRawPointer?] = []
+                for size in [16, 256, 4096, 70_000] { blocks.append(malloc(size)) }
+                for block in blocks { free(block) }
+                return nil
+            }, nil)
+            #expect(created == 0)
+            pthread_join(thread, nil)
+        }
+        let sink = ObjectSink()
+        let mallocs = mallocCount(iterations: 1000) { sink.object = EscapingObject(value: 1) }
+        #expect(mallocs >= 1000 && mallocs <= 1010)
+        // A heap damaged by the exiting threads fails here, in malloc's own consistency checks.
+        for size in stride(from: 16, to: 200_000, by: 997) { free(malloc(size)) }
     }
 }

@@ -4,7 +4,6 @@ import Foundation
 import Glibc
 import KeelCore
 import KeelLinux
-import MallocInterposerSwift
 import Testing
 
 /// Counts completions without storing them (a sink that allocates nothing).

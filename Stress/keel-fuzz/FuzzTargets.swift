@@ -1,0 +1,83 @@
+// The parsers of outside input, each as a fuzz target: bytes in, no crash out.
+import KeelCore
+import KeelLinux
+
+/// One parser of outside input. `run` must never crash, whatever the bytes; a thrown or returned
+/// error is a correct answer.
+enum FuzzTarget: String, CaseIterable {
+    /// multipath.conf text (tokenizer, sections, options, blacklist regexes).
+    case config
+    /// A POSIX extended regex compiled and matched against the rest of the input.
+    case regex
+    /// A uevent's properties (`KEY=VALUE` separated by NUL or newline), as libudev hands them.
+    case uevent
+    /// dm-multipath table params, and a whole `dmsetup table` line.
+    case dmTable = "dm-table"
+    /// dm-multipath status params (the String parser and the allocation-free scanner).
+    case dmStatus = "dm-status"
+    /// VPD pages 0x83 and 0x80 as the device returns them.
+    case vpd
+    /// Operator command lines.
+    case command
+    /// sysfs and udev database text: SCSI addresses, the udev `E:` lines.
+    case sysfs
+
+    func run(_ bytes: UnsafeRawBufferPointer) {
+        switch self {
+        case .config:
+            _ = Configuration.load(files: [(name: "fuzz.conf", text: String(decoding: bytes, as: UTF8.self))])
+        case .regex:
+            // The first line is the pattern, the rest the text it is matched against.
+            let text = String(decoding: bytes, as: UTF8.self)
+            let parts = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+            if let regex = try? PosixRegex(String(parts[0])) {
+                _ = regex.matches(parts.count > 1 ? String(parts[1]) : "")
+            }
+        case .uevent:
+            var properties: [String: String] = [:]
+            for field in bytes.split(whereSeparator: { $0 == 0 || $0 == 10 }) {
+                let text = String(decoding: field, as: UTF8.self)
+                guard let equals = text.firstIndex(of: "=") else { continue }
+                properties[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            _ = UeventRecord.parse { properties[$0] }
+        case .dmTable:
+            let text = String(decoding: bytes, as: UTF8.self)
+            _ = try? MultipathTable.parse(text)
+            _ = try? DMTableLine.parse(text)
+        case .dmStatus:
+            let text = String(decoding: bytes, as: UTF8.self)
+            _ = try? MultipathStatus.parse(text)
+            _ = try? DMStatusLine.parse(text)
+            var visitor = FuzzStatusVisitor()
+            try? MultipathStatusScanner.scan(bytes, into: &visitor)
+        case .vpd:
+            let page = Array(bytes)
+            _ = try? VPDPage83.wwid(fromPage: page)
+            _ = try? VPDPage83.designators(in: page)
+            _ = VPDPage83.targetPortGroup(in: page)
+            _ = VPDPage83.relativeTargetPort(in: page)
+            _ = VPDPage83.targetDeviceName(in: page)
+            _ = try? VPDPage80.serial(fromPage: page)
+            _ = VPDPage83.wwid(fromKernelWWID: String(decoding: bytes, as: UTF8.self))
+        case .command:
+            _ = ControlGrammar.parse(String(decoding: bytes, as: UTF8.self))
+        case .sysfs:
+            let text = String(decoding: bytes, as: UTF8.self)
+            _ = SCSIAddress(parsing: text)
+            _ = UdevDatabase.parse(text)
+        }
+    }
+}
+
+/// Counts what the status scanner reports (it must report without crashing, not correctly).
+struct FuzzStatusVisitor: MultipathStatusVisitor {
+    var reports = 0
+    mutating func queueing(_ on: Bool) { reports += 1 }
+    mutating func pgInitCount(_ count: Int) { reports += 1 }
+    mutating func extraFeature(_ token: TextToken) { reports += 1 }
+    mutating func hardwareHandlerStatus(_ token: TextToken) { reports += 1 }
+    mutating func groupCount(_ count: Int, next: Int) { reports += 1 }
+    mutating func group(_ index: Int, state: MultipathStatus.GroupState) { reports += 1 }
+    mutating func path(group: Int, device: DevNo, active: Bool, failCount: Int) { reports += 1 }
+}
