@@ -28,6 +28,8 @@ public struct CheckCounters: Sendable, Equatable {
     public var submitted = 0
     /// Submissions refused because every slot was busy.
     public var refused = 0
+    /// Submissions refused because the path's previous check (an orphan) was still out.
+    public var refusedBusyPath = 0
     /// Completions delivered by `reap`, timeouts included.
     public var delivered = 0
     public var timeouts = 0
@@ -77,8 +79,14 @@ struct CheckPool {
     private var agenda: EventQueue<Int32>
     private(set) var counters = CheckCounters()
 
-    init(slotCount: Int) {
+    /// Whether a path may have one check out at most (see `SimOptions.checkOnePerPath`).
+    let onePerPath: Bool
+    /// Paths (by handle index) with a check or an orphan out, when `onePerPath`.
+    private var busyPaths: Set<Int> = []
+
+    init(slotCount: Int, onePerPath: Bool = false) {
         precondition(slotCount >= 1, "the check pool needs a slot")
+        self.onePerPath = onePerPath
         slots = Array(repeating: Slot(), count: slotCount)
         freeList = (0..<Int32(slotCount)).reversed().map { $0 }
         ready = Array(repeating: -1, count: slotCount)
@@ -93,11 +101,18 @@ struct CheckPool {
     /// healthy or failing path; `san` says whether the path answers at all.
     mutating func submit(_ request: CheckRequest, nowNs: Nanoseconds, latencyNs: Nanoseconds, san: SimSAN,
                          commandTimeoutNs: Nanoseconds, sequence: inout UInt64) -> Bool {
+        if onePerPath {
+            if busyPaths.contains(request.path.index) {
+                counters.refusedBusyPath += 1
+                return false
+            }
+        }
         guard let s = freeList.popLast().map(Int.init) else {
             counters.refused += 1
             return false
         }
         precondition(slots[s].phase == .free, "slot \(s) on the free list is in use")
+        if onePerPath { busyPaths.insert(request.path.index) }
         counters.submitted += 1
         var planned = nowNs + latencyNs
         if let path = san.fabric.pathIndex(of: request.device), san.isPresent(path: path) {
@@ -128,8 +143,10 @@ struct CheckPool {
             if nowNs >= slots[s].timeoutAtNs {
                 // Timed out: deliver `.timeout`; the request lives on, orphaned, until it ends.
                 counters.timeouts += 1
+                // A lost command ends when the device answers again (looked at every
+                // `orphanPollNs`) or at the SCSI command timeout, whichever comes first.
                 let ends = slots[s].plannedNs == Time.never
-                    ? slots[s].submitNs + commandTimeoutNs : slots[s].plannedNs
+                    ? min(slots[s].submitNs + commandTimeoutNs, nowNs + Self.orphanPollNs) : slots[s].plannedNs
                 slots[s].releaseNs = max(ends, nowNs)
                 finish(s, result: .timeout, nowNs: nowNs)
                 if slots[s].releaseNs > nowNs {
@@ -150,16 +167,30 @@ struct CheckPool {
             finish(s, result: result, nowNs: nowNs)
             return (s, true)
         case .done:
+            if stillLost(s, nowNs: nowNs, san: san, commandTimeoutNs: commandTimeoutNs) {
+                schedule(s, atNs: min(nowNs + Self.orphanPollNs, slots[s].submitNs + commandTimeoutNs), sequence: &sequence)
+                return (s, false)
+            }
             // The orphaned request ended before its timeout was reaped.
             slots[s].releasedBeforeReap = true
             return (s, false)
         case .orphaned:
-            slots[s].phase = .free
-            freeList.append(Int32(s))
+            if stillLost(s, nowNs: nowNs, san: san, commandTimeoutNs: commandTimeoutNs) {
+                schedule(s, atNs: min(nowNs + Self.orphanPollNs, slots[s].submitNs + commandTimeoutNs), sequence: &sequence)
+                return (s, false)
+            }
+            release(s)
             return (s, false)
         case .free:
             preconditionFailure("a free check slot had an event")
         }
+    }
+
+    /// Frees a slot and its path.
+    private mutating func release(_ s: Int) {
+        slots[s].phase = .free
+        freeList.append(Int32(s))
+        if onePerPath { busyPaths.remove(slots[s].request.path.index) }
     }
 
     /// Takes the oldest finished check if it finished at or before `nowNs`, freeing its slot
@@ -177,10 +208,19 @@ struct CheckPool {
         if slot.result == .timeout && !slot.releasedBeforeReap {
             slots[s].phase = .orphaned
         } else {
-            slots[s].phase = .free
-            freeList.append(Int32(s))
+            release(s)
         }
         return CheckCompletion(path: slot.request.path, token: slot.request.token, result: slot.result)
+    }
+
+    /// How often a lost command's orphan looks whether its device answers again: a blocked
+    /// queue that restarts dispatches the command, and the device answers it.
+    static let orphanPollNs: Nanoseconds = 100 * Time.nsPerMs
+
+    /// Whether slot `s` holds a lost command (its path hung) that is still in the kernel.
+    private func stillLost(_ s: Int, nowNs: Nanoseconds, san: SimSAN, commandTimeoutNs: Nanoseconds) -> Bool {
+        slots[s].plannedNs == Time.never && nowNs < slots[s].submitNs + commandTimeoutNs
+            && Self.answer(for: slots[s].request.device, san: san) == .timeout
     }
 
     /// What a check of `device` reports now (`.timeout`: the path is hung, no answer).

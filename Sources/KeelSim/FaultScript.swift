@@ -23,6 +23,9 @@ public enum FaultAction: Sendable, Equatable {
     /// The LUN's store returns a stamp nobody wrote for the next `count` reads (to prove the
     /// corruption detector).
     case corruptReads(lun: Int, count: Int)
+    /// The kernel refuses the next `count` table loads with `errno` (EBUSY while a device is
+    /// opened exclusively, ENOMEM under memory pressure).
+    case refuseLoads(count: Int, errno: Int32)
 }
 
 /// A fault action at a virtual time.

@@ -6,6 +6,10 @@ import KeelCore
 public struct SimOptions: Sendable, Equatable {
     /// Check slots (in-flight checks, orphans included); a submit beyond them is refused.
     public var checkSlots: Int
+    /// One check in flight per path, its orphan included: keeld's TUR and directio checkers
+    /// refuse a path whose timed-out command is still in the kernel, and hold nothing else for
+    /// it. Off: the slots are shared by every path (a checker thread pool).
+    public var checkOnePerPath: Bool
     /// Answer time of a check on a working path, drawn uniformly.
     public var checkLatencyMinNs: Nanoseconds
     public var checkLatencyMaxNs: Nanoseconds
@@ -24,7 +28,7 @@ public struct SimOptions: Sendable, Equatable {
     /// allocates as the trace grows: leave it off for allocation tests.
     public var recordsTrace: Bool
 
-    public init(checkSlots: Int = 1024,
+    public init(checkSlots: Int = 1024, checkOnePerPath: Bool = true,
                 checkLatencyMinNs: Nanoseconds = 200_000, checkLatencyMaxNs: Nanoseconds = 2 * Time.nsPerMs,
                 ioLatencyMinNs: Nanoseconds = 100_000, ioLatencyMaxNs: Nanoseconds = Time.nsPerMs,
                 failFastMinNs: Nanoseconds = 20_000, failFastMaxNs: Nanoseconds = 200_000,
@@ -32,6 +36,7 @@ public struct SimOptions: Sendable, Equatable {
                 kernel: SimMultipathTarget.Options = SimMultipathTarget.Options(),
                 recordsTrace: Bool = false) {
         self.checkSlots = checkSlots
+        self.checkOnePerPath = checkOnePerPath
         self.checkLatencyMinNs = checkLatencyMinNs
         self.checkLatencyMaxNs = checkLatencyMaxNs
         self.ioLatencyMinNs = ioLatencyMinNs
@@ -178,6 +183,8 @@ public final class SimWorld {
     private var checkRandom: SimRandom
     private var digest = TraceDigest()
     private var topologyChanges: [SimTopologyChange] = []
+    /// Table loads still to refuse (`FaultAction.refuseLoads`), and with which errno.
+    private var loadsToRefuse: (count: Int, errno: Int32) = (0, 0)
     private var healthChanges: [SimHealthChange] = []
     private var affected: [Int] = []
 
@@ -191,7 +198,8 @@ public final class SimWorld {
         san = SimSAN(fabric: fabric, blocksPerLun: max(spec.blocksPerLun, 1))
         target = SimMultipathTarget(mapCount: fabric.lunCount, options: options.kernel, seed: seed)
         workload = SimWorkload(spec: spec, mapCount: fabric.lunCount, seed: seed)
-        checks = CheckPool(slotCount: options.checkSlots)
+        checks = CheckPool(slotCount: options.checkOnePerPath ? max(options.checkSlots, fabric.pathCount) : options.checkSlots,
+                           onePerPath: options.checkOnePerPath)
         let slotCount = fabric.lunCount * spec.outstandingPerMap
         io = (0..<slotCount).map { IOSlot(map: Int32($0 / max(spec.outstandingPerMap, 1))) }
         // Every I/O slot has at most one pending event; fault steps reserve their own room.
@@ -313,6 +321,8 @@ public final class SimWorld {
             san.dropWrites(lun: lun, count: count)
         case .corruptReads(let lun, let count):
             san.corruptReads(lun: lun, count: count)
+        case .refuseLoads(let count, let errno):
+            loadsToRefuse = (count, errno)
         }
     }
 
@@ -337,6 +347,13 @@ public final class SimWorld {
     /// Queued I/O stays queued and is dispatched if a path is usable. The map's workload starts
     /// with its first table (`WorkloadSpec.startsOnLoad`).
     public func load(_ table: MultipathTable, map: MapHandle) -> Int32 {
+        if loadsToRefuse.count > 0 {
+            loadsToRefuse.count -= 1
+            counters.loads += 1
+            counters.loadsRefused += 1
+            record(.load, UInt64(map.raw), UInt64(UInt32(bitPattern: loadsToRefuse.errno)))
+            return loadsToRefuse.errno
+        }
         let errno = target.load(table, map: map) { [fabric, san] device in
             fabric.pathIndex(of: device).map(san.isPresent(path:)) ?? false
         }

@@ -6,8 +6,8 @@ import KeelLinux
 
 /// Boxes the recovery service for its thread (the thread is its only user once started).
 final class RecoveryBox: @unchecked Sendable {
-    var service: RecoveryService<DaemonChecker, DMMessenger>
-    init(_ service: RecoveryService<DaemonChecker, DMMessenger>) { self.service = service }
+    var service: RecoveryService<DaemonChecker, DMMessenger, LogRecoveryOutput>
+    init(_ service: RecoveryService<DaemonChecker, DMMessenger, LogRecoveryOutput>) { self.service = service }
 }
 
 enum Daemon {
@@ -294,25 +294,23 @@ enum Daemon {
         alarm(10)
         mainLog.log(.stopping, LogArgument.signed(Int(stopSignal)))
         notifier?.notifyStopping()
+        // The control thread is told to stop but not waited for: a client holding it (a slow or
+        // silent one) must not delay the stop, nor let the alarm end keeld before queued I/O is
+        // failed as asked and the log is flushed. It ends with the process.
         shared.controlStop.store(true, ordering: .releasing)
         shared.controlWake.signal()
-        try? controlHandle.join()
+        _ = controlHandle
         unlink(options.controlSocket)
         if options.onExit == .failQueued {
-            var failed = 0
-            for (i, map) in mapHandles.enumerated() where shared.board.queueing(map) {
-                shared.send(.command(.disableQueueing(map), ticket: UInt32(i + 1)), unless: shared.recoveryStop)
-                failed += 1
+            let queueing = mapHandles.filter { shared.board.queueing($0) }
+            for (i, map) in queueing.enumerated() {
+                shared.send(.command(.disableQueueing(map), ticket: 0x8000_0000 | UInt32(i)), unless: shared.recoveryStop)
             }
-            // The recovery thread answers each; wait for the answers (2 s at most).
-            var answered = 0
+            // The recovery thread sends fail_if_no_path and marks the board; the replies are left
+            // to the control thread's ring (two readers must never pop it). 2 s at most.
             let deadline = monotonicNs() + 2 * Time.nsPerSecond
-            while answered < failed && monotonicNs() < deadline {
-                while shared.replies.pop() != nil { answered += 1 }
-                _ = pollReadable([shared.replyDoorbell.descriptor], timeoutMs: 50)
-                _ = shared.replyDoorbell.drain()
-            }
-            mainLog.log(.queueingFailedForExit, LogArgument.signed(answered))
+            while queueing.contains(where: { shared.board.queueing($0) }) && monotonicNs() < deadline { usleep(10_000) }
+            mainLog.log(.queueingFailedForExit, LogArgument.signed(queueing.filter { !shared.board.queueing($0) }.count))
         }
         shared.eventsStop.store(true, ordering: .releasing)
         shared.eventsWake.signal()

@@ -21,12 +21,8 @@ final class EventsThread: @unchecked Sendable {
     /// How often devices that could not be opened are tried again (the fast probe interval: a
     /// path whose device returns must not wait a whole polling interval to be checked).
     let reopenIntervalNs: Nanoseconds
-    /// Maps whose table load failed: the attempts so far and when to ask again. A load fails on
-    /// EBUSY, ENOMEM or EINVAL; the engine's request was already taken, so without this the
-    /// kernel would keep an outdated table until the next regroup.
-    var reloadRetries: [MapHandle: (attempts: Int, atNs: Nanoseconds)] = [:]
-    static let reloadRetryFirstNs: Nanoseconds = 100 * Time.nsPerMs
-    static let reloadRetryMaxNs: Nanoseconds = 30 * Time.nsPerSecond
+    /// Maps whose table load failed, asked for again with backoff until one loads.
+    var reloadRetries = ReloadRetries()
     /// How often /sys/block is compared with the paths assembled (a safety net for lost uevents).
     static let rediscoveryIntervalNs: Nanoseconds = 60 * Time.nsPerSecond
 
@@ -60,7 +56,7 @@ final class EventsThread: @unchecked Sendable {
             var wakeNs = min(nextResyncNs, nextPrioritiesNs)
             if !assembler.unopened.isEmpty { wakeNs = min(wakeNs, nextReopenNs) }
             wakeNs = min(wakeNs, nextRediscoveryNs)
-            for retry in reloadRetries.values { wakeNs = min(wakeNs, retry.atNs) }
+            wakeNs = min(wakeNs, reloadRetries.nextDueNs())
             let timeoutMs = Int32(clamping: max(0, wakeNs - now) / Time.nsPerMs + 1)
             let readable = pollReadable([reloadFD, wakeFD, dmFD, ueventFD], timeoutMs: timeoutMs)
             if shared.eventsStop.load(ordering: .acquiring) { break }
@@ -79,9 +75,8 @@ final class EventsThread: @unchecked Sendable {
                 for error in assembler.resync(into: &sink, nowNs: after) { report(error) }
                 nextResyncNs = after + resyncIntervalNs
             }
-            for (map, retry) in reloadRetries where retry.atNs <= after {
-                // Asked again with the engine's latest layout; the outcome updates the entry.
-                reloadRetries[map]?.atNs = Time.never
+            for map in reloadRetries.takeDue(nowNs: after) {
+                // Asked again with the engine's latest layout; the outcome updates the schedule.
                 shared.send(.requestReload(map), unless: shared.eventsStop)
             }
             if after >= nextRediscoveryNs {
@@ -113,11 +108,9 @@ final class EventsThread: @unchecked Sendable {
             let group = snapshot.initialGroup
             if let error = assembler.serviceReload(ticket.map, layout: layout, initialGroup: group, into: &sink, nowNs: monotonicNs()) {
                 report(error)
-                let attempts = (reloadRetries[ticket.map]?.attempts ?? 0) + 1
-                let delayNs = min(Self.reloadRetryMaxNs, Self.reloadRetryFirstNs << min(attempts - 1, 20))
-                reloadRetries[ticket.map] = (attempts, monotonicNs() + delayNs)
+                reloadRetries.failed(ticket.map, nowNs: monotonicNs())
             } else {
-                reloadRetries[ticket.map] = nil
+                reloadRetries.loaded(ticket.map)
                 let paths = layout.reduce(0) { $0 + $1.count }
                 log.log(.tableLoaded, LogArgument.map(ticket.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(layout.count)))
             }

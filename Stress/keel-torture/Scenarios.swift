@@ -19,6 +19,8 @@ struct ScenarioPlan {
     var firstReturnNs: Nanoseconds? = nil
     /// Paths exempt from the reinstatement bound (flap damping holds them on purpose).
     var dampedDevices: Set<DevNo> = []
+    /// Paths that answer throughout: Keel must never send `fail_path` for one of them.
+    var alwaysAnswering: Set<DevNo> = []
     /// One line saying what this seed drew, for the replay output.
     var drawn: String
 }
@@ -29,7 +31,8 @@ struct Scenario: Sendable {
     let about: String
     let plan: @Sendable (UInt64) -> ScenarioPlan
 
-    static let all: [Scenario] = [ndu, flapping, hungChecks, pathChurn, aluaHandover, fabric16k]
+    static let all: [Scenario] = [ndu, flapping, hungChecks, pathChurn, aluaHandover, fabric16k,
+                                  controllerHang, reloadFailures, ringFull]
 
     static func named(_ name: String) -> Scenario? { all.first { $0.name == name } }
 }
@@ -206,5 +209,73 @@ extension Scenario {
         return ScenarioPlan(fabric: fabric, workload: workload, options: options,
                             configuration: conf(""), script: script, endNs: quiet + 25 * sec, quietFromNs: quiet,
                             drawn: "port \(port) down at \(formatMs(portStart)) ms for \(formatMs(portFor)) ms, host \(host) at \(formatMs(hostStart)) ms for \(formatMs(hostFor)) ms")
+    }
+
+    /// One controller of an array rebooting during an upgrade: its ports' commands neither
+    /// complete nor fail, for long enough that every one of its paths has a command hung in the
+    /// kernel, while the other controller's paths answer throughout. 1,000 paths.
+    static let controllerHang = Scenario(name: "controller-hang", about: "1,000 paths: one controller's ports hang for 5-60 s; the other's answer and are never failed") { seed in
+        var r = SimRandom(seed: seed, stream: 106)
+        let fabric = FabricSpec(arrays: 1, portsPerArray: 4, controllersPerArray: 2, hosts: 2, lunsPerArray: 125, alua: .firstControllerOptimized)
+        let hung = r.below(fabric.controllersPerArray)
+        let start = r.range(1 * sec...8 * sec)
+        let duration = r.range(5 * sec...60 * sec)
+        var script = FaultScript()
+        var answering: Set<DevNo> = []
+        for port in fabric.targetPorts(ofArray: 0) {
+            if fabric.controller(ofTargetPort: port) == hung {
+                script = script + FaultScript([FaultStep(atNs: start, .setTargetPort(port, .hung)),
+                                               FaultStep(atNs: start + duration, .setTargetPort(port, .online))])
+            } else {
+                fabric.forEachPath(throughTargetPort: port) { answering.insert(fabric.device(ofPath: $0)) }
+            }
+        }
+        var options = SimOptions()
+        options.commandTimeoutNs = 30 * sec
+        let workload = WorkloadSpec(outstandingPerMap: 1, blocksPerLun: 16, thinkTimeMinNs: 20 * ms, thinkTimeMaxNs: 80 * ms)
+        return ScenarioPlan(fabric: fabric, workload: workload, options: options,
+                            configuration: conf("    checker_timeout 2"), script: script, endNs: start + duration + 45 * sec,
+                            quietFromNs: start + duration + options.commandTimeoutNs, alwaysAnswering: answering,
+                            drawn: "controller \(hung) hung at \(formatMs(start)) ms for \(formatMs(duration)) ms")
+    }
+
+    /// Table loads refused by the kernel (EBUSY, ENOMEM) while paths come and go: the control
+    /// plane asks again until the kernel's table holds the engine's layout.
+    static let reloadFailures = Scenario(name: "reload-failures", about: "paths removed and re-added while 1-20 table loads are refused (EBUSY/ENOMEM)") { seed in
+        var r = SimRandom(seed: seed, stream: 107)
+        let fabric = smallFabric(luns: 8)
+        var script = FaultScript()
+        var last: Nanoseconds = 0
+        var churned: Set<DevNo> = []
+        for _ in 0..<Int(r.range(3...15)) {
+            let at = r.range(1 * sec...20 * sec)
+            let back = r.range(100 * ms...5 * sec)
+            let device = fabric.device(ofPath: r.below(fabric.pathCount))
+            churned.insert(device)
+            script = script + FaultScript.pathChurn(device, removeAtNs: at, readdAfterNs: back)
+            last = max(last, at + back)
+        }
+        for _ in 0..<Int(r.range(1...4)) {
+            let at = r.range(500 * ms...20 * sec)
+            let errno: Int32 = r.chance(perMillion: 500_000) ? 16 : 12  // EBUSY, ENOMEM
+            script = script + FaultScript([FaultStep(atNs: at, .refuseLoads(count: Int(r.range(1...5)), errno: errno))])
+        }
+        // A returning path waits for its map's table, and a refused load is asked again with
+        // backoff: the fast-probe bound cannot hold for them. What must hold is the end state:
+        // every map's table holds the engine's paths (checked at the end of every run).
+        let quiet = last + 2 * sec
+        return ScenarioPlan(fabric: fabric, workload: steadyWorkload, options: SimOptions(),
+                            configuration: conf(""), script: FaultScript(script.steps.sorted { $0.atNs < $1.atNs }),
+                            endNs: quiet + 40 * sec, quietFromNs: quiet, dampedDevices: churned,
+                            drawn: "path churn until \(formatMs(last)) ms with refused loads")
+    }
+
+    /// The NDU with the smallest input ring keeld allows (16 slots): status resyncs and kernel
+    /// events fill it, senders wait for the recovery thread, nothing is lost.
+    static let ringFull = Scenario(name: "ring-full", about: "array NDU with a 16-slot input ring: senders wait, no input is lost") { seed in
+        var plan = ndu.plan(seed)
+        plan.configuration = conf("    ring_slots 16")
+        plan.drawn += ", ring_slots 16"
+        return plan
     }
 }

@@ -1,22 +1,26 @@
-// One seeded run: the engine and recovery loop against the simulated world, invariants every step.
+// One seeded run: keeld's recovery service (rings, reload hand-off, state board, topology inputs)
+// around the engine, against the simulated world, invariants every step.
 import KeelCore
+import KeelLinux
 import KeelSim
 
-/// Collects what the recovery loop reports, for the control plane and the invariants.
+/// The recovery service's log in a run: what the invariants and the narration need.
 struct RunOutput: RecoveryOutput {
-    var reloads: [MapHandle] = []
     /// Paths the engine just put back into service (transition to up/ghost).
     var usable: [PathHandle] = []
     var messagesRefused = 0
+    /// Devices Keel sent `fail_path` for since the runner last looked.
+    var failed: [DevNo] = []
     var transitions = 0
     var narration: [String]? = nil
 
     mutating func record(_ record: RecoveryRecord, nowNs: Nanoseconds) {
         switch record {
         case .reloadRequested(let map):
-            reloads.append(map)
+            narration?.append("\(stamp(nowNs)) engine: table reload of \(map) requested")
         case .messageSent(let message, let errno):
             if errno != 0 { messagesRefused += 1 }
+            if errno == 0 && message.kind == .failPath { failed.append(message.device) }
             narration?.append("\(stamp(nowNs)) engine -> kernel: \(message)\(errno == 0 ? "" : " (errno \(errno))")")
         case .transition(let path, let from, let to):
             transitions += 1
@@ -47,12 +51,17 @@ struct RunResult {
     var messages = 0
     var checks = 0
     var reloads = 0
+    var reloadsRefused = 0
+    /// Times the input ring was full and the sender waited for the recovery thread.
+    var ringFull = 0
     var delayedHolds = 0
     var steps = 0
 }
 
-/// Drives one seeded scenario: the control plane (tables, topology), the recovery loop, the
-/// world, and the invariants.
+/// Drives one seeded scenario: a control plane (tables, topology, status resync) around keeld's
+/// own recovery service, the world, and the invariants. The recovery service, its rings, the
+/// reload hand-off, the state board and the reload retry schedule are the daemon's code; the
+/// doorbells are real eventfds that nobody waits on (the run steps the service itself).
 final class TortureRun {
     let scenario: Scenario
     let seed: UInt64
@@ -60,7 +69,12 @@ final class TortureRun {
     let world: SimWorld
     let engine: Engine
     let configuration: Configuration
-    var loop: RecoveryLoop<SimChecker, SimMessenger, RunOutput>
+    var service: RecoveryService<SimChecker, SimMessenger, RunOutput>
+    let inputs: MPSCRing<RecoveryInput>
+    let topologyReplies: SPSCRing<TopologyReply>
+    let reloads: ReloadHandoff
+    var reloadRetries = ReloadRetries()
+    var nextTicket: UInt32 = 1
     var profiles: [MapHandle: MapProfile] = [:]
     var result = RunResult()
     /// Paths whose health returned to up, waiting for the kernel to route to them again.
@@ -83,7 +97,18 @@ final class TortureRun {
         engine = Engine(capacities: capacities)
         var output = RunOutput()
         if narrate { output.narration = [] }
-        loop = RecoveryLoop(engine: engine, checker: world.checker, messenger: world.messenger, output: output)
+        let board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax)
+        do {
+            inputs = MPSCRing(capacity: capacities.ringSlots)
+            topologyReplies = SPSCRing(capacity: 64)
+            reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, doorbell: try EventFD())
+            let daemonOutput = DaemonRecoveryOutput(log: output, engine: engine, board: board, reloads: reloads)
+            let loop = RecoveryLoop(engine: engine, checker: world.checker, messenger: world.messenger, output: daemonOutput)
+            service = RecoveryService(loop: loop, inputs: inputs, inputDoorbell: try EventFD(), replies: SPSCRing(capacity: 64),
+                                      replyDoorbell: try EventFD(), topologyReplies: topologyReplies, topologyDoorbell: try EventFD())
+        } catch {
+            throw TortureSetupError(message: "daemon plumbing: \(error)")
+        }
         fastNs = Nanoseconds(configuration.fastProbeIntervalMs) * Time.nsPerMs
         for info in world.maps {
             let profile = configuration.profile(wwid: "keel-lun-\(info.lun)", vendor: "KEEL", product: "SIMULATED")
@@ -97,10 +122,37 @@ final class TortureRun {
         }
     }
 
-    var narration: [String] { loop.output.narration ?? [] }
+    var narration: [String] { service.loop.output.log.narration ?? [] }
 
     func narrate(_ line: @autoclosure () -> String) {
-        if loop.output.narration != nil { loop.output.narration!.append("\(stamp(world.nowNs)) \(line())") }
+        if service.loop.output.log.narration != nil { service.loop.output.log.narration!.append("\(stamp(world.nowNs)) \(line())") }
+    }
+
+    /// The recovery thread's next deadline: now while inputs wait in its ring.
+    var recoveryDeadlineNs: Nanoseconds { inputs.count > 0 ? 0 : service.loop.nextDeadlineNs() }
+
+    /// Pushes one input as keeld's threads do (`DaemonShared.send`): while the ring is full the
+    /// sender waits for the recovery thread, here by running its pass.
+    func send(_ input: RecoveryInput, nowNs: Nanoseconds) {
+        while !inputs.push(input) {
+            result.ringFull += 1
+            service.pass(nowNs: nowNs)
+        }
+    }
+
+    /// Asks the recovery thread to change the topology and waits for its answer, as keeld's
+    /// `RingTopology` does (the answer comes within a pass here).
+    func askTopology(_ make: (UInt32) -> RecoveryInput, nowNs: Nanoseconds) -> TopologyReply? {
+        let ticket = nextTicket
+        nextTicket &+= 1
+        send(make(ticket), nowNs: nowNs)
+        for _ in 0..<4 {
+            service.pass(nowNs: nowNs)
+            while let reply = topologyReplies.pop() {
+                if reply.ticket == ticket { return reply }
+            }
+        }
+        return nil
     }
 
     /// Runs the whole scenario and returns its figures and any invariant violations.
@@ -112,10 +164,10 @@ final class TortureRun {
         if let first = plan.firstReturnNs {
             for info in world.maps { resumeWatches.append(world.watchFirstCompletion(map: info.map, atOrAfterNs: first, issuedBefore: true)) }
         }
-        loop.step(nowNs: 0)
+        service.pass(nowNs: 0)
         serviceReloads(nowNs: 0)
         while nowNs < plan.endNs {
-            var next = min(world.nextEventNs(), loop.nextDeadlineNs(), nextResyncNs, plan.endNs)
+            var next = min(world.nextEventNs(), recoveryDeadlineNs, nextResyncNs, reloadRetries.nextDueNs(), plan.endNs)
             if next <= nowNs {
                 next = nowNs
                 stalledSteps += 1
@@ -127,13 +179,13 @@ final class TortureRun {
             nowNs = next
             result.steps += 1
             var delivered = false
-            world.drainKernelEvents { event in delivered = true; loop.deliver(event, nowNs: nowNs) }
+            world.drainKernelEvents { event in delivered = true; send(.kernel(event), nowNs: nowNs) }
             world.drainTopologyChanges { change in delivered = true; applyTopology(change, nowNs: nowNs) }
             world.drainHealthChanges { change in noteHealth(change, nowNs: nowNs) }
             // Most world events are I/O the engine does not see; step it only when it has work,
             // as the daemon's recovery thread sleeps until a completion, an input or a deadline.
-            if delivered || world.checksWaitingForReap > 0 || loop.nextDeadlineNs() <= nowNs {
-                loop.step(nowNs: nowNs)
+            if delivered || world.checksWaitingForReap > 0 || recoveryDeadlineNs <= nowNs {
+                service.pass(nowNs: nowNs)
             }
             serviceReloads(nowNs: nowNs)
             if nowNs >= nextResyncNs {
@@ -142,6 +194,7 @@ final class TortureRun {
                 checkBounds(nowNs: nowNs)
             }
             checkReturned(nowNs: nowNs)
+            checkNeverFailed()
         }
         finish(nowNs: nowNs)
         return result
@@ -149,23 +202,34 @@ final class TortureRun {
 
     // MARK: - Control plane
 
-    /// Builds each requested map's table from the engine's grouping and loads it, as keeld's
-    /// control thread does.
+    /// Loads every table the recovery service handed over (a ticket and a layout snapshot, as
+    /// keeld's events thread gets them), answers `tableLoaded` and `reloadDone` through the ring,
+    /// and asks again for loads that failed, with keeld's retry schedule.
     func serviceReloads(nowNs: Nanoseconds) {
-        while !loop.output.reloads.isEmpty {
-            let map = loop.output.reloads.removeFirst()
-            guard let view = engine.map(map), let profile = profiles[map] else { continue }
-            let layout = engine.groupLayout(of: map)
-            if layout.isEmpty { continue }
-            let table = TableBuilder.table(layout: layout, profile: profile, initialGroup: engine.initialGroup(of: map))
-            let errno = world.load(table, map: map)
-            result.reloads += 1
-            narrate("control: load \(map) table with \(layout.count) groups, \(view.pathCount) paths\(errno == 0 ? "" : " FAILED errno \(errno)")")
-            if errno == 0 {
-                loop.tableLoaded(map, initialGroup: UInt16(table.initialGroup), queueing: table.queueIfNoPath, nowNs: nowNs)
-            } else {
-                violate("table load of \(map) refused with errno \(errno)")
+        for map in reloadRetries.takeDue(nowNs: nowNs) {
+            narrate("control: asking again for the table of \(map) (attempt \(reloadRetries.attempts(map) + 1))")
+            send(.requestReload(map), nowNs: nowNs)
+            service.pass(nowNs: nowNs)
+        }
+        while let ticket = reloads.ring.pop() {
+            let map = ticket.map
+            let snapshot = reloads.snapshot(ticket)
+            let layout = snapshot.layout()
+            if let profile = profiles[map], !layout.isEmpty {
+                let table = TableBuilder.table(layout: layout, profile: profile, initialGroup: snapshot.initialGroup)
+                let errno = world.load(table, map: map)
+                result.reloads += 1
+                narrate("control: load \(map) table with \(layout.count) groups, \(layout.reduce(0) { $0 + $1.count }) paths\(errno == 0 ? "" : " REFUSED errno \(errno)")")
+                if errno == 0 {
+                    reloadRetries.loaded(map)
+                    send(.tableLoaded(map, initialGroup: UInt16(table.initialGroup), queueing: table.queueIfNoPath), nowNs: nowNs)
+                } else {
+                    result.reloadsRefused += 1
+                    reloadRetries.failed(map, nowNs: nowNs)
+                }
             }
+            send(.reloadDone(ticket), nowNs: nowNs)
+            service.pass(nowNs: nowNs)
         }
     }
 
@@ -174,7 +238,8 @@ final class TortureRun {
         case .removed:
             narrate("uevent: remove \(change.device)")
             if let p = engine.pathHandle(for: change.device) {
-                do { try engine.removePath(p, nowNs: nowNs) } catch { violate("removePath: \(error)") }
+                let reply = askTopology({ .removePath(p, ticket: $0) }, nowNs: nowNs)
+                if reply == nil || reply!.errno != 0 { violate("removePath \(p): \(reply.map { "errno \($0.errno)" } ?? "no answer")") }
             }
             returning[change.device] = nil
         case .added:
@@ -182,7 +247,8 @@ final class TortureRun {
             guard let info = world.pathInfo(change.device) else { return }
             let descriptor = PathDescriptor(device: change.device, priority: Int32(world.priority(of: change.device)),
                                             portKey: info.portKey, serialKey: info.serialKey, nodeKey: info.nodeKey)
-            do { _ = try engine.addPath(descriptor, to: change.map, nowNs: nowNs) } catch { violate("addPath: \(error)") }
+            let reply = askTopology({ .addPath(descriptor, change.map, ticket: $0) }, nowNs: nowNs)
+            if reply == nil || reply!.errno != 0 { violate("addPath \(change.device): \(reply.map { "errno \($0.errno)" } ?? "no answer")") }
         }
     }
 
@@ -191,7 +257,7 @@ final class TortureRun {
     func noteHealth(_ change: SimHealthChange, nowNs: Nanoseconds) {
         narrate("fault: \(change.device) now \(change.to)\(change.priorityFrom != change.priorityTo ? ", prio \(change.priorityTo)" : "")")
         if change.priorityFrom != change.priorityTo, let p = engine.pathHandle(for: change.device) {
-            try? engine.setPriority(p, Int32(change.priorityTo))
+            send(.setPriority(p, Int32(change.priorityTo)), nowNs: nowNs)
         }
         let usable = change.to == .up || change.to == .ghost
         let inService = engine.pathHandle(for: change.device).flatMap { engine.path($0) }.map {
@@ -212,9 +278,9 @@ final class TortureRun {
     /// Repairs whatever events were missed: the kernel's status of every map goes to the engine.
     func resync(nowNs: Nanoseconds) {
         for info in world.maps {
-            world.statusRecords(info.map) { event in loop.deliver(event, nowNs: nowNs) }
+            world.statusRecords(info.map) { event in send(.kernel(event), nowNs: nowNs) }
         }
-        loop.step(nowNs: nowNs)
+        service.pass(nowNs: nowNs)
         serviceReloads(nowNs: nowNs)
     }
 
@@ -227,9 +293,9 @@ final class TortureRun {
     /// Returned paths the engine put back into service: record how long it took, once the
     /// kernel routes to them.
     func checkReturned(nowNs: Nanoseconds) {
-        guard !loop.output.usable.isEmpty else { return }
-        let usable = loop.output.usable
-        loop.output.usable.removeAll(keepingCapacity: true)
+        guard !service.loop.output.log.usable.isEmpty else { return }
+        let usable = service.loop.output.log.usable
+        service.loop.output.log.usable.removeAll(keepingCapacity: true)
         guard !returning.isEmpty else { return }
         for p in usable {
             guard let view = engine.path(p), let since = returning[view.descriptor.device] else { continue }
@@ -238,6 +304,16 @@ final class TortureRun {
                 returning[view.descriptor.device] = nil
             }
         }
+    }
+
+    /// A path that answers throughout is never failed by Keel (a hung neighbour must not cost it
+    /// its checks).
+    func checkNeverFailed() {
+        guard !service.loop.output.log.failed.isEmpty else { return }
+        for device in service.loop.output.log.failed where plan.alwaysAnswering.contains(device) {
+            violate("\(device) answers throughout but Keel sent fail_path for it")
+        }
+        service.loop.output.log.failed.removeAll(keepingCapacity: true)
     }
 
     /// The bounds that must hold at every resync.
@@ -283,6 +359,10 @@ final class TortureRun {
             let present = Set(info.paths.map(\.device))
             let known = Set(engine.pathHandles(of: info.map).compactMap { engine.path($0)?.descriptor.device })
             if present != known { violate("\(info.map): engine knows \(known.count) paths, the world has \(present.count)") }
+            // The kernel's table holds the engine's layout (failed loads were retried).
+            for device in known where world.target.isActive(info.map, device: device) == nil {
+                violate("\(info.map): \(device) is in the engine but not in the kernel's table")
+            }
             for path in info.paths {
                 guard let p = engine.pathHandle(for: path.device), let view = engine.path(p) else { continue }
                 let expected = world.expectedCheckResult(of: path.device)

@@ -245,3 +245,22 @@ import KeelCore
         #expect(throws: EngineRefusal.self) { try engine.requestReload(MapHandle(index: 1)) }
     }
 }
+
+@Suite struct EngineTimerCapacityTests {
+    /// Map timers due at once are gathered in the same scratch as path timers: with more maps
+    /// than paths (a legal configuration) it must hold every map.
+    @Test func moreMapTimersDueAtOnceThanThereArePaths() throws {
+        let engine = Engine(capacities: Capacities(pathsMax: 1, mapsMax: 4, pathsPerMapMax: 1, ringSlots: 8), startNs: 0)
+        for i in 0..<4 {
+            let map = try engine.addMap(policy: MapPolicy(grouping: .failover, failback: .immediate, noPathRetry: .retries(1)))
+            // A map that loses its last path starts no_path_retry's count: one map timer each.
+            let path = try engine.addPath(PathDescriptor(device: DevNo(major: 8, minor: UInt32(16 * i))), to: map, nowNs: 0)
+            try engine.removePath(path, nowNs: 0)
+        }
+        var sink = RecordingSink()
+        engine.tick(nowNs: 3600 * Time.nsPerSecond, sink: &sink)
+        for m in 0..<4 {
+            #expect(engine.map(MapHandle(index: m))?.noPathRetryExpired == true, "map \(m)'s no_path_retry count expired")
+        }
+    }
+}

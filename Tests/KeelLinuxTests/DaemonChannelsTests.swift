@@ -283,7 +283,7 @@ private struct ServiceFixture {
     let inputs: MPSCRing<RecoveryInput>
     let replies: SPSCRing<CommandReply>
     let replyDoorbell: EventFD
-    var service: RecoveryService<AnsweringChecker, KeepingMessenger>
+    var service: RecoveryService<AnsweringChecker, KeepingMessenger, LogRecoveryOutput>
 
     init(policy: MapPolicy = MapPolicy(grouping: .groupByPrio, failback: .immediate), inputsPerPassMax: Int = 1024) throws {
         let made = try makeEngine(maps: 2, policy: policy)

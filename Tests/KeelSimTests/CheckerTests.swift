@@ -124,7 +124,8 @@ private func checkOnce(_ world: SimWorld, _ device: DevNo) -> [CheckResult] {
 }
 
 @Test func submitIsRefusedWhenEverySlotIsTaken() {
-    let (world, device) = world(options: SimOptions(checkSlots: 2))
+    // A shared pool (a checker thread pool): two checks of one path may be out.
+    let (world, device) = world(options: SimOptions(checkSlots: 2, checkOnePerPath: false))
     var checker = world.checker
     let started = checker.submit(request(device, token: 1), nowNs: 0)
     #expect(started)
@@ -150,4 +151,24 @@ private func checkOnce(_ world: SimWorld, _ device: DevNo) -> [CheckResult] {
     #expect(due >= SimOptions().checkLatencyMinNs && due <= SimOptions().checkLatencyMaxNs)
     world.advance(toNs: due)
     #expect(world.checksWaitingForReap == 1)
+}
+
+@Test func onePerPathRefusesAPathWhoseOrphanIsOutAndNothingElse() {
+    // keeld's checkers: a hung path holds its own check, never another path's.
+    let world = SimWorld(seed: 5, fabric: smallFabric(ports: 2, hosts: 1), workload: .none, options: SimOptions(checkSlots: 1))
+    let device = devices(world)[0]
+    var checker = world.checker
+    world.apply(.setPath(device, .hung))
+    let first = checker.submit(request(device, token: 1, timeoutNs: 100 * ms), nowNs: 0)
+    #expect(first)
+    world.advance(toNs: 100 * ms)
+    var sink = CompletionList()
+    checker.reap(nowNs: world.nowNs, into: &sink)
+    #expect(sink.items.map(\.result) == [.timeout])
+    let again = checker.submit(request(device, token: 2), nowNs: world.nowNs)
+    #expect(!again, "the orphan still holds the path")
+    #expect(world.checkCounters.refusedBusyPath == 1)
+    let other = CheckRequest(path: PathHandle(index: 1), device: devices(world)[1], token: 3, timeoutNs: Time.nsPerSecond)
+    let otherStarted = checker.submit(other, nowNs: world.nowNs)
+    #expect(otherStarted, "another path is checked although one slot was configured")
 }

@@ -45,7 +45,9 @@ public final class Engine {
         mapTimers = TimerWheel(capacity: capacities.mapsMax, slotCount: 256, tickNs: 16 * wheelTickNs, startNs: startNs)
         devices = KeyIndex(capacity: capacities.pathsMax)
         portHeads = KeyIndex(capacity: capacities.pathsMax)
-        dueScratch = Array(repeating: -1, count: capacities.pathsMax)
+        // Holds the due map timers, then the due path timers: sized for the larger table (a
+        // host may configure more maps than paths).
+        dueScratch = Array(repeating: -1, count: max(capacities.pathsMax, capacities.mapsMax))
         reloadQueue = Array(repeating: -1, count: capacities.mapsMax)
         groupScratch = Grouping.Scratch(capacity: capacities.pathsPerMapMax)
     }

@@ -5,15 +5,15 @@ import Synchronization
 import KeelCore
 
 /// The recovery loop's output in the daemon: every record goes to the log (the recovery thread's
-/// own ring); transitions and queueing reach the state board; table reload requests are handed
-/// to the control plane with a layout snapshot.
-public struct DaemonRecoveryOutput: RecoveryOutput {
-    public var log: LogRecoveryOutput
+/// own ring in keeld, the run's recorder in the simulator); transitions and queueing reach the
+/// state board; table reload requests are handed to the control plane with a layout snapshot.
+public struct DaemonRecoveryOutput<Log: RecoveryOutput>: RecoveryOutput {
+    public var log: Log
     public let engine: Engine
     public let board: StateBoard
     public let reloads: ReloadHandoff
 
-    public init(log: LogRecoveryOutput, engine: Engine, board: StateBoard, reloads: ReloadHandoff) {
+    public init(log: Log, engine: Engine, board: StateBoard, reloads: ReloadHandoff) {
         self.log = log
         self.engine = engine
         self.board = board
@@ -42,8 +42,8 @@ public struct DaemonRecoveryOutput: RecoveryOutput {
 
 /// The recovery thread's state: the loop, the ring it takes inputs from, the ring operator
 /// replies go back on. `pass` is one iteration without the wait; `run` is the thread's body.
-public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMessenger> {
-    public var loop: RecoveryLoop<Checker, Messenger, DaemonRecoveryOutput>
+public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMessenger, Log: RecoveryOutput> {
+    public var loop: RecoveryLoop<Checker, Messenger, DaemonRecoveryOutput<Log>>
     public let inputs: MPSCRing<RecoveryInput>
     /// Rung by whoever pushes to `inputs`.
     public let inputDoorbell: EventFD
@@ -56,7 +56,7 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
     public let topologyReplies: SPSCRing<TopologyReply>?
     public let topologyDoorbell: EventFD?
 
-    public init(loop: RecoveryLoop<Checker, Messenger, DaemonRecoveryOutput>, inputs: MPSCRing<RecoveryInput>,
+    public init(loop: RecoveryLoop<Checker, Messenger, DaemonRecoveryOutput<Log>>, inputs: MPSCRing<RecoveryInput>,
                 inputDoorbell: EventFD, replies: SPSCRing<CommandReply>, replyDoorbell: EventFD, inputsPerPassMax: Int = 1024,
                 topologyReplies: SPSCRing<TopologyReply>? = nil, topologyDoorbell: EventFD? = nil) {
         self.loop = loop
