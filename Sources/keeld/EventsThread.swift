@@ -61,6 +61,7 @@ final class EventsThread: @unchecked Sendable {
             let readable = pollReadable([reloadFD, wakeFD, dmFD, ueventFD], timeoutMs: timeoutMs)
             if shared.eventsStop.load(ordering: .acquiring) { break }
             if readable[0] { _ = shared.reloads.doorbell.drain() }
+            topology.settleLateReplies()
             serviceReloads(into: &sink)
             if readable[1] { _ = shared.eventsWake.drain() }
             if shared.reconfigureRequested.exchange(false, ordering: .acquiringAndReleasing) { reconfigure() }

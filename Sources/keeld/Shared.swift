@@ -105,6 +105,10 @@ struct RingLoopSink: AssemblyLoopSink {
     mutating func tableLoaded(_ map: MapHandle, initialGroup: UInt16, queueing: Bool, nowNs: Nanoseconds) {
         shared.send(.tableLoaded(map, initialGroup: initialGroup, queueing: queueing), unless: shared.eventsStop)
     }
+
+    mutating func tableDiffers(_ map: MapHandle, nowNs: Nanoseconds) {
+        shared.send(.requestReload(map), unless: shared.eventsStop)
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
@@ -123,21 +127,42 @@ func pollReadable(_ descriptors: [Int32], timeoutMs: Int32) -> [Bool] {
 struct RingTopology: EngineTopology {
     let shared: DaemonShared
     var nextTicket: UInt32 = 1
+    /// Path additions given up on (no answer in 2 s): the engine may still apply them. A late
+    /// answer that says the path was added is undone (`removePath`), so the engine never keeps a
+    /// path that no checker knows; the assembler has already forgotten it.
+    var abandonedAdds: Set<UInt32> = []
 
     init(shared: DaemonShared) { self.shared = shared }
+
+    /// A reply that belongs to no waiting request: the late answer of an abandoned one.
+    private mutating func settleLate(_ reply: TopologyReply) {
+        guard abandonedAdds.remove(reply.ticket) != nil, reply.errno == 0 else { return }
+        let ticket = nextTicket
+        nextTicket &+= 1
+        shared.send(.removePath(reply.path, ticket: ticket), unless: shared.eventsStop)
+    }
+
+    /// Takes late answers waiting in the ring (the events thread calls it every turn).
+    mutating func settleLateReplies() {
+        guard !abandonedAdds.isEmpty else { return }
+        while let reply = shared.topologyReplies.pop() { settleLate(reply) }
+    }
 
     private mutating func ask(_ make: (UInt32) -> RecoveryInput) -> TopologyReply? {
         let ticket = nextTicket
         nextTicket &+= 1
-        shared.send(make(ticket), unless: shared.eventsStop)
+        let input = make(ticket)
+        shared.send(input, unless: shared.eventsStop)
         let deadline = monotonicNs() + 2 * Time.nsPerSecond
         while monotonicNs() < deadline {
             while let reply = shared.topologyReplies.pop() {
                 if reply.ticket == ticket { return reply }
+                settleLate(reply)
             }
             _ = pollReadable([shared.topologyDoorbell.descriptor], timeoutMs: 50)
             _ = shared.topologyDoorbell.drain()
         }
+        if case .addPath = input { abandonedAdds.insert(ticket) }
         return nil
     }
 

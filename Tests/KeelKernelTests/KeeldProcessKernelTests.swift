@@ -376,6 +376,62 @@ struct KeeldProcessKernelTests {
         #expect(try pathStates(control, map: "mpatha").count == 4)
     }
 
+    @Test("a log file that cannot be opened at start is not fatal: keeld runs and opens the file once it can")
+    func logFileOpenedOnceItCan() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let directory = "/tmp/keeld-late-log"
+        let notYet = directory + "/var-log"
+        try? FileManager.default.removeItem(atPath: notYet)
+        // The later --log-file wins over the one the helper passes.
+        let keeld = try Keeld(directory: directory, extraArguments: ["--log-file", notYet + "/keeld.log"])
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        #expect(readText(keeld.stderrFile).contains("cannot open the log file \(notYet)/keeld.log yet"), "\(readText(keeld.stderrFile))")
+        #expect(try pathStates(control, map: "mpatha").count == 4)
+        try FileManager.default.createDirectory(atPath: notYet, withIntermediateDirectories: true)
+        let opened = waitFor(timeoutNs: 15 * Time.nsPerSecond) { readText(notYet + "/keeld.log").contains("keeld ready") }
+        #expect(opened != nil, "the log file never got the lines written before it could be opened")
+    }
+
+    @Test("with the open-file limit at 1,024, keeld raises it and builds 256 maps over 1,024 paths")
+    func fileLimitRaisedForAThousandPaths() throws {
+        if FileManager.default.fileExists(atPath: "/sys/module/scsi_debug") { cleanUp(nil, disks: [:]) }
+        try shell("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=256 vpd_use_hostno=0 dev_size_mb=16")
+        defer {
+            for _ in 0..<20 {
+                if (try? shell("dmsetup remove_all --force >/dev/null 2>&1; modprobe -r scsi_debug")) != nil { break }
+                usleep(250_000)
+            }
+        }
+        let appeared = waitFor(timeoutNs: 180 * Time.nsPerSecond) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block")) ?? []
+            return names.filter { $0.hasPrefix("sd") && FileManager.default.fileExists(atPath: "/dev/" + $0) }.count >= 1024
+        }
+        #expect(appeared != nil, "scsi_debug's 1,024 disks did not appear")
+        // What systemd gives a service by default, soft and hard, inherited by keeld.
+        var saved = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved)
+        var low = rlimit(rlim_cur: 1024, rlim_max: 1024)
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &low)
+        let configuration = daemonConfiguration.split(separator: "\n").filter {
+            !$0.contains("max_paths") && !$0.contains("max_maps") && !$0.contains("ring_slots")
+        }.joined(separator: "\n")
+        let keeld = try Keeld(directory: "/tmp/keeld-fds", configuration: configuration)
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved)
+        defer { keeld.stop() }
+        let started = nowNs()
+        try keeld.waitReady(timeoutNs: 600 * Time.nsPerSecond)
+        let said = readText(keeld.stderrFile)
+        print("keeld figures: 1,024 paths, start -> ready \(ms(nowNs() - started)); \(said.split(separator: "\n").first { $0.contains("open files") } ?? "")")
+        #expect(said.contains("keeld: open files: 16640"), "\(said.prefix(2000))")
+        #expect(said.contains("ready: 256 maps, 1024 paths"), "\(said.suffix(2000))")
+        let limits = readText("/proc/\(keeld.pid)/limits").split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
+        #expect(limits.contains("16640"), "\(limits)")
+        #expect(keeld.command("show daemon").contains("maps 256 paths 1024"))
+    }
+
     @Test("a second keeld exits 1 naming the running one's pid and leaves its socket and maps alone")
     func secondInstanceIsRefused() throws {
         let disks = try loadPaths()

@@ -113,9 +113,18 @@ public struct AssembledMap: Sendable, Equatable {
 public protocol AssemblyLoopSink: KernelEventSink {
     /// A table of `map` is loaded (see `Engine.tableLoaded`).
     mutating func tableLoaded(_ map: MapHandle, initialGroup: UInt16, queueing: Bool, nowNs: Nanoseconds)
+    /// The kernel's table of `map` does not hold the map's paths (a lost or failed load): the
+    /// engine should hand out its layout again.
+    mutating func tableDiffers(_ map: MapHandle, nowNs: Nanoseconds)
 }
 
-extension RecoveryLoop: AssemblyLoopSink {}
+extension AssemblyLoopSink {
+    public mutating func tableDiffers(_ map: MapHandle, nowNs: Nanoseconds) {}
+}
+
+extension RecoveryLoop: AssemblyLoopSink {
+    public mutating func tableDiffers(_ map: MapHandle, nowNs: Nanoseconds) { try? engine.requestReload(map) }
+}
 
 /// Where assembly adds maps and paths: the engine itself before its thread starts, or a channel
 /// to the thread that owns it (the daemon adds hot-plugged paths through its recovery thread).
@@ -176,6 +185,8 @@ public struct MultipathAssembler {
     /// Devices checked with directio although their map asks for tur (no SCSI generic node: the
     /// sg driver is not loaded); the caller logs and clears them.
     public var turFallbacks: [DevNo] = []
+    /// Consecutive resyncs that found a map's table without the map's paths.
+    private var tableMismatches: [MapHandle: Int] = [:]
 
     public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
                 checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL",
@@ -581,6 +592,19 @@ public struct MultipathAssembler {
             do {
                 let table = try MultipathTable.parse(text)
                 sink.deliver(.mapQueueing(handle, queueing: table.queueIfNoPath), nowNs: nowNs)
+                // The table's device set against the map's paths. A difference seen at two
+                // resyncs in a row is not a load in progress: the table is asked for again.
+                let inTable = Set(table.groups.flatMap { $0.paths.map(\.device) })
+                let assembled = Set(maps[index].paths.map(\.device))
+                if inTable != assembled && !assembled.isEmpty {
+                    tableMismatches[handle, default: 0] += 1
+                    if tableMismatches[handle]! >= 2 {
+                        tableMismatches[handle] = 0
+                        sink.tableDiffers(handle, nowNs: nowNs)
+                    }
+                } else {
+                    tableMismatches[handle] = nil
+                }
             } catch {
                 return AssemblyError(map: maps[index].name, operation: .readTable, errno: EBADMSG, detail: error.description)
             }
