@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include "keel_process.h"
@@ -235,3 +236,30 @@ int keel_process_signalfd_read(int fd, keel_signal_record *record) {
 // --- eventfd ------------------------------------------------------------------------------------
 
 int keel_process_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int keel_process_keep_capabilities(uint64_t keep) {
+    // Bounding set first (needs CAP_SETPCAP, which the capset below may drop). Capabilities
+    // past the kernel's last one answer EINVAL: that is the end.
+    for (int cap = 0; cap < 64; cap++) {
+        if (keep & (1ULL << cap)) continue;
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) break;
+        (void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    }
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        uint32_t mask = (uint32_t)(keep >> (32 * i));
+        data[i].effective &= mask;
+        data[i].permitted &= mask;
+        data[i].inheritable &= mask;
+    }
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+uint64_t keel_process_effective_capabilities(void) {
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return 0;
+    return (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+}

@@ -196,6 +196,7 @@ final class ControlThread: @unchecked Sendable {
         lines.append("pinned at start: \(directory.memory)")
         lines.append("recovery thread \(directory.recoveryScheduling)")
         lines.append("seccomp \(directory.seccomp)")
+        lines.append("capabilities \(directory.capabilities)")
         lines.append("oom_score_adj \(directory.oomScore)")
         lines.append("orphaned checks \(checker.orphansInFlight) (timed out, still in the kernel)")
         lines.append("loop passes \(board.loopPasses.load(ordering: .relaxed)) inputs \(board.inputsHandled.load(ordering: .relaxed)) input ring drops \(shared.inputs.droppedCount)")

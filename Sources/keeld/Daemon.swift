@@ -32,6 +32,17 @@ enum Daemon {
     /// Starts keeld and runs it until it is told to stop. Returns the exit status.
     static func run(_ options: Options) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        // 0. Least privilege, before the first thread (capabilities are per thread; every thread
+        // created later inherits the reduced sets).
+        var capabilityFact: String
+        do {
+            let effective = try Capabilities.keepOnlyNeeded()
+            capabilityFact = "kept \(Capabilities.needed.filter { effective & (1 << UInt64($0.rawValue)) != 0 }.count) of \(Capabilities.needed.count) needed, every other dropped (effective 0x\(String(effective, radix: 16)))"
+        } catch {
+            say("warning: could not drop capabilities: \(error)")
+            capabilityFact = "not reduced (\(error))"
+        }
+
         // 1. malloc: one arena, no trimming, no mmap churn, before anything sizeable exists.
         do { try MemoryDiscipline.tuneMalloc() } catch { say("warning: \(error)") }
 
@@ -161,6 +172,7 @@ enum Daemon {
         shared.directory.withLock {
             $0.update(from: assembler)
             $0.configPath = options.configPath
+            $0.capabilities = capabilityFact
             $0.startedUnixSeconds = time(nil)
         }
 

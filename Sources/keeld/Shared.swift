@@ -24,6 +24,8 @@ struct Directory {
     }
     var maps: [MapEntry] = []
     var configPath = ""
+    /// What was done about capabilities at start.
+    var capabilities = ""
     var recoveryScheduling = ""
     var memory = ""
     var seccomp = "not installed"

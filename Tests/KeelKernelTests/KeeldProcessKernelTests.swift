@@ -253,6 +253,20 @@ struct KeeldProcessKernelTests {
         let daemon = keeld.command("show daemon")
         #expect(daemon.contains("SCHED_FIFO"), "show daemon: \(daemon)")
         #expect(daemon.contains("seccomp filter installed"), "show daemon: \(daemon)")
+        // Least privilege in every thread: module loading (16), ptrace (19), raw network (13)
+        // and setuid (7) are gone; device-mapper (21) and raw SCSI I/O (17) are kept.
+        for task in tasks {
+            let status = readText("/proc/\(keeld.pid)/task/\(task)/status")
+            let line = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") } ?? ""
+            let effective = UInt64(line.split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? 0
+            let bounding = UInt64((status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") } ?? "").split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? ~0
+            for dropped in [16, 19, 13, 7] {
+                #expect(effective & (1 << UInt64(dropped)) == 0, "task \(task) still has capability \(dropped): \(line)")
+                #expect(bounding & (1 << UInt64(dropped)) == 0, "task \(task) bounding set still has \(dropped)")
+            }
+            #expect(effective & (1 << 21) != 0 && effective & (1 << 17) != 0, "task \(task): \(line)")
+        }
+        #expect(daemon.contains("capabilities kept 9 of 9"), "show daemon: \(daemon)")
         print("keeld show daemon:\n\(daemon)")
     }
 

@@ -58,6 +58,17 @@ size_t keel_process_current_stack_bytes(void);
 /// The kernel thread id of the calling thread (gettid).
 int32_t keel_process_gettid(void);
 
+// --- capabilities -------------------------------------------------------------------------------
+
+/// Keeps only the capabilities whose bits are set in `keep` (bit n = capability n): drops the
+/// others from the calling thread's bounding set (PR_CAPBSET_DROP, needs CAP_SETPCAP) and from its
+/// effective, permitted and inheritable sets (capset). Threads created afterwards inherit the
+/// result. Returns 0, or -1 with errno of the capset.
+int keel_process_keep_capabilities(uint64_t keep);
+
+/// The calling thread's effective capabilities (bit n = capability n); 0 on failure.
+uint64_t keel_process_effective_capabilities(void);
+
 // --- seccomp ------------------------------------------------------------------------------------
 
 /// prctl(PR_SET_NO_NEW_PRIVS, 1): required before an unprivileged seccomp filter. 0 or -1/errno.
