@@ -15,11 +15,7 @@ private struct CountingSink: CheckCompletionSink {
     }
 }
 
-private func nowNs() -> Nanoseconds {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Nanoseconds(now.tv_sec) * Time.nsPerSecond + Nanoseconds(now.tv_nsec)
-}
+private func nowNs() -> Nanoseconds { LogClock.nowNs() }
 
 /// Warms `checker` up with 100 checks (first-use paths in libaio and the runtime), then counts the
 /// calling thread's mallocs over `iterations` round trips: submit `request`, reap until its

@@ -22,11 +22,7 @@ private struct ScsiDebugDisk: CustomStringConvertible {
     var description: String { "\(name) (host\(host))" }
 }
 
-private func kernelNowNs() -> Nanoseconds {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Nanoseconds(now.tv_sec) * Time.nsPerSecond + Nanoseconds(now.tv_nsec)
-}
+private func kernelNowNs() -> Nanoseconds { LogClock.nowNs() }
 
 private func shell(_ command: String) throws {
     let process = Process()

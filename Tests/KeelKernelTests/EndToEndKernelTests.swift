@@ -24,11 +24,7 @@ defaults {
 /// O_DIRECT on x86_64 (`_GNU_SOURCE` only, so Glibc does not export it); the VM is x86_64.
 private let openDirect: Int32 = 0o40000
 
-private func monotonicNs() -> Nanoseconds {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Nanoseconds(now.tv_sec) * Time.nsPerSecond + Nanoseconds(now.tv_nsec)
-}
+private func monotonicNs() -> Nanoseconds { LogClock.nowNs() }
 
 private func ms(_ ns: Nanoseconds) -> String {
     let tenths = ns / (Time.nsPerMs / 10)

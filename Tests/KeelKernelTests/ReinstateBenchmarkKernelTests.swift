@@ -57,11 +57,7 @@ fileprivate struct BenchError: Error, CustomStringConvertible {
     var description: String
 }
 
-fileprivate func benchNowNs() -> Nanoseconds {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Nanoseconds(now.tv_sec) * Time.nsPerSecond + Nanoseconds(now.tv_nsec)
-}
+fileprivate func benchNowNs() -> Nanoseconds { LogClock.nowNs() }
 
 /// Milliseconds with one decimal, e.g. "1234.5".
 fileprivate func benchMs(_ ns: Nanoseconds) -> String {

@@ -2,13 +2,10 @@
 // writes of (block, generation) patterns, each read back and checked, with stall and error records.
 import Foundation
 import Glibc
+import KeelLinux
 
 /// CLOCK_MONOTONIC in nanoseconds (the clock every ride-through timestamp uses).
-func rideThroughMonotonicNs() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-}
+func rideThroughMonotonicNs() -> UInt64 { UInt64(LogClock.nowNs()) }
 
 /// Nanoseconds as milliseconds with one decimal ("1234.5 ms").
 func rideThroughMs(_ ns: UInt64) -> String {

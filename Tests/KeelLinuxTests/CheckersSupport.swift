@@ -3,13 +3,10 @@
 import Foundation
 import Glibc
 import KeelCore
+import KeelLinux
 
 /// The monotonic clock the tests feed the checkers with.
-func checkerNowNs() -> Nanoseconds {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Nanoseconds(now.tv_sec) * Time.nsPerSecond + Nanoseconds(now.tv_nsec)
-}
+func checkerNowNs() -> Nanoseconds { LogClock.nowNs() }
 
 /// Keeps every completion it is handed.
 struct CheckerCollectingSink: CheckCompletionSink {

@@ -55,7 +55,7 @@ private func checkOnce(_ world: SimWorld, _ device: DevNo) -> [CheckResult] {
     #expect(checkOnce(world, device) == [.removed])
 }
 
-@Test func aCheckOnAHungPathTimesOutAndNeverDeliversALateResult() {
+@Test func aCheckOnAHungPathTimesOutAndItsOrphanEndsWhenTheDeviceAnswers() {
     let (world, device) = world(options: SimOptions(commandTimeoutNs: 10 * Time.nsPerSecond))
     world.apply(.setPath(device, .hung))
     var checker = world.checker
@@ -68,14 +68,17 @@ private func checkOnce(_ world: SimWorld, _ device: DevNo) -> [CheckResult] {
     world.advance(toNs: Time.nsPerSecond)
     checker.reap(nowNs: world.nowNs, into: &sink)
     #expect(sink.items == [CheckCompletion(path: PathHandle(0), token: 7, result: .timeout)])
-    // The path comes back; the orphaned request still holds its slot until the command timeout.
-    world.apply(.setPath(device, .online))
-    world.advance(toNs: 9 * Time.nsPerSecond)
+    // While the device stays hung the orphaned command holds its slot.
+    world.advance(toNs: 5 * Time.nsPerSecond)
     #expect(world.checkSlotsBusy == 1)
+    // The device answers again: the kernel gives the command back (within 100 ms), long before
+    // the command timeout, and its late answer is never delivered.
+    world.apply(.setPath(device, .online))
+    world.advance(toNs: 5 * Time.nsPerSecond + 100 * ms)
+    #expect(world.checkSlotsBusy == 0)
     world.advance(toNs: 60 * Time.nsPerSecond)
     checker.reap(nowNs: world.nowNs, into: &sink)
     #expect(sink.items.count == 1)
-    #expect(world.checkSlotsBusy == 0)
 }
 
 @Test func aSlowCheckPastItsTimeoutIsReportedOnceAsATimeout() {
@@ -171,4 +174,19 @@ private func checkOnce(_ world: SimWorld, _ device: DevNo) -> [CheckResult] {
     let other = CheckRequest(path: PathHandle(index: 1), device: devices(world)[1], token: 3, timeoutNs: Time.nsPerSecond)
     let otherStarted = checker.submit(other, nowNs: world.nowNs)
     #expect(otherStarted, "another path is checked although one slot was configured")
+}
+
+@Test func anOrphanOfADeviceThatNeverAnswersEndsAtTheCommandTimeout() {
+    let (world, device) = world(options: SimOptions(commandTimeoutNs: 10 * Time.nsPerSecond))
+    world.apply(.setPath(device, .hung))
+    var checker = world.checker
+    let started = checker.submit(request(device, token: 7), nowNs: 0)
+    #expect(started)
+    var sink = CompletionList()
+    world.advance(toNs: Time.nsPerSecond)
+    checker.reap(nowNs: world.nowNs, into: &sink)
+    world.advance(toNs: 10 * Time.nsPerSecond - 1)
+    #expect(world.checkSlotsBusy == 1)
+    world.advance(toNs: 10 * Time.nsPerSecond)
+    #expect(world.checkSlotsBusy == 0)
 }
