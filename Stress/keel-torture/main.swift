@@ -36,7 +36,7 @@ for scenario in selected {
     var failed: [UInt64] = []
     var resume = Distribution()
     var reinstate = Distribution()
-    var ios = 0, messages = 0, checks = 0, reloads = 0, holds = 0
+    var ios = 0, messages = 0, checks = 0, reloads = 0, holds = 0, ringFull = 0, reloadsRefused = 0
     let startNs = monotonicNs()
     for seed in options.firstSeed ..< options.firstSeed + UInt64(options.seeds) {
         runs += 1
@@ -61,6 +61,8 @@ for scenario in selected {
         checks += result.checks
         reloads += result.reloads
         holds += result.delayedHolds
+        ringFull += result.ringFull
+        reloadsRefused += result.reloadsRefused
         if options.verbose || options.narrate {
             print("\(scenario.name) seed \(seed): \(result.violations.isEmpty ? "ok" : "FAILED"); \(run.plan.drawn); "
                   + "\(result.ioCompleted) I/Os, \(result.ioErrors) errors, resume \(result.resumeLatency.summaryMs)")
@@ -79,6 +81,8 @@ for scenario in selected {
     if resume.count > 0 { line += "; resume after first path back (virtual) min/p50/p90/p99/max \(resume.summaryMs)" }
     if reinstate.count > 0 { line += "; path back -> reinstated \(reinstate.summaryMs)" }
     if holds > 0 { line += "; \(holds) paths still held by flap damping at the end" }
+    if reloadsRefused > 0 { line += "; \(reloadsRefused) loads refused and retried" }
+    if ringFull > 0 { line += "; input ring full \(ringFull) times (senders waited)" }
     line += "; \(wallMs) ms wall"
     print(line)
 }

@@ -56,7 +56,15 @@ private func scsiDebugDisks() throws -> [ScsiDebugDisk] {
             guard let host = Int(hctl.split(separator: ":").first ?? "") else { continue }
             disks.append(ScsiDebugDisk(name: name, host: host, hctl: hctl))
         }
-        if disks.count >= 4 { return disks.sorted { $0.host < $1.host } }
+        // The ALUA handler learns each port's state asynchronously after the disk appears (its
+        // RTPG runs in a workqueue): wait until every port reports the state its host number
+        // gives, or a busy machine reads "active/optimized" on the standby port.
+        let settled = disks.allSatisfy { disk in
+            let state = ((try? String(contentsOfFile: "/sys/block/\(disk.name)/device/access_state", encoding: .utf8)) ?? "")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            return state == ["active/optimized", "active/non-optimized", "standby"][disk.host % 3]
+        }
+        if disks.count >= 4 && settled { return disks.sorted { $0.host < $1.host } }
         if kernelNowNs() > deadline { throw CocoaError(.fileNoSuchFile) }
         usleep(100_000)
     }

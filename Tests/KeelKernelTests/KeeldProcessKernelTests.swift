@@ -266,7 +266,7 @@ struct KeeldProcessKernelTests {
             }
             #expect(effective & (1 << 21) != 0 && effective & (1 << 17) != 0, "task \(task): \(line)")
         }
-        #expect(daemon.contains("capabilities kept 9 of 9"), "show daemon: \(daemon)")
+        #expect(daemon.contains("capabilities kept 10 of 10"), "show daemon: \(daemon)")
         print("keeld show daemon:\n\(daemon)")
     }
 

@@ -8,6 +8,7 @@ extension Capability {
     public static let sysRawIO = Capability(rawValue: 17)
     public static let sysAdmin = Capability(rawValue: 21)
     public static let mknod = Capability(rawValue: 27)
+    public static let netAdmin = Capability(rawValue: 12)
 }
 
 /// Dropping every capability keeld does not use (module loading, ptrace, raw network, setuid,
@@ -17,9 +18,11 @@ public enum Capabilities {
     /// What keeld keeps, and why: device-mapper ioctls (SYS_ADMIN), SCSI commands to the paths
     /// (SYS_RAWIO), mlockall (IPC_LOCK), SCHED_FIFO (SYS_NICE), oom_score_adj and the open-file
     /// limit (SYS_RESOURCE), the /dev/mapper nodes libdevmapper makes without udev (MKNOD,
-    /// CHOWN, FOWNER), root-owned files under /run, /var/log, /sys and /dev (DAC_OVERRIDE).
+    /// CHOWN, FOWNER), root-owned files under /run, /var/log, /sys and /dev (DAC_OVERRIDE), and
+    /// the uevent socket's receive buffer beyond rmem_max (NET_ADMIN, for SO_RCVBUFFORCE: a burst
+    /// of uevents must not overflow it).
     public static let needed: [Capability] = [.sysAdmin, .sysRawIO, .ipcLock, .sysNice, .sysResource,
-                                              .mknod, .chown, .fowner, .dacOverride]
+                                              .mknod, .chown, .fowner, .dacOverride, .netAdmin]
 
     /// Keeps `needed` and drops the rest from the bounding, effective, permitted and
     /// inheritable sets. Returns the effective set afterwards (bit n = capability n).
