@@ -194,6 +194,10 @@ final class ControlThread: @unchecked Sendable {
             lines.append("memory locked \(memory.lockedBytes / 1024) KiB resident \(memory.residentBytes / 1024) KiB")
         }
         lines.append("pinned at start: \(directory.memory)")
+        lines.append("tables \(board.pathCapacity) paths \(board.mapCapacity) maps (ceilings max_paths \(board.pathsMax) max_maps \(board.mapsMax)), "
+                     + "committed \(PinnedTableMemory.committedBytes / 1024) KiB of \(PinnedTableMemory.reservedBytes / 1024) KiB reserved, "
+                     + "\(TableFootprint.bytesPerPath) bytes per path + \(DirectIOChecker.bytesPerRegisteredPath) per directio path, "
+                     + "\(TableFootprint.bytesPerMap) bytes per map")
         lines.append("recovery thread \(directory.recoveryScheduling)")
         lines.append("seccomp \(directory.seccomp)")
         lines.append("capabilities \(directory.capabilities)")

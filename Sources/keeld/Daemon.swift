@@ -106,28 +106,9 @@ enum Daemon {
         mainLog.log(.configurationLoaded, LogArgument.signed(configuration.multipaths.count + configuration.devices.count),
                     LogArgument.signed(blacklistRules(configuration)))
 
-        // 5. Arenas: engine, checkers, dm buffers, rings, board, reload snapshots.
-        let shared: DaemonShared
-        let engine = Engine(capacities: capacities, startNs: monotonicNs())
-        let tur: TURChecker, directIO: DirectIOChecker
-        let messenger: DMMessenger, statusReader: DMMessenger, control: DMControl
-        do {
-            shared = try DaemonShared(capacities: capacities, logger: logger)
-            tur = try TURChecker(TURConfiguration(pathsMax: capacities.pathsMax))
-            directIO = try DirectIOChecker(DirectIOConfiguration(pathsMax: capacities.pathsMax))
-            messenger = try DMMessenger(mapsMax: capacities.mapsMax)
-            statusReader = try DMMessenger(mapsMax: capacities.mapsMax)
-            control = try DMControl()
-        } catch {
-            say("cannot set up: \(error)")
-            return 1
-        }
-        if let hint = directIO.fallbackHint { say("warning: \(hint)") }
-        let checker = DaemonChecker(pathsMax: capacities.pathsMax, tur: tur, directIO: directIO)
-
-        // The descriptors that are not paths are opened before any path is: a host with more
-        // paths than descriptors loses paths one by one (each refused with a log line), never
-        // its control socket or its event sources.
+        // The event sources first, so nothing that happens from discovery on is missed. Their
+        // descriptors are opened before any path's: a host with more paths than descriptors loses
+        // paths one by one (each refused with a log line), never its control socket or its events.
         let uidAttribute = "ID_SERIAL"
         let poller: DMEventPoller?
         do {
@@ -141,6 +122,39 @@ enum Daemon {
             say("warning: no uevent monitor (\(error)): paths added later need a restart")
             uevents = nil
         }
+
+        // 5. Discovery, then arenas sized from it: twice what the host has (at least 64 paths and
+        // 16 maps), reserved up to max_paths / max_maps and grown in place when more arrive.
+        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll()
+        let discoveredMaps = Set(report.paths.compactMap(\.wwid)).count
+        let initial = (paths: TableSizing.capacity(for: report.paths.count, floor: TableSizing.pathsFloor, ceiling: capacities.pathsMax),
+                       maps: TableSizing.capacity(for: discoveredMaps, floor: TableSizing.mapsFloor, ceiling: capacities.mapsMax))
+        let memory = PinnedTableMemory.memory
+        let shared: DaemonShared
+        let engine = Engine(capacities: capacities, initial: initial, memory: memory, startNs: monotonicNs())
+        let tur: TURChecker, directIO: DirectIOChecker
+        let messenger: DMMessenger, statusReader: DMMessenger, control: DMControl
+        do {
+            shared = try DaemonShared(capacities: capacities, initial: initial, memory: memory, logger: logger)
+            tur = try TURChecker(TURConfiguration(pathsMax: capacities.pathsMax, initialPaths: initial.paths, memory: memory))
+            directIO = try DirectIOChecker(DirectIOConfiguration(pathsMax: capacities.pathsMax, initialPaths: initial.paths, memory: memory))
+            messenger = try DMMessenger(mapsMax: capacities.mapsMax, memory: memory)
+            statusReader = try DMMessenger(mapsMax: capacities.mapsMax, memory: memory)
+            control = try DMControl()
+        } catch {
+            say("cannot set up: \(error)")
+            return 1
+        }
+        if let hint = directIO.fallbackHint { say("warning: \(hint)") }
+        let checker = DaemonChecker(pathsMax: capacities.pathsMax, initial: initial.paths, memory: memory, tur: tur, directIO: directIO)
+        let growth = TableGrowth(ceilings: capacities, paths: initial.paths, maps: initial.maps, preparers: [
+            { [arenas = engine.arenas] paths, maps in arenas.prepare(paths: paths, maps: maps) },
+            { [board = shared.board] paths, maps in board.prepare(paths: paths, maps: maps) },
+            { [checker] paths, _ in checker.prepare(paths: paths) },
+        ])
+        say("tables sized for \(initial.paths) paths and \(initial.maps) maps (\(report.paths.count) paths, "
+            + "\(discoveredMaps) WWIDs found; they grow to max_paths \(capacities.pathsMax) / max_maps \(capacities.mapsMax))")
+
         let controlThread: ControlThread
         do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog, checker: checker) } catch {
             say("cannot open the control socket: \(error)")
@@ -151,7 +165,6 @@ enum Daemon {
         var assembler = MultipathAssembler(configuration: configuration, engine: engine, control: control, messenger: messenger,
                                            checkers: PathCheckers(tur: tur, directIO: directIO, dispatch: checker), uidAttribute: uidAttribute,
                                            statusReader: statusReader)
-        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll()
         for error in assembler.assemble(report, nowNs: monotonicNs()) { say("assembly: \(error)") }
         for device in assembler.turFallbacks {
             say("warning: \(device) has no SCSI generic node (load the sg module): checked with directio instead of tur")
@@ -168,7 +181,7 @@ enum Daemon {
                                               replies: shared.replies, replyDoorbell: shared.replyDoorbell,
                                               topologyReplies: shared.topologyReplies, topologyDoorbell: shared.topologyDoorbell))
         let events = EventsThread(shared: shared, assembler: assembler, checker: checker, poller: poller, uevents: uevents,
-                                  log: eventsLog, options: options)
+                                  log: eventsLog, options: options, growth: growth)
         shared.directory.withLock {
             $0.update(from: assembler)
             $0.configPath = options.configPath
@@ -180,6 +193,8 @@ enum Daemon {
         var memoryFact: String
         do {
             try MemoryDiscipline.lockAll()
+            // mlockall locked the tables' reservations whole; only their committed parts stay.
+            PinnedTableMemory.unlockUncommitted()
             let locked = try? MemoryDiscipline.lockedMemory()
             memoryFact = "mlockall(MCL_CURRENT|MCL_FUTURE), \((locked?.lockedBytes ?? 0) / 1024) KiB locked"
             mainLog.log(.memoryLocked, LogArgument.signed(Int((locked?.lockedBytes ?? 0) / 1024)))

@@ -27,10 +27,10 @@ final class EventsThread: @unchecked Sendable {
     static let rediscoveryIntervalNs: Nanoseconds = 60 * Time.nsPerSecond
 
     init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, uevents: UeventMonitor?,
-         log: LogProducer, options: Options) {
+         log: LogProducer, options: Options, growth: TableGrowth? = nil) {
         self.shared = shared
         self.uevents = uevents
-        topology = RingTopology(shared: shared)
+        topology = RingTopology(shared: shared, growth: growth, log: log)
         self.assembler = assembler
         self.checker = checker
         self.poller = poller

@@ -68,14 +68,15 @@ final class DaemonShared: @unchecked Sendable {
     /// Log records the logger dropped, read by `show daemon`.
     let logger: KeelLogger
 
-    init(capacities: Capacities, logger: KeelLogger) throws(SystemError) {
+    init(capacities: Capacities, initial: (paths: Int, maps: Int)? = nil, memory: TableMemory = .heap,
+         logger: KeelLogger) throws(SystemError) {
         inputs = MPSCRing(capacity: capacities.ringSlots)
         inputDoorbell = try EventFD()
         replies = SPSCRing(capacity: 64)
         replyDoorbell = try EventFD()
         topologyReplies = SPSCRing(capacity: 64)
         topologyDoorbell = try EventFD()
-        board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax)
+        board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax, initial: initial, memory: memory)
         reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, doorbell: try EventFD())
         eventsWake = try EventFD()
         controlWake = try EventFD()
@@ -133,8 +134,28 @@ struct RingTopology: EngineTopology {
     /// answer that says the path was added is undone (`removePath`), so the engine never keeps a
     /// path that no checker knows; the assembler has already forgotten it.
     var abandonedAdds: Set<UInt32> = []
+    /// Grows every table when the engine says one is full (nil: fixed tables).
+    let growth: TableGrowth?
+    let log: LogProducer?
 
-    init(shared: DaemonShared) { self.shared = shared }
+    init(shared: DaemonShared, growth: TableGrowth? = nil, log: LogProducer? = nil) {
+        self.shared = shared
+        self.growth = growth
+        self.log = log
+    }
+
+    /// After a "table full" refusal: grows the tables and has the engine adopt the new handles
+    /// (the adoption is ahead of the retried request in the ring). False at the ceiling.
+    private func grow(paths: Bool, maps: Bool) -> Bool {
+        guard let growth else { return false }
+        guard let grown = growth.grow(paths: paths, maps: maps) else {
+            log?.log(.tablesAtCeiling, LogArgument.signed(growth.ceilings.pathsMax), LogArgument.signed(growth.ceilings.mapsMax))
+            return false
+        }
+        shared.send(.adopt(paths: Int32(grown.paths), maps: Int32(grown.maps)), unless: shared.eventsStop)
+        log?.log(.tablesGrown, LogArgument.signed(grown.paths), LogArgument.signed(grown.maps))
+        return true
+    }
 
     /// A reply that belongs to no waiting request: the late answer of an abandoned one.
     private mutating func settleLate(_ reply: TopologyReply) {
@@ -172,18 +193,27 @@ struct RingTopology: EngineTopology {
         switch errno {
         case EEXIST: return .duplicateDevice(device ?? DevNo(major: 0, minor: 0))
         case ENOENT: return .unknownMap(map)
+        case ENOBUFS: return .pathTableFull(capacity: 0)
         default: return .mapFull(map, capacity: 0)
         }
     }
 
     mutating func addMap(policy: MapPolicy) throws(EngineRefusal) -> MapHandle {
-        guard let reply = ask({ .addMap(policy, ticket: $0) }) else { throw .mapTableFull(capacity: 0) }
-        guard reply.errno == 0 else { throw .mapTableFull(capacity: 0) }
+        guard var reply = ask({ .addMap(policy, ticket: $0) }) else { throw .mapTableFull(capacity: 0) }
+        if reply.errno == ENOBUFS, grow(paths: false, maps: true) {
+            guard let again = ask({ .addMap(policy, ticket: $0) }) else { throw .mapTableFull(capacity: 0) }
+            reply = again
+        }
+        guard reply.errno == 0 else { throw .mapTableFull(capacity: growth?.maps ?? 0) }
         return reply.map
     }
 
     mutating func addPath(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) throws(EngineRefusal) -> PathHandle {
-        guard let reply = ask({ .addPath(descriptor, map, ticket: $0) }) else { throw .mapFull(map, capacity: 0) }
+        guard var reply = ask({ .addPath(descriptor, map, ticket: $0) }) else { throw .mapFull(map, capacity: 0) }
+        if reply.errno == ENOBUFS, grow(paths: true, maps: false) {
+            guard let again = ask({ .addPath(descriptor, map, ticket: $0) }) else { throw .mapFull(map, capacity: 0) }
+            reply = again
+        }
         guard reply.errno == 0 else { throw Self.refusal(reply.errno, map: map, path: reply.path, device: descriptor.device) }
         return reply.path
     }

@@ -8,9 +8,16 @@
 /// add and remove paths and maps, and confirms table loads; everything else arrives as fixed-size
 /// records: check completions, kernel events, operator commands.
 public final class Engine {
+    /// The ceilings (`max_paths`, `max_maps`, ...): what the tables may grow to.
     public let capacities: Capacities
-    @usableFromInline var paths: [PathRecord]
-    @usableFromInline var maps: [MapRecord]
+    /// The tables' memory, shared with the thread that grows them.
+    public let arenas: EngineArenas
+    /// Path handles `0..<pathCapacity` exist; the rest of the ceiling is not committed yet.
+    public private(set) var pathCapacity: Int
+    /// Map handles `0..<mapCapacity` exist.
+    public private(set) var mapCapacity: Int
+    @usableFromInline let paths: Table<PathRecord>
+    @usableFromInline let maps: Table<MapRecord>
     @usableFromInline var freePathHead: Int32
     @usableFromInline var freeMapHead: Int32
     /// One deadline per path: its next check, or the guard on a check in flight.
@@ -19,9 +26,9 @@ public final class Engine {
     @usableFromInline var mapTimers: TimerWheel
     @usableFromInline var devices: KeyIndex
     @usableFromInline var portHeads: KeyIndex
-    @usableFromInline var dueScratch: [Int32]
+    @usableFromInline let dueScratch: Table<Int32>
     @usableFromInline var dueCount = 0
-    @usableFromInline var reloadQueue: [Int32]
+    @usableFromInline let reloadQueue: Table<Int32>
     @usableFromInline var reloadCount = 0
     @usableFromInline var groupScratch: Grouping.Scratch
     @usableFromInline var nextToken: UInt32 = 1
@@ -29,27 +36,60 @@ public final class Engine {
     public private(set) var pathCount = 0
     public private(set) var mapCount = 0
 
-    /// Allocates every table at once, sized by `capacities`. The check wheel spans
-    /// `wheelSlots x wheelTickNs` (33 s by default, longer than the slowest default healthy
-    /// interval); deadlines stay exact whatever the tick.
-    public init(capacities: Capacities = .default, wheelSlots: Int = 8192, wheelTickNs: Nanoseconds = 4 * Time.nsPerMs, startNs: Nanoseconds = 0) {
+    /// Sets up tables for `initial` paths and maps (all of `capacities` when nil), in memory
+    /// reserved for the ceilings of `capacities`. The check wheel spans `wheelSlots x wheelTickNs`
+    /// (33 s by default, longer than the slowest default healthy interval); deadlines stay exact
+    /// whatever the tick.
+    public init(capacities: Capacities = .default, initial: (paths: Int, maps: Int)? = nil, memory: TableMemory = .heap,
+                wheelSlots: Int = 8192, wheelTickNs: Nanoseconds = 4 * Time.nsPerMs, startNs: Nanoseconds = 0) {
         precondition(capacities.pathsMax > 0 && capacities.mapsMax > 0 && capacities.pathsPerMapMax > 0)
         self.capacities = capacities
-        paths = Array(repeating: PathRecord(), count: capacities.pathsMax)
-        maps = Array(repeating: MapRecord(), count: capacities.mapsMax)
-        for i in 0..<capacities.pathsMax { paths[i].nextFree = i + 1 < capacities.pathsMax ? Int32(i + 1) : -1 }
-        for i in 0..<capacities.mapsMax { maps[i].nextFree = i + 1 < capacities.mapsMax ? Int32(i + 1) : -1 }
-        freePathHead = 0
-        freeMapHead = 0
-        pathTimers = TimerWheel(capacity: capacities.pathsMax, slotCount: wheelSlots, tickNs: wheelTickNs, startNs: startNs)
-        mapTimers = TimerWheel(capacity: capacities.mapsMax, slotCount: 256, tickNs: 16 * wheelTickNs, startNs: startNs)
+        let arenas = EngineArenas(capacities: capacities, memory: memory)
+        let start = (paths: min(max(initial?.paths ?? capacities.pathsMax, 1), capacities.pathsMax),
+                     maps: min(max(initial?.maps ?? capacities.mapsMax, 1), capacities.mapsMax))
+        arenas.prepare(paths: start.paths, maps: start.maps)
+        self.arenas = arenas
+        paths = arenas.paths
+        maps = arenas.maps
+        pathCapacity = 0
+        mapCapacity = 0
+        freePathHead = -1
+        freeMapHead = -1
+        pathTimers = TimerWheel(capacity: start.paths, slotCount: wheelSlots, tickNs: wheelTickNs, startNs: startNs,
+                                entries: arenas.pathWheel)
+        mapTimers = TimerWheel(capacity: start.maps, slotCount: 256, tickNs: 16 * wheelTickNs, startNs: startNs,
+                               entries: arenas.mapWheel)
         devices = KeyIndex(capacity: capacities.pathsMax)
         portHeads = KeyIndex(capacity: capacities.pathsMax)
         // Holds the due map timers, then the due path timers: sized for the larger table (a
         // host may configure more maps than paths).
-        dueScratch = Array(repeating: -1, count: max(capacities.pathsMax, capacities.mapsMax))
-        reloadQueue = Array(repeating: -1, count: capacities.mapsMax)
+        dueScratch = arenas.dueScratch
+        reloadQueue = arenas.reloadQueue
         groupScratch = Grouping.Scratch(capacity: capacities.pathsPerMapMax)
+        adopt(paths: start.paths, maps: start.maps)
+    }
+
+    /// Takes the path and map handles the arenas have prepared up to `paths` and `maps` (the
+    /// owning thread, between passes; allocates nothing). New handles go to the front of the free
+    /// lists, lowest first; live handles and their state do not move.
+    public func adopt(paths newPaths: Int, maps newMaps: Int) {
+        precondition(newPaths <= arenas.preparedPaths && newMaps <= arenas.preparedMaps, "engine grown before its arenas were prepared")
+        if newPaths > pathCapacity {
+            for i in stride(from: newPaths - 1, through: pathCapacity, by: -1) {
+                paths[i].nextFree = freePathHead
+                freePathHead = Int32(i)
+            }
+            pathCapacity = newPaths
+            pathTimers.adopt(capacity: newPaths)
+        }
+        if newMaps > mapCapacity {
+            for i in stride(from: newMaps - 1, through: mapCapacity, by: -1) {
+                maps[i].nextFree = freeMapHead
+                freeMapHead = Int32(i)
+            }
+            mapCapacity = newMaps
+            mapTimers.adopt(capacity: newMaps)
+        }
     }
 
     // MARK: - Topology (control plane asks, the owning thread applies)
@@ -58,7 +98,7 @@ public final class Engine {
     public func addMap(policy: MapPolicy) throws(EngineRefusal) -> MapHandle {
         guard freeMapHead >= 0 else {
             counters.refusals += 1
-            throw .mapTableFull(capacity: capacities.mapsMax)
+            throw .mapTableFull(capacity: mapCapacity)
         }
         let m = Int(freeMapHead)
         freeMapHead = maps[m].nextFree
@@ -91,7 +131,7 @@ public final class Engine {
             counters.refusals += 1
             throw .mapFull(map, capacity: capacities.pathsPerMapMax)
         }
-        guard freePathHead >= 0 else { counters.refusals += 1; throw .pathTableFull(capacity: capacities.pathsMax) }
+        guard freePathHead >= 0 else { counters.refusals += 1; throw .pathTableFull(capacity: pathCapacity) }
         let p = Int(freePathHead)
         freePathHead = paths[p].nextFree
         var record = PathRecord()
@@ -182,7 +222,7 @@ public final class Engine {
     /// A checker verdict arrived.
     public func handle<S: EngineActionSink>(_ completion: CheckCompletion, nowNs: Nanoseconds, sink: inout S) {
         let p = completion.path.index
-        guard p >= 0, p < paths.count, paths[p].inUse, paths[p].checkInFlight, paths[p].checkToken == completion.token else {
+        guard p >= 0, p < pathCapacity, paths[p].inUse, paths[p].checkInFlight, paths[p].checkToken == completion.token else {
             counters.staleCompletions += 1
             return
         }
@@ -690,6 +730,64 @@ public final class Engine {
         return p
     }
 
-    @inlinable func isLive(_ map: MapHandle) -> Bool { map.index < maps.count && maps[map.index].inUse }
-    @inlinable func isLive(_ path: PathHandle) -> Bool { path.index < paths.count && paths[path.index].inUse }
+    @inlinable func isLive(_ map: MapHandle) -> Bool { map.index < mapCapacity && maps[map.index].inUse }
+    @inlinable func isLive(_ path: PathHandle) -> Bool { path.index < pathCapacity && paths[path.index].inUse }
+}
+
+/// The engine's per-path and per-map tables, reserved for the ceilings and committed as the host
+/// grows. `prepare` runs on the thread that grows tables (committing memory may wait on the
+/// kernel); the engine's owner then `adopt`s the new handles between passes.
+public final class EngineArenas: @unchecked Sendable {
+    public let capacities: Capacities
+    @usableFromInline let paths: Table<PathRecord>
+    @usableFromInline let maps: Table<MapRecord>
+    let pathWheel: TimerWheel.Entries
+    let mapWheel: TimerWheel.Entries
+    @usableFromInline let dueScratch: Table<Int32>
+    @usableFromInline let reloadQueue: Table<Int32>
+    /// The recovery loop's completion and check buffers, one entry per path.
+    public let completions: Table<CheckCompletion>
+    public let checks: Table<CheckRequest>
+    /// Paths and maps prepared so far (written by the preparing thread only; the count reaches
+    /// the owner with the request to adopt it).
+    public private(set) var preparedPaths = 0
+    public private(set) var preparedMaps = 0
+
+    init(capacities: Capacities, memory: TableMemory) {
+        self.capacities = capacities
+        paths = Table(ceiling: capacities.pathsMax, memory: memory)
+        maps = Table(ceiling: capacities.mapsMax, memory: memory)
+        pathWheel = TimerWheel.Entries(ceiling: capacities.pathsMax, memory: memory)
+        mapWheel = TimerWheel.Entries(ceiling: capacities.mapsMax, memory: memory)
+        dueScratch = Table(ceiling: max(capacities.pathsMax, capacities.mapsMax), memory: memory)
+        reloadQueue = Table(ceiling: capacities.mapsMax, memory: memory)
+        completions = Table(ceiling: capacities.pathsMax, memory: memory)
+        checks = Table(ceiling: capacities.pathsMax, memory: memory)
+    }
+
+    /// Commits and clears the tables for `paths` paths and `maps` maps (clamped to the ceilings).
+    /// Handles past what the engine has adopted are never touched by its owner.
+    public func prepare(paths newPaths: Int, maps newMaps: Int) {
+        let p = min(newPaths, capacities.pathsMax), m = min(newMaps, capacities.mapsMax)
+        if p > preparedPaths {
+            paths.prepare(from: preparedPaths, to: p, value: PathRecord())
+            pathWheel.prepare(upTo: p)
+            completions.memory.commit(completions.base, from: preparedPaths, to: p)
+            checks.memory.commit(checks.base, from: preparedPaths, to: p)
+        }
+        if m > preparedMaps {
+            maps.prepare(from: preparedMaps, to: m, value: MapRecord())
+            mapWheel.prepare(upTo: m)
+            reloadQueue.prepare(from: preparedMaps, to: m, value: -1)
+        }
+        let oldScratch = max(preparedPaths, preparedMaps), newScratch = max(max(p, preparedPaths), max(m, preparedMaps))
+        dueScratch.prepare(from: oldScratch, to: newScratch, value: -1)
+        preparedPaths = max(p, preparedPaths)
+        preparedMaps = max(m, preparedMaps)
+    }
+
+    /// Committed bytes for each path and each map.
+    public static let bytesPerPath = MemoryLayout<PathRecord>.stride + TimerWheel.Entries.bytesPerId + MemoryLayout<Int32>.stride
+        + MemoryLayout<CheckCompletion>.stride + MemoryLayout<CheckRequest>.stride
+    public static let bytesPerMap = MemoryLayout<MapRecord>.stride + TimerWheel.Entries.bytesPerId + 2 * MemoryLayout<Int32>.stride
 }

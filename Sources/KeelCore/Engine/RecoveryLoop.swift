@@ -31,30 +31,16 @@ public struct RecoveryLoop<Checker: PathCheckBackend, Messenger: MultipathMessen
     @usableFromInline var pendingChecks: UnsafeMutableBufferPointer<CheckRequest>
     @usableFromInline var pendingCheckCount = 0
     @usableFromInline var nowNs: Nanoseconds = 0
-    @usableFromInline let storage: Storage
 
-    /// Owns the loop's preallocated buffers.
-    public final class Storage {
-        let completions: UnsafeMutableBufferPointer<CheckCompletion>
-        let checks: UnsafeMutableBufferPointer<CheckRequest>
-        init(capacity: Int) {
-            completions = .allocate(capacity: capacity)
-            checks = .allocate(capacity: capacity)
-        }
-        deinit {
-            completions.deallocate()
-            checks.deallocate()
-        }
-    }
-
+    /// The loop's buffers live in the engine's arenas and grow with its paths (the engine's
+    /// `pathCapacity` bounds both).
     public init(engine: Engine, checker: Checker, messenger: Messenger, output: Output) {
         self.engine = engine
         self.checker = checker
         self.messenger = messenger
         self.output = output
-        storage = Storage(capacity: engine.capacities.pathsMax)
-        completions = storage.completions
-        pendingChecks = storage.checks
+        completions = UnsafeMutableBufferPointer(start: engine.arenas.completions.base, count: engine.arenas.completions.ceiling)
+        pendingChecks = UnsafeMutableBufferPointer(start: engine.arenas.checks.base, count: engine.arenas.checks.ceiling)
     }
 
     /// One pass at `nowNs`: reap finished checks and decide on them, then run everything due
@@ -62,7 +48,7 @@ public struct RecoveryLoop<Checker: PathCheckBackend, Messenger: MultipathMessen
     @inlinable
     public mutating func step(nowNs: Nanoseconds) {
         self.nowNs = nowNs
-        var collector = CompletionCollector(buffer: completions)
+        var collector = CompletionCollector(buffer: completions, limit: engine.pathCapacity)
         checker.reap(nowNs: nowNs, into: &collector)
         let engine = self.engine
         for i in 0..<collector.count {
@@ -124,7 +110,7 @@ public struct RecoveryLoop<Checker: PathCheckBackend, Messenger: MultipathMessen
     public mutating func perform(_ action: EngineAction) {
         switch action {
         case .check(let request):
-            precondition(pendingCheckCount < pendingChecks.count, "more checks than paths")
+            precondition(pendingCheckCount < engine.pathCapacity, "more checks than paths")
             pendingChecks[pendingCheckCount] = request
             pendingCheckCount += 1
         case .message(let message):
@@ -142,13 +128,18 @@ public struct RecoveryLoop<Checker: PathCheckBackend, Messenger: MultipathMessen
 @usableFromInline
 struct CompletionCollector: CheckCompletionSink {
     @usableFromInline let buffer: UnsafeMutableBufferPointer<CheckCompletion>
+    /// Completions the buffer may hold now (its committed part).
+    @usableFromInline let limit: Int
     @usableFromInline var count = 0
 
-    @inlinable init(buffer: UnsafeMutableBufferPointer<CheckCompletion>) { self.buffer = buffer }
+    @inlinable init(buffer: UnsafeMutableBufferPointer<CheckCompletion>, limit: Int) {
+        self.buffer = buffer
+        self.limit = min(limit, buffer.count)
+    }
 
     @inlinable
     mutating func checkCompleted(_ completion: CheckCompletion) {
-        precondition(count < buffer.count, "more completions than paths")
+        precondition(count < limit, "more completions than paths")
         buffer[count] = completion
         count += 1
     }

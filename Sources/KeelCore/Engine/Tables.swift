@@ -24,7 +24,7 @@ public struct PathDescriptor: BitwiseCopyable, Sendable, Equatable {
 
 /// One row of the path table.
 @usableFromInline
-struct PathRecord {
+struct PathRecord: BitwiseCopyable {
     @usableFromInline var inUse = false
     @usableFromInline var descriptor = PathDescriptor(device: DevNo(major: 0, minor: 0))
     @usableFromInline var map = MapHandle(0)
@@ -57,7 +57,7 @@ struct PathRecord {
 
 /// One row of the map table.
 @usableFromInline
-struct MapRecord {
+struct MapRecord: BitwiseCopyable {
     @usableFromInline var inUse = false
     @usableFromInline var policy = MapPolicy()
     @usableFromInline var firstPath: Int32 = -1

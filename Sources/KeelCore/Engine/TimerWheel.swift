@@ -1,7 +1,8 @@
 // A hashed timer wheel over small integer ids, with intrusive links in preallocated arrays.
 
 /// Schedules one deadline per id (a path or a map) with O(1) insert and cancel, and pops due ids
-/// in bounded work. Storage is allocated once at init; nothing grows afterwards.
+/// in bounded work. Storage is allocated at init; the per-id tables grow in place (`Entries`), so
+/// the wheel itself never allocates.
 ///
 /// Deadlines further away than one turn of the wheel stay in their slot and are skipped until
 /// their turn comes (they carry their absolute deadline), so any deadline is exact, never rounded
@@ -9,10 +10,47 @@
 public struct TimerWheel {
     @usableFromInline static let none: Int32 = -1
 
-    @usableFromInline var deadlineNs: [Nanoseconds]
-    @usableFromInline var next: [Int32]
-    @usableFromInline var prev: [Int32]
-    @usableFromInline var slotOf: [Int32]
+    /// The per-id tables, reserved for a ceiling and committed as the id range grows. A thread
+    /// other than the wheel's owner may `prepare` ids past `capacity`; the owner then `adopt`s them.
+    public final class Entries: @unchecked Sendable {
+        @usableFromInline let deadlineNs: Table<Nanoseconds>
+        @usableFromInline let next: Table<Int32>
+        @usableFromInline let prev: Table<Int32>
+        @usableFromInline let slotOf: Table<Int32>
+        public let ceiling: Int
+        /// Ids prepared so far (written by the preparing thread only).
+        public private(set) var prepared = 0
+
+        public init(ceiling: Int, memory: TableMemory) {
+            self.ceiling = max(ceiling, 1)
+            deadlineNs = Table(ceiling: self.ceiling, memory: memory)
+            next = Table(ceiling: self.ceiling, memory: memory)
+            prev = Table(ceiling: self.ceiling, memory: memory)
+            slotOf = Table(ceiling: self.ceiling, memory: memory)
+        }
+
+        /// Commits and clears ids up to `count` (not past the ceiling).
+        public func prepare(upTo count: Int) {
+            let to = min(count, ceiling)
+            guard to > prepared else { return }
+            deadlineNs.prepare(from: prepared, to: to, value: Time.never)
+            next.prepare(from: prepared, to: to, value: TimerWheel.none)
+            prev.prepare(from: prepared, to: to, value: TimerWheel.none)
+            slotOf.prepare(from: prepared, to: to, value: TimerWheel.none)
+            prepared = to
+        }
+
+        /// Bytes committed per id.
+        public static let bytesPerId = MemoryLayout<Nanoseconds>.stride + 3 * MemoryLayout<Int32>.stride
+    }
+
+    public let entries: Entries
+    @usableFromInline let deadlineNs: Table<Nanoseconds>
+    @usableFromInline let next: Table<Int32>
+    @usableFromInline let prev: Table<Int32>
+    @usableFromInline let slotOf: Table<Int32>
+    /// Ids `0..<capacity` may be scheduled.
+    public private(set) var capacity: Int
     @usableFromInline var heads: [Int32]
     /// One bit per slot: set while the slot holds an entry, so an idle wheel is skipped 64
     /// slots at a time when looking for the next deadline.
@@ -38,14 +76,22 @@ public struct TimerWheel {
     ///   - capacity: ids run from 0 to capacity-1.
     ///   - slotCount: rounded up to a power of two; one turn is `slotCount * tickNs`.
     ///   - tickNs: granularity of the slots (not of the deadlines, which stay exact).
-    public init(capacity: Int, slotCount: Int = 4096, tickNs: Nanoseconds = Time.nsPerMs, startNs: Nanoseconds = 0) {
+    ///   - entries: per-id tables to use (grown by their preparer); by default the heap, sized
+    ///     for `capacity` ids.
+    public init(capacity: Int, slotCount: Int = 4096, tickNs: Nanoseconds = Time.nsPerMs, startNs: Nanoseconds = 0,
+                entries: Entries? = nil) {
         precondition(capacity > 0 && slotCount > 0 && tickNs > 0)
         var slots = 1
         while slots < slotCount { slots <<= 1 }
-        deadlineNs = Array(repeating: Time.never, count: capacity)
-        next = Array(repeating: Self.none, count: capacity)
-        prev = Array(repeating: Self.none, count: capacity)
-        slotOf = Array(repeating: Self.none, count: capacity)
+        let entries = entries ?? Entries(ceiling: capacity, memory: .heap)
+        entries.prepare(upTo: capacity)
+        precondition(entries.prepared >= capacity, "timer wheel entries not prepared")
+        self.entries = entries
+        self.capacity = capacity
+        deadlineNs = entries.deadlineNs
+        next = entries.next
+        prev = entries.prev
+        slotOf = entries.slotOf
         heads = Array(repeating: Self.none, count: slots)
         occupied = Array(repeating: 0, count: (slots + 63) / 64)
         slotMinNs = Array(repeating: Time.never, count: slots)
@@ -55,7 +101,11 @@ public struct TimerWheel {
         scheduledCount = 0
     }
 
-    public var capacity: Int { deadlineNs.count }
+    /// Takes ids up to `count`, which `entries` has prepared (owner's thread; allocates nothing).
+    public mutating func adopt(capacity count: Int) {
+        precondition(count <= entries.prepared, "timer wheel ids adopted before they were prepared")
+        if count > capacity { capacity = count }
+    }
 
     /// How many ids have a deadline.
     public var count: Int { scheduledCount }

@@ -187,6 +187,7 @@ final class CheckerThreadPool: @unchecked Sendable {
         results = .allocate(capacity: slots)
         results.initialize(repeating: 0, count: slots)
         inFlight = InFlightChecks(capacity: slots)
+        inFlight.prepare(from: 0, to: slots)
         queue = SlotQueue(capacityAtLeast: slots)
         wakeup = .allocate(capacity: 1)
         sem_init(wakeup, 0, 0)

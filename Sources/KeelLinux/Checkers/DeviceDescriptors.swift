@@ -2,6 +2,7 @@
 // the recovery thread, and never closed under a check that is still in flight.
 import Glibc
 import Synchronization
+import KeelCore
 
 /// One descriptor slot per path. The control plane installs and retires descriptors; the recovery
 /// thread reads them when it starts a check. A descriptor whose path still has a check in flight
@@ -18,24 +19,38 @@ final class DeviceDescriptors: @unchecked Sendable {
     private let entries: UnsafeMutablePointer<Atomic<UInt64>>
     private let retired: UnsafeMutablePointer<Atomic<Int32>>
 
-    init(capacity: Int) {
+    private let memory: TableMemory
+    /// Paths with usable entries; `closeRetired` and `closeAll` scan these.
+    private let ready = Atomic<Int>(0)
+
+    /// Entries reserved for `capacity` paths; none usable before `prepare`.
+    init(capacity: Int, memory: TableMemory = .heap) {
         self.capacity = capacity
-        entries = .allocate(capacity: capacity)
-        retired = .allocate(capacity: capacity)
-        for i in 0..<capacity {
+        self.memory = memory
+        entries = memory.reserve(Atomic<UInt64>.self, count: capacity)
+        retired = memory.reserve(Atomic<Int32>.self, count: capacity)
+    }
+
+    static let bytesPerPath = MemoryLayout<Atomic<UInt64>>.stride + MemoryLayout<Atomic<Int32>>.stride
+
+    /// Commits and clears the entries of paths up to `count`.
+    func prepare(upTo count: Int) {
+        let old = ready.load(ordering: .relaxed), new = min(count, capacity)
+        guard new > old else { return }
+        memory.commit(entries, from: old, to: new)
+        memory.commit(retired, from: old, to: new)
+        for i in old..<new {
             (entries + i).initialize(to: Atomic(0))
             (retired + i).initialize(to: Atomic(-1))
         }
+        ready.store(new, ordering: .releasing)
     }
 
     deinit {
-        entries.deinitialize(count: capacity)
-        entries.deallocate()
-        retired.deinitialize(count: capacity)
-        retired.deallocate()
+        memory.release(entries, count: capacity)
+        memory.release(retired, count: capacity)
     }
 
-    /// The descriptor and read length of `path`, or nil when none is installed (recovery thread).
     @inline(__always)
     func current(_ path: Int) -> (fd: Int32, blockBytes: Int)? {
         let entry = entries[path].load(ordering: .sequentiallyConsistent)
@@ -72,7 +87,7 @@ final class DeviceDescriptors: @unchecked Sendable {
     @discardableResult
     func closeRetired(isIdle: (Int) -> Bool) -> Int {
         var parked = 0
-        for path in 0..<capacity where retired[path].load(ordering: .relaxed) >= 0 {
+        for path in 0..<ready.load(ordering: .acquiring) where retired[path].load(ordering: .relaxed) >= 0 {
             if !closeRetired(path, isIdle: isIdle) { parked += 1 }
         }
         return parked
@@ -91,7 +106,7 @@ final class DeviceDescriptors: @unchecked Sendable {
     /// under a check still stuck in the kernel is left open: closing it could let its number be
     /// reused under that request; it costs one descriptor per hung device until exit.
     func closeAll(isIdle: (Int) -> Bool) {
-        for path in 0..<capacity where isIdle(path) {
+        for path in 0..<ready.load(ordering: .acquiring) where isIdle(path) {
             let entry = entries[path].exchange(0, ordering: .sequentiallyConsistent)
             if entry != 0 { close(Int32(bitPattern: UInt32(truncatingIfNeeded: entry))) }
             let fd = retired[path].exchange(-1, ordering: .sequentiallyConsistent)

@@ -7,9 +7,13 @@ import CKeelShim
 import KeelCore
 
 /// Sizes and limits of a directio checker, all fixed at init.
-public struct DirectIOConfiguration: Sendable, Equatable {
-    /// Paths the checker can hold; `PathHandle.index` must be below it.
+public struct DirectIOConfiguration: Sendable {
+    /// Paths the checker's tables are reserved for; `PathHandle.index` must be below it.
     public var pathsMax: Int
+    /// Paths with a usable slot at init (all of `pathsMax` when nil); `prepare` adds more.
+    public var initialPaths: Int?
+    /// Where the per-path tables and read buffers live.
+    public var memory: TableMemory
     /// Threads of the synchronous fallback (used only when io_setup fails).
     public var fallbackThreads: Int
     /// Stack size of each fallback thread; small because the daemon locks its memory.
@@ -17,8 +21,11 @@ public struct DirectIOConfiguration: Sendable, Equatable {
     /// Skip io_setup and check with the thread pool (operators who want no aio at all; tests).
     public var forceSynchronous: Bool
 
-    public init(pathsMax: Int, fallbackThreads: Int = 4, threadStackBytes: Int = 64 * 1024, forceSynchronous: Bool = false) {
+    public init(pathsMax: Int, initialPaths: Int? = nil, memory: TableMemory = .heap, fallbackThreads: Int = 4,
+                threadStackBytes: Int = 64 * 1024, forceSynchronous: Bool = false) {
         self.pathsMax = pathsMax
+        self.initialPaths = initialPaths
+        self.memory = memory
         self.fallbackThreads = fallbackThreads
         self.threadStackBytes = threadStackBytes
         self.forceSynchronous = forceSynchronous
@@ -82,7 +89,9 @@ public struct DirectIOCounters: Sendable, Equatable {
 ///
 /// - Shared io contexts: one `io_setup` per `pathsPerContext` paths, not one per path.
 /// - Everything the recovery thread touches (iocbs, aligned buffers, event arrays, bookkeeping)
-///   is allocated at init for `pathsMax` paths; `submit` and `reap` never allocate or block.
+///   is reserved at init for `pathsMax` paths and committed as paths arrive (`prepare`; a path's
+///   4 KiB buffer when it is registered, so paths checked by tur cost no buffer); `submit` and
+///   `reap` never allocate or block.
 /// - A read that times out is orphaned: `.timeout` is reported at once, `io_cancel` is tried (the
 ///   block layer rarely honours it), and the path's slot stays reserved until the kernel completes
 ///   the read; that late result is dropped. **Policy:** while a path's orphan is out, `submit`
@@ -121,7 +130,17 @@ public struct DirectIOChecker: PathCheckBackend {
     /// Reads submitted that timed out and are still held by the kernel.
     public var orphansInFlight: Int { core.orphansInFlight }
     /// Whether `path`'s last read timed out and is still held by the kernel (any thread).
-    public func isOrphaned(_ path: PathHandle) -> Bool { core.isOrphaned(path.index) }
+    public func isOrphaned(_ path: PathHandle) -> Bool { path.index < pathCapacity && core.isOrphaned(path.index) }
+
+    /// Makes room for `paths` paths (the thread that grows tables; never the recovery thread).
+    public func prepare(paths: Int) { core.prepare(paths: paths) }
+
+    /// Paths with a slot now.
+    public var pathCapacity: Int { core.ready.load(ordering: .acquiring) }
+
+    /// Bytes committed per path slot, and per path registered (its read buffer).
+    public static var bytesPerPath: Int { DirectIOAio.bytesPerPath + DeviceDescriptors.bytesPerPath }
+    public static var bytesPerRegisteredPath: Int { blockBytesMax }
 
     /// Opens `devicePath` with O_DIRECT for `path` and learns its block size (control plane:
     /// opening files and ioctls stay off the recovery thread). Replaces an earlier registration.
@@ -195,6 +214,8 @@ extension DirectIOChecker {
 @usableFromInline
 final class DirectIOCore: @unchecked Sendable {
     let pathsMax: Int
+    /// Paths with usable slots.
+    let ready = Atomic<Int>(0)
     let mode: DirectIOMode
     let fallbackHint: DirectIOFallbackHint?
     let completionFD: Int32
@@ -208,12 +229,14 @@ final class DirectIOCore: @unchecked Sendable {
     init(_ configuration: DirectIOConfiguration) throws(SystemError) {
         precondition(configuration.pathsMax > 0, "a checker needs room for paths")
         pathsMax = configuration.pathsMax
-        descriptors = DeviceDescriptors(capacity: configuration.pathsMax)
+        let initial = min(max(configuration.initialPaths ?? pathsMax, 1), pathsMax)
+        descriptors = DeviceDescriptors(capacity: configuration.pathsMax, memory: configuration.memory)
+        descriptors.prepare(upTo: initial)
         var setupErrno: Int32 = 0
         var aio: DirectIOAio? = nil
         if !configuration.forceSynchronous {
             let eventFD = Int32(try systemCall("eventfd") { keel_checkers_eventfd() })
-            switch DirectIOAio.make(pathsMax: configuration.pathsMax, eventFD: eventFD) {
+            switch DirectIOAio.make(pathsMax: configuration.pathsMax, initial: initial, memory: configuration.memory, eventFD: eventFD) {
             case .success(let made):
                 aio = made
                 ioSetupCalls = made.contextCount
@@ -242,9 +265,19 @@ final class DirectIOCore: @unchecked Sendable {
                                                 threads: threads)
             completionFD = pool.eventFD
         }
+        ready.store(initial, ordering: .releasing)
     }
 
     deinit { close() }
+
+    /// Commits the slots of paths up to `paths` (the thread that grows tables).
+    func prepare(paths: Int) {
+        let old = ready.load(ordering: .relaxed), new = min(paths, pathsMax)
+        guard new > old else { return }
+        descriptors.prepare(upTo: new)
+        aio?.prepare(from: old, to: new)
+        ready.store(new, ordering: .releasing)
+    }
 
     private func isIdle(_ path: Int) -> Bool {
         if let aio { return aio.isIdle(path) }
@@ -252,7 +285,8 @@ final class DirectIOCore: @unchecked Sendable {
     }
 
     func register(path: Int, devicePath: String) throws(SystemError) {
-        precondition(path < pathsMax, "path handle beyond pathsMax")
+        precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
+        aio?.commitBuffer(path: path)
         let fd = Int32(try systemCall("open(O_DIRECT)") { keel_checkers_open_direct(devicePath) })
         var logical: Int32 = 0
         var soft: Int32 = 0
@@ -264,7 +298,7 @@ final class DirectIOCore: @unchecked Sendable {
     }
 
     func unregister(path: Int) {
-        precondition(path < pathsMax, "path handle beyond pathsMax")
+        precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
         descriptors.retire(path, isIdle: isIdle)
     }
 
@@ -277,7 +311,7 @@ final class DirectIOCore: @unchecked Sendable {
     @usableFromInline
     func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
         let path = request.path.index
-        precondition(path < pathsMax, "path handle beyond pathsMax")
+        precondition(path < ready.load(ordering: .relaxed), "path handle beyond the checker's slots")
         let deadlineNs = nowNs &+ request.timeoutNs
         if let aio {
             switch aio.submit(path: path, token: request.token, deadlineNs: deadlineNs, descriptors: descriptors) {
@@ -415,7 +449,13 @@ final class DirectIOAio: @unchecked Sendable {
     }
 
     let pathsMax: Int
-    let contextCount: Int
+    let contextsMax: Int
+    /// Contexts set up so far (the first `contextCount` of `contexts`): grown by the thread that
+    /// grows tables, read by the recovery thread.
+    private let contextsReady = Atomic<Int>(0)
+    var contextCount: Int { contextsReady.load(ordering: .acquiring) }
+    private(set) var lastSetupErrno: Int32 = 0
+    let memory: TableMemory
     let eventFD: Int32
     private(set) var orphans = 0
     private let contexts: UnsafeMutablePointer<io_context_t?>
@@ -433,34 +473,53 @@ final class DirectIOAio: @unchecked Sendable {
     private var destroyed = false
     private var descriptorsAfterDestroy: DeviceDescriptors?
 
-    static func make(pathsMax: Int, eventFD: Int32) -> Result<DirectIOAio, SetupFailure> {
-        let contextCount = (pathsMax + DirectIOChecker.pathsPerContext - 1) / DirectIOChecker.pathsPerContext
-        let contexts = UnsafeMutablePointer<io_context_t?>.allocate(capacity: contextCount)
-        contexts.initialize(repeating: nil, count: contextCount)
-        for c in 0..<contextCount {
-            let paths = min(DirectIOChecker.pathsPerContext, pathsMax - c * DirectIOChecker.pathsPerContext)
-            let rc = io_setup(Int32(paths), contexts + c)
-            if rc != 0 {
-                for earlier in 0..<c { io_destroy(contexts[earlier]) }
-                contexts.deallocate()
-                return .failure(SetupFailure(errno: -rc, calls: c + 1))
-            }
+    /// Sets up the io contexts of the first `initial` paths; `prepare` sets up the rest as paths
+    /// arrive (one context per `pathsPerContext` paths).
+    static func make(pathsMax: Int, initial: Int, memory: TableMemory, eventFD: Int32) -> Result<DirectIOAio, SetupFailure> {
+        let contextsMax = (pathsMax + DirectIOChecker.pathsPerContext - 1) / DirectIOChecker.pathsPerContext
+        let contexts = UnsafeMutablePointer<io_context_t?>.allocate(capacity: contextsMax)
+        contexts.initialize(repeating: nil, count: contextsMax)
+        let aio = DirectIOAio(pathsMax: pathsMax, contexts: contexts, contextsMax: contextsMax, memory: memory, eventFD: eventFD)
+        let calls = aio.setUpContexts(forPaths: initial)
+        if aio.contextCount * DirectIOChecker.pathsPerContext < min(initial, pathsMax) {
+            for c in 0..<aio.contextCount { io_destroy(contexts[c]) }
+            return .failure(SetupFailure(errno: aio.lastSetupErrno, calls: calls))
         }
-        return .success(DirectIOAio(pathsMax: pathsMax, contexts: contexts, contextCount: contextCount, eventFD: eventFD))
+        aio.prepare(from: 0, to: initial)
+        return .success(aio)
     }
 
-    private init(pathsMax: Int, contexts: UnsafeMutablePointer<io_context_t?>, contextCount: Int, eventFD: Int32) {
+    /// io_setup for every context the first `paths` paths need and do not have. Returns the calls
+    /// made; a refusal is kept in `lastSetupErrno` and the contexts after it stay unset (their
+    /// paths' reads are refused at submit, counted, and the engine retries them).
+    @discardableResult
+    func setUpContexts(forPaths paths: Int) -> Int {
+        let needed = min((paths + DirectIOChecker.pathsPerContext - 1) / DirectIOChecker.pathsPerContext, contextsMax)
+        var calls = 0
+        while contextCount < needed {
+            let c = contextCount
+            let slots = min(DirectIOChecker.pathsPerContext, pathsMax - c * DirectIOChecker.pathsPerContext)
+            calls += 1
+            let rc = io_setup(Int32(slots), contexts + c)
+            if rc != 0 {
+                lastSetupErrno = -rc
+                break
+            }
+            contextsReady.store(c + 1, ordering: .releasing)
+        }
+        return calls
+    }
+
+    private init(pathsMax: Int, contexts: UnsafeMutablePointer<io_context_t?>, contextsMax: Int, memory: TableMemory, eventFD: Int32) {
         self.pathsMax = pathsMax
         self.contexts = contexts
-        self.contextCount = contextCount
+        self.contextsMax = contextsMax
+        self.memory = memory
         self.eventFD = eventFD
-        contextInFlight = .allocate(capacity: contextCount)
-        contextInFlight.initialize(repeating: 0, count: contextCount)
-        iocbs = .allocate(capacity: pathsMax)
-        iocbs.initialize(repeating: iocb(), count: pathsMax)
-        let bytes = pathsMax * DirectIOChecker.blockBytesMax
-        buffers = .allocate(byteCount: bytes, alignment: DirectIOChecker.blockBytesMax)
-        buffers.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        contextInFlight = .allocate(capacity: contextsMax)
+        contextInFlight.initialize(repeating: 0, count: contextsMax)
+        iocbs = memory.reserve(iocb.self, count: pathsMax)
+        buffers = memory.reserveBytes(pathsMax * DirectIOChecker.blockBytesMax)
         submitList = .allocate(capacity: 1)
         submitList.initialize(to: nil)
         events = .allocate(capacity: DirectIOAio.eventsPerCall)
@@ -469,11 +528,31 @@ final class DirectIOAio: @unchecked Sendable {
         cancelEvent.initialize(to: io_event())
         zeroTimeout = .allocate(capacity: 1)
         zeroTimeout.initialize(to: timespec(tv_sec: 0, tv_nsec: 0))
-        states = .allocate(capacity: pathsMax)
-        for i in 0..<pathsMax { (states + i).initialize(to: Atomic(SlotState.idle.rawValue)) }
-        expectedBytes = .allocate(capacity: pathsMax)
-        expectedBytes.initialize(repeating: 0, count: pathsMax)
-        inFlight = InFlightChecks(capacity: pathsMax)
+        states = memory.reserve(Atomic<UInt32>.self, count: pathsMax)
+        expectedBytes = memory.reserve(Int.self, count: pathsMax)
+        inFlight = InFlightChecks(capacity: pathsMax, memory: memory)
+    }
+
+    static let bytesPerPath = MemoryLayout<iocb>.stride + MemoryLayout<Atomic<UInt32>>.stride + MemoryLayout<Int>.stride
+        + InFlightChecks.bytesPerSlot
+
+    /// Commits the slots of paths `old..<new` and sets up their io contexts (the thread that grows
+    /// tables; the recovery thread uses only paths it was told of afterwards).
+    func prepare(from old: Int, to new: Int) {
+        guard new > old else { return }
+        setUpContexts(forPaths: new)
+        memory.commit(iocbs, from: old, to: new)
+        (iocbs + old).initialize(repeating: iocb(), count: new - old)
+        memory.commit(states, from: old, to: new)
+        for i in old..<new { (states + i).initialize(to: Atomic(SlotState.idle.rawValue)) }
+        memory.commit(expectedBytes, from: old, to: new)
+        (expectedBytes + old).initialize(repeating: 0, count: new - old)
+        inFlight.prepare(from: old, to: new)
+    }
+
+    /// Commits `path`'s read buffer (at registration: only paths checked by directio have one).
+    func commitBuffer(path: Int) {
+        memory.commitBytes(buffers + path * DirectIOChecker.blockBytesMax, DirectIOChecker.blockBytesMax)
     }
 
     deinit {
@@ -503,6 +582,11 @@ final class DirectIOAio: @unchecked Sendable {
         control.pointee.data = UnsafeMutableRawPointer(bitPattern: path + 1)
         submitList[0] = control
         let context = path / DirectIOChecker.pathsPerContext
+        guard context < contextCount else {
+            // Its context could not be set up when the tables grew (fs.aio-max-nr).
+            states[path].store(SlotState.idle.rawValue, ordering: .sequentiallyConsistent)
+            return .submitRefused
+        }
         let rc = io_submit(contexts[context], 1, submitList)
         guard rc == 1 else {
             // EAGAIN (the context is full) or a descriptor the kernel refuses: nothing was queued.
@@ -598,15 +682,14 @@ final class DirectIOAio: @unchecked Sendable {
     private func freeMemory() {
         contexts.deallocate()
         contextInFlight.deallocate()
-        iocbs.deallocate()
-        buffers.deallocate()
+        memory.release(iocbs, count: pathsMax)
+        memory.releaseBytes(buffers, pathsMax * DirectIOChecker.blockBytesMax)
         submitList.deallocate()
         events.deallocate()
         cancelEvent.deallocate()
         zeroTimeout.deallocate()
-        states.deinitialize(count: pathsMax)
-        states.deallocate()
-        expectedBytes.deallocate()
+        memory.release(states, count: pathsMax)
+        memory.release(expectedBytes, count: pathsMax)
     }
 }
 

@@ -16,26 +16,42 @@ struct InFlightChecks: ~Copyable {
     private let tokens: UnsafeMutablePointer<UInt32>
     private let deadlinesNs: UnsafeMutablePointer<Nanoseconds>
 
-    init(capacity: Int) {
+    private let memory: TableMemory
+
+    /// Tables reserved for `capacity` slots; none usable before `prepare`.
+    init(capacity: Int, memory: TableMemory = .heap) {
         self.capacity = capacity
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: -1, count: capacity)
-        positions = .allocate(capacity: capacity)
-        positions.initialize(repeating: -1, count: capacity)
-        tokens = .allocate(capacity: capacity)
-        tokens.initialize(repeating: 0, count: capacity)
-        deadlinesNs = .allocate(capacity: capacity)
-        deadlinesNs.initialize(repeating: 0, count: capacity)
+        self.memory = memory
+        slots = memory.reserve(Int32.self, count: capacity)
+        positions = memory.reserve(Int32.self, count: capacity)
+        tokens = memory.reserve(UInt32.self, count: capacity)
+        deadlinesNs = memory.reserve(Nanoseconds.self, count: capacity)
+    }
+
+    static let bytesPerSlot = 3 * MemoryLayout<Int32>.stride + MemoryLayout<Nanoseconds>.stride
+
+    /// Commits and clears slots `prepared..<count` (the thread that grows tables, which keeps
+    /// the count; the owner uses only slots it was told of after they were prepared).
+    func prepare(from prepared: Int, to count: Int) {
+        let new = min(count, capacity)
+        guard new > prepared else { return }
+        for table in [slots, positions] {
+            memory.commit(table, from: prepared, to: new)
+            (table + prepared).initialize(repeating: -1, count: new - prepared)
+        }
+        memory.commit(tokens, from: prepared, to: new)
+        (tokens + prepared).initialize(repeating: 0, count: new - prepared)
+        memory.commit(deadlinesNs, from: prepared, to: new)
+        (deadlinesNs + prepared).initialize(repeating: 0, count: new - prepared)
     }
 
     deinit {
-        slots.deallocate()
-        positions.deallocate()
-        tokens.deallocate()
-        deadlinesNs.deallocate()
+        memory.release(slots, count: capacity)
+        memory.release(positions, count: capacity)
+        memory.release(tokens, count: capacity)
+        memory.release(deadlinesNs, count: capacity)
     }
 
-    /// The slot at `index` of the list (`0..<count`, in no particular order).
     func slot(at index: Int) -> Int { Int(slots[index]) }
 
     /// The token of the slot's latest check (still there after `remove`).

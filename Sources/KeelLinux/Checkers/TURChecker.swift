@@ -6,12 +6,18 @@ import CKeelShim
 import KeelCore
 
 /// Sizes and limits of a TUR checker, all fixed at init.
-public struct TURConfiguration: Sendable, Equatable {
-    /// Paths the checker can hold; `PathHandle.index` must be below it.
+public struct TURConfiguration: Sendable {
+    /// Paths the checker's tables are reserved for; `PathHandle.index` must be below it.
     public var pathsMax: Int
+    /// Paths with a usable slot at init (all of `pathsMax` when nil); `prepare` adds more.
+    public var initialPaths: Int?
+    /// Where the per-path tables live.
+    public var memory: TableMemory
 
-    public init(pathsMax: Int) {
+    public init(pathsMax: Int, initialPaths: Int? = nil, memory: TableMemory = .heap) {
         self.pathsMax = pathsMax
+        self.initialPaths = initialPaths
+        self.memory = memory
     }
 }
 
@@ -50,10 +56,19 @@ public struct TURCounters: Sendable, Equatable {
 public struct TURChecker: PathCheckBackend {
     @usableFromInline let core: TURCore
 
-    /// Creates the epoll set and every table for `configuration.pathsMax` paths.
+    /// Creates the epoll set and the per-path tables, reserved for `configuration.pathsMax` paths.
     public init(_ configuration: TURConfiguration) throws(SystemError) {
         core = try TURCore(configuration)
     }
+
+    /// Makes room for `paths` paths (the thread that grows tables; never the recovery thread).
+    public func prepare(paths: Int) { core.prepare(paths: paths) }
+
+    /// Paths with a slot now.
+    public var pathCapacity: Int { core.ready.load(ordering: .acquiring) }
+
+    /// Bytes committed per path slot.
+    public static var bytesPerPath: Int { TURCore.bytesPerPath }
 
     /// Readable when an answer is waiting (the epoll set's descriptor); `reap` collects them.
     public var completionFD: Int32 { core.epollFD }
@@ -62,7 +77,9 @@ public struct TURChecker: PathCheckBackend {
     /// Commands that timed out and are still in the kernel (any thread may read it).
     public var orphansInFlight: Int { core.orphans.load(ordering: .relaxed) }
     /// Whether `path`'s last command timed out and has not come back (any thread may read it).
-    public func isOrphaned(_ path: PathHandle) -> Bool { core.state(path.index) == .orphaned }
+    public func isOrphaned(_ path: PathHandle) -> Bool {
+        path.index < pathCapacity && core.state(path.index) == .orphaned
+    }
 
     /// Opens `devicePath`, which must be a SCSI generic node (`/dev/sgN`; anything else is refused
     /// with ENOTTY, since a request written to a block device would be written as data), for
@@ -102,7 +119,9 @@ public struct TURChecker: PathCheckBackend {
     public func closeRetiredDescriptors() -> Int { core.descriptors.closeRetired(isIdle: core.isIdle) }
 
     /// Why the path's last check ended as it did (any thread may read it).
-    public func lastReason(of path: PathHandle) -> TURReason { core.lastReason(path.index) }
+    public func lastReason(of path: PathHandle) -> TURReason {
+        path.index < pathCapacity ? core.lastReason(path.index) : TURReason(packed: 0)
+    }
 
     @inlinable
     public func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
@@ -148,6 +167,9 @@ final class TURCore: @unchecked Sendable {
     static let eventsPerPoll = 64
 
     let pathsMax: Int
+    let memory: TableMemory
+    /// Paths with usable slots (grown by `prepare` before the engine hands out their handles).
+    let ready = Atomic<Int>(0)
     let epollFD: Int32
     let descriptors: DeviceDescriptors
     private(set) var counters = TURCounters()
@@ -175,21 +197,15 @@ final class TURCore: @unchecked Sendable {
     init(_ configuration: TURConfiguration) throws(SystemError) {
         precondition(configuration.pathsMax > 0, "a checker needs room for paths")
         pathsMax = configuration.pathsMax
+        memory = configuration.memory
         epollFD = Int32(try systemCall("epoll_create1") { keel_checkers_epoll_create() })
-        descriptors = DeviceDescriptors(capacity: pathsMax)
-        inFlight = InFlightChecks(capacity: pathsMax)
-        states = .allocate(capacity: pathsMax)
-        reasons = .allocate(capacity: pathsMax)
-        for i in 0..<pathsMax {
-            (states + i).initialize(to: Atomic(TURPathState.idle.rawValue))
-            (reasons + i).initialize(to: Atomic(0))
-        }
-        attempts = .allocate(capacity: pathsMax)
-        attempts.initialize(repeating: 0, count: pathsMax)
-        timeoutsMs = .allocate(capacity: pathsMax)
-        timeoutsMs.initialize(repeating: 0, count: pathsMax)
-        submitErrnos = .allocate(capacity: pathsMax)
-        submitErrnos.initialize(repeating: 0, count: pathsMax)
+        descriptors = DeviceDescriptors(capacity: pathsMax, memory: memory)
+        inFlight = InFlightChecks(capacity: pathsMax, memory: memory)
+        states = memory.reserve(Atomic<UInt32>.self, count: pathsMax)
+        reasons = memory.reserve(Atomic<UInt64>.self, count: pathsMax)
+        attempts = memory.reserve(UInt8.self, count: pathsMax)
+        timeoutsMs = memory.reserve(UInt32.self, count: pathsMax)
+        submitErrnos = memory.reserve(Int32.self, count: pathsMax)
         header = .allocate(capacity: 1)
         header.initialize(to: sg_io_hdr())
         command = .allocate(capacity: 6)
@@ -200,17 +216,42 @@ final class TURCore: @unchecked Sendable {
         eventData.initialize(repeating: 0, count: TURCore.eventsPerPoll)
         eventFlags = .allocate(capacity: TURCore.eventsPerPoll)
         eventFlags.initialize(repeating: 0, count: TURCore.eventsPerPoll)
+        prepare(paths: configuration.initialPaths ?? pathsMax)
+    }
+
+    /// Bytes committed per path slot over all the per-path tables.
+    static let bytesPerPath = DeviceDescriptors.bytesPerPath + InFlightChecks.bytesPerSlot
+        + MemoryLayout<Atomic<UInt32>>.stride + MemoryLayout<Atomic<UInt64>>.stride + MemoryLayout<UInt8>.stride
+        + MemoryLayout<UInt32>.stride + MemoryLayout<Int32>.stride
+
+    /// Commits and clears the tables of paths up to `paths` (the thread that grows tables).
+    func prepare(paths: Int) {
+        let old = ready.load(ordering: .relaxed), new = min(paths, pathsMax)
+        guard new > old else { return }
+        descriptors.prepare(upTo: new)
+        inFlight.prepare(from: old, to: new)
+        memory.commit(states, from: old, to: new)
+        memory.commit(reasons, from: old, to: new)
+        memory.commit(attempts, from: old, to: new)
+        memory.commit(timeoutsMs, from: old, to: new)
+        memory.commit(submitErrnos, from: old, to: new)
+        for i in old..<new {
+            (states + i).initialize(to: Atomic(TURPathState.idle.rawValue))
+            (reasons + i).initialize(to: Atomic(0))
+        }
+        (attempts + old).initialize(repeating: 0, count: new - old)
+        (timeoutsMs + old).initialize(repeating: 0, count: new - old)
+        (submitErrnos + old).initialize(repeating: 0, count: new - old)
+        ready.store(new, ordering: .releasing)
     }
 
     deinit {
         close()
-        states.deinitialize(count: pathsMax)
-        states.deallocate()
-        reasons.deinitialize(count: pathsMax)
-        reasons.deallocate()
-        attempts.deallocate()
-        timeoutsMs.deallocate()
-        submitErrnos.deallocate()
+        memory.release(states, count: pathsMax)
+        memory.release(reasons, count: pathsMax)
+        memory.release(attempts, count: pathsMax)
+        memory.release(timeoutsMs, count: pathsMax)
+        memory.release(submitErrnos, count: pathsMax)
         header.deallocate()
         command.deallocate()
         sense.deallocate()
@@ -230,14 +271,14 @@ final class TURCore: @unchecked Sendable {
     /// event carries the path and the descriptor, so an answer on a descriptor parked by
     /// `unregister` is still read from the descriptor it arrived on.
     func install(path: Int, fd: Int32) throws(SystemError) {
-        precondition(path < pathsMax, "path handle beyond pathsMax")
+        precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
         let data = (UInt64(UInt32(path)) << 32) | UInt64(UInt32(bitPattern: fd))
         _ = try systemCall("epoll_ctl(ADD)") { keel_checkers_epoll_add(epollFD, fd, data) }
         descriptors.install(path, fd: fd, blockBytes: 0, isIdle: isIdle)
     }
 
     func unregister(path: Int) {
-        precondition(path < pathsMax, "path handle beyond pathsMax")
+        precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
         descriptors.retire(path, isIdle: isIdle)
     }
 
@@ -248,7 +289,7 @@ final class TURCore: @unchecked Sendable {
     @usableFromInline
     func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
         let path = request.path.index
-        precondition(path < pathsMax, "path handle beyond pathsMax")
+        precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
         // Claim first, then load the descriptor (paired with DeviceDescriptors.retire).
         let (claimed, current) = states[path].compareExchange(expected: TURPathState.idle.rawValue, desired: TURPathState.inFlight.rawValue,
                                                               ordering: .sequentiallyConsistent)
@@ -340,7 +381,7 @@ final class TURCore: @unchecked Sendable {
 
     /// Reads every answer waiting on `fd` (edge-triggered: read until EAGAIN) and settles `path`.
     private func readAnswers<S: CheckCompletionSink>(path: Int, fd: Int32, into sink: inout S) {
-        guard path < pathsMax else { return }
+        guard path < ready.load(ordering: .relaxed) else { return }
         let size = MemoryLayout<sg_io_hdr>.size
         while true {
             // The sense buffer is not cleared: the answer says how many bytes were written.

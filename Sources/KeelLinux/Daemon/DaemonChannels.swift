@@ -27,6 +27,9 @@ public enum RecoveryInput: BitwiseCopyable, Sendable {
     case addPath(PathDescriptor, MapHandle, ticket: UInt32)
     /// A path assembly could not keep (its checker would not take it).
     case removePath(PathHandle, ticket: UInt32)
+    /// Every table has been prepared for this many paths and maps (`TableGrowth`): the engine
+    /// takes the new handles (`Engine.adopt`), without allocating.
+    case adopt(paths: Int32, maps: Int32)
 }
 
 /// The engine's answer to a topology input: the new handle, or the errno of its refusal
@@ -64,8 +67,13 @@ public final class StateBoard: @unchecked Sendable {
     private let pathStates: UnsafeMutablePointer<Atomic<UInt8>>
     /// Per map: bit 0 queueing, bit 1 loaded.
     private let mapFlags: UnsafeMutablePointer<Atomic<UInt8>>
+    /// The ceilings the board's memory is reserved for.
     public let pathsMax: Int
     public let mapsMax: Int
+    private let memory: TableMemory
+    /// Slots usable now (`prepare` grows them before the engine hands out their handles).
+    private let pathsReady = Atomic<Int>(0)
+    private let mapsReady = Atomic<Int>(0)
     /// Recovery loop passes; the watchdog is fed only while this grows.
     public let loopPasses = Atomic<UInt64>(0)
     /// Inputs the recovery thread took from its ring.
@@ -74,26 +82,46 @@ public final class StateBoard: @unchecked Sendable {
     /// engine's request is kept and sent again on the next `reloadDone`.
     public let reloadsDeferred = Atomic<UInt64>(0)
 
-    public init(pathsMax: Int, mapsMax: Int) {
+    /// A board reserved for `pathsMax` paths and `mapsMax` maps, usable for `initial` of them
+    /// (all when nil).
+    public init(pathsMax: Int, mapsMax: Int, initial: (paths: Int, maps: Int)? = nil, memory: TableMemory = .heap) {
         self.pathsMax = max(pathsMax, 1)
         self.mapsMax = max(mapsMax, 1)
-        pathStates = .allocate(capacity: self.pathsMax)
-        for i in 0..<self.pathsMax { (pathStates + i).initialize(to: Atomic(0)) }
-        mapFlags = .allocate(capacity: self.mapsMax)
-        for i in 0..<self.mapsMax { (mapFlags + i).initialize(to: Atomic(0)) }
+        self.memory = memory
+        pathStates = memory.reserve(Atomic<UInt8>.self, count: self.pathsMax)
+        mapFlags = memory.reserve(Atomic<UInt8>.self, count: self.mapsMax)
+        prepare(paths: initial?.paths ?? self.pathsMax, maps: initial?.maps ?? self.mapsMax)
     }
 
     deinit {
-        pathStates.deinitialize(count: pathsMax)
-        pathStates.deallocate()
-        mapFlags.deinitialize(count: mapsMax)
-        mapFlags.deallocate()
+        memory.release(pathStates, count: pathsMax)
+        memory.release(mapFlags, count: mapsMax)
     }
+
+    /// Makes room for `paths` paths and `maps` maps (the thread that grows tables).
+    public func prepare(paths: Int, maps: Int) {
+        let oldPaths = pathsReady.load(ordering: .relaxed), newPaths = min(paths, pathsMax)
+        if newPaths > oldPaths {
+            memory.commit(pathStates, from: oldPaths, to: newPaths)
+            for i in oldPaths..<newPaths { (pathStates + i).initialize(to: Atomic(0)) }
+            pathsReady.store(newPaths, ordering: .releasing)
+        }
+        let oldMaps = mapsReady.load(ordering: .relaxed), newMaps = min(maps, mapsMax)
+        if newMaps > oldMaps {
+            memory.commit(mapFlags, from: oldMaps, to: newMaps)
+            for i in oldMaps..<newMaps { (mapFlags + i).initialize(to: Atomic(0)) }
+            mapsReady.store(newMaps, ordering: .releasing)
+        }
+    }
+
+    /// Paths and maps the board has room for now.
+    public var pathCapacity: Int { pathsReady.load(ordering: .acquiring) }
+    public var mapCapacity: Int { mapsReady.load(ordering: .acquiring) }
 
     /// Publishes a path's state (recovery thread).
     @inlinable
     public func setState(_ path: PathHandle, _ state: PathState) {
-        guard path.index < pathsMax else { return }
+        guard path.index < pathCapacity else { return }
         storeState(path.index, state.rawValue &+ 1)
     }
 
@@ -104,7 +132,7 @@ public final class StateBoard: @unchecked Sendable {
 
     /// A path's last published state (nil before its first check).
     public func state(_ path: PathHandle) -> PathState? {
-        guard path.index < pathsMax else { return nil }
+        guard path.index < pathCapacity else { return nil }
         let raw = pathStates[path.index].load(ordering: .relaxed)
         return raw == 0 ? nil : PathState(rawValue: raw &- 1)
     }
@@ -119,7 +147,7 @@ public final class StateBoard: @unchecked Sendable {
 
     @usableFromInline
     func setFlag(_ map: MapHandle, bit: UInt8, _ on: Bool) {
-        guard map.index < mapsMax else { return }
+        guard map.index < mapCapacity else { return }
         if on {
             mapFlags[map.index].bitwiseOr(bit, ordering: .relaxed)
         } else {
@@ -129,12 +157,12 @@ public final class StateBoard: @unchecked Sendable {
 
     /// Whether the map queues I/O when no path is usable, as last published.
     public func queueing(_ map: MapHandle) -> Bool {
-        map.index < mapsMax && mapFlags[map.index].load(ordering: .relaxed) & 1 != 0
+        map.index < mapCapacity && mapFlags[map.index].load(ordering: .relaxed) & 1 != 0
     }
 
     /// Whether the map's table was loaded.
     public func loaded(_ map: MapHandle) -> Bool {
-        map.index < mapsMax && mapFlags[map.index].load(ordering: .relaxed) & 2 != 0
+        map.index < mapCapacity && mapFlags[map.index].load(ordering: .relaxed) & 2 != 0
     }
 }
 

@@ -19,7 +19,8 @@ public enum CheckerKind: UInt8, BitwiseCopyable, Sendable {
 
 /// The recovery loop's checker in the daemon: each path is checked by the backend its map's
 /// `path_checker` names (recorded with `assign` before the path is first checked); `reap`
-/// collects both. The kind table is allocated once (`pathsMax`); nothing here allocates after.
+/// collects both. The kind table is reserved for `pathsMax` and grows in place (`prepare`);
+/// nothing here allocates after.
 public struct DaemonChecker: PathCheckBackend {
     public let tur: TURChecker?
     public let directIO: DirectIOChecker?
@@ -27,48 +28,70 @@ public struct DaemonChecker: PathCheckBackend {
     @usableFromInline let kinds: UnsafeMutablePointer<Atomic<UInt8>>
     @usableFromInline let pathsMax: Int
     /// Verdicts decided at submit (unopened devices), handed out at the next reap.
-    @usableFromInline let immediate: UnsafeMutableBufferPointer<CheckCompletion>
+    @usableFromInline let immediate: UnsafeMutablePointer<CheckCompletion>
     @usableFromInline var immediateCount = 0
     @usableFromInline let storage: Storage
 
     /// Owns the kind table and the immediate verdicts.
-    @usableFromInline final class Storage {
+    @usableFromInline final class Storage: @unchecked Sendable {
         let kinds: UnsafeMutablePointer<Atomic<UInt8>>
         let count: Int
-        let immediate: UnsafeMutableBufferPointer<CheckCompletion>
-        init(pathsMax: Int) {
+        let immediate: UnsafeMutablePointer<CheckCompletion>
+        let memory: TableMemory
+        /// Paths with a usable slot.
+        @usableFromInline let ready = Atomic<Int>(0)
+        init(pathsMax: Int, memory: TableMemory) {
             count = pathsMax
-            kinds = .allocate(capacity: pathsMax)
-            for i in 0..<pathsMax { (kinds + i).initialize(to: Atomic(CheckerKind.unassigned.rawValue)) }
-            immediate = .allocate(capacity: pathsMax)
+            self.memory = memory
+            kinds = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
+            immediate = memory.reserve(CheckCompletion.self, count: pathsMax)
+        }
+        func prepare(paths: Int) {
+            let old = ready.load(ordering: .relaxed), new = min(paths, count)
+            guard new > old else { return }
+            memory.commit(kinds, from: old, to: new)
+            memory.commit(immediate, from: old, to: new)
+            for i in old..<new { (kinds + i).initialize(to: Atomic(CheckerKind.unassigned.rawValue)) }
+            ready.store(new, ordering: .releasing)
         }
         deinit {
-            kinds.deinitialize(count: count)
-            kinds.deallocate()
-            immediate.deallocate()
+            memory.release(kinds, count: count)
+            memory.release(immediate, count: count)
         }
     }
 
-    /// A checker for up to `pathsMax` paths over the given backends.
-    public init(pathsMax: Int, tur: TURChecker?, directIO: DirectIOChecker?) {
+    /// A checker reserved for up to `pathsMax` paths, with room for `initial` (all when nil),
+    /// over the given backends.
+    public init(pathsMax: Int, initial: Int? = nil, memory: TableMemory = .heap, tur: TURChecker?, directIO: DirectIOChecker?) {
         self.tur = tur
         self.directIO = directIO
-        storage = Storage(pathsMax: max(pathsMax, 1))
+        storage = Storage(pathsMax: max(pathsMax, 1), memory: memory)
         kinds = storage.kinds
         self.pathsMax = storage.count
         immediate = storage.immediate
+        prepare(paths: initial ?? pathsMax)
     }
+
+    /// Makes room for `paths` paths here and in both backends (the thread that grows tables).
+    public func prepare(paths: Int) {
+        tur?.prepare(paths: paths)
+        directIO?.prepare(paths: paths)
+        storage.prepare(paths: paths)
+    }
+
+    /// Paths with a slot now.
+    @inlinable public var pathCapacity: Int { storage.ready.load(ordering: .acquiring) }
 
     /// Records which backend checks `path` (the assembler does, as it registers the path). Any
     /// thread may assign; the recovery thread sees the change at its next submit.
     public func assign(_ path: PathHandle, to kind: CheckerKind) {
-        precondition(path.index < pathsMax, "path handle past the checker's table")
+        precondition(path.index < pathCapacity, "path handle past the checker's table")
         kinds[path.index].store(kind.rawValue, ordering: .releasing)
     }
 
     /// The backend that checks `path`.
     public func kind(of path: PathHandle) -> CheckerKind {
-        path.index < pathsMax ? CheckerKind(rawValue: kinds[path.index].load(ordering: .acquiring)) ?? .unassigned : .unassigned
+        path.index < pathCapacity ? CheckerKind(rawValue: kinds[path.index].load(ordering: .acquiring)) ?? .unassigned : .unassigned
     }
 
     /// Whether `path`'s last check timed out and its command is still in the kernel (any thread).
@@ -98,7 +121,7 @@ public struct DaemonChecker: PathCheckBackend {
 
     @inlinable
     public mutating func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
-        guard request.path.index < pathsMax else { return false }
+        guard request.path.index < pathCapacity else { return false }
         switch CheckerKind(rawValue: kinds[request.path.index].load(ordering: .acquiring)) ?? .unassigned {
         case .tur: return tur?.submit(request, nowNs: nowNs) ?? false
         case .directIO: return directIO?.submit(request, nowNs: nowNs) ?? false
@@ -111,7 +134,7 @@ public struct DaemonChecker: PathCheckBackend {
     /// Records a verdict decided without a device, handed out at the next reap.
     @inlinable
     mutating func answerNow(_ request: CheckRequest, _ result: CheckResult) -> Bool {
-        guard immediateCount < immediate.count else { return false }
+        guard immediateCount < pathCapacity else { return false }
         immediate[immediateCount] = CheckCompletion(path: request.path, token: request.token, result: result)
         immediateCount += 1
         return true

@@ -122,6 +122,8 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
             } catch {
                 answer(TopologyReply(ticket: ticket, map: map, errno: Self.errno(of: error)))
             }
+        case .adopt(let paths, let maps):
+            engine.adopt(paths: Int(paths), maps: Int(maps))
         case .removePath(let path, let ticket):
             do {
                 try engine.removePath(path, nowNs: nowNs)
@@ -142,7 +144,8 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
     @inlinable
     static func errno(of refusal: EngineRefusal) -> Int32 {
         switch refusal {
-        case .pathTableFull, .mapTableFull, .mapFull: return ENOSPC
+        case .pathTableFull, .mapTableFull: return ENOBUFS
+        case .mapFull: return ENOSPC
         case .duplicateDevice: return EEXIST
         case .unknownMap, .unknownPath: return ENOENT
         }

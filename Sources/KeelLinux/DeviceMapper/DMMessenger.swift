@@ -15,6 +15,8 @@ import KeelCore
 public struct DMMessenger: MultipathMessenger, @unchecked Sendable {
     /// Bytes reserved for one message's text and NUL (`DMMessageText.bytesMax`, rounded up).
     public static let messageTextBytesMax = (DMMessageText.bytesMax + 7) & ~7
+    /// Bytes of one map's preformatted ioctl header.
+    public static var headerBytes: Int { Int(KEEL_DM_IOCTL_BYTES) }
     /// The default room for one map's status text.
     public static let statusBytesDefault = 16 * 1024
 
@@ -30,14 +32,16 @@ public struct DMMessenger: MultipathMessenger, @unchecked Sendable {
 
     /// Opens `controlPath` and allocates every buffer. Throws (operation `.open`) when the control
     /// node is missing or cannot be opened: the kernel has no device-mapper or dm-mod is not loaded.
+    /// The per-map headers are reserved in `memory` for `mapsMax` maps; a map's header page is
+    /// committed when the map is registered.
     public init(controlPath: String = "/dev/mapper/control", mapsMax: Int,
-                statusBytesMax: Int = DMMessenger.statusBytesDefault) throws(DMError) {
+                statusBytesMax: Int = DMMessenger.statusBytesDefault, memory: TableMemory = .heap) throws(DMError) {
         precondition(mapsMax > 0 && statusBytesMax > 0, "capacities must be positive")
         let fd = open(controlPath, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
             throw DMError(map: "", operation: .open, errno: keel_errno(), detail: controlPath)
         }
-        storage = Storage(fd: fd, mapsMax: mapsMax, statusBytesMax: statusBytesMax)
+        storage = Storage(fd: fd, mapsMax: mapsMax, statusBytesMax: statusBytesMax, memory: memory)
     }
 
     // MARK: - Control plane: registration
@@ -90,6 +94,7 @@ public struct DMMessenger: MultipathMessenger, @unchecked Sendable {
         if checkStatusFits {
             try DMMessenger.probe(header: header, fd: storage.fd, statusBytesMax: storage.statusBytesMax, key: key)
         }
+        storage.memory.commitBytes(storage.headers(of: map.index), Int(KEEL_DM_IOCTL_BYTES))
         storage.headers(of: map.index).copyMemory(from: header, byteCount: Int(KEEL_DM_IOCTL_BYTES))
         storage.registered[map.index] = true
     }
@@ -178,14 +183,15 @@ public struct DMMessenger: MultipathMessenger, @unchecked Sendable {
         let messageBuffer: UnsafeMutableRawPointer
         let statusBuffer: UnsafeMutableRawPointer
 
-        init(fd: Int32, mapsMax: Int, statusBytesMax: Int) {
+        let memory: TableMemory
+
+        init(fd: Int32, mapsMax: Int, statusBytesMax: Int, memory: TableMemory) {
             self.fd = fd
             self.mapsMax = mapsMax
             self.statusBytesMax = statusBytesMax
+            self.memory = memory
             statusBufferBytes = Int(KEEL_DM_DATA_START) + statusBytesMax
-            let headerBytes = Int(KEEL_DM_IOCTL_BYTES) * mapsMax
-            headerArena = .allocate(byteCount: headerBytes, alignment: 64)
-            headerArena.initializeMemory(as: UInt8.self, repeating: 0, count: headerBytes)
+            headerArena = memory.reserveBytes(Int(KEEL_DM_IOCTL_BYTES) * mapsMax)
             registered = .allocate(capacity: mapsMax)
             registered.initialize(repeating: false)
             let messageBytes = DMMessenger.messageBufferBytes
@@ -202,7 +208,7 @@ public struct DMMessenger: MultipathMessenger, @unchecked Sendable {
 
         deinit {
             close(fd)
-            headerArena.deallocate()
+            memory.releaseBytes(headerArena, Int(KEEL_DM_IOCTL_BYTES) * mapsMax)
             registered.deallocate()
             messageBuffer.deallocate()
             statusBuffer.deallocate()

@@ -94,6 +94,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case assemblyFailed = 414
     case commandReceived = 415
     case pathSizeMismatch = 416
+    case tablesGrown = 417
+    case tablesAtCeiling = 418
 
     // The logger itself.
     case loggerStarted = 500
@@ -114,11 +116,11 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
             return .error
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
-             .sinkDropped, .fileWriteFailed:
+             .sinkDropped, .fileWriteFailed, .tablesAtCeiling:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
-             .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit:
+             .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown:
             return .notice
         }
     }
@@ -173,6 +175,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .assemblyFailed: return "%map: assembly step %n failed: %errno"
         case .commandReceived: return "operator command received (%n words)"
         case .pathSizeMismatch: return "path %dev refused: %n sectors, but its map %map has %n"
+        case .tablesGrown: return "tables grown to %n paths and %n maps (locked in place, nothing moved)"
+        case .tablesAtCeiling: return "tables full at max_paths %n / max_maps %n: raise them to take more"
         case .loggerStarted: return "logger started: monotonic %ms ms is unix time %n s"
         case .ringDropped: return "%n log records dropped on thread %thread"
         case .sinkDropped: return "%n log lines dropped by the %sink sink (it would have blocked)"
