@@ -1,5 +1,6 @@
 // One seeded run: keeld's recovery service (rings, reload hand-off, state board, topology inputs)
 // around the engine, against the simulated world, invariants every step.
+import Glibc
 import KeelCore
 import KeelLinux
 import KeelSim
@@ -56,6 +57,8 @@ struct RunResult {
     var ringFull = 0
     var delayedHolds = 0
     var steps = 0
+    /// Times the tables grew for a hot-added path (TableGrowth, as keeld's events thread does).
+    var tableGrowths = 0
 }
 
 /// Drives one seeded scenario: a control plane (tables, topology, status resync) around keeld's
@@ -73,6 +76,9 @@ final class TortureRun {
     let inputs: MPSCRing<RecoveryInput>
     let topologyReplies: SPSCRing<TopologyReply>
     let reloads: ReloadHandoff
+    /// Grows the engine and board when a hot-added path finds the tables full: the run starts
+    /// them at exactly the world's paths and maps, so every hot-add exercises keeld's growth.
+    let growth: TableGrowth
     var reloadRetries = ReloadRetries()
     var nextTicket: UInt32 = 1
     var profiles: [MapHandle: MapProfile] = [:]
@@ -94,10 +100,20 @@ final class TortureRun {
         world = SimWorld(seed: seed, fabric: plan.fabric, workload: plan.workload, options: plan.options)
         var capacities = configuration.capacities
         capacities.pathsMax = max(capacities.pathsMax, plan.fabric.pathCount)
-        engine = Engine(capacities: capacities)
+        // The tables start short of the world's paths by `ringAdded` (at most 64, half of a
+        // small world): those paths arrive through the input ring after setup, as paths found
+        // after start do, find the table full and make the run grow it the way keeld does.
+        let pathTotal = world.maps.reduce(0) { $0 + $1.paths.count }
+        let ringAdded = min(64, pathTotal / 2)
+        let initial = (paths: max(1, pathTotal - ringAdded), maps: max(1, world.maps.count))
+        engine = Engine(capacities: capacities, initial: initial)
         var output = RunOutput()
         if narrate { output.narration = [] }
-        let board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax)
+        let board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax, initial: initial)
+        growth = TableGrowth(ceilings: capacities, paths: initial.paths, maps: initial.maps, preparers: [
+            { [arenas = engine.arenas] paths, maps in arenas.prepare(paths: paths, maps: maps) },
+            { [board] paths, maps in board.prepare(paths: paths, maps: maps) },
+        ])
         do {
             inputs = MPSCRing(capacity: capacities.ringSlots)
             topologyReplies = SPSCRing(capacity: 64)
@@ -110,6 +126,7 @@ final class TortureRun {
             throw TortureSetupError(message: "daemon plumbing: \(error)")
         }
         fastNs = Nanoseconds(configuration.fastProbeIntervalMs) * Time.nsPerMs
+        var late: [(PathDescriptor, MapHandle)] = []
         for info in world.maps {
             let profile = configuration.profile(wwid: "keel-lun-\(info.lun)", vendor: "KEEL", product: "SIMULATED")
             let map: MapHandle
@@ -117,9 +134,33 @@ final class TortureRun {
             guard map == info.map else { throw TortureSetupError(message: "engine map \(map) is not world map \(info.map)") }
             profiles[map] = profile
             for path in info.paths {
+                if engine.pathCount >= initial.paths {
+                    late.append((path.descriptor, map))
+                    continue
+                }
                 do { _ = try engine.addPath(path.descriptor, to: map, nowNs: 0) } catch { throw TortureSetupError(message: "addPath: \(error)") }
             }
         }
+        for (descriptor, map) in late {
+            guard addThroughRing(descriptor, to: map, nowNs: 0) else {
+                throw TortureSetupError(message: "late addPath \(descriptor.device): refused after growth")
+            }
+        }
+    }
+
+    /// Adds a path as keeld's events thread does: through the input ring, growing every table
+    /// (`TableGrowth`, then `.adopt` through the ring) when the engine answers that its table is
+    /// full. Returns whether the engine took the path.
+    @discardableResult
+    func addThroughRing(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) -> Bool {
+        var reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs)
+        if reply?.errno == ENOBUFS, let grown = growth.grow(paths: true, maps: false) {
+            narrate("tables grown to \(grown.paths) paths")
+            result.tableGrowths += 1
+            send(.adopt(paths: Int32(grown.paths), maps: Int32(grown.maps)), nowNs: nowNs)
+            reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs)
+        }
+        return reply?.errno == 0
     }
 
     var narration: [String] { service.loop.output.log.narration ?? [] }
@@ -247,8 +288,7 @@ final class TortureRun {
             guard let info = world.pathInfo(change.device) else { return }
             let descriptor = PathDescriptor(device: change.device, priority: Int32(world.priority(of: change.device)),
                                             portKey: info.portKey, serialKey: info.serialKey, nodeKey: info.nodeKey)
-            let reply = askTopology({ .addPath(descriptor, change.map, ticket: $0) }, nowNs: nowNs)
-            if reply == nil || reply!.errno != 0 { violate("addPath \(change.device): \(reply.map { "errno \($0.errno)" } ?? "no answer")") }
+            if !addThroughRing(descriptor, to: change.map, nowNs: nowNs) { violate("addPath \(change.device): refused or no answer") }
         }
     }
 

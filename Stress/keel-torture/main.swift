@@ -36,7 +36,7 @@ for scenario in selected {
     var failed: [UInt64] = []
     var resume = Distribution()
     var reinstate = Distribution()
-    var ios = 0, messages = 0, checks = 0, reloads = 0, holds = 0, ringFull = 0, reloadsRefused = 0
+    var ios = 0, messages = 0, checks = 0, reloads = 0, holds = 0, ringFull = 0, reloadsRefused = 0, growths = 0
     let startNs = monotonicNs()
     for seed in options.firstSeed ..< options.firstSeed + UInt64(options.seeds) {
         runs += 1
@@ -63,6 +63,7 @@ for scenario in selected {
         holds += result.delayedHolds
         ringFull += result.ringFull
         reloadsRefused += result.reloadsRefused
+        growths += result.tableGrowths
         if options.verbose || options.narrate {
             print("\(scenario.name) seed \(seed): \(result.violations.isEmpty ? "ok" : "FAILED"); \(run.plan.drawn); "
                   + "\(result.ioCompleted) I/Os, \(result.ioErrors) errors, resume \(result.resumeLatency.summaryMs)")
@@ -83,6 +84,7 @@ for scenario in selected {
     if holds > 0 { line += "; \(holds) paths still held by flap damping at the end" }
     if reloadsRefused > 0 { line += "; \(reloadsRefused) loads refused and retried" }
     if ringFull > 0 { line += "; input ring full \(ringFull) times (senders waited)" }
+    if growths > 0 { line += "; tables grown \(growths) times for hot-added paths" }
     line += "; \(wallMs) ms wall"
     print(line)
 }
