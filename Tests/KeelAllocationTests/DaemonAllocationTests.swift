@@ -83,4 +83,47 @@ struct DaemonAllocationTests {
         #expect(board.loopPasses.load(ordering: .relaxed) > 1_000_000)
         #expect(board.state(paths[1]) != nil)
     }
+
+    @Test("growing the tables on the recovery thread (adopt through the ring, then hot-added paths) allocates nothing")
+    func growthHandOverAllocatesNothing() throws {
+        let capacities = Capacities(pathsMax: 1024, mapsMax: 8, pathsPerMapMax: 128, ringSlots: 64)
+        let engine = Engine(capacities: capacities, initial: (paths: 64, maps: 8))
+        let board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax, initial: (paths: 64, maps: 8))
+        let policy = MapPolicy(grouping: .multibus, failback: .immediate, noPathRetry: .queue)
+        var maps: [MapHandle] = []
+        for _ in 0..<8 { maps.append(try engine.addMap(policy: policy)) }
+        for p in 0..<64 {
+            _ = try engine.addPath(PathDescriptor(device: DevNo(major: 8, minor: UInt32(p))), to: maps[p % 8], nowNs: 0)
+        }
+        // The growing thread's half, done before: every table prepared for the ceiling.
+        engine.arenas.prepare(paths: capacities.pathsMax, maps: capacities.mapsMax)
+        board.prepare(paths: capacities.pathsMax, maps: capacities.mapsMax)
+        let reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, slotsMax: 8, doorbell: try EventFD())
+        let output = DaemonRecoveryOutput(log: LastRecordOutput(), engine: engine, board: board, reloads: reloads)
+        let inputs = MPSCRing<RecoveryInput>(capacity: capacities.ringSlots)
+        let topology = SPSCRing<TopologyReply>(capacity: 64)
+        var service = RecoveryService(loop: RecoveryLoop(engine: engine, checker: FlipChecker(capacity: capacities.pathsMax),
+                                                         messenger: CountingMessenger(), output: output),
+                                      inputs: inputs, inputDoorbell: try EventFD(), replies: SPSCRing(capacity: 8),
+                                      replyDoorbell: try EventFD(), topologyReplies: topology, topologyDoorbell: try EventFD())
+        var added = 0, refused = 0, adopted = 64, nowNs: Nanoseconds = 0
+        let mallocs = mallocCount(iterations: 959) {
+            nowNs += Time.nsPerMs
+            let next = 64 + added
+            if next >= adopted {
+                adopted *= 2
+                _ = inputs.push(.adopt(paths: Int32(adopted), maps: 8))
+            }
+            _ = inputs.push(.addPath(PathDescriptor(device: DevNo(major: 65, minor: UInt32(next))), maps[next % 8], ticket: UInt32(next)))
+            service.pass(nowNs: nowNs)
+            while let reply = topology.pop() {
+                if reply.errno == 0 { added += 1 } else { refused += 1 }
+            }
+            while let ticket = reloads.ring.pop() { _ = inputs.push(.reloadDone(ticket)) }
+        }
+        #expect(mallocs == 0)
+        #expect(refused == 0)
+        #expect(engine.pathCapacity == 1024 && engine.pathCount == 1024)
+        #expect(added == 960)
+    }
 }
