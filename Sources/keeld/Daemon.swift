@@ -18,15 +18,7 @@ enum Daemon {
 
     /// Reads and checks the configuration (`--config`, or the default path when present).
     static func loadConfiguration(_ options: Options) -> Result<LoadedConfiguration, ConfigurationError> {
-        var text = ""
-        switch readWholeFile(options.configPath) {
-        case .success(let read): text = read
-        case .failure(let error):
-            if options.configGiven || error.errno != ENOENT {
-                return .failure(ConfigurationError(problems: [ConfigDiagnostic(file: options.configPath, line: 0, message: "cannot read: \(String(cString: strerror(error.errno)))")]))
-            }
-        }
-        return Configuration.load(files: [(name: options.configPath, text: text)])
+        ConfigurationFiles.load(path: options.configPath, mustExist: options.configGiven)
     }
 
     /// Starts keeld and runs it until it is told to stop. Returns the exit status.

@@ -142,30 +142,3 @@ func say(_ text: String) {
         }
     }
 }
-
-/// Reads a whole file (the configuration) without Foundation.
-func readWholeFile(_ path: String) -> Result<String, SystemFileError> {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return .failure(SystemFileError(path: path, errno: errno)) }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return .failure(SystemFileError(path: path, errno: errno))
-        }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-        if bytes.count > 16 << 20 { return .failure(SystemFileError(path: path, errno: EFBIG)) }
-    }
-    return .success(String(decoding: bytes, as: UTF8.self))
-}
-
-/// A file that could not be read.
-struct SystemFileError: Error, CustomStringConvertible {
-    var path: String
-    var errno: Int32
-    var description: String { "\(path): \(String(cString: strerror(errno)))" }
-}

@@ -50,7 +50,7 @@ struct ConfigLoader {
     /// Options valid only in `defaults`.
     static let globalOptions: Set<String> = [
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
-        "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots",
+        "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
     ]
 
     /// Options valid in `defaults`, `device`, `overrides` and (most of them) `multipath`.
@@ -70,7 +70,7 @@ struct ConfigLoader {
         "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "max_retries", "bindings_file", "wwids_file",
         "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "retain_attached_hw_handler",
         "detect_prio", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
-        "strict_timing", "deferred_remove", "partition_delimiter", "config_dir", "delay_watch_checks",
+        "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
         "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
         "find_multipaths_timeout", "uxsock_timeout", "retrigger_tries", "retrigger_delay",
@@ -347,6 +347,12 @@ struct ConfigLoader {
             if let v = check(node, Self.seconds(value, min: 1)) { configuration.checkerTimeoutSeconds = v }
         case "find_multipaths":
             if let v = check(node, Self.findMultipaths(value)) { configuration.findMultipaths = v }
+        case "config_dir":
+            if value.isEmpty || value.hasPrefix("/") {
+                configuration.configDirectory = value
+            } else {
+                error(node.line, "config_dir: \"\(value)\" is not an absolute path (\"\" reads no directory)")
+            }
         case "fast_probe_interval_ms":
             let range = Configuration.fastProbeIntervalRangeMs
             if let v = check(node, Self.number(value, in: Int(range.lowerBound)...Int(range.upperBound), unit: " ms")) {

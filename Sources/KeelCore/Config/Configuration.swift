@@ -16,6 +16,9 @@ public struct Configuration: Sendable, Equatable {
     public var findMultipaths: FindMultipaths
     /// `fast_probe_interval_ms` (Keel): how often a failed or pending path is probed.
     public var fastProbeIntervalMs: UInt32
+    /// `config_dir`: the directory whose `*.conf` files are read after the main file, in name
+    /// order (multipath-tools' default); "" reads none.
+    public var configDirectory: String
     /// `max_paths`, `max_maps`, `max_paths_per_map`, `ring_slots` (Keel).
     public var capacities: Capacities
     /// The `defaults` section over the built-in values: every field is set except `noPathRetry`,
@@ -32,12 +35,16 @@ public struct Configuration: Sendable, Equatable {
     /// `blacklist_exceptions`.
     public var blacklistExceptions: Blacklist
 
+    /// multipath-tools' default `config_dir`.
+    public static let configDirectoryDefault = "/etc/multipath/conf.d"
+
     /// The built-in configuration: what an empty multipath.conf means.
     public init() {
         pollingIntervalSeconds = Self.pollingIntervalDefaultSeconds
         maxPollingIntervalSeconds = 4 * Self.pollingIntervalDefaultSeconds
         checkerTimeoutSeconds = nil
         findMultipaths = .strict
+        configDirectory = Self.configDirectoryDefault
         fastProbeIntervalMs = 200
         capacities = .default
         defaults = MapSettings.builtIn

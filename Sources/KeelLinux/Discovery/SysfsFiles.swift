@@ -3,7 +3,7 @@ import Glibc
 
 /// Small, allocation-tolerant readers for sysfs. Every path is absolute; callers join it onto the
 /// configured sysfs root so tests can point discovery at a fixture tree.
-enum SysfsFiles {
+public enum SysfsFiles {
     /// Largest attribute read: sysfs binary attributes such as `vpd_pg83` are at most one page
     /// larger than the 4 KiB multipath-tools reads (`VPD_BUFLEN`).
     static let readBytesMax = 8192
@@ -55,7 +55,7 @@ enum SysfsFiles {
     }
 
     /// The names in a directory, sorted, without "." and "..". Empty when it cannot be read.
-    static func directoryEntries(_ path: String) -> [String] {
+    public static func directoryEntries(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
