@@ -19,12 +19,13 @@ public enum PinnedTableMemory {
     /// Bytes committed over all reservations.
     public static var committedBytes: Int { state.withLock { $0.committed } }
     /// Bytes reserved over all reservations.
-    public static var reservedBytes: Int { state.withLock { $0.reservations.reduce(0) { $0 + $1.bytes } } }
+    public static var reservedBytes: Int { state.withLock { $0.reservations.reduce(0) { $0 + abs($1.bytes) } } }
     /// The errno of the last `mlock` refused (0 when all were locked).
     public static var lockErrno: Int32 { state.withLock { $0.lockErrno } }
 
     private struct Reservation {
         var base: UInt
+        /// Negative for a heap allocation made when `mmap` was refused (committed whole, by malloc).
         var bytes: Int
         /// Committed page ranges, merged: the table commits a growing prefix, directio buffers
         /// commit single pages anywhere.
