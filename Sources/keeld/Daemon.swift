@@ -162,6 +162,12 @@ enum Daemon {
             say("warning: \(device) has no SCSI generic node (load the sg module): checked with directio instead of tur")
         }
         assembler.turFallbacks.removeAll()
+        if !assembler.held.isEmpty {
+            let names = assembler.heldKernelNames.sorted()
+            say("find_multipaths \(configuration.findMultipaths.rawValue): \(names.count) device(s) left alone for now: "
+                + names.prefix(16).joined(separator: " ") + (names.count > 16 ? " ..." : ""))
+        }
+        EventsThread.logNotices(&assembler, to: mainLog)
         for map in assembler.maps {
             say("\(map.name) (\(map.handle), wwid \(map.wwid)): " + map.paths.map { "\($0.kernelName) \($0.device) prio \($0.priority)" }.joined(separator: ", "))
         }

@@ -57,6 +57,7 @@ final class EventsThread: @unchecked Sendable {
             if !assembler.unopened.isEmpty { wakeNs = min(wakeNs, nextReopenNs) }
             wakeNs = min(wakeNs, nextRediscoveryNs)
             wakeNs = min(wakeNs, reloadRetries.nextDueNs())
+            if let heldDeadline = assembler.nextHeldDeadlineNs { wakeNs = min(wakeNs, heldDeadline) }
             let timeoutMs = Int32(clamping: max(0, wakeNs - now) / Time.nsPerMs + 1)
             let readable = pollReadable([reloadFD, wakeFD, dmFD, ueventFD], timeoutMs: timeoutMs)
             if shared.eventsStop.load(ordering: .acquiring) { break }
@@ -80,6 +81,7 @@ final class EventsThread: @unchecked Sendable {
                 // Asked again with the engine's latest layout; the outcome updates the schedule.
                 shared.send(.requestReload(map), unless: shared.eventsStop)
             }
+            if let heldDeadline = assembler.nextHeldDeadlineNs, after >= heldDeadline { reconsiderHeld() }
             if after >= nextRediscoveryNs {
                 rediscover()
                 nextRediscoveryNs = after + Self.rediscoveryIntervalNs
@@ -193,6 +195,7 @@ final class EventsThread: @unchecked Sendable {
                 shared.send(.setPolicy(change.map, change.policy), unless: shared.eventsStop)
             }
             log.log(.reconfigured, LogArgument.signed(Int(changes.count)))
+            reconsiderHeld()
         }
     }
 
@@ -204,12 +207,13 @@ final class EventsThread: @unchecked Sendable {
         let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
         let present = Set(discovery.blockDeviceNames())
         let assembled = Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) })
+        let held = assembler.heldKernelNames
         var changed = false
         for gone in assembled.subtracting(present) {
             if assembler.remove(kernelName: gone, nowNs: monotonicNs(), topology: &topology) != nil { changed = true }
         }
         var paths: [DiscoveredPath] = []
-        for name in present.subtracting(assembled) where name.hasPrefix("sd") {
+        for name in present.subtracting(assembled).subtracting(held) where name.hasPrefix("sd") {
             if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
         }
         if !paths.isEmpty {
@@ -219,6 +223,9 @@ final class EventsThread: @unchecked Sendable {
             reportFallbacks()
             changed = true
         }
+        // The wwids file may have been added to (multipath -a): held paths may qualify now.
+        assembler.rereadWWIDs()
+        reconsiderHeld()
         let pathCount = assembler.maps.reduce(0) { $0 + $1.paths.count }
         log.log(.resyncFinished, LogArgument.signed(pathCount), LogArgument.signed(assembler.maps.count))
         if changed {
@@ -227,10 +234,44 @@ final class EventsThread: @unchecked Sendable {
         }
     }
 
-    /// Logs the devices checked with directio because they have no SCSI generic node.
+    /// Logs the devices checked with directio because they have no SCSI generic node, and what
+    /// else assembly noticed (find_multipaths decisions, bindings and wwids files).
     func reportFallbacks() {
         for device in assembler.turFallbacks { log.log(.turWithoutGeneric, LogArgument.device(device)) }
         assembler.turFallbacks.removeAll()
+        Self.logNotices(&assembler, to: log)
+    }
+
+    /// Logs and clears the assembler's notices.
+    static func logNotices(_ assembler: inout MultipathAssembler, to log: LogProducer) {
+        for notice in assembler.notices {
+            switch notice {
+            case .heldBack(let device, .notKnown): log.log(.pathNotKnown, LogArgument.device(device))
+            case .heldBack(let device, .waitUntil(let deadline)):
+                log.log(.pathWaitsForSibling, LogArgument.device(device), LogArgument.signed(Int(max(0, deadline - monotonicNs()) / Time.nsPerMs)))
+            case .heldBack(let device, _): log.log(.pathSinglePath, LogArgument.device(device))
+            case .released(let device): log.log(.pathReleased, LogArgument.device(device))
+            case .bindingAdded(let map): log.log(.bindingAdded, LogArgument.map(map))
+            case .bindingFailed(let map, let errno): log.log(.bindingFailed, LogArgument.map(map), LogArgument.errno(errno))
+            case .bindingTaken(let map): log.log(.bindingTaken, LogArgument.map(map))
+            case .wwidsFileFailed(let errno): log.log(.wwidsFileFailed, LogArgument.errno(errno))
+            case .stateFileLineSkipped(let wwids, let line):
+                log.log(wwids ? .wwidsLineSkipped : .bindingsLineSkipped, LogArgument.signed(line))
+            }
+        }
+        assembler.notices.removeAll()
+    }
+
+    /// find_multipaths: decides again about the paths it holds back (the wwids file may list
+    /// them now, a `smart` wait may have ended); those that qualify become maps.
+    func reconsiderHeld() {
+        let before = assembler.maps.count
+        for error in assembler.reconsiderHeld(nowNs: monotonicNs(), topology: &topology) { report(error) }
+        reportFallbacks()
+        if assembler.maps.count != before {
+            let assembler = self.assembler
+            shared.directory.withLock { $0.update(from: assembler) }
+        }
     }
 
     func report(_ error: AssemblyError) {

@@ -18,6 +18,9 @@ defaults {
     no_path_retry queue
     path_checker tur
     user_friendly_names yes
+    find_multipaths greedy
+    bindings_file "/tmp/keel-end-to-end/bindings"
+    wwids_file "/tmp/keel-end-to-end/wwids"
 }
 """
 

@@ -18,6 +18,7 @@ defaults {
     no_path_retry queue
     path_checker tur
     user_friendly_names yes
+    find_multipaths greedy
     max_paths 64
     max_maps 16
     max_paths_per_map 16
@@ -84,7 +85,7 @@ private final class Keeld {
          environment: [String: String] = [:]) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try configuration.write(toFile: directory + "/multipath.conf", atomically: true, encoding: .utf8)
+        try (configuration + keeldStateFiles(directory)).write(toFile: directory + "/multipath.conf", atomically: true, encoding: .utf8)
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }

@@ -19,9 +19,16 @@ defaults {
     no_path_retry queue
     path_checker tur
     user_friendly_names yes
+    find_multipaths greedy
 }
 
 """
+
+/// A `defaults` section that keeps a test keeld's bindings and wwids files in its own directory,
+/// so names and known WWIDs never leak from one test to the next.
+func keeldStateFiles(_ directory: String) -> String {
+    "\ndefaults {\n    bindings_file \"\(directory)/bindings\"\n    wwids_file \"\(directory)/wwids\"\n}\n"
+}
 
 /// Runs `command` with bash, with Tools/guest/keel-guest.sh sourced; returns its stdout, throws
 /// with its stderr when it exits non-zero.
@@ -148,7 +155,7 @@ final class KeeldDaemon: @unchecked Sendable {
         socketPath = directory + "/keeld.socket"
         stderrPath = directory + "/keeld.stderr"
         logFilePath = logFile
-        try configuration.write(toFile: configPath, atomically: false, encoding: .utf8)
+        try (configuration + keeldStateFiles(directory)).write(toFile: configPath, atomically: false, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: try Self.executablePath())
         var all = ["--config", configPath, "--control-socket", socketPath]

@@ -3,7 +3,7 @@ set -uo pipefail
 source Tools/guest/keel-guest.sh
 keel_prelude || exit 1
 dir=/tmp/footprint; mkdir -p $dir
-: > $dir/empty.conf
+printf 'defaults {\n    find_multipaths greedy\n}\n' > $dir/empty.conf   # every disk a map, as before find_multipaths was applied
 status_kb() { local key=$1 pid=$2 line; while read -r line; do [[ $line == $key:* ]] && { line=${line#*:}; echo ${line%kB}; return; }; done < /proc/$pid/status; }
 sd_count() { local d n=0; for d in /sys/block/sd*; do [ -e "$d/dev" ] && n=$((n + 1)); done; echo $n; }
 disks_at_least() { [ "$(sd_count)" -ge "$1" ]; }

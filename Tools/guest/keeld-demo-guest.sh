@@ -15,6 +15,7 @@ defaults {
     no_path_retry queue
     path_checker tur
     user_friendly_names yes
+    find_multipaths greedy
     max_paths 64
     max_maps 16
     max_paths_per_map 16

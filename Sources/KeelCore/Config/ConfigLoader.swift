@@ -51,6 +51,7 @@ struct ConfigLoader {
     static let globalOptions: Set<String> = [
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
         "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
+        "find_multipaths_timeout", "bindings_file", "wwids_file",
     ]
 
     /// Options valid in `defaults`, `device`, `overrides` and (most of them) `multipath`.
@@ -67,13 +68,12 @@ struct ConfigLoader {
     static let unsupportedOptions: Set<String> = [
         "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
         "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds", "flush_on_last_del", "queue_without_daemon",
-        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "max_retries", "bindings_file", "wwids_file",
-        "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "retain_attached_hw_handler",
+        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "retain_attached_hw_handler",
         "detect_prio", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
         "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
-        "find_multipaths_timeout", "uxsock_timeout", "retrigger_tries", "retrigger_delay",
+        "uxsock_timeout", "retrigger_tries", "retrigger_delay",
         "missing_uev_wait_timeout", "skip_kpartx", "disable_changed_wwids", "remove_retries",
         "max_sectors_kb", "ghost_delay", "enable_foreign", "recheck_wwid", "auto_resize",
         "purge_disconnected", "pg_timeout", "mode", "uid", "gid", "product_blacklist", "revision",
@@ -353,6 +353,16 @@ struct ConfigLoader {
             } else {
                 error(node.line, "config_dir: \"\(value)\" is not an absolute path (\"\" reads no directory)")
             }
+        case "find_multipaths_timeout":
+            if let v = check(node, Self.signedNumber(value, in: Configuration.findMultipathsTimeoutRange, unit: " s")) {
+                configuration.findMultipathsTimeoutSeconds = v == 0 ? Configuration.findMultipathsTimeoutDefaultSeconds : v
+            }
+        case "bindings_file", "wwids_file":
+            if value.hasPrefix("/") && value.utf8.count > 1 {
+                if node.keyword == "bindings_file" { configuration.bindingsFile = value } else { configuration.wwidsFile = value }
+            } else {
+                error(node.line, "\(node.keyword): \"\(value)\" is not an absolute file path")
+            }
         case "fast_probe_interval_ms":
             let range = Configuration.fastProbeIntervalRangeMs
             if let v = check(node, Self.number(value, in: Int(range.lowerBound)...Int(range.upperBound), unit: " ms")) {
@@ -554,6 +564,17 @@ struct ConfigLoader {
             return .failure(.init("\(v) is out of range (\(range.lowerBound)...\(range.upperBound)\(unit))"))
         }
         return .success(Int(v))
+    }
+
+    /// A whole number with an optional leading minus sign, within `range`.
+    static func signedNumber(_ text: String, in range: ClosedRange<Int>, unit: String) -> Result<Int, ConfigValueProblem> {
+        let negative = text.hasPrefix("-")
+        guard let magnitude = wholeNumber(negative ? String(text.dropFirst()) : text) else {
+            return .failure(.init("\"\(text)\" is not a whole number"))
+        }
+        let v = negative ? -Int(magnitude) : Int(magnitude)
+        guard range.contains(v) else { return .failure(.init("\(v) is out of range (\(range.lowerBound)...\(range.upperBound)\(unit))")) }
+        return .success(v)
     }
 
     /// `no` or 0 turns the option off.

@@ -11,6 +11,10 @@ extension Configuration {
         out.option("max_polling_interval", "\(maxPollingIntervalSeconds)")
         if let t = checkerTimeoutSeconds { out.option("checker_timeout", "\(t)") }
         out.option("find_multipaths", findMultipaths.rawValue)
+        out.option("find_multipaths_timeout", "\(findMultipathsTimeoutSeconds)")
+        out.quoted("bindings_file", bindingsFile)
+        out.quoted("wwids_file", wwidsFile)
+        out.quoted("config_dir", configDirectory)
         out.settings(defaults)
         out.option("fast_probe_interval_ms", "\(fastProbeIntervalMs)")
         out.option("max_paths", "\(capacities.pathsMax)")

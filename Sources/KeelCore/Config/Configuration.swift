@@ -14,6 +14,14 @@ public struct Configuration: Sendable, Equatable {
     public var checkerTimeoutSeconds: UInt32?
     /// `find_multipaths`.
     public var findMultipaths: FindMultipaths
+    /// `find_multipaths_timeout`, seconds: how long `smart` waits for a second path of a WWID
+    /// it does not know. Negative: its magnitude for devices of the built-in hardware table,
+    /// `findMultipathsTimeoutUnknownSeconds` for the others; 0 means the default.
+    public var findMultipathsTimeoutSeconds: Int
+    /// `bindings_file`: the user-friendly name of each WWID, one `alias wwid` line each.
+    public var bindingsFile: String
+    /// `wwids_file`: the WWIDs that have been multipathed, one `/wwid/` line each.
+    public var wwidsFile: String
     /// `fast_probe_interval_ms` (Keel): how often a failed or pending path is probed.
     public var fastProbeIntervalMs: UInt32
     /// `config_dir`: the directory whose `*.conf` files are read after the main file, in name
@@ -37,6 +45,16 @@ public struct Configuration: Sendable, Equatable {
 
     /// multipath-tools' default `config_dir`.
     public static let configDirectoryDefault = "/etc/multipath/conf.d"
+    /// multipath-tools' bindings file.
+    public static let bindingsFileDefault = "/etc/multipath/bindings"
+    /// multipath-tools' wwids file.
+    public static let wwidsFileDefault = "/etc/multipath/wwids"
+    /// multipath-tools' `find_multipaths_timeout` default.
+    public static let findMultipathsTimeoutDefaultSeconds = -10
+    /// What a negative `find_multipaths_timeout` means for a device outside the hardware table.
+    public static let findMultipathsTimeoutUnknownSeconds = 1
+    /// Allowed `find_multipaths_timeout` (a day either way).
+    public static let findMultipathsTimeoutRange: ClosedRange<Int> = -86_400...86_400
 
     /// The built-in configuration: what an empty multipath.conf means.
     public init() {
@@ -44,6 +62,9 @@ public struct Configuration: Sendable, Equatable {
         maxPollingIntervalSeconds = 4 * Self.pollingIntervalDefaultSeconds
         checkerTimeoutSeconds = nil
         findMultipaths = .strict
+        findMultipathsTimeoutSeconds = Self.findMultipathsTimeoutDefaultSeconds
+        bindingsFile = Self.bindingsFileDefault
+        wwidsFile = Self.wwidsFileDefault
         configDirectory = Self.configDirectoryDefault
         fastProbeIntervalMs = 200
         capacities = .default

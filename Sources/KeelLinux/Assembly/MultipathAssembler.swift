@@ -108,6 +108,33 @@ public struct AssembledMap: Sendable, Equatable {
     public var uuid: String { DMControl.multipathUUIDPrefix + wwid }
 }
 
+/// Something assembly decided or could not do that the daemon logs (each names its device or map).
+public enum AssemblyNotice: Sendable, Equatable {
+    /// find_multipaths left this path out of any map (`decision` says why); it is reconsidered
+    /// when a sibling path appears, the wwids file lists its WWID, or `smart`'s wait ends.
+    case heldBack(device: DevNo, decision: FindMultipathsRule.Decision)
+    /// `smart` gave up waiting for a second path: the device is left to the rest of the system.
+    case released(device: DevNo)
+    /// A new user-friendly name was bound to this map's WWID in the bindings file.
+    case bindingAdded(map: MapHandle)
+    /// The bindings file could not give this map a name (`errno`): it is named by its WWID.
+    case bindingFailed(map: MapHandle, errno: Int32)
+    /// The name bound to this map's WWID is used by another map or alias: named by its WWID.
+    case bindingTaken(map: MapHandle)
+    /// The wwids file could not be read or appended to (`errno`).
+    case wwidsFileFailed(errno: Int32)
+    /// A line of the bindings or wwids file was skipped (its 1-based number).
+    case stateFileLineSkipped(wwidsFile: Bool, line: Int)
+}
+
+/// Paths of one WWID that find_multipaths keeps out of any map for now.
+public struct HeldPaths: Sendable {
+    public var paths: [DiscoveredPath]
+    /// When the first of them was seen (`smart` waits from here).
+    public var firstSeenNs: Nanoseconds
+    public var decision: FindMultipathsRule.Decision
+}
+
 /// Where assembly delivers what the kernel says and which tables it loaded: the recovery loop
 /// itself when one thread runs both, or rings to the recovery thread in the daemon.
 public protocol AssemblyLoopSink: KernelEventSink {
@@ -175,7 +202,6 @@ public struct MultipathAssembler {
     private var portKeys: [String: UInt32] = [:]
     private var serialKeys: [String: UInt32] = [:]
     private var nodeKeys: [String: UInt32] = [:]
-    private var friendlyNamesUsed = 0
     private var statusResync: StatusResync
     /// Every device assembled so far.
     private var knownDevices: Set<DevNo> = []
@@ -187,11 +213,20 @@ public struct MultipathAssembler {
     public var turFallbacks: [DevNo] = []
     /// Consecutive resyncs that found a map's table without the map's paths.
     private var tableMismatches: [MapHandle: Int] = [:]
+    /// The bindings and wwids files.
+    public var identityFiles: MapIdentityFiles
+    /// The wwids file as last read or written.
+    public private(set) var knownWWIDs = KnownWWIDs()
+    /// Paths find_multipaths keeps out of any map, by WWID.
+    public private(set) var held: [String: HeldPaths] = [:]
+    /// What happened that the caller should log; the caller empties it.
+    public var notices: [AssemblyNotice] = []
 
     public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
                 checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL",
-                statusReader: DMMessenger? = nil) {
+                statusReader: DMMessenger? = nil, identityFiles: MapIdentityFiles? = nil) {
         self.configuration = configuration
+        self.identityFiles = identityFiles ?? MapIdentityFiles(configuration)
         self.engine = engine
         self.control = control
         self.messenger = messenger
@@ -201,6 +236,26 @@ public struct MultipathAssembler {
         self.devRoot = devRoot
         self.uidAttribute = uidAttribute
         statusResync = StatusResync(pathsMax: engine.capacities.pathsPerMapMax)
+        rereadWWIDs()
+    }
+
+    /// Reads the wwids file again (multipath(8) or an administrator may have added to it).
+    public mutating func rereadWWIDs() {
+        switch identityFiles.readWWIDs() {
+        case .success(let read):
+            knownWWIDs = read
+            for problem in read.problems { notices.append(.stateFileLineSkipped(wwidsFile: true, line: problem.line)) }
+        case .failure(let error):
+            notices.append(.wwidsFileFailed(errno: error.errno))
+        }
+    }
+
+    /// The kernel names of the paths find_multipaths holds back.
+    public var heldKernelNames: Set<String> { Set(held.values.flatMap { $0.paths.map(\.kernelName) }) }
+
+    /// The earliest end of a `smart` wait, if any path waits.
+    public var nextHeldDeadlineNs: Nanoseconds? {
+        held.values.compactMap { if case .waitUntil(let t) = $0.decision { return t } else { return nil } }.min()
     }
 
     /// The map with this dm name.
@@ -239,12 +294,30 @@ public struct MultipathAssembler {
             }
         }
         let byWWID = DiscoveryReport(paths: admitted, skipped: []).pathsByWWID()
-        for (wwid, paths) in byWWID {
-            let first = paths[0]
+        let rule = FindMultipathsRule(configuration)
+        var kernelWWIDs: Set<String>?
+        for (wwid, found) in byWWID {
+            var paths = found
             let index: Int
             if let existing = maps.firstIndex(where: { $0.wwid == wwid }) {
                 index = existing
             } else {
+                if let waiting = held[wwid] {
+                    let devices = Set(paths.map(\.device))
+                    paths = waiting.paths.filter { !devices.contains($0.device) } + paths
+                }
+                if kernelWWIDs == nil && !knownWWIDs.contains(wwid) && rule.mode != .off && rule.mode != .greedy {
+                    kernelWWIDs = kernelMapWWIDs()
+                }
+                let decision = rule.decide(paths: paths.count, known: knownWWIDs.contains(wwid),
+                                           inKernel: kernelWWIDs?.contains(wwid) ?? false,
+                                           firstSeenNs: held[wwid]?.firstSeenNs ?? nowNs, nowNs: nowNs)
+                guard decision == .multipath else {
+                    hold(wwid, paths: paths, decision: decision, nowNs: nowNs)
+                    continue
+                }
+                held[wwid] = nil
+                let first = paths[0]
                 let profile = configuration.profile(wwid: wwid, vendor: first.vendor, product: first.model)
                 let handle: MapHandle
                 do {
@@ -253,7 +326,7 @@ public struct MultipathAssembler {
                     errors.append(AssemblyError(map: wwid, operation: .addMap, errno: Self.errno(of: error), detail: error.description))
                     continue
                 }
-                let name = nextName(wwid: wwid, profile: profile)
+                let name = nextName(wwid: wwid, profile: profile, handle: handle)
                 maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
                                          vendor: first.vendor, product: first.model, sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0))
                 index = maps.count - 1
@@ -264,6 +337,59 @@ public struct MultipathAssembler {
             }
         }
         return errors
+    }
+
+    /// Keeps `paths` of `wwid` out of any map for now; each device is noticed once.
+    private mutating func hold(_ wwid: String, paths: [DiscoveredPath], decision: FindMultipathsRule.Decision, nowNs: Nanoseconds) {
+        let before = Set(held[wwid]?.paths.map(\.device) ?? [])
+        for path in paths where !before.contains(path.device) {
+            notices.append(.heldBack(device: path.device, decision: decision))
+        }
+        held[wwid] = HeldPaths(paths: paths, firstSeenNs: held[wwid]?.firstSeenNs ?? nowNs, decision: decision)
+    }
+
+    /// Decides again about every held WWID (after the wwids file was re-read, a reconfigure, or
+    /// the end of a `smart` wait): those that now qualify are assembled; a `smart` wait that
+    /// ended releases its device. Returns the assembly errors.
+    public mutating func reconsiderHeld<T: EngineTopology>(nowNs: Nanoseconds, topology: inout T) -> [AssemblyError] {
+        guard !held.isEmpty else { return [] }
+        let rule = FindMultipathsRule(configuration)
+        let kernelWWIDs = kernelMapWWIDs()
+        var ready: [DiscoveredPath] = []
+        for (wwid, waiting) in held {
+            let decision = rule.decide(paths: waiting.paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs.contains(wwid),
+                                       firstSeenNs: waiting.firstSeenNs, nowNs: nowNs)
+            if decision == .multipath {
+                ready += waiting.paths
+            } else if decision != waiting.decision {
+                if case .waitUntil = waiting.decision {
+                    for path in waiting.paths { notices.append(.released(device: path.device)) }
+                }
+                held[wwid]?.decision = decision
+            }
+        }
+        guard !ready.isEmpty else { return [] }
+        return assemble(DiscoveryReport(paths: ready, skipped: []), nowNs: nowNs, topology: &topology)
+    }
+
+    /// The WWIDs of the multipath maps the kernel has now (uuid `mpath-<wwid>`); empty when the
+    /// list cannot be read.
+    private func kernelMapWWIDs() -> Set<String> {
+        guard let listed = try? control.listMultipathMaps() else { return [] }
+        return Set(listed.map { String($0.uuid.dropFirst(DMControl.multipathUUIDPrefix.count)) })
+    }
+
+    /// Adds the map's WWID to the wwids file once the kernel has the map (multipath-tools does
+    /// the same), so find_multipaths strict and the udev rules know it from then on.
+    private mutating func rememberWWID(_ index: Int) {
+        let wwid = maps[index].wwid
+        guard !knownWWIDs.contains(wwid) else { return }
+        do throws(SystemFileError) {
+            try identityFiles.remember(wwid: wwid)
+            knownWWIDs.insert(wwid)
+        } catch {
+            notices.append(.wwidsFileFailed(errno: error.errno))
+        }
     }
 
     private mutating func add<T: EngineTopology>(_ path: DiscoveredPath, toMapAt index: Int, nowNs: Nanoseconds, topology: inout T) -> AssemblyError? {
@@ -348,30 +474,44 @@ public struct MultipathAssembler {
         }
     }
 
-    /// A map's name: its `multipaths` alias, else a user-friendly name, else its WWID.
-    private mutating func nextName(wwid: String, profile: MapProfile) -> String {
+    /// A map's name: its `multipaths` alias, else (with `user_friendly_names`) the name the
+    /// bindings file gives its WWID, binding a new one when it has none, else its WWID. A name
+    /// held by another map or alias, or a bindings file that cannot be written, gives the WWID:
+    /// a name that might not survive a restart is worse than none.
+    private mutating func nextName(wwid: String, profile: MapProfile, handle: MapHandle) -> String {
         if let alias = profile.alias { return alias }
         guard profile.userFriendlyNames else { return wwid }
         let aliases = Set(configuration.multipaths.compactMap(\.alias))
-        while true {
-            let name = profile.aliasPrefix + Self.friendlySuffix(friendlyNamesUsed)
-            friendlyNamesUsed += 1
-            if !aliases.contains(name) && !maps.contains(where: { $0.name == name }) { return name }
+        let kernelNames = (try? control.listMultipathMaps()) ?? []
+        let uuid = DMControl.multipathUUIDPrefix + wwid
+        let used = aliases.union(maps.map(\.name)).union(kernelNames.filter { $0.uuid != uuid }.map(\.name))
+        let taken: (String) -> Bool = { used.contains($0) }
+        // A map the kernel has already (made before a restart, or by multipathd) keeps its
+        // name, which is bound to its WWID when the file has no name for it.
+        let existing = kernelNames.first { $0.uuid == uuid }?.name
+        let bound: (alias: String, added: Bool)
+        do throws(SystemFileError) {
+            bound = try identityFiles.bind(wwid: wwid, prefix: profile.aliasPrefix,
+                                           preferred: existing == wwid ? nil : existing, taken: taken)
+        } catch {
+            // A read-only bindings file still names the WWIDs it lists.
+            if case .success(let bindings) = identityFiles.readBindings(), let alias = bindings.aliasByWWID[wwid] {
+                bound = (alias, false)
+            } else {
+                notices.append(.bindingFailed(map: handle, errno: error.errno))
+                return wwid
+            }
         }
+        if taken(bound.alias) {
+            notices.append(.bindingTaken(map: handle))
+            return wwid
+        }
+        if bound.added { notices.append(.bindingAdded(map: handle)) }
+        return bound.alias
     }
 
-    /// multipath-tools' user-friendly suffix: 0 `a`, 25 `z`, 26 `aa`, 27 `ab`, ... (bijective base 26).
-    public static func friendlySuffix(_ index: Int) -> String {
-        precondition(index >= 0)
-        var n = index + 1
-        var letters: [UInt8] = []
-        while n > 0 {
-            n -= 1
-            letters.append(UInt8(ascii: "a") + UInt8(n % 26))
-            n /= 26
-        }
-        return String(decoding: letters.reversed(), as: UTF8.self)
-    }
+    /// multipath-tools' user-friendly suffix (`Bindings.friendlySuffix`).
+    public static func friendlySuffix(_ index: Int) -> String { Bindings.friendlySuffix(index) }
 
     /// A small non-zero key per distinct text; 0 for the empty text (unknown).
     private static func intern(_ text: String, in keys: inout [String: UInt32]) -> UInt32 {
@@ -440,6 +580,7 @@ public struct MultipathAssembler {
                     try register(index)
                     maps[index].live = true
                     maps[index].adopted = true
+                    rememberWWID(index)
                     let group = try kernelGroup(index)
                     sink.tableLoaded(handle, initialGroup: group, queueing: current.queueIfNoPath, nowNs: nowNs)
                     return resync(mapAt: index, reader: reader, into: &sink, nowNs: nowNs)
@@ -464,6 +605,7 @@ public struct MultipathAssembler {
         }
         maps[index].live = true
         maps[index].tableLoads += 1
+        rememberWWID(index)
         try register(index)
     }
 
@@ -619,6 +761,10 @@ public struct MultipathAssembler {
     /// it, and assembly forgets the device. Returns the path's handle, nil when the device was
     /// not one of Keel's paths. A map that loses its last path keeps its kernel table.
     public mutating func remove<T: EngineTopology>(kernelName: String, nowNs: Nanoseconds, topology: inout T) -> PathHandle? {
+        for (wwid, waiting) in held where waiting.paths.contains(where: { $0.kernelName == kernelName }) {
+            held[wwid]?.paths.removeAll { $0.kernelName == kernelName }
+            if held[wwid]?.paths.isEmpty == true { held[wwid] = nil }
+        }
         for m in maps.indices {
             guard let p = maps[m].paths.firstIndex(where: { $0.kernelName == kernelName }) else { continue }
             let path = maps[m].paths[p]
@@ -686,6 +832,8 @@ public struct MultipathAssembler {
     /// A map whose checker kind changed keeps its current checker until the path is re-added.
     public mutating func reconfigure(_ newConfiguration: Configuration) -> [(map: MapHandle, policy: MapPolicy)] {
         configuration = newConfiguration
+        identityFiles = MapIdentityFiles(newConfiguration)
+        rereadWWIDs()
         var changed: [(map: MapHandle, policy: MapPolicy)] = []
         for m in maps.indices {
             var profile = newConfiguration.profile(wwid: maps[m].wwid, vendor: maps[m].vendor, product: maps[m].product)

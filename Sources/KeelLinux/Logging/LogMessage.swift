@@ -96,6 +96,16 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case pathSizeMismatch = 416
     case tablesGrown = 417
     case tablesAtCeiling = 418
+    case pathNotKnown = 419
+    case pathSinglePath = 420
+    case pathWaitsForSibling = 421
+    case pathReleased = 422
+    case bindingAdded = 423
+    case bindingFailed = 424
+    case bindingTaken = 425
+    case wwidsFileFailed = 426
+    case bindingsLineSkipped = 427
+    case wwidsLineSkipped = 428
 
     // The logger itself.
     case loggerStarted = 500
@@ -112,15 +122,17 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
             return .info
         case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
-             .mlockFailed, .configurationRejected, .assemblyFailed, .pathSizeMismatch:
+             .mlockFailed, .configurationRejected, .assemblyFailed, .pathSizeMismatch, .bindingFailed, .bindingTaken,
+             .wwidsFileFailed:
             return .error
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
-             .sinkDropped, .fileWriteFailed, .tablesAtCeiling:
+             .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
-             .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown:
+             .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown,
+             .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded:
             return .notice
         }
     }
@@ -175,6 +187,16 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .assemblyFailed: return "%map: assembly step %n failed: %errno"
         case .commandReceived: return "operator command received (%n words)"
         case .pathSizeMismatch: return "path %dev refused: %n sectors, but its map %map has %n"
+        case .pathNotKnown: return "%dev left alone: find_multipaths strict, and its WWID is not in the wwids file"
+        case .pathSinglePath: return "%dev left alone: one path, and its WWID is not in the wwids file (find_multipaths on/smart)"
+        case .pathWaitsForSibling: return "%dev waits up to %ms ms for a second path (find_multipaths smart)"
+        case .pathReleased: return "%dev released: no second path came (find_multipaths smart)"
+        case .bindingAdded: return "%map: its new name is written to the bindings file"
+        case .bindingFailed: return "%map: the bindings file cannot name it (%errno): named by its WWID"
+        case .bindingTaken: return "%map: the name the bindings file gives it is used by another map or alias: named by its WWID"
+        case .wwidsFileFailed: return "wwids file not read or written (%errno): find_multipaths knows fewer WWIDs"
+        case .bindingsLineSkipped: return "bindings file line %n skipped: malformed, or a second name for one WWID or alias"
+        case .wwidsLineSkipped: return "wwids file line %n skipped: not a /wwid/ line"
         case .tablesGrown: return "tables grown to %n paths and %n maps (locked in place, nothing moved)"
         case .tablesAtCeiling: return "tables full at max_paths %n / max_maps %n: raise them to take more"
         case .loggerStarted: return "logger started: monotonic %ms ms is unix time %n s"

@@ -1,0 +1,147 @@
+// The bindings and wwids files of a multipath-tools host, read and appended to in place: names
+// and known WWIDs survive restarts and are shared with multipath(8). Used on the events thread
+// only; nothing here waits for another process (a held lock is retried briefly, then given up).
+import Glibc
+import KeelCore
+
+/// `/etc/multipath/bindings` and `/etc/multipath/wwids` (or the files the configuration names).
+public struct MapIdentityFiles: Sendable {
+    public var bindingsPath: String
+    public var wwidsPath: String
+
+    /// The files a configuration names.
+    public init(_ configuration: Configuration) {
+        bindingsPath = configuration.bindingsFile
+        wwidsPath = configuration.wwidsFile
+    }
+
+    public init(bindingsPath: String, wwidsPath: String) {
+        self.bindingsPath = bindingsPath
+        self.wwidsPath = wwidsPath
+    }
+
+    /// The bindings now in the file; a missing file has none.
+    public func readBindings() -> Result<Bindings, SystemFileError> {
+        switch readWholeFile(bindingsPath) {
+        case .success(let text): return .success(Bindings(text: text))
+        case .failure(let error) where error.errno == ENOENT: return .success(Bindings())
+        case .failure(let error): return .failure(error)
+        }
+    }
+
+    /// The WWIDs now in the file; a missing file has none.
+    public func readWWIDs() -> Result<KnownWWIDs, SystemFileError> {
+        switch readWholeFile(wwidsPath) {
+        case .success(let text): return .success(KnownWWIDs(text: text))
+        case .failure(let error) where error.errno == ENOENT: return .success(KnownWWIDs())
+        case .failure(let error): return .failure(error)
+        }
+    }
+
+    /// The alias bound to `wwid`, binding the lowest free `prefix` name when it has none. The
+    /// file is locked, read again (multipath(8) may have added lines) and appended to with one
+    /// write and an fsync, so a name is on disk before any map carries it. `taken` refuses names
+    /// in use elsewhere (live maps, configured aliases).
+    /// `preferred` (the name of a map the kernel already has) is bound when it is free.
+    public func bind(wwid: String, prefix: String, preferred: String? = nil,
+                     taken: (String) -> Bool) throws(SystemFileError) -> (alias: String, added: Bool) {
+        let file = try LockedAppendFile(path: bindingsPath, header: Bindings.header)
+        defer { file.close() }
+        let bindings = Bindings(text: try file.contents())
+        if let alias = bindings.aliasByWWID[wwid] { return (alias, false) }
+        var alias = bindings.freeAlias(prefix: prefix, taken: taken)
+        if let preferred, bindings.wwidByAlias[preferred] == nil, !taken(preferred) { alias = preferred }
+        try file.append(Bindings.line(alias: alias, wwid: wwid))
+        return (alias, true)
+    }
+
+    /// Adds `wwid` to the wwids file unless it is there; true when a line was added.
+    @discardableResult
+    public func remember(wwid: String) throws(SystemFileError) -> Bool {
+        let file = try LockedAppendFile(path: wwidsPath, header: KnownWWIDs.header)
+        defer { file.close() }
+        if KnownWWIDs(text: try file.contents()).contains(wwid) { return false }
+        try file.append(KnownWWIDs.line(wwid))
+        return true
+    }
+}
+
+/// A state file opened for appending under an open-file-description lock, created (with its
+/// directory) when missing.
+private struct LockedAppendFile {
+    let path: String
+    let fd: Int32
+
+    /// How often a lock held by another process is tried before giving up, 10 ms apart.
+    static let lockAttempts = 20
+
+    init(path: String, header: String) throws(SystemFileError) {
+        self.path = path
+        var fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd < 0 && errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            _ = mkdir(String(path[..<slash]), 0o755)
+            fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        }
+        guard fd >= 0 else { throw SystemFileError(path: path, errno: errno) }
+        self.fd = fd
+        var attempt = 0
+        while true {
+            var lock = flock()
+            lock.l_type = Int16(F_WRLCK)
+            lock.l_whence = Int16(SEEK_SET)
+            // F_OFD_SETLK (37): an fcntl lock owned by this open file, so it excludes
+            // multipath(8)'s POSIX locks on the same file and is safe among threads.
+            if fcntl(fd, 37, &lock) == 0 { break }
+            let e = errno
+            attempt += 1
+            guard (e == EAGAIN || e == EACCES || e == EINTR) && attempt < Self.lockAttempts else {
+                Glibc.close(fd)
+                throw SystemFileError(path: path, errno: e)
+            }
+            usleep(10_000)
+        }
+        var info = stat()
+        if fstat(fd, &info) == 0 && info.st_size == 0 {
+            do throws(SystemFileError) { try append(header, sync: false) } catch {
+                Glibc.close(fd)
+                throw error
+            }
+        }
+    }
+
+    /// The whole file, at most 16 MiB.
+    func contents() throws(SystemFileError) -> String {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var offset = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemFileError(path: path, errno: errno)
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+            offset += n
+            if bytes.count > 16 << 20 { throw SystemFileError(path: path, errno: EFBIG) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `text` in one write (a line is never interleaved with another writer's) and
+    /// syncs it to disk. A file that does not end in a newline gets one first.
+    func append(_ text: String, sync: Bool = true) throws(SystemFileError) {
+        var line = text
+        var info = stat()
+        if fstat(fd, &info) == 0 && info.st_size > 0 {
+            var last: UInt8 = 0
+            if pread(fd, &last, 1, info.st_size - 1) == 1 && last != UInt8(ascii: "\n") { line = "\n" + line }
+        }
+        let count = line.utf8.count
+        let written = line.withCString { write(fd, $0, count) }
+        guard written == count else { throw SystemFileError(path: path, errno: written < 0 ? errno : EIO) }
+        if sync && fsync(fd) != 0 { throw SystemFileError(path: path, errno: errno) }
+    }
+
+    func close() { Glibc.close(fd) }
+}
