@@ -71,3 +71,38 @@ private func kernelTable() throws -> MultipathTable {
         #expect(error.description == "mpatha: reload: Invalid argument (errno 22): bad table")
     }
 }
+
+/// detect_prio and retain_attached_hw_handler, as multipathd 0.9.4 applies them.
+@Suite struct DetectionTests {
+    private func path(tpgs: UInt8?, accessState: ALUAAccessState?, handler: String?) -> DiscoveredPath {
+        var p = DiscoveredPath(kernelName: "sdb", device: d(16), address: SCSIAddress(host: 1, channel: 0, target: 0, lun: 0), deviceState: .running)
+        p.alua.tpgs = tpgs
+        p.alua.accessState = accessState
+        p.alua.attachedHandler = handler
+        return p
+    }
+
+    @Test func aluaPathsGetSysfsWithTheKernelsStateAluaWithoutAndNoALUANothing() {
+        #expect(MultipathAssembler.detectPrio(path(tpgs: 1, accessState: .activeOptimized, handler: "alua")) == .sysfs)
+        #expect(MultipathAssembler.detectPrio(path(tpgs: 3, accessState: nil, handler: nil)) == .alua)
+        #expect(MultipathAssembler.detectPrio(path(tpgs: 0, accessState: nil, handler: nil)) == nil)
+        #expect(MultipathAssembler.detectPrio(path(tpgs: nil, accessState: .standby, handler: nil)) == nil, "no INQUIRY data: no guess")
+    }
+
+    @Test func detectionFillsOnlyWhatNobodySet() throws {
+        func profile(_ text: String) throws -> MapProfile {
+            let c = try Configuration.load(files: [(name: "multipath.conf", text: text)]).get().configuration
+            var p = c.profile(wwid: "w1", vendor: "LIO-ORG", product: "disk")
+            MultipathAssembler.applyDetection(&p, prio: .sysfs, handler: "alua")
+            return p
+        }
+        let plain = try profile("")
+        #expect(plain.prio == .sysfs && plain.hardwareHandler == "1 alua")
+        let set = try profile("defaults {\n    prio const\n    hardware_handler \"0\"\n}\n")
+        #expect(set.prio == .const && set.hardwareHandler == "0", "a value written in defaults is kept, even the built-in one")
+        let device = try profile("devices {\n    device {\n        vendor LIO\n        product .*\n        prio alua\n    }\n}\n")
+        #expect(device.prio == .alua, "a devices entry sets it")
+        let off = try profile("defaults {\n    detect_prio no\n    retain_attached_hw_handler no\n}\n")
+        #expect(off.prio == .const && off.hardwareHandler == "0")
+    }
+}

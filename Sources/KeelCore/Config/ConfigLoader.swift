@@ -51,7 +51,7 @@ struct ConfigLoader {
     static let globalOptions: Set<String> = [
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
         "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
-        "find_multipaths_timeout", "bindings_file", "wwids_file",
+        "find_multipaths_timeout", "bindings_file", "wwids_file", "detect_prio", "retain_attached_hw_handler",
     ]
 
     /// Options valid in `defaults`, `device`, `overrides` and (most of them) `multipath`.
@@ -68,8 +68,7 @@ struct ConfigLoader {
     static let unsupportedOptions: Set<String> = [
         "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
         "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds", "flush_on_last_del", "queue_without_daemon",
-        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "retain_attached_hw_handler",
-        "detect_prio", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
+        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
         "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
@@ -116,6 +115,7 @@ struct ConfigLoader {
     mutating func finish() -> Result<LoadedConfiguration, ConfigurationError> {
         derivePollingIntervals()
         configuration.defaults = MapSettings.builtIn.overlaid(by: writtenDefaults)
+        configuration.writtenDefaults = writtenDefaults
         checkCapacities()
         checkAliases()
         if !errors.isEmpty { return .failure(ConfigurationError(problems: errors)) }
@@ -357,6 +357,10 @@ struct ConfigLoader {
             if let v = check(node, Self.signedNumber(value, in: Configuration.findMultipathsTimeoutRange, unit: " s")) {
                 configuration.findMultipathsTimeoutSeconds = v == 0 ? Configuration.findMultipathsTimeoutDefaultSeconds : v
             }
+        case "detect_prio":
+            if let v = check(node, Self.yesNo(value)) { configuration.detectPrio = v }
+        case "retain_attached_hw_handler":
+            if let v = check(node, Self.yesNo(value)) { configuration.retainAttachedHardwareHandler = v }
         case "bindings_file", "wwids_file":
             if value.hasPrefix("/") && value.utf8.count > 1 {
                 if node.keyword == "bindings_file" { configuration.bindingsFile = value } else { configuration.wwidsFile = value }

@@ -12,10 +12,17 @@ extension Configuration {
         if let t = checkerTimeoutSeconds { out.option("checker_timeout", "\(t)") }
         out.option("find_multipaths", findMultipaths.rawValue)
         out.option("find_multipaths_timeout", "\(findMultipathsTimeoutSeconds)")
+        out.option("detect_prio", detectPrio ? "yes" : "no")
+        out.option("retain_attached_hw_handler", retainAttachedHardwareHandler ? "yes" : "no")
         out.quoted("bindings_file", bindingsFile)
         out.quoted("wwids_file", wwidsFile)
         out.quoted("config_dir", configDirectory)
-        out.settings(defaults)
+        out.settings(writtenDefaults)
+        // Built-in values nobody wrote, as comments: writing them would switch off detect_prio
+        // and retain_attached_hw_handler, which apply only to values nobody set.
+        var builtIns = ConfigWriter()
+        builtIns.settings(MapSettings().overlaid(by: defaults).notSet(in: writtenDefaults))
+        for line in builtIns.text.split(separator: "\n") { out.comment(String(line) + "  (built-in)") }
         out.option("fast_probe_interval_ms", "\(fastProbeIntervalMs)")
         out.option("max_paths", "\(capacities.pathsMax)")
         out.option("max_maps", "\(capacities.mapsMax)")
@@ -72,6 +79,10 @@ struct ConfigWriter {
     mutating func close() {
         depth -= 1
         line("}")
+    }
+
+    mutating func comment(_ text: String) {
+        line("# " + text)
     }
 
     mutating func option(_ key: String, _ value: String) {

@@ -18,6 +18,15 @@ public struct Configuration: Sendable, Equatable {
     /// it does not know. Negative: its magnitude for devices of the built-in hardware table,
     /// `findMultipathsTimeoutUnknownSeconds` for the others; 0 means the default.
     public var findMultipathsTimeoutSeconds: Int
+    /// `detect_prio`: a map whose `prio` nobody set gets `sysfs` (or `alua`) when its paths
+    /// support ALUA.
+    public var detectPrio: Bool
+    /// `retain_attached_hw_handler`: a map whose `hardware_handler` nobody set uses the handler
+    /// the kernel attached to its paths.
+    public var retainAttachedHardwareHandler: Bool
+    /// The `defaults` section as written, without the built-in values: what `detect_prio` and
+    /// `retain_attached_hw_handler` need to know whether a value was set.
+    public var writtenDefaults: MapSettings
     /// `bindings_file`: the user-friendly name of each WWID, one `alias wwid` line each.
     public var bindingsFile: String
     /// `wwids_file`: the WWIDs that have been multipathed, one `/wwid/` line each.
@@ -64,6 +73,9 @@ public struct Configuration: Sendable, Equatable {
         findMultipaths = .strict
         findMultipathsTimeoutSeconds = Self.findMultipathsTimeoutDefaultSeconds
         bindingsFile = Self.bindingsFileDefault
+        detectPrio = true
+        retainAttachedHardwareHandler = true
+        writtenDefaults = MapSettings()
         wwidsFile = Self.wwidsFileDefault
         configDirectory = Self.configDirectoryDefault
         fastProbeIntervalMs = 200
@@ -168,6 +180,26 @@ public struct MapSettings: Sendable, Equatable {
         s.aliasPrefix = "mpath"
         return s
     }()
+
+    /// These settings without the fields `other` sets.
+    func notSet(in other: MapSettings) -> MapSettings {
+        var s = self
+        if other.grouping != nil { s.grouping = nil }
+        if other.pathSelector != nil { s.pathSelector = nil }
+        if other.pathChecker != nil { s.pathChecker = nil }
+        if other.prio != nil { s.prio = nil }
+        if other.prioArgs != nil { s.prioArgs = nil }
+        if other.failback != nil { s.failback = nil }
+        if other.noPathRetry != nil { s.noPathRetry = nil }
+        if other.features != nil { s.features = nil }
+        if other.hardwareHandler != nil { s.hardwareHandler = nil }
+        if other.sanPathErrThreshold != nil { s.sanPathErrThreshold = nil }
+        if other.sanPathErrForgetRate != nil { s.sanPathErrForgetRate = nil }
+        if other.sanPathErrRecoveryTimeSeconds != nil { s.sanPathErrRecoveryTimeSeconds = nil }
+        if other.userFriendlyNames != nil { s.userFriendlyNames = nil }
+        if other.aliasPrefix != nil { s.aliasPrefix = nil }
+        return s
+    }
 
     /// These settings with every field that `other` sets replaced by `other`'s value.
     func overlaid(by other: MapSettings) -> MapSettings {

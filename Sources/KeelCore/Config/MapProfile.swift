@@ -27,6 +27,11 @@ public struct MapProfile: Sendable, Equatable {
     public var userFriendlyNames: Bool
     /// `alias_prefix` of user-friendly names.
     public var aliasPrefix: String
+    /// `detect_prio` applies: nobody set `prio` for this map, so ALUA paths decide it.
+    public var detectsPrio: Bool = false
+    /// `retain_attached_hw_handler` applies: nobody set `hardware_handler` for this map, so the
+    /// handler the kernel attached to its paths is used.
+    public var retainsAttachedHandler: Bool = false
 
     /// The path checkers Keel has (`path_checker`).
     public enum Checker: String, Sendable, Equatable, CaseIterable {
@@ -68,8 +73,11 @@ extension Configuration {
         for entry in devices.reversed() where entry.matches(vendor: vendor, product: product) {
             layers.append(entry.settings)
         }
+        let explicitLayers = layers + [writtenDefaults]
         layers.append(defaults)
         layers.append(MapSettings.builtIn)
+        let prioSet = explicitLayers.contains { $0.prio != nil }
+        let handlerSet = explicitLayers.contains { $0.hardwareHandler != nil }
 
         func pick<T>(_ field: KeyPath<MapSettings, T?>) -> T? {
             for layer in layers {
@@ -101,7 +109,7 @@ extension Configuration {
             intervalHealthyMaxNs: Nanoseconds(maxPollingIntervalSeconds) * Time.nsPerSecond,
             checkTimeoutNs: Nanoseconds(checkerTimeoutSeconds ?? Self.checkerTimeoutFallbackSeconds) * Time.nsPerSecond
         )
-        return MapProfile(
+        var profile = MapProfile(
             policy: policy,
             pathSelector: pick(\.pathSelector) ?? "service-time 0",
             hardwareHandler: pick(\.hardwareHandler) ?? "0",
@@ -114,6 +122,9 @@ extension Configuration {
             userFriendlyNames: pick(\.userFriendlyNames) ?? false,
             aliasPrefix: pick(\.aliasPrefix) ?? "mpath"
         )
+        profile.detectsPrio = detectPrio && !prioSet
+        profile.retainsAttachedHandler = retainAttachedHardwareHandler && !handlerSet
+        return profile
     }
 
     /// Blank-separated words of a value.

@@ -101,8 +101,13 @@ public struct AssembledMap: Sendable, Equatable {
     public var live: Bool
     /// Whether the map existed before and its table was kept as it was.
     public var adopted: Bool
+
     /// Tables created or reloaded by the assembler (an adoption without reload is not one).
     public var tableLoads: Int
+    /// What `detect_prio` found on the first path (nil: no ALUA, or not asked).
+    public var detectedPrio: MapProfile.Prioritizer? = nil
+    /// The device handler the kernel attached to the first path (nil: none).
+    public var attachedHandler: String? = nil
 
     /// The dm uuid Keel gives the map (multipath-tools' convention).
     public var uuid: String { DMControl.multipathUUIDPrefix + wwid }
@@ -318,7 +323,9 @@ public struct MultipathAssembler {
                 }
                 held[wwid] = nil
                 let first = paths[0]
-                let profile = configuration.profile(wwid: wwid, vendor: first.vendor, product: first.model)
+                let detectedPrio = Self.detectPrio(first)
+                var profile = configuration.profile(wwid: wwid, vendor: first.vendor, product: first.model)
+                Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler)
                 let handle: MapHandle
                 do {
                     handle = try topology.addMap(policy: profile.policy)
@@ -328,7 +335,8 @@ public struct MultipathAssembler {
                 }
                 let name = nextName(wwid: wwid, profile: profile, handle: handle)
                 maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
-                                         vendor: first.vendor, product: first.model, sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0))
+                                         vendor: first.vendor, product: first.model, sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0,
+                                         detectedPrio: detectedPrio, attachedHandler: first.alua.attachedHandler))
                 index = maps.count - 1
                 mapIndex[handle] = index
             }
@@ -337,6 +345,21 @@ public struct MultipathAssembler {
             }
         }
         return errors
+    }
+
+    /// multipath-tools' `detect_prio` for a SCSI path: no ALUA support (TPGS 0 or unknown)
+    /// detects nothing; ALUA with the kernel's `access_state` gives `sysfs`, without it `alua`.
+    public static func detectPrio(_ path: DiscoveredPath) -> MapProfile.Prioritizer? {
+        guard let tpgs = path.alua.tpgs, tpgs != 0 else { return nil }
+        return path.alua.accessState != nil ? .sysfs : .alua
+    }
+
+    /// Applies what detection found where the profile lets it: the prioritizer when nobody set
+    /// `prio` (`detect_prio`), the attached device handler when nobody set `hardware_handler`
+    /// (`retain_attached_hw_handler`).
+    public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?) {
+        if profile.detectsPrio, let prio { profile.prio = prio }
+        if profile.retainsAttachedHandler, let handler { profile.hardwareHandler = "1 " + handler }
     }
 
     /// Keeps `paths` of `wwid` out of any map for now; each device is noticed once.
@@ -837,6 +860,7 @@ public struct MultipathAssembler {
         var changed: [(map: MapHandle, policy: MapPolicy)] = []
         for m in maps.indices {
             var profile = newConfiguration.profile(wwid: maps[m].wwid, vendor: maps[m].vendor, product: maps[m].product)
+            Self.applyDetection(&profile, prio: maps[m].detectedPrio, handler: maps[m].attachedHandler)
             profile.checker = maps[m].profile.checker
             guard profile != maps[m].profile else { continue }
             // Any change (features, selector, policy) needs a new table: `setPolicy` asks for one.

@@ -107,6 +107,12 @@ public struct ALUAInfo: Hashable, Sendable {
     public var targetPortGroup: UInt16?
     /// Relative target port (VPD 0x83 designator type 4).
     public var relativeTargetPort: UInt16?
+    /// TPGS of the standard INQUIRY data (byte 5, bits 4-5): 0 no ALUA, 1 implicit, 2 explicit,
+    /// 3 both (`device/inquiry`).
+    public var tpgs: UInt8?
+    /// The device handler the kernel attached (`device/dh_state`, e.g. "alua"); nil when none
+    /// ("detached") or not reported.
+    public var attachedHandler: String?
 
     public init(accessState: ALUAAccessState? = nil, preferred: Bool? = nil, targetPortGroup: UInt16? = nil, relativeTargetPort: UInt16? = nil) {
         self.accessState = accessState

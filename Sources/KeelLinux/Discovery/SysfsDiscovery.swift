@@ -150,6 +150,12 @@ public struct SysfsDiscovery: Sendable {
             preferred: SysfsFiles.readText(deviceDir + "/preferred_path").flatMap { Self.parseUnsigned($0) }.map { $0 != 0 },
             targetPortGroup: page83.flatMap { VPDPage83.targetPortGroup(in: $0) },
             relativeTargetPort: page83.flatMap { VPDPage83.relativeTargetPort(in: $0) })
+        if let inquiry = try? SysfsFiles.readBytes(deviceDir + "/inquiry", limit: 256), inquiry.count > 5 {
+            path.alua.tpgs = (inquiry[5] >> 4) & 0x3
+        }
+        if let handler = SysfsFiles.readText(deviceDir + "/dh_state"), !handler.isEmpty, handler != "detached" {
+            path.alua.attachedHandler = handler
+        }
 
         (path.transport, path.targetNodeName) = transportAndNodeName(resolvedDevice: resolved, deviceDir: deviceDir, address: address)
         if !path.targetNodeName.isEmpty {

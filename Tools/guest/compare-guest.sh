@@ -1,0 +1,160 @@
+# compare-guest.sh: the inside of Tools/compare (runs in the VM as root).
+#
+# For each case: scsi_debug gives a device layout, /etc/multipath.conf (and conf.d, bindings,
+# wwids) are written, Debian's multipathd builds its maps and is stopped, the maps are flushed and
+# the state files put back, then keeld builds its maps from the same files. The two map sets are
+# compared: dm name, uuid and the kernel's table (features, hardware handler, path groups with
+# their selector and devices in order). Also compared: the lines each daemon added to the
+# bindings and wwids files.
+set -uo pipefail
+source Tools/guest/keel-guest.sh
+keel_prelude || exit 1
+keel_start_udevd || { echo "compare: udevd does not start" >&2; exit 1; }
+out=${KEEL_COMPARE_OUT:-/tmp/compare}; mkdir -p "$out"
+work=/tmp/compare-work; mkdir -p $work
+only=${KEEL_COMPARE_CASES:-}
+now_ms() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
+
+# The multipath maps the kernel has, one line each: name, uuid, table (device numbers as the
+# kernel prints them), sorted by uuid.
+maps_now() {
+  local name uuid
+  dmsetup info -c --noheadings -o name,uuid --separator ' ' 2>/dev/null | while read -r name uuid; do
+    [[ $uuid == mpath-* ]] || continue
+    echo "$name $uuid $(dmsetup table "$name" | tr -s ' ')"
+  done | sort -k2
+}
+
+# Waits until the map set has not changed for 3 s (at least $1 s after the start, at most 90 s).
+settle() {
+  local min=$1 last="" same=0 t0 now cur
+  t0=$(now_ms)
+  while :; do
+    keel_sleep 1
+    cur=$(maps_now)
+    if [ "$cur" = "$last" ]; then same=$((same + 1)); else same=0; last=$cur; fi
+    now=$(( $(now_ms) - t0 ))
+    [ $now -ge $((min * 1000)) ] && [ $same -ge 3 ] && break
+    [ $now -ge 90000 ] && break
+  done
+}
+
+flush() {
+  dmsetup remove_all --force > /dev/null 2>&1
+  keel_sleep 1
+  dmsetup remove_all --force > /dev/null 2>&1
+}
+
+# put_state CASE_DIR: /etc/multipath.conf, conf.d, bindings and wwids as the case gives them.
+put_state() {
+  rm -rf /etc/multipath /etc/multipath.conf
+  mkdir -p /etc/multipath/conf.d
+  [ -f "$1/multipath.conf" ] && cp "$1/multipath.conf" /etc/multipath.conf
+  [ -f "$1/conf.d.conf" ] && cp "$1/conf.d.conf" /etc/multipath/conf.d/10-case.conf
+  [ -f "$1/bindings" ] && cp "$1/bindings" /etc/multipath/bindings
+  [ -f "$1/wwids" ] && cp "$1/wwids" /etc/multipath/wwids
+  return 0
+}
+
+# The non-comment lines of a state file, sorted (what a daemon added is compared, not headers).
+state_lines() { [ -f "$1" ] && grep -v '^#' "$1" | grep -v '^[[:space:]]*$' | sort; return 0; }
+
+wwid_of() { local w; read -r w < /sys/block/$1/device/wwid; w=${w#naa.}; echo "3$w"; }
+
+# case NAME "scsi_debug args" : the case's files are already in $work/NAME.
+run_case() {
+  local name=$1 sdargs=$2 dir=$work/$1 mp kp t0
+  if [ -n "$only" ] && [[ " $only " != *" $name "* ]]; then return 0; fi
+  echo "=== $name: scsi_debug $sdargs"
+  # shellcheck disable=SC2086
+  modprobe scsi_debug $sdargs dev_size_mb=8 || { echo "$name: scsi_debug refused $sdargs" >&2; return 1; }
+  udevadm settle -t 60
+  keel_sleep 2
+  [ -x "$dir/prepare" ] && "$dir/prepare" "$dir"
+
+  put_state "$dir"
+  t0=$(now_ms)
+  multipathd -d -s -v2 > "$out/$name.multipathd.log" 2>&1 &
+  mp=$!
+  settle 8
+  local mpd_ms=$(( $(now_ms) - t0 ))
+  maps_now > "$out/$name.multipathd.maps"
+  state_lines /etc/multipath/bindings > "$out/$name.multipathd.bindings"
+  state_lines /etc/multipath/wwids > "$out/$name.multipathd.wwids"
+  kill -TERM $mp; wait $mp 2>/dev/null
+  flush
+
+  put_state "$dir"
+  rm -f $work/keeld.stderr
+  t0=$(now_ms)
+  "$KEEL_COMPARE_BIN" --log-file "$out/$name.keeld.log" --control-socket $work/keeld.socket --pid-file $work/keeld.pid \
+    2> "$out/$name.keeld.stderr" &
+  kp=$!
+  keel_wait 120 grep -q "ready:" "$out/$name.keeld.stderr" || echo "$name: keeld not ready" >&2
+  settle 3
+  local keeld_ms=$(( $(now_ms) - t0 ))
+  maps_now > "$out/$name.keeld.maps"
+  state_lines /etc/multipath/bindings > "$out/$name.keeld.bindings"
+  state_lines /etc/multipath/wwids > "$out/$name.keeld.wwids"
+  kill -TERM $kp; wait $kp 2>/dev/null
+  flush
+  keel_scsi_debug_unload > /dev/null 2>&1 || { udevadm settle -t 30; modprobe -r scsi_debug; }
+  udevadm settle -t 30
+
+  local verdict=same what=""
+  cmp -s "$out/$name.multipathd.maps" "$out/$name.keeld.maps" || { verdict=DIFFERENT; what+=" maps"; }
+  cmp -s "$out/$name.multipathd.bindings" "$out/$name.keeld.bindings" || { verdict=DIFFERENT; what+=" bindings"; }
+  cmp -s "$out/$name.multipathd.wwids" "$out/$name.keeld.wwids" || { verdict=DIFFERENT; what+=" wwids"; }
+  local mnames knames
+  mnames=$(awk '{print $1}' "$out/$name.multipathd.maps" | tr '\n' ' ')
+  knames=$(awk '{print $1}' "$out/$name.keeld.maps" | tr '\n' ' ')
+  printf '%s\n' "--- multipathd (${mpd_ms} ms to settle):" ; sed 's/^/    /' "$out/$name.multipathd.maps"
+  printf '%s\n' "--- keeld (${keeld_ms} ms to settle):" ; sed 's/^/    /' "$out/$name.keeld.maps"
+  if [ $verdict != same ]; then
+    diff "$out/$name.multipathd.maps" "$out/$name.keeld.maps" | sed 's/^/    maps: /'
+    diff "$out/$name.multipathd.bindings" "$out/$name.keeld.bindings" | sed 's/^/    bindings: /'
+    diff "$out/$name.multipathd.wwids" "$out/$name.keeld.wwids" | sed 's/^/    wwids: /'
+  fi
+  printf '| %s | %s | %s | %s |%s\n' "$name" "${mnames:-none}" "${knames:-none}" "$verdict" "${what:+ ($what )}" >> "$out/table.md"
+}
+
+: > "$out/table.md"
+mkcase() { mkdir -p "$work/$1"; }
+
+# The WWID scsi_debug gives every host with vpd_use_hostno=0.
+W=333333330000007d0
+
+mkcase empty-config
+mkcase strict-known;        printf '/%s/\n' $W > $work/strict-known/wwids
+mkcase on-friendly;         printf 'defaults {\n    find_multipaths on\n    user_friendly_names yes\n}\n' > $work/on-friendly/multipath.conf
+mkcase bindings-kept;       printf 'defaults {\n    user_friendly_names yes\n}\n' > $work/bindings-kept/multipath.conf
+                            printf 'mpatha 3600a0980383030523424457a4a695266\nmpathq %s\n' $W > $work/bindings-kept/bindings
+                            printf '/%s/\n' $W > $work/bindings-kept/wwids
+mkcase friendly-gap;        printf 'defaults {\n    user_friendly_names yes\n    find_multipaths yes\n}\n' > $work/friendly-gap/multipath.conf
+                            printf 'mpatha 3600a0980383030523424457a4a695266\nmpathc 3600a0980383030523424457a4a695267\n' > $work/friendly-gap/bindings
+mkcase alias;               printf 'defaults {\n    find_multipaths on\n    user_friendly_names yes\n}\nmultipaths {\n    multipath {\n        wwid %s\n        alias data1\n    }\n}\n' $W > $work/alias/multipath.conf
+mkcase single-on;           printf 'defaults {\n    find_multipaths on\n}\n' > $work/single-on/multipath.conf
+mkcase single-greedy;       printf 'defaults {\n    find_multipaths greedy\n}\n' > $work/single-greedy/multipath.conf
+mkcase single-off;          printf 'defaults {\n    find_multipaths no\n}\n' > $work/single-off/multipath.conf
+mkcase luns-confd;          printf 'defaults {\n    polling_interval 5\n}\n' > $work/luns-confd/multipath.conf
+                            printf 'defaults {\n    find_multipaths yes\n    user_friendly_names yes\n}\n' > $work/luns-confd/conf.d.conf
+mkcase blacklist-exception; printf 'defaults {\n    find_multipaths greedy\n}\nblacklist {\n    wwid ".*"\n}\nblacklist_exceptions {\n    wwid "%s"\n}\n' $W > $work/blacklist-exception/multipath.conf
+mkcase vendor-table;        printf 'defaults {\n    find_multipaths on\n}\n' > $work/vendor-table/multipath.conf
+
+run_case empty-config        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
+run_case strict-known        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
+run_case on-friendly         "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
+run_case bindings-kept       "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
+run_case friendly-gap        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
+run_case alias               "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
+run_case single-on           "add_host=2 num_tgts=1 max_luns=1 vpd_use_hostno=1"
+run_case single-greedy       "add_host=2 num_tgts=1 max_luns=1 vpd_use_hostno=1"
+run_case single-off          "add_host=2 num_tgts=1 max_luns=1 vpd_use_hostno=1"
+run_case luns-confd          "add_host=2 num_tgts=1 max_luns=3 vpd_use_hostno=0"
+run_case blacklist-exception "add_host=2 num_tgts=1 max_luns=3 vpd_use_hostno=0"
+run_case vendor-table        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 inq_vendor=NETAPP inq_product=LUN"
+
+echo
+echo "| case | multipathd's maps | keeld's maps | verdict |"
+echo "|---|---|---|---|"
+cat "$out/table.md"
