@@ -99,10 +99,13 @@ private func kernelTable() throws -> MultipathTable {
         let plain = try profile("")
         #expect(plain.prio == .sysfs && plain.hardwareHandler == "1 alua")
         let set = try profile("defaults {\n    prio const\n    hardware_handler \"0\"\n}\n")
-        #expect(set.prio == .const && set.hardwareHandler == "0", "a value written in defaults is kept, even the built-in one")
-        let device = try profile("devices {\n    device {\n        vendor LIO\n        product .*\n        prio alua\n    }\n}\n")
-        #expect(device.prio == .alua, "a devices entry sets it")
+        #expect(set.prio == .sysfs && set.hardwareHandler == "1 alua", "detection comes before the sections, as in multipath-tools")
         let off = try profile("defaults {\n    detect_prio no\n    retain_attached_hw_handler no\n}\n")
-        #expect(off.prio == .const && off.hardwareHandler == "0")
+        #expect(off.prio == .const && off.hardwareHandler == "1 alua", "ALUA paths get the alua handler when nobody set one")
+        let offSet = try profile("defaults {\n    detect_prio no\n    retain_attached_hw_handler no\n    prio const\n    hardware_handler \"0\"\n}\n")
+        #expect(offSet.prio == .const && offSet.hardwareHandler == "0", "with detection off, the sections decide")
+        var noALUA = try Configuration.load(files: [(name: "c", text: "")]).get().configuration.profile(wwid: "w", vendor: "v", product: "p")
+        MultipathAssembler.applyDetection(&noALUA, prio: nil, handler: nil)
+        #expect(noALUA.prio == .const && noALUA.hardwareHandler == "0")
     }
 }

@@ -121,8 +121,8 @@ run_case() {
 : > "$out/table.md"
 mkcase() { mkdir -p "$work/$1"; }
 
-# The WWID scsi_debug gives every host with vpd_use_hostno=0.
-W=333333330000007d0
+# The WWID of LUN 0 of scsi_debug with vpd_use_hostno=0 (its T10 vendor designator, as udev and keeld read it).
+W=1Linux_scsi_debug_2000
 
 mkcase empty-config
 mkcase strict-known;        printf '/%s/\n' $W > $work/strict-known/wwids

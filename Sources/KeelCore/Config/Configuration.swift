@@ -18,14 +18,14 @@ public struct Configuration: Sendable, Equatable {
     /// it does not know. Negative: its magnitude for devices of the built-in hardware table,
     /// `findMultipathsTimeoutUnknownSeconds` for the others; 0 means the default.
     public var findMultipathsTimeoutSeconds: Int
-    /// `detect_prio`: a map whose `prio` nobody set gets `sysfs` (or `alua`) when its paths
-    /// support ALUA.
+    /// `detect_prio`: a map whose paths support ALUA gets `sysfs` (or `alua`) whatever `prio`
+    /// says.
     public var detectPrio: Bool
-    /// `retain_attached_hw_handler`: a map whose `hardware_handler` nobody set uses the handler
-    /// the kernel attached to its paths.
+    /// `retain_attached_hw_handler`: a map uses the handler the kernel attached to its paths
+    /// whatever `hardware_handler` says.
     public var retainAttachedHardwareHandler: Bool
-    /// The `defaults` section as written, without the built-in values: what `detect_prio` and
-    /// `retain_attached_hw_handler` need to know whether a value was set.
+    /// The `defaults` section as written, without the built-in values: whether a value was set
+    /// (an unset `hardware_handler` becomes "1 alua" on ALUA paths).
     public var writtenDefaults: MapSettings
     /// `bindings_file`: the user-friendly name of each WWID, one `alias wwid` line each.
     public var bindingsFile: String

@@ -27,11 +27,14 @@ public struct MapProfile: Sendable, Equatable {
     public var userFriendlyNames: Bool
     /// `alias_prefix` of user-friendly names.
     public var aliasPrefix: String
-    /// `detect_prio` applies: nobody set `prio` for this map, so ALUA paths decide it.
+    /// `detect_prio`: ALUA paths choose the prioritizer, over any `prio` setting (as in
+    /// multipath-tools, where detection comes before every section).
     public var detectsPrio: Bool = false
-    /// `retain_attached_hw_handler` applies: nobody set `hardware_handler` for this map, so the
-    /// handler the kernel attached to its paths is used.
+    /// `retain_attached_hw_handler`: a handler the kernel attached to the paths is used, over
+    /// any `hardware_handler` setting.
     public var retainsAttachedHandler: Bool = false
+    /// Nobody set `hardware_handler`: ALUA paths then get "1 alua".
+    public var hardwareHandlerIsDefault: Bool = true
 
     /// The path checkers Keel has (`path_checker`).
     public enum Checker: String, Sendable, Equatable, CaseIterable {
@@ -76,7 +79,6 @@ extension Configuration {
         let explicitLayers = layers + [writtenDefaults]
         layers.append(defaults)
         layers.append(MapSettings.builtIn)
-        let prioSet = explicitLayers.contains { $0.prio != nil }
         let handlerSet = explicitLayers.contains { $0.hardwareHandler != nil }
 
         func pick<T>(_ field: KeyPath<MapSettings, T?>) -> T? {
@@ -122,8 +124,9 @@ extension Configuration {
             userFriendlyNames: pick(\.userFriendlyNames) ?? false,
             aliasPrefix: pick(\.aliasPrefix) ?? "mpath"
         )
-        profile.detectsPrio = detectPrio && !prioSet
-        profile.retainsAttachedHandler = retainAttachedHardwareHandler && !handlerSet
+        profile.detectsPrio = detectPrio
+        profile.retainsAttachedHandler = retainAttachedHardwareHandler
+        profile.hardwareHandlerIsDefault = !handlerSet
         return profile
     }
 

@@ -354,12 +354,17 @@ public struct MultipathAssembler {
         return path.alua.accessState != nil ? .sysfs : .alua
     }
 
-    /// Applies what detection found where the profile lets it: the prioritizer when nobody set
-    /// `prio` (`detect_prio`), the attached device handler when nobody set `hardware_handler`
-    /// (`retain_attached_hw_handler`).
+    /// Applies what detection found, as multipathd 0.9.4 does: the detected prioritizer
+    /// (`detect_prio`), the device handler the kernel attached (`retain_attached_hw_handler`),
+    /// else "1 alua" for ALUA paths when nobody set `hardware_handler`. (`prio` non-nil means the
+    /// paths support ALUA.)
     public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?) {
         if profile.detectsPrio, let prio { profile.prio = prio }
-        if profile.retainsAttachedHandler, let handler { profile.hardwareHandler = "1 " + handler }
+        if profile.retainsAttachedHandler, let handler {
+            profile.hardwareHandler = "1 " + handler
+        } else if profile.hardwareHandlerIsDefault && prio != nil {
+            profile.hardwareHandler = "1 alua"
+        }
     }
 
     /// Keeps `paths` of `wwid` out of any map for now; each device is noticed once.

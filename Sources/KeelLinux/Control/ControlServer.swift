@@ -1,0 +1,451 @@
+// The operator's sockets, served by one thread through poll: many clients at once, none able to
+// hold the others. Each request has one deadline that covers reading it, carrying it out and
+// writing the answer; the number of clients is bounded; every peer's credentials are known
+// before its first request is read.
+import Glibc
+import KeelCore
+
+/// How a socket frames its requests and answers.
+public enum ControlFraming: Sendable, Equatable {
+    /// Keel's own: one line in, the answer, then the connection closes.
+    case line
+    /// multipathd's (libmpathcmd): a native `size_t` length, then that many bytes ending in NUL,
+    /// both ways; several requests per connection.
+    case multipathd
+}
+
+/// The peer of a connection (SO_PEERCRED).
+public struct PeerCredentials: Sendable, Equatable {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// Identifies one request while it is being carried out.
+public struct ControlToken: Hashable, Sendable {
+    public var client: UInt64
+}
+
+/// What a request turned into.
+public enum ControlStart: Sendable, Equatable {
+    /// The answer, now.
+    case reply(String)
+    /// The answer comes later, from `ControlService.collect`.
+    case later
+    /// No answer: close the connection (`quit`).
+    case close
+}
+
+/// What the server serves.
+public protocol ControlService: AnyObject {
+    /// Starts one request (its text without framing).
+    func begin(_ request: String, framing: ControlFraming, peer: PeerCredentials, token: ControlToken) -> ControlStart
+    /// Answers that became ready since the last call.
+    func collect() -> [(token: ControlToken, answer: String)]
+    /// A request whose deadline passed before its answer: the service forgets it.
+    func abandon(_ token: ControlToken)
+    /// A descriptor that becomes readable when `collect` has answers (-1: none).
+    var wakeDescriptor: Int32 { get }
+}
+
+/// A poll-driven server of control sockets.
+public final class ControlServer {
+    public struct Limits: Sendable {
+        /// Connections served at once; one more evicts the longest idle, or is refused.
+        public var clientsMax = 64
+        /// From the first byte of a request to the last byte of its answer (multipathd's
+        /// `uxsock_timeout` default).
+        public var requestTimeoutNs: Nanoseconds = 4 * Time.nsPerSecond
+        /// How long a multipathd-framed connection may sit between requests (`multipathd -k`).
+        public var idleTimeoutNs: Nanoseconds = 300 * Time.nsPerSecond
+        /// Longest request text (multipathd's MAX_CMD_LEN).
+        public var requestBytesMax = ControlGrammar.lineBytesMax
+        /// Longest answer; a longer one is cut and ends with a note.
+        public var answerBytesMax = 16 << 20
+        public init() {}
+    }
+
+    private struct Listener {
+        var fd: Int32
+        var framing: ControlFraming
+        var name: String
+    }
+
+    private enum Phase { case reading, waiting, writing }
+
+    private struct Client {
+        var fd: Int32
+        var id: UInt64
+        var framing: ControlFraming
+        var peer: PeerCredentials
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var written = 0
+        var phase = Phase.reading
+        /// When the request in progress must be answered (nil: between requests).
+        var deadlineNs: Nanoseconds?
+        var idleSinceNs: Nanoseconds
+        var closeAfterWrite = false
+        /// The deadline passed while the service worked: "timeout" was answered instead.
+        var timeoutAnswered = false
+    }
+
+    public let limits: Limits
+    private var listeners: [Listener] = []
+    private var clients: [UInt64: Client] = [:]
+    private var nextID: UInt64 = 1
+    /// Connections refused or evicted because `clientsMax` were open, and requests dropped at
+    /// their deadline (for `show daemon`).
+    public private(set) var refused = 0
+    public private(set) var timedOut = 0
+    /// A descriptor held in reserve so a connection can be taken and closed when the process is
+    /// out of descriptors, instead of leaving the listener readable forever.
+    private var spare: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+
+    public init(limits: Limits = Limits()) { self.limits = limits }
+
+    deinit {
+        for c in clients.values { close(c.fd) }
+        for l in listeners { close(l.fd) }
+        if spare >= 0 { close(spare) }
+    }
+
+    /// The names of the sockets listened on.
+    public var listening: [String] { listeners.map(\.name) }
+    /// Connections open now.
+    public var clientCount: Int { clients.count }
+
+    /// Listens on a socket file (a stale one is replaced), with `mode` permissions.
+    public func listen(path: String, framing: ControlFraming, mode: mode_t = 0o600) throws(SystemError) {
+        unlink(path)
+        let fd = try bound(Self.address(path), length: socklen_t(MemoryLayout<sockaddr_un>.size))
+        chmod(path, mode)
+        listeners.append(Listener(fd: fd, framing: framing, name: path))
+    }
+
+    /// Listens on an abstract socket (`@name`): no file, gone with the process. EADDRINUSE when
+    /// another process (a running multipathd) holds the name.
+    public func listen(abstract name: String, framing: ControlFraming) throws(SystemError) {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(name.utf8.prefix(MemoryLayout.size(ofValue: address.sun_path) - 1))
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw[0] = 0
+            for (i, b) in bytes.enumerated() { raw[i + 1] = b }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count)
+        let fd = try bound(address, length: length)
+        listeners.append(Listener(fd: fd, framing: framing, name: "@" + name))
+    }
+
+    private func bound(_ address: sockaddr_un, length: socklen_t) throws(SystemError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        var address = address
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard result == 0 else {
+            let e = errno
+            close(fd)
+            throw SystemError("bind", errno: e)
+        }
+        guard Glibc.listen(fd, 64) == 0 else {
+            let e = errno
+            close(fd)
+            throw SystemError("listen", errno: e)
+        }
+        return fd
+    }
+
+    /// A socket file's address.
+    public static func address(_ path: String) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return address
+    }
+
+    /// One turn: waits up to `timeoutMs` (less when a deadline is nearer) for the sockets, the
+    /// service's descriptor and `extra`, then accepts, reads, starts requests, collects answers,
+    /// writes, and drops clients past their deadline. Returns which of `extra` were readable.
+    @discardableResult
+    public func turn(service: ControlService, timeoutMs: Int32, extra: [Int32] = []) -> [Bool] {
+        var fds: [pollfd] = []
+        for l in listeners { fds.append(pollfd(fd: l.fd, events: Int16(POLLIN), revents: 0)) }
+        let serviceSlot = fds.count
+        fds.append(pollfd(fd: service.wakeDescriptor, events: Int16(POLLIN), revents: 0))
+        let extraSlot = fds.count
+        for fd in extra { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        let clientSlot = fds.count
+        let order = Array(clients.keys)
+        var nearest = Nanoseconds.max
+        for id in order {
+            let c = clients[id]!
+            var events = Int16(0)
+            if c.phase == .reading { events |= Int16(POLLIN) }
+            if c.phase == .writing { events |= Int16(POLLOUT) }
+            fds.append(pollfd(fd: c.fd, events: events, revents: 0))
+            nearest = min(nearest, c.deadlineNs ?? (c.idleSinceNs &+ limits.idleTimeoutNs))
+        }
+        let now = LogClock.nowNs()
+        var timeout = timeoutMs
+        if nearest != .max { timeout = min(timeout, Int32(clamping: max(0, nearest - now) / Time.nsPerMs + 1)) }
+        let n = poll(&fds, nfds_t(fds.count), timeout)
+        var extraReadable = [Bool](repeating: false, count: extra.count)
+        if n > 0 {
+            for (i, l) in listeners.enumerated() where fds[i].revents & Int16(POLLIN) != 0 { accept(from: l) }
+            for i in 0..<extra.count { extraReadable[i] = fds[extraSlot + i].revents != 0 }
+            for (i, id) in order.enumerated() {
+                let revents = fds[clientSlot + i].revents
+                guard revents != 0, clients[id] != nil else { continue }
+                if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0, clients[id]!.phase == .reading {
+                    read(id, service: service)
+                } else if revents & Int16(POLLHUP | POLLERR) != 0 && clients[id]!.phase != .writing {
+                    drop(id, service: service)
+                }
+                if clients[id]?.phase == .writing { write(id) }
+            }
+        }
+        _ = fds[serviceSlot]
+        for (token, answer) in service.collect() { answered(token.client, answer) }
+        expire(service: service)
+        return extraReadable
+    }
+
+    private func accept(from listener: Listener) {
+        while true {
+            let fd = Glibc.accept(listener.fd, nil, nil)
+            if fd < 0 {
+                if errno == EMFILE || errno == ENFILE { shedOne(listener.fd) }
+                return
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            let now = LogClock.nowNs()
+            if clients.count >= limits.clientsMax && !evictIdle() {
+                refused += 1
+                close(fd)
+                continue
+            }
+            // struct ucred (pid, uid, gid), which Glibc exports only under _GNU_SOURCE.
+            var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
+            var length = socklen_t(12)
+            guard getsockopt(fd, SOL_SOCKET, 17 /* SO_PEERCRED */, &credentials, &length) == 0, length == 12 else {
+                close(fd)
+                continue
+            }
+            let id = nextID
+            nextID += 1
+            var client = Client(fd: fd, id: id, framing: listener.framing,
+                                peer: PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid), idleSinceNs: now)
+            // A line client has one request: its clock starts at once.
+            if listener.framing == .line { client.deadlineNs = now + limits.requestTimeoutNs }
+            clients[id] = client
+        }
+    }
+
+    /// Out of descriptors: frees the spare, takes one pending connection and closes it (its
+    /// client sees a refusal), then keeps the spare again.
+    private func shedOne(_ listener: Int32) {
+        if spare >= 0 { close(spare) }
+        let fd = Glibc.accept(listener, nil, nil)
+        if fd >= 0 { close(fd) }
+        spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        refused += 1
+    }
+
+    /// Closes the connection idle the longest, if one is idle (between requests).
+    private func evictIdle() -> Bool {
+        guard let victim = clients.values.filter({ $0.deadlineNs == nil }).min(by: { $0.idleSinceNs < $1.idleSinceNs }) else { return false }
+        close(victim.fd)
+        clients[victim.id] = nil
+        refused += 1
+        return true
+    }
+
+    private func read(_ id: UInt64, service: ControlService) {
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        while var client = clients[id], client.phase == .reading {
+            let n = chunk.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            if n <= 0 {
+                drop(id, service: service)
+                return
+            }
+            if client.deadlineNs == nil { client.deadlineNs = LogClock.nowNs() + limits.requestTimeoutNs }
+            client.input.append(contentsOf: chunk[0..<n])
+            clients[id] = client
+            switch Self.request(in: &clients[id]!.input, framing: client.framing, bytesMax: limits.requestBytesMax) {
+            case .incomplete: continue
+            case .invalid:
+                drop(id, service: service)
+                return
+            case .complete(let text):
+                start(id, text: text, service: service)
+                return
+            }
+        }
+    }
+
+    /// A request taken out of what a client sent so far.
+    public enum Extracted: Equatable {
+        case incomplete
+        /// Framing violated (a zero or too long length, an overlong line): the client is dropped.
+        case invalid
+        case complete(String)
+    }
+
+    /// Takes the first whole request out of `input`, by `framing`'s rules.
+    public static func request(in input: inout [UInt8], framing: ControlFraming, bytesMax: Int) -> Extracted {
+        switch framing {
+        case .line:
+            if let end = input.firstIndex(of: UInt8(ascii: "\n")) {
+                guard end <= bytesMax else { return .invalid }
+                let text = String(decoding: input[..<end], as: UTF8.self)
+                input.removeSubrange(...end)
+                return .complete(text)
+            }
+            return input.count > bytesMax ? .invalid : .incomplete
+        case .multipathd:
+            let header = MemoryLayout<Int>.size
+            guard input.count >= header else { return .incomplete }
+            var length = 0
+            withUnsafeMutableBytes(of: &length) { raw in
+                for i in 0..<header { raw[i] = input[i] }
+            }
+            guard length > 0 && length <= bytesMax else { return .invalid }
+            guard input.count >= header + length else { return .incomplete }
+            let body = input[header..<(header + length)]
+            let text = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
+            input.removeSubrange(..<(header + length))
+            return .complete(text)
+        }
+    }
+
+    /// The bytes of an answer in `framing`: multipathd's length (the text and its NUL) first.
+    public static func frame(_ answer: String, framing: ControlFraming) -> [UInt8] {
+        switch framing {
+        case .line:
+            var bytes = Array(answer.utf8)
+            if bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
+            return bytes
+        case .multipathd:
+            var length = answer.utf8.count + 1
+            var bytes = withUnsafeBytes(of: &length) { Array($0) }
+            bytes += answer.utf8
+            bytes.append(0)
+            return bytes
+        }
+    }
+
+    private func start(_ id: UInt64, text: String, service: ControlService) {
+        guard let client = clients[id] else { return }
+        clients[id]!.phase = .waiting
+        switch service.begin(text, framing: client.framing, peer: client.peer, token: ControlToken(client: id)) {
+        case .reply(let answer): answered(id, answer)
+        case .later: break
+        case .close: drop(id, service: service)
+        }
+    }
+
+    private func answered(_ id: UInt64, _ answer: String) {
+        guard var client = clients[id], client.phase == .waiting else { return }
+        var text = answer
+        if text.utf8.count > limits.answerBytesMax {
+            text = String(decoding: text.utf8.prefix(limits.answerBytesMax), as: UTF8.self) + "\n(answer cut at \(limits.answerBytesMax) bytes)\n"
+        }
+        client.output = Self.frame(text, framing: client.framing)
+        client.written = 0
+        client.phase = .writing
+        client.closeAfterWrite = client.framing == .line
+        clients[id] = client
+        write(id)
+    }
+
+    private func write(_ id: UInt64) {
+        guard var client = clients[id] else { return }
+        while client.written < client.output.count {
+            let n = client.output.withUnsafeBytes { raw in
+                send(client.fd, raw.baseAddress! + client.written, raw.count - client.written, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                clients[id] = client
+                return
+            }
+            if n <= 0 {
+                close(client.fd)
+                clients[id] = nil
+                return
+            }
+            client.written += n
+        }
+        if client.closeAfterWrite {
+            close(client.fd)
+            clients[id] = nil
+            return
+        }
+        client.output = []
+        client.phase = .reading
+        client.deadlineNs = nil
+        client.idleSinceNs = LogClock.nowNs()
+        clients[id] = client
+        // Another request may already be waiting in the input.
+        if !client.input.isEmpty {
+            switch Self.request(in: &clients[id]!.input, framing: client.framing, bytesMax: limits.requestBytesMax) {
+            case .complete(let text):
+                clients[id]!.deadlineNs = LogClock.nowNs() + limits.requestTimeoutNs
+                pendingStarts.append((id, text))
+            case .invalid:
+                close(client.fd)
+                clients[id] = nil
+            case .incomplete:
+                clients[id]!.deadlineNs = LogClock.nowNs() + limits.requestTimeoutNs
+            }
+        }
+    }
+
+    /// Requests found already buffered after an answer was written; started by `expire`.
+    private var pendingStarts: [(UInt64, String)] = []
+
+    private func drop(_ id: UInt64, service: ControlService) {
+        guard let client = clients[id] else { return }
+        if client.phase == .waiting { service.abandon(ControlToken(client: id)) }
+        close(client.fd)
+        clients[id] = nil
+    }
+
+    /// Drops every client past its deadline or idle limit, and starts buffered requests.
+    private func expire(service: ControlService) {
+        let starts = pendingStarts
+        pendingStarts = []
+        for (id, text) in starts { start(id, text: text, service: service) }
+        let now = LogClock.nowNs()
+        for (id, client) in clients {
+            if let deadline = client.deadlineNs, now >= deadline {
+                timedOut += 1
+                if client.phase == .waiting && !client.timeoutAnswered {
+                    // The service is slow (the recovery thread did not answer): say so, as
+                    // multipathd does, and give the answer a second to leave.
+                    service.abandon(ControlToken(client: id))
+                    clients[id]!.timeoutAnswered = true
+                    clients[id]!.deadlineNs = now + Time.nsPerSecond
+                    answered(id, client.framing == .multipathd ? "fail\ntimeout\n" : "error: timeout")
+                } else {
+                    drop(id, service: service)
+                }
+            } else if client.deadlineNs == nil, now >= client.idleSinceNs &+ limits.idleTimeoutNs {
+                drop(id, service: service)
+            }
+        }
+    }
+}
