@@ -1,172 +1,192 @@
-// The control thread: the operator's unix socket. One command line per connection, a text
-// answer, then the connection closes. Commands for the engine go through the recovery thread's
-// ring and come back on the reply ring; names come from the directory.
+// The control thread: the operator's sockets. keeld's own (`--control-socket`: one line in, the
+// answer, then the connection closes) and multipathd's abstract socket with its framing, so
+// Debian's `multipathd` client and libdmmp talk to keeld unchanged. One poll loop serves every
+// client (ControlServer): a slow or hostile client never holds the others. Commands for the
+// engine go through the recovery thread's ring; their answers come back on the reply ring
+// without the loop waiting for them. Names come from the directory, kernel states from
+// read-only dm ioctls.
 import Glibc
 import Synchronization
 import KeelCore
 import KeelLinux
 
-final class ControlThread: @unchecked Sendable {
+/// multipathd's socket name (abstract: `@/org/kernel/linux/storage/multipathd`).
+let multipathdSocketName = "/org/kernel/linux/storage/multipathd"
+
+final class ControlThread: ControlService, @unchecked Sendable {
     let shared: DaemonShared
-    let listener: Int32
     let log: LogProducer
     /// Read for the per-path checker and orphan columns (atomic loads only).
     let checker: DaemonChecker
+    let server: ControlServer
+    /// Read-only dm queries (tables, statuses) for the views; nil when /dev/mapper/control
+    /// cannot be opened.
+    let control: DMControl?
+    /// Why multipathd's socket is not served (another process holds it), if it is not.
+    private(set) var multipathdSocketProblem: SystemError?
     private var nextTicket: UInt32 = 1
-    /// A descriptor kept in reserve so a connection can still be taken and shed when the
-    /// process is out of descriptors (see `shedOneConnection`).
-    private var spare: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
 
-    /// Binds the socket (a stale socket file from an earlier run is replaced).
+    /// An operator request waiting for the recovery thread: its tickets not answered yet and
+    /// the first failure.
+    private struct Waiting {
+        var framing: ControlFraming
+        var tickets: Set<UInt32>
+        var failure: String?
+    }
+    private var waiting: [ControlToken: Waiting] = [:]
+    private var ticketOwners: [UInt32: ControlToken] = [:]
+    private var answers: [(token: ControlToken, answer: String)] = []
+
+    /// Binds keeld's socket (a stale socket file from an earlier run is replaced) and, unless
+    /// another process holds it, multipathd's.
     init(shared: DaemonShared, path: String, log: LogProducer, checker: DaemonChecker) throws(SystemError) {
         self.shared = shared
         self.log = log
         self.checker = checker
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
-        unlink(path)
-        var address = ControlThread.address(path)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        server = ControlServer()
+        try server.listen(path: path, framing: .line)
+        do throws(SystemError) {
+            try server.listen(abstract: multipathdSocketName, framing: .multipathd)
+        } catch {
+            multipathdSocketProblem = error
         }
-        guard bound == 0 else {
-            let error = errno
-            close(fd)
-            throw SystemError("bind", errno: error)
-        }
-        chmod(path, 0o600)
-        guard listen(fd, 16) == 0 else {
-            let error = errno
-            close(fd)
-            throw SystemError("listen", errno: error)
-        }
-        listener = fd
+        control = try? DMControl()
     }
 
-    static func address(_ path: String) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8.prefix(raw.count - 1))
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        return address
-    }
+    var wakeDescriptor: Int32 { shared.replyDoorbell.descriptor }
 
     func run() {
+        let wake = shared.controlWake.descriptor
         while !shared.controlStop.load(ordering: .acquiring) {
-            let readable = pollReadable([listener, shared.controlWake.descriptor], timeoutMs: 1000)
-            if readable[1] { _ = shared.controlWake.drain() }
-            guard readable[0] else { continue }
-            let client = accept(listener, nil, nil)
-            guard client >= 0 else {
-                let error = errno
-                if error == EMFILE || error == ENFILE { shedOneConnection() }
-                continue
-            }
-            // The listener is non-blocking; the conversation is not (bounded by its timeouts).
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) & ~O_NONBLOCK)
-            serve(client)
-            close(client)
-        }
-        close(listener)
-    }
-
-    /// Out of descriptors, a pending connection would keep the listener readable and the loop
-    /// spinning: give the spare descriptor back, take the connection and close it at once (the
-    /// client sees its command refused), keep the spare again, and pause briefly.
-    func shedOneConnection() {
-        if spare >= 0 { close(spare) }
-        let client = accept(listener, nil, nil)
-        if client >= 0 { close(client) }
-        spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        usleep(10_000)
-    }
-
-    /// Reads one line (2 s at most), answers it.
-    func serve(_ client: Int32) {
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1024)
-        // The 2 s cover the whole request, not each receive: a client that trickles bytes is
-        // dropped rather than holding the control thread.
-        let deadlineNs = monotonicNs() + 2 * Time.nsPerSecond
-        while bytes.count < 4096, !bytes.contains(UInt8(ascii: "\n")), monotonicNs() < deadlineNs {
-            let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        let line = String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
-        var answer = execute(line)
-        if !answer.hasSuffix("\n") { answer += "\n" }
-        answer.withUTF8 { out in
-            var offset = 0
-            while offset < out.count {
-                let n = send(client, out.baseAddress! + offset, out.count - offset, Int32(MSG_NOSIGNAL))
-                if n <= 0 { return }
-                offset += n
-            }
+            let readable = server.turn(service: self, timeoutMs: 1000, extra: [wake])
+            if readable[0] { _ = shared.controlWake.drain() }
         }
     }
 
-    /// One command's answer. Unknown commands and bad arguments answer with `error:`.
-    func execute(_ line: String) -> String {
+    // MARK: - ControlService
+
+    func begin(_ text: String, framing: ControlFraming, peer: PeerCredentials, token: ControlToken) -> ControlStart {
         let request: ControlRequest
-        switch ControlGrammar.parse(line) {
+        switch ControlGrammar.parse(text) {
         case .failure(let error):
             log.log(.commandReceived, LogArgument.signed(0))
-            return "error: \(error)"
+            return .reply(failure(error.description, framing))
         case .success(let parsed):
             request = parsed
         }
-        log.log(.commandReceived, LogArgument.signed(line.split(separator: " ").count))
+        log.log(.commandReceived, LogArgument.signed(text.split(separator: " ").count))
+        if !request.readOnly && peer.uid != 0 {
+            return .reply(failure("permission deny: need to be root", framing))
+        }
         switch request {
-        case .showDaemon: return showDaemon()
-        case .showMaps: return showMaps()
-        case .showPaths: return showPaths()
+        case .quit: return .close
+        case .showDaemon: return .reply(framing == .line ? showDaemon() : "pid \(getpid()) \(shared.ready.load(ordering: .relaxed) ? "idle" : "configure")\n")
+        case .showMaps: return .reply(framing == .line ? showMaps() : MultipathdViews.maps(views()))
+        case .showPaths: return .reply(framing == .line ? showPaths() : MultipathdViews.paths(views().flatMap(\.paths)))
+        case .showPathsFormat(let format, let raw): return .reply(MultipathdViews.paths(views().flatMap(\.paths), format: format, raw: raw))
+        case .showMapsFormat(let format, let raw): return .reply(MultipathdViews.maps(views(), format: format, raw: raw))
+        case .showMapsStatus: return .reply(MultipathdViews.maps(views(), format: MultipathdViews.mapsStatusFormat))
+        case .showMapsStats: return .reply(MultipathdViews.maps(views(), format: "%n %0 %2"))
+        case .showTopology(let name):
+            let maps = views().filter { name == nil || $0.name == name || $0.wwid == name }
+            if name != nil && maps.isEmpty { return .reply(failure("device not found", framing)) }
+            return .reply(MultipathdViews.topology(maps))
+        case .showJSON(let name):
+            let maps = views()
+            guard let name else { return .reply(MultipathdViews.json(maps)) }
+            guard let map = maps.first(where: { $0.name == name || $0.wwid == name }) else { return .reply(failure("device not found", framing)) }
+            return .reply(MultipathdViews.json(map: map))
+        case .showStatus: return .reply(MultipathdViews.status(views().flatMap(\.paths)))
+        case .showConfig: return .reply(shared.directory.withLock { $0.configurationText })
+        case .showBlacklist:
+            let text = shared.directory.withLock { $0.configurationText }
+            return .reply(Self.sections(["blacklist", "blacklist_exceptions"], of: text))
+        case .showDevices:
+            let paths = views().flatMap(\.paths)
+            return .reply("available block devices:\n" + paths.map { "    \($0.dev) devnode whitelisted, monitored\n" }.joined())
+        case .showWildcards: return .reply(Self.wildcards())
         case .reconfigure:
             shared.reconfigureRequested.store(true, ordering: .releasing)
             shared.eventsWake.signal()
-            return "ok: configuration reload requested"
+            return .reply(success(framing, detail: "configuration reload requested"))
         case .shutdown:
             shared.shutdownRequest.signal()
-            return "ok: shutting down"
+            return .reply(success(framing, detail: "shutting down"))
         case .failPath(let name), .reinstatePath(let name):
-            guard let path = findPath(name) else { return "error: no path named \(name) (give a device name like sdb or MAJ:MIN)" }
-            if case .failPath = request { return engineCommand(.failPath(path)) }
-            return engineCommand(.reinstatePath(path))
+            guard let path = findPath(name) else { return .reply(failure("device not found: no path named \(name) (give sdb or MAJ:MIN)", framing)) }
+            if case .failPath = request { return send([.failPath(path)], token: token, framing: framing) }
+            return send([.reinstatePath(path)], token: token, framing: framing)
         case .disableQueueing(let name), .restoreQueueing(let name):
-            guard let map = findMap(name) else { return "error: no map named \(name)" }
-            if case .disableQueueing = request { return engineCommand(.disableQueueing(map)) }
-            return engineCommand(.restoreQueueing(map))
+            guard let map = findMap(name) else { return .reply(failure("device not found: no map named \(name)", framing)) }
+            if case .disableQueueing = request { return send([.disableQueueing(map)], token: token, framing: framing) }
+            return send([.restoreQueueing(map)], token: token, framing: framing)
+        case .disableQueueingAll, .restoreQueueingAll:
+            let maps = shared.directory.withLock { $0.maps.map(\.handle) }
+            let disable = request == .disableQueueingAll
+            return send(maps.map { disable ? .disableQueueing($0) : .restoreQueueing($0) }, token: token, framing: framing)
+        case .switchGroup(let name, let group):
+            guard let map = findMap(name) else { return .reply(failure("device not found: no map named \(name)", framing)) }
+            return send([.switchGroup(map, group: UInt16(group))], token: token, framing: framing)
+        case .unsupported(let what):
+            return .reply(failure("'\(what)' is a multipathd command keeld does not carry out", framing))
         }
     }
 
-    /// Hands `command` to the recovery thread and waits (2 s at most) for its outcome.
-    func engineCommand(_ command: OperatorCommand) -> String {
-        let ticket = nextTicket
-        nextTicket &+= 1
-        shared.send(.command(command, ticket: ticket), unless: shared.controlStop)
-        let deadline = monotonicNs() + 2 * Time.nsPerSecond
-        while monotonicNs() < deadline {
-            while let reply = shared.replies.pop() {
-                guard reply.ticket == ticket else { continue }
-                switch reply.outcome {
-                case .done: return "ok"
-                case .unknownPath: return "error: the engine has no such path"
-                case .unknownMap: return "error: the engine has no such map"
-                case .noSuchGroup: return "error: no such path group"
-                case .queueingNotDisabled: return "error: queueing was not disabled on this map"
-                }
+    func collect() -> [(token: ControlToken, answer: String)] {
+        _ = shared.replyDoorbell.drain()
+        while let reply = shared.replies.pop() {
+            guard let token = ticketOwners.removeValue(forKey: reply.ticket), var request = waiting[token] else { continue }
+            request.tickets.remove(reply.ticket)
+            if request.failure == nil, let why = Self.refusal(reply.outcome) { request.failure = why }
+            if request.tickets.isEmpty {
+                waiting[token] = nil
+                answers.append((token, request.failure.map { failure($0, request.framing) } ?? success(request.framing)))
+            } else {
+                waiting[token] = request
             }
-            _ = pollReadable([shared.replyDoorbell.descriptor], timeoutMs: 100)
-            _ = shared.replyDoorbell.drain()
         }
-        return "error: the recovery thread did not answer within 2 s"
+        defer { answers.removeAll() }
+        return answers
+    }
+
+    func abandon(_ token: ControlToken) {
+        guard let request = waiting.removeValue(forKey: token) else { return }
+        for ticket in request.tickets { ticketOwners[ticket] = nil }
+    }
+
+    /// Hands `commands` to the recovery thread; the answer comes from `collect`.
+    private func send(_ commands: [OperatorCommand], token: ControlToken, framing: ControlFraming) -> ControlStart {
+        if commands.isEmpty { return .reply(success(framing)) }
+        var request = Waiting(framing: framing, tickets: [], failure: nil)
+        for command in commands {
+            let ticket = nextTicket
+            nextTicket &+= 1
+            request.tickets.insert(ticket)
+            ticketOwners[ticket] = token
+            shared.send(.command(command, ticket: ticket), unless: shared.controlStop)
+        }
+        waiting[token] = request
+        return .later
+    }
+
+    private static func refusal(_ outcome: OperatorOutcome) -> String? {
+        switch outcome {
+        case .done: return nil
+        case .unknownPath: return "device not found: the engine has no such path"
+        case .unknownMap: return "device not found: the engine has no such map"
+        case .noSuchGroup: return "no such path group"
+        case .queueingNotDisabled: return "queueing was not disabled on this map"
+        }
+    }
+
+    /// multipathd answers `ok` or `fail` and a reason; keeld's own socket says `ok: ...` or
+    /// `error: ...`.
+    private func success(_ framing: ControlFraming, detail: String = "") -> String {
+        framing == .multipathd ? "ok\n" : (detail.isEmpty ? "ok" : "ok: " + detail)
+    }
+
+    private func failure(_ why: String, _ framing: ControlFraming) -> String {
+        framing == .multipathd ? "fail\n\(why)\n" : "error: " + why
     }
 
     func findPath(_ name: String) -> PathHandle? {
@@ -181,6 +201,129 @@ final class ControlThread: @unchecked Sendable {
     func findMap(_ name: String) -> MapHandle? {
         shared.directory.withLock { directory in directory.maps.first { $0.name == name || $0.wwid == name }?.handle }
     }
+
+    // MARK: - Views
+
+    /// Every map as the operator sees it: names from the directory, groups and kernel states
+    /// from the map's table and status, checker states from the state board.
+    func views() -> [MapView] {
+        let board = shared.board
+        let maps = shared.directory.withLock { $0.maps }
+        let kernelMaps = (try? control?.listMultipathMaps()) ?? []
+        return maps.map { map in
+            var byDevice: [DevNo: Directory.PathEntry] = [:]
+            for p in map.paths { byDevice[p.device] = p }
+            let table = try? control?.multipathTable(name: map.name)
+            let status = try? control?.multipathStatus(name: map.name)
+            func pathView(_ device: DevNo, active: Bool?) -> PathView {
+                let entry = byDevice[device]
+                let state = entry.flatMap { board.state($0.handle) }
+                let name = entry?.kernelName ?? ""
+                let devState = name.isEmpty ? "undef" : (Self.sysfsWord("/sys/block/\(name)/device/state") ?? "undef")
+                return PathView(hcil: entry?.address.description ?? "#:#:#:#", dev: name.isEmpty ? "#" : name, devT: device.description,
+                                dmState: active.map { $0 ? "active" : "failed" } ?? "undef",
+                                checkerState: Self.checkerWord(state), devState: devState, priority: Int(entry?.priority ?? 0),
+                                checker: Self.checkerName(entry?.checker), wwid: map.wwid, vendor: map.vendor, product: map.product,
+                                map: map.name, orphanedCheck: entry.map { checker.isOrphaned($0.handle) } ?? false)
+            }
+            var groups: [GroupView] = []
+            if let table {
+                for (g, group) in table.groups.enumerated() {
+                    let groupStatus = status.flatMap { g < $0.groups.count ? $0.groups[g] : nil }
+                    var paths: [PathView] = []
+                    for (i, path) in group.paths.enumerated() {
+                        let active = groupStatus.flatMap { i < $0.paths.count ? $0.paths[i].active : nil }
+                        paths.append(pathView(path.device, active: active))
+                    }
+                    let usable = paths.filter { $0.checkerState == "ready" || $0.checkerState == "ghost" }
+                    let priority = usable.isEmpty ? 0 : usable.reduce(0) { $0 + $1.priority } / usable.count
+                    let state: String
+                    switch groupStatus?.state {
+                    case .active?: state = "active"
+                    case .enabled?: state = "enabled"
+                    case .disabled?: state = "disabled"
+                    case nil: state = "undef"
+                    }
+                    groups.append(GroupView(selector: ([group.selector] + group.selectorArgs).joined(separator: " "),
+                                            priority: priority, dmState: state, paths: paths))
+                }
+            } else {
+                groups = [GroupView(selector: "", priority: 0, dmState: "undef", paths: map.paths.map { pathView($0.device, active: nil) })]
+            }
+            let info = kernelMaps.first { $0.name == map.name }
+            let queueing: String
+            switch map.noPathRetry {
+            case .fail: queueing = "off"
+            case .queue: queueing = board.queueing(map.handle) ? "on" : "off"
+            case .retries(let n): queueing = board.queueing(map.handle) ? "\(n) chk" : "off"
+            }
+            let features = table.map { ([String($0.features.count)] + $0.features).joined(separator: " ") } ?? "0"
+            let handler = table.map { $0.hardwareHandler.isEmpty ? "0" : ([String($0.hardwareHandler.count)] + $0.hardwareHandler).joined(separator: " ") } ?? "0"
+            let failures = status.map { $0.groups.reduce(0) { $0 + $1.paths.reduce(0) { $0 + $1.failCount } } } ?? 0
+            return MapView(name: map.name, wwid: map.wwid, sysfs: info.map { "dm-\($0.device.minor)" } ?? "", sizeSectors: map.sizeSectors,
+                           features: features, hardwareHandler: handler, queueing: queueing, failback: map.failback.description,
+                           vendor: map.vendor, product: map.product, groups: groups, pathFaults: failures, mapLoads: map.tableLoads)
+        }
+    }
+
+    /// multipathd's checker words for an engine state.
+    static func checkerWord(_ state: PathState?) -> String {
+        switch state {
+        case .up?: return "ready"
+        case .down?, .operatorFailed?: return "faulty"
+        case .ghost?: return "ghost"
+        case .pending?: return "i/o pending"
+        case .delayed?: return "delayed"
+        case .unchecked?, .removed?, nil: return "undef"
+        }
+    }
+
+    static func checkerName(_ kind: CheckerKind?) -> String {
+        switch kind {
+        case .tur?: return "tur"
+        case .directIO?: return "directio"
+        default: return "none"
+        }
+    }
+
+    /// A one-line sysfs attribute, trimmed.
+    static func sysfsWord(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        var bytes = buffer[0..<n]
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") { bytes = bytes.dropLast() }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The named top-level sections of configuration text.
+    static func sections(_ names: [String], of text: String) -> String {
+        var out = ""
+        var keeping = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if !line.hasPrefix("\t") && !line.hasPrefix(" ") {
+                keeping = names.contains { line.hasPrefix($0 + " {") }
+            }
+            if keeping { out += line + "\n" }
+        }
+        return out
+    }
+
+    static func wildcards() -> String {
+        var out = "multipath format wildcards:\n"
+        let blank = MapView(name: "", wwid: "", sysfs: "", sizeSectors: 0, features: "", hardwareHandler: "", queueing: "", failback: "",
+                            vendor: "", product: "", groups: [])
+        for letter in "nwdFQNrtSfhsvpe02x" { if let f = MultipathdViews.mapField(letter, blank) { out += "%\(letter)  \(f.header)\n" } }
+        out += "\npath format wildcards:\n"
+        let path = PathView(hcil: "", dev: "", devT: "", dmState: "", checkerState: "", devState: "", priority: 0, checker: "")
+        for letter in "widDtoTscCpzmM0P" { if let f = MultipathdViews.pathField(letter, path) { out += "%\(letter)  \(f.header)\n" } }
+        return out
+    }
+
+    // MARK: - keeld's own views (its socket)
 
     func showDaemon() -> String {
         let board = shared.board
@@ -206,6 +349,9 @@ final class ControlThread: @unchecked Sendable {
         lines.append("loop passes \(board.loopPasses.load(ordering: .relaxed)) inputs \(board.inputsHandled.load(ordering: .relaxed)) input ring drops \(shared.inputs.droppedCount)")
         let counters = shared.logger.counterSnapshot
         lines.append("log records written \(counters.recordsWritten) dropped \(counters.recordsDropped) file pages \(counters.filePagesWritten) file write errors \(counters.fileWriteErrors)")
+        let sockets = server.listening.joined(separator: " ")
+        let problem = multipathdSocketProblem.map { " (multipathd's socket not served: \($0))" } ?? ""
+        lines.append("control sockets \(sockets)\(problem), clients \(server.clientCount), refused \(server.refused), timed out \(server.timedOut)")
         return lines.joined(separator: "\n")
     }
 
@@ -244,7 +390,7 @@ func runClient(command: String, socketPath: String) -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { say("socket: \(String(cString: strerror(errno)))"); return 1 }
     defer { close(fd) }
-    var address = ControlThread.address(socketPath)
+    var address = ControlServer.address(socketPath)
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }

@@ -13,6 +13,8 @@ struct Directory {
         var device: DevNo
         var handle: PathHandle
         var priority: Int32
+        var address: SCSIAddress
+        var checker: CheckerKind
     }
     struct MapEntry {
         var name: String
@@ -21,9 +23,17 @@ struct Directory {
         /// The kernel had this table already and keeld kept it as it was.
         var adopted: Bool
         var paths: [PathEntry]
+        var vendor: String
+        var product: String
+        var sizeSectors: UInt64
+        var failback: Failback
+        var noPathRetry: NoPathRetry
+        var tableLoads: Int
     }
     var maps: [MapEntry] = []
     var configPath = ""
+    /// The configuration in force, as `show config` prints it.
+    var configurationText = ""
     /// What was done about capabilities at start.
     var capabilities = ""
     var recoveryScheduling = ""
@@ -36,8 +46,14 @@ struct Directory {
     mutating func update(from assembler: MultipathAssembler) {
         maps = assembler.maps.map { map in
             MapEntry(name: map.name, wwid: map.wwid, handle: map.handle, adopted: map.adopted,
-                     paths: map.paths.map { PathEntry(kernelName: $0.kernelName, device: $0.device, handle: $0.handle, priority: $0.priority) })
+                     paths: map.paths.map {
+                         PathEntry(kernelName: $0.kernelName, device: $0.device, handle: $0.handle, priority: $0.priority,
+                                   address: $0.address, checker: $0.checker)
+                     },
+                     vendor: map.vendor, product: map.product, sizeSectors: map.sizeSectors,
+                     failback: map.profile.policy.failback, noPathRetry: map.profile.policy.noPathRetry, tableLoads: map.tableLoads)
         }
+        configurationText = assembler.configuration.render()
     }
 }
 

@@ -1,21 +1,59 @@
-// The operator command line: one line of words, parsed into a request before anything acts on it.
+// The operator command line: multipathd's grammar (keywords in any order, a parameter after the
+// keyword that takes one, multipathd's synonyms), parsed into a request before anything acts.
 
-/// What an operator asked for (the control socket's commands).
+/// What an operator asked for.
 public enum ControlRequest: Sendable, Equatable {
     case showDaemon
     case showMaps
     case showPaths
+    /// `show paths [raw] format F`.
+    case showPathsFormat(String, raw: Bool)
+    /// `show maps [raw] format F`.
+    case showMapsFormat(String, raw: Bool)
+    /// `show maps status`, `show maps stats`.
+    case showMapsStatus
+    case showMapsStats
+    /// `show [maps] topology` (nil) or `show map X topology`.
+    case showTopology(map: String?)
+    /// `show maps json` (nil) or `show map X json`.
+    case showJSON(map: String?)
+    case showStatus
+    /// `show config [local]`.
+    case showConfig
+    case showBlacklist
+    case showDevices
+    case showWildcards
     case reconfigure
     case shutdown
+    /// `quit` / `exit`: the client is done (the connection closes).
+    case quit
     /// `fail path DEV` / `reinstate path DEV`: DEV is a kernel name (sdb) or MAJ:MIN.
     case failPath(String)
     case reinstatePath(String)
     /// `disablequeueing map NAME` / `restorequeueing map NAME`: NAME is a map name or WWID.
     case disableQueueing(map: String)
     case restoreQueueing(map: String)
+    /// `disablequeueing maps` / `restorequeueing maps`.
+    case disableQueueingAll
+    case restoreQueueingAll
+    /// `switchgroup map NAME group N` (1-based).
+    case switchGroup(map: String, group: Int)
+    /// A multipathd command Keel knows but does not carry out; the text names it.
+    case unsupported(String)
+
+    /// Whether any user may ask it (multipathd lets non-root users `list`/`show` only).
+    public var readOnly: Bool {
+        switch self {
+        case .showDaemon, .showMaps, .showPaths, .showPathsFormat, .showMapsFormat, .showMapsStatus, .showMapsStats,
+             .showTopology, .showJSON, .showStatus, .showConfig, .showBlacklist, .showDevices, .showWildcards, .quit:
+            return true
+        default:
+            return false
+        }
+    }
 }
 
-/// Why a command line was refused; `description` is the text the client gets after `error: `.
+/// Why a command line was refused; `description` is the text the client gets.
 public struct ControlParseError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -26,31 +64,138 @@ public struct ControlParseError: Error, Sendable, Equatable, CustomStringConvert
 public enum ControlGrammar {
     public static let lineBytesMax = 512
     public static let wordsMax = 16
-    public static let commandList = "show daemon, show maps, show paths, fail path DEV, reinstate path DEV, disablequeueing map NAME, restorequeueing map NAME, reconfigure, shutdown"
+    public static let commandList = """
+        show paths, show paths [raw] format F, show maps, show maps [raw] format F, show maps status, show maps stats, \
+        show [maps] topology, show map M topology, show maps json, show map M json, show status, show daemon, show config, \
+        show blacklist, show devices, show wildcards, fail path P, reinstate path P, switchgroup map M group N, \
+        disablequeueing map M|maps, restorequeueing map M|maps, reconfigure, shutdown, quit \
+        (list = show, multipath = map, multipaths = maps, switch = switchgroup, exit = quit)
+        """
+
+    /// Keywords followed by a parameter.
+    static let takesParameter: Set<String> = ["path", "map", "group", "format", "key", "pathlist"]
+    /// multipathd's synonyms, mapped to one spelling.
+    static let synonyms: [String: String] = [
+        "list": "show", "remove": "del", "multipath": "map", "multipaths": "maps", "switch": "switchgroup",
+        "exit": "quit", "disable": "disablequeueing", "restore": "restorequeueing",
+    ]
+    /// Every keyword (after synonyms); anything else in keyword position is an error.
+    static let keywords: Set<String> = [
+        "show", "add", "del", "switchgroup", "suspend", "resume", "reinstate", "fail", "resize", "reset", "reload",
+        "forcequeueing", "disablequeueing", "restorequeueing", "paths", "maps", "path", "map", "group", "reconfigure",
+        "daemon", "status", "stats", "topology", "config", "blacklist", "devices", "raw", "wildcards", "quit",
+        "shutdown", "getprstatus", "setprstatus", "unsetprstatus", "format", "json", "getprkey", "setprkey",
+        "unsetprkey", "key", "local", "setmarginal", "unsetmarginal", "all", "getprhold", "setprhold", "unsetprhold",
+        "pathlist",
+    ]
+
+    /// Splits a line into words; a `"..."` word may hold blanks (multipathd's client quotes a
+    /// format argument that has them).
+    static func words(_ line: String) -> [String]? {
+        var words: [String] = []
+        var current = ""
+        var inQuotes = false
+        var started = false
+        for c in line {
+            if inQuotes {
+                if c == "\"" { inQuotes = false } else { current.append(c) }
+            } else if c == "\"" {
+                inQuotes = true
+                started = true
+            } else if c == " " || c == "\t" || c == "\r" || c == "\n" {
+                if started { words.append(current) }
+                current = ""
+                started = false
+            } else {
+                current.append(c)
+                started = true
+            }
+            if words.count > wordsMax { return nil }
+        }
+        if started { words.append(current) }
+        return words.count > wordsMax ? nil : words
+    }
 
     public static func parse(_ line: String) -> Result<ControlRequest, ControlParseError> {
         let bytes = line.utf8.count
         guard bytes <= lineBytesMax else {
             return .failure(ControlParseError("command of \(bytes) bytes, longer than \(lineBytesMax)"))
         }
-        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
-        guard words.count <= wordsMax else {
-            return .failure(ControlParseError("command of \(words.count) words, more than \(wordsMax)"))
+        guard let words = words(line) else {
+            return .failure(ControlParseError("command of more than \(wordsMax) words"))
         }
-        switch words {
-        case []: return .failure(ControlParseError("empty command"))
-        case ["show", "daemon"]: return .success(.showDaemon)
-        case ["show", "maps"]: return .success(.showMaps)
-        case ["show", "paths"]: return .success(.showPaths)
-        case ["reconfigure"]: return .success(.reconfigure)
-        case ["shutdown"]: return .success(.shutdown)
-        case _ where words.count == 3 && words[1] == "path" && words[0] == "fail": return .success(.failPath(words[2]))
-        case _ where words.count == 3 && words[1] == "path" && words[0] == "reinstate": return .success(.reinstatePath(words[2]))
-        case _ where words.count == 3 && words[1] == "map" && words[0] == "disablequeueing": return .success(.disableQueueing(map: words[2]))
-        case _ where words.count == 3 && words[1] == "map" && words[0] == "restorequeueing": return .success(.restoreQueueing(map: words[2]))
+        if words.isEmpty { return .failure(ControlParseError("empty command")) }
+        var seen: Set<String> = []
+        var parameters: [String: String] = [:]
+        var i = 0
+        while i < words.count {
+            let word = synonyms[words[i]] ?? words[i]
+            guard keywords.contains(word) else { return .failure(unknown(line)) }
+            guard seen.insert(word).inserted else { return .failure(unknown(line)) }
+            if takesParameter.contains(word) {
+                guard i + 1 < words.count else {
+                    return .failure(ControlParseError("'\(word)' needs a value; commands: \(commandList)"))
+                }
+                parameters[word] = words[i + 1]
+                i += 2
+            } else {
+                i += 1
+            }
+        }
+        guard let request = request(seen, parameters) else { return .failure(unknown(line)) }
+        return .success(request)
+    }
+
+    private static func request(_ k: Set<String>, _ p: [String: String]) -> ControlRequest? {
+        let raw = k.contains("raw")
+        switch k {
+        case ["show", "daemon"]: return .showDaemon
+        case ["show", "maps"]: return .showMaps
+        case ["show", "paths"]: return .showPaths
+        case ["show", "paths", "format"], ["show", "paths", "raw", "format"]: return .showPathsFormat(p["format"]!, raw: raw)
+        case ["show", "maps", "format"], ["show", "maps", "raw", "format"]: return .showMapsFormat(p["format"]!, raw: raw)
+        case ["show", "maps", "status"]: return .showMapsStatus
+        case ["show", "maps", "stats"]: return .showMapsStats
+        case ["show", "topology"], ["show", "maps", "topology"]: return .showTopology(map: nil)
+        case ["show", "map", "topology"]: return .showTopology(map: p["map"])
+        case ["show", "maps", "json"]: return .showJSON(map: nil)
+        case ["show", "map", "json"]: return .showJSON(map: p["map"])
+        case ["show", "status"]: return .showStatus
+        case ["show", "config"], ["show", "config", "local"]: return .showConfig
+        case ["show", "blacklist"]: return .showBlacklist
+        case ["show", "devices"]: return .showDevices
+        case ["show", "wildcards"]: return .showWildcards
+        case ["reconfigure"], ["reconfigure", "all"]: return .reconfigure
+        case ["shutdown"]: return .shutdown
+        case ["quit"]: return .quit
+        case ["fail", "path"]: return .failPath(p["path"]!)
+        case ["reinstate", "path"]: return .reinstatePath(p["path"]!)
+        case ["disablequeueing", "map"]: return .disableQueueing(map: p["map"]!)
+        case ["restorequeueing", "map"]: return .restoreQueueing(map: p["map"]!)
+        case ["disablequeueing", "maps"]: return .disableQueueingAll
+        case ["restorequeueing", "maps"]: return .restoreQueueingAll
+        case ["switchgroup", "map", "group"]:
+            guard let n = Int(p["group"]!), n >= 1, n <= Int(UInt16.max) else { return nil }
+            return .switchGroup(map: p["map"]!, group: n)
+        case ["add", "path"], ["del", "path"], ["add", "map"], ["del", "map"], ["del", "maps"], ["resize", "map"],
+             ["reload", "map"], ["reset", "map"], ["reset", "maps"], ["suspend", "map"], ["resume", "map"],
+             ["reset", "maps", "stats"], ["reset", "map", "stats"], ["forcequeueing", "daemon"], ["restorequeueing", "daemon"],
+             ["getprstatus", "map"], ["setprstatus", "map"], ["unsetprstatus", "map"], ["getprkey", "map"],
+             ["setprkey", "map", "key"], ["unsetprkey", "map"], ["getprhold", "map"], ["setprhold", "map"],
+             ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],
+             ["show", "path"], ["show", "map", "format"], ["show", "map", "raw", "format"], ["show", "maps", "status", "json"]:
+            let order = ["getprstatus", "setprstatus", "unsetprstatus", "getprkey", "setprkey", "unsetprkey", "getprhold",
+                         "setprhold", "unsetprhold", "setmarginal", "unsetmarginal", "forcequeueing", "restorequeueing", "show",
+                         "add", "del", "resize", "reload", "reset", "suspend", "resume", "raw", "map", "maps", "path", "format",
+                         "stats", "status", "json", "daemon", "key"]
+            return .unsupported(order.filter { k.contains($0) }.joined(separator: " "))
         default:
-            let shown = line.unicodeScalars.prefix(80).map { $0.value >= 0x20 && $0.value < 0x7f ? String($0) : "?" }.joined()
-            return .failure(ControlParseError("unknown command '\(shown)'; commands: \(commandList)"))
+            return nil
         }
+    }
+
+    private static func unknown(_ line: String) -> ControlParseError {
+        let shown = line.unicodeScalars.prefix(80).map { $0.value >= 0x20 && $0.value < 0x7f ? String($0) : "?" }.joined()
+        return ControlParseError("unknown command '\(shown)'; commands: \(commandList)")
     }
 }

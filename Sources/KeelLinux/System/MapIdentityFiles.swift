@@ -77,10 +77,10 @@ private struct LockedAppendFile {
 
     init(path: String, header: String) throws(SystemFileError) {
         self.path = path
-        var fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        var fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if fd < 0 && errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex {
             _ = mkdir(String(path[..<slash]), 0o755)
-            fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+            fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         }
         guard fd >= 0 else { throw SystemFileError(path: path, errno: errno) }
         self.fd = fd

@@ -1,0 +1,123 @@
+// multipathd's grammar and output shapes: synonyms and keyword order, format wildcards, the
+// topology tree, and JSON that parses with the keys libdmmp requires.
+import Foundation
+import KeelCore
+import Testing
+
+private func path(_ dev: String, _ minor: Int, hcil: String, dm: String = "active", chk: String = "ready", prio: Int = 50) -> PathView {
+    PathView(hcil: hcil, dev: dev, devT: "8:\(minor)", dmState: dm, checkerState: chk, devState: "running", priority: prio, checker: "tur",
+             wwid: "36001405a", vendor: "LIO-ORG", product: "disk", map: "mpatha")
+}
+
+private let sample = MapView(
+    name: "mpatha", wwid: "36001405a", sysfs: "dm-0", sizeSectors: 16384, features: "1 queue_if_no_path", hardwareHandler: "1 alua",
+    queueing: "on", failback: "immediate", vendor: "LIO-ORG", product: "disk",
+    groups: [
+        GroupView(selector: "service-time 0", priority: 50, dmState: "active",
+                  paths: [path("sda", 0, hcil: "0:0:0:0"), path("sdd", 48, hcil: "3:0:0:0")]),
+        GroupView(selector: "service-time 0", priority: 1, dmState: "enabled",
+                  paths: [path("sdc", 32, hcil: "2:0:0:0", dm: "failed", chk: "faulty", prio: 1)]),
+    ])
+
+@Suite struct MultipathdGrammarTests {
+    @Test func synonymsAndKeywordOrderGiveTheSameRequest() throws {
+        #expect(try ControlGrammar.parse("list paths").get() == .showPaths)
+        #expect(try ControlGrammar.parse("show multipaths").get() == .showMaps)
+        #expect(try ControlGrammar.parse("show multipath mpatha topology").get() == .showTopology(map: "mpatha"))
+        #expect(try ControlGrammar.parse("show topology").get() == .showTopology(map: nil))
+        #expect(try ControlGrammar.parse("list maps json").get() == .showJSON(map: nil))
+        #expect(try ControlGrammar.parse("show map mpatha json").get() == .showJSON(map: "mpatha"))
+        #expect(try ControlGrammar.parse("show paths format \"%d %t %T\"").get() == .showPathsFormat("%d %t %T", raw: false))
+        #expect(try ControlGrammar.parse("show paths raw format %d").get() == .showPathsFormat("%d", raw: true))
+        #expect(try ControlGrammar.parse("switch map mpatha group 2").get() == .switchGroup(map: "mpatha", group: 2))
+        #expect(try ControlGrammar.parse("switchgroup group 2 map mpatha").get() == .switchGroup(map: "mpatha", group: 2))
+        #expect(try ControlGrammar.parse("disablequeueing maps").get() == .disableQueueingAll)
+        #expect(try ControlGrammar.parse("exit").get() == .quit)
+        #expect(try ControlGrammar.parse("reconfigure all").get() == .reconfigure)
+        #expect(try ControlGrammar.parse("remove map mpatha").get() == .unsupported("del map"))
+        #expect(try ControlGrammar.parse("setprkey map mpatha key 0x12").get() == .unsupported("setprkey map key"))
+    }
+
+    @Test func onlyShowAndListAreForEveryUser() throws {
+        #expect(try ControlGrammar.parse("show maps json").get().readOnly)
+        #expect(try !ControlGrammar.parse("fail path sdb").get().readOnly)
+        #expect(try !ControlGrammar.parse("reconfigure").get().readOnly)
+        #expect(try !ControlGrammar.parse("del map mpatha").get().readOnly)
+    }
+
+    @Test func malformedCommandsAreRefusedWithAReason() {
+        for bad in ["show", "show paths format", "switchgroup map mpatha group zero", "show show", "fail path", "show paths \"unclosed",
+                    "list maps banana", "switchgroup map m group 0"] {
+            guard case .failure(let error) = ControlGrammar.parse(bad) else {
+                Issue.record("'\(bad)' was accepted")
+                continue
+            }
+            #expect(!error.description.isEmpty)
+        }
+    }
+}
+
+@Suite struct MultipathdViewsTests {
+    @Test func pathsTableHasMultipathdsHeaderAndAlignedColumns() {
+        let text = MultipathdViews.paths(sample.paths)
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines[0] == "hcil    dev dev_t pri dm_st  chk_st dev_st  next_check")
+        #expect(lines[1] == "0:0:0:0 sda 8:0   50  active ready  running -")
+        #expect(lines[3] == "2:0:0:0 sdc 8:32  1   failed faulty running -")
+        #expect(MultipathdViews.paths(sample.paths, format: "%d %t", raw: true) == "sda active\nsdd active\nsdc failed\n")
+    }
+
+    @Test func formatsWithUnknownOrTrailingPercentAreTextNotCrashes() {
+        #expect(MultipathdViews.paths([sample.paths[0]], format: "%d %q 100%", raw: true) == "sda %q 100%\n")
+        #expect(MultipathdViews.paths([sample.paths[0]], format: "%", raw: true) == "%\n")
+        #expect(MultipathdViews.maps([sample], format: "%n %S %f", raw: true) == "mpatha 8.0M 1 queue_if_no_path\n")
+        #expect(MultipathdViews.paths([], format: "%d") == "")
+    }
+
+    @Test func topologyIsTheMultipathLLTree() {
+        let expected = """
+            mpatha (36001405a) dm-0 LIO-ORG,disk
+            size=8.0M features='1 queue_if_no_path' hwhandler='1 alua' wp=rw
+            |-+- policy='service-time 0' prio=50 status=active
+            | |- 0:0:0:0 sda 8:0 active ready running
+            | `- 3:0:0:0 sdd 8:48 active ready running
+            `-+- policy='service-time 0' prio=1 status=enabled
+              `- 2:0:0:0 sdc 8:32 failed faulty running
+
+            """
+        #expect(MultipathdViews.topology([sample]) == expected)
+        var named = sample
+        named.name = named.wwid
+        #expect(MultipathdViews.topology([named]).hasPrefix("36001405a dm-0 LIO-ORG,disk\n"), "(wwid) is left out when it is the name")
+    }
+
+    @Test func sizesUseMultipathdsUnits() {
+        #expect(MultipathdViews.size(2) == "1.0K")
+        #expect(MultipathdViews.size(16384) == "8.0M")
+        #expect(MultipathdViews.size(2 * 1024 * 1024 * 3 / 2) == "1.5G")
+    }
+
+    @Test func jsonParsesAndHasWhatLibdmmpRequires() throws {
+        var odd = sample
+        odd.name = "weird\"name\\with\ttab"
+        for text in [MultipathdViews.json([sample, odd]), MultipathdViews.json([])] {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
+            #expect(object["major_version"] as? Int == 0)
+            let maps = try #require(object["maps"] as? [[String: Any]])
+            for map in maps {
+                #expect(!(map["uuid"] as? String ?? "").isEmpty && !(map["name"] as? String ?? "").isEmpty && map["sysfs"] is String)
+                let groups = try #require(map["path_groups"] as? [[String: Any]])
+                for group in groups {
+                    #expect(["undef", "active", "disabled", "enabled"].contains(group["dm_st"] as? String ?? ""))
+                    #expect(!(group["selector"] as? String ?? "").isEmpty && group["pri"] is Int && (group["group"] as? Int ?? 0) != 0)
+                    for p in try #require(group["paths"] as? [[String: Any]]) {
+                        #expect(!(p["dev"] as? String ?? "").isEmpty)
+                        #expect(["undef", "ready", "faulty", "shaky", "ghost", "i/o pending", "i/o timeout", "delayed"].contains(p["chk_st"] as? String ?? ""))
+                    }
+                }
+            }
+        }
+        let single = try #require(try JSONSerialization.jsonObject(with: Data(MultipathdViews.json(map: odd).utf8)) as? [String: Any])
+        #expect((single["map"] as? [String: Any])?["name"] as? String == "weird\"name\\with\ttab", "escaped and read back")
+    }
+}

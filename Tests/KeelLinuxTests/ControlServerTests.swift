@@ -1,0 +1,220 @@
+// The control sockets' server: multipathd's framing, several requests per connection, clients
+// that trickle, never read or never answer, the client cap, and answers that come later.
+import Foundation
+import Glibc
+import KeelCore
+import KeelLinux
+import Synchronization
+import Testing
+
+/// Answers "echo X" at once, "later" from collect() when `release` is set, "huge" with 4 MiB.
+private final class FakeService: ControlService, @unchecked Sendable {
+    let lock = Mutex<(pending: [ControlToken], abandoned: Int, peers: [PeerCredentials], release: Bool)>(([], 0, [], false))
+    func begin(_ request: String, framing: ControlFraming, peer: PeerCredentials, token: ControlToken) -> ControlStart {
+        lock.withLock { $0.peers.append(peer) }
+        switch request {
+        case "later":
+            lock.withLock { $0.pending.append(token) }
+            return .later
+        case "huge": return .reply(String(repeating: "x", count: 4 << 20))
+        case "quit": return .close
+        default: return .reply("echo " + request)
+        }
+    }
+    func collect() -> [(token: ControlToken, answer: String)] {
+        lock.withLock { state in
+            guard state.release else { return [] }
+            defer { state.pending.removeAll() }
+            return state.pending.map { ($0, "done") }
+        }
+    }
+    func abandon(_ token: ControlToken) { lock.withLock { $0.abandoned += 1 } }
+    var wakeDescriptor: Int32 { -1 }
+}
+
+/// A server on its own thread, listening on a fresh abstract name (multipathd framing) and a
+/// socket file (line framing).
+private final class Running: @unchecked Sendable {
+    let server: ControlServer
+    let service = FakeService()
+    let name = "/keel-test/\(UUID().uuidString)"
+    let path = NSTemporaryDirectory() + "keel-ctl-\(UUID().uuidString).sock"
+    let stop = Atomic<Bool>(false)
+    var thread: Thread?
+
+    init(limits: ControlServer.Limits = ControlServer.Limits()) throws {
+        server = ControlServer(limits: limits)
+        try server.listen(abstract: name, framing: .multipathd)
+        try server.listen(path: path, framing: .line)
+        let t = Thread { [self] in
+            while !stop.load(ordering: .acquiring) { server.turn(service: service, timeoutMs: 20) }
+        }
+        thread = t
+        t.start()
+    }
+
+    func shutdown() {
+        stop.store(true, ordering: .releasing)
+        while thread?.isFinished == false { usleep(1000) }
+        unlink(path)
+    }
+
+    /// A connected client socket (5 s receive timeout).
+    func connectAbstract() throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(name.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw[0] = 0
+            for (i, b) in bytes.enumerated() { raw[i + 1] = b }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count)
+        let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+        guard ok == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+}
+
+private func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { return }
+        offset += n
+    }
+}
+
+private func receive(_ fd: Int32, _ count: Int) -> [UInt8]? {
+    var bytes = [UInt8](repeating: 0, count: count)
+    var got = 0
+    while got < count {
+        let n = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+        if n <= 0 { return nil }
+        got += n
+    }
+    return bytes
+}
+
+/// One multipathd request and its answer (nil when the server closed the connection).
+private func ask(_ fd: Int32, _ command: String) -> String? {
+    sendAll(fd, ControlServer.frame(command, framing: .multipathd))
+    guard let header = receive(fd, 8) else { return nil }
+    let length = header.withUnsafeBytes { $0.load(as: Int.self) }
+    guard length > 0, let body = receive(fd, length) else { return nil }
+    return String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
+}
+
+@Suite(.serialized) struct ControlServerTests {
+    @Test func framingRoundTripsAndLengthsOutsideOneTo512CloseTheConnection() throws {
+        var input = ControlServer.frame("show paths", framing: .multipathd) + ControlServer.frame("show maps", framing: .multipathd)
+        #expect(ControlServer.request(in: &input, framing: .multipathd, bytesMax: 512) == .complete("show paths"))
+        #expect(ControlServer.request(in: &input, framing: .multipathd, bytesMax: 512) == .complete("show maps"))
+        #expect(input.isEmpty)
+        var zero = [UInt8](repeating: 0, count: 8)
+        #expect(ControlServer.request(in: &zero, framing: .multipathd, bytesMax: 512) == .invalid)
+        var long = ControlServer.frame(String(repeating: "a", count: 600), framing: .multipathd)
+        #expect(ControlServer.request(in: &long, framing: .multipathd, bytesMax: 512) == .invalid)
+        var half = Array(ControlServer.frame("show maps", framing: .multipathd).prefix(12))
+        #expect(ControlServer.request(in: &half, framing: .multipathd, bytesMax: 512) == .incomplete)
+    }
+
+    @Test func severalRequestsOnOneConnectionAndThePeersCredentials() throws {
+        let r = try Running()
+        defer { r.shutdown() }
+        let fd = try r.connectAbstract()
+        defer { close(fd) }
+        #expect(ask(fd, "show paths") == "echo show paths")
+        #expect(ask(fd, "show maps") == "echo show maps")
+        let peers = r.service.lock.withLock { $0.peers }
+        #expect(peers.count == 2 && peers.allSatisfy { $0.uid == getuid() && $0.pid == getpid() })
+        var bad = [UInt8](repeating: 0, count: 8)
+        bad[0] = 0xff; bad[1] = 0xff   // 65535 bytes: over the limit
+        sendAll(fd, bad)
+        #expect(receive(fd, 1) == nil, "the connection is closed")
+    }
+
+    @Test func aTricklingClientIsDroppedAtItsDeadlineAndNeverHoldsTheOthers() throws {
+        var limits = ControlServer.Limits()
+        limits.requestTimeoutNs = 500 * Time.nsPerMs
+        let r = try Running(limits: limits)
+        defer { r.shutdown() }
+        let slow = try r.connectAbstract()
+        defer { close(slow) }
+        sendAll(slow, [9])   // one byte of a length, then nothing
+        let started = LogClock.nowNs()
+        for i in 0..<20 {
+            let fast = try r.connectAbstract()
+            #expect(ask(fast, "n\(i)") == "echo n\(i)")
+            close(fast)
+        }
+        #expect(receive(slow, 1) == nil, "dropped")
+        #expect(LogClock.nowNs() - started >= 400 * Time.nsPerMs, "after its deadline, not before")
+        #expect(r.server.timedOut >= 1)
+    }
+
+    @Test func aClientThatNeverReadsItsAnswerDoesNotBlockTheServer() throws {
+        var limits = ControlServer.Limits()
+        limits.requestTimeoutNs = 1 * Time.nsPerSecond
+        let r = try Running(limits: limits)
+        defer { r.shutdown() }
+        let hog = try r.connectAbstract()
+        defer { close(hog) }
+        sendAll(hog, ControlServer.frame("huge", framing: .multipathd))   // 4 MiB it never reads
+        usleep(100_000)
+        let other = try r.connectAbstract()
+        defer { close(other) }
+        #expect(ask(other, "still here") == "echo still here")
+        usleep(1_500_000)
+        #expect(r.server.clientCount == 1, "the hog was dropped at its deadline")
+    }
+
+    @Test func theClientCapEvictsTheLongestIdleAndRefusesWhenAllAreBusy() throws {
+        var limits = ControlServer.Limits()
+        limits.clientsMax = 3
+        let r = try Running(limits: limits)
+        defer { r.shutdown() }
+        let idle = try (0..<3).map { _ in try r.connectAbstract() }
+        defer { idle.forEach { close($0) } }
+        usleep(100_000)
+        let newcomer = try r.connectAbstract()
+        defer { close(newcomer) }
+        #expect(ask(newcomer, "hello") == "echo hello", "an idle client made room")
+        #expect(receive(idle[0], 1) == nil, "the oldest idle one was closed")
+        #expect(r.server.clientCount <= 3)
+        #expect(r.server.refused >= 1)
+    }
+
+    @Test func laterAnswersArriveAndUnansweredOnesTimeOutWithAReply() throws {
+        var limits = ControlServer.Limits()
+        limits.requestTimeoutNs = 300 * Time.nsPerMs
+        let r = try Running(limits: limits)
+        defer { r.shutdown() }
+        let fd = try r.connectAbstract()
+        defer { close(fd) }
+        #expect(ask(fd, "later") == "fail\ntimeout\n", "multipathd's answer when the work does not finish in time")
+        #expect(r.service.lock.withLock { $0.abandoned } == 1)
+        r.service.lock.withLock { $0.pending.removeAll(); $0.release = true }
+        let again = try r.connectAbstract()
+        defer { close(again) }
+        #expect(ask(again, "later") == "done")
+    }
+
+    @Test func theLineSocketAnswersOnceAndCloses() throws {
+        let r = try Running()
+        defer { r.shutdown() }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = ControlServer.address(r.path)
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(ok == 0)
+        sendAll(fd, Array("show daemon\n".utf8))
+        var answer: [UInt8] = []
+        while let byte = receive(fd, 1) { answer += byte }
+        #expect(String(decoding: answer, as: UTF8.self) == "echo show daemon\n")
+    }
+}
