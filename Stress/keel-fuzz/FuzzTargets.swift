@@ -21,6 +21,8 @@ enum FuzzTarget: String, CaseIterable {
     case command
     /// sysfs and udev database text: SCSI addresses, the udev `E:` lines.
     case sysfs
+    /// The bindings and wwids files (`alias wwid` and `/wwid/` lines).
+    case stateFiles = "state-files"
 
     func run(_ bytes: UnsafeRawBufferPointer) {
         switch self {
@@ -61,13 +63,32 @@ enum FuzzTarget: String, CaseIterable {
             _ = try? VPDPage80.serial(fromPage: page)
             _ = VPDPage83.wwid(fromKernelWWID: String(decoding: bytes, as: UTF8.self))
         case .command:
-            _ = ControlGrammar.parse(String(decoding: bytes, as: UTF8.self))
+            let text = String(decoding: bytes, as: UTF8.self)
+            _ = ControlGrammar.parse(text)
+            // The same bytes as multipathd-framed socket input, and as a show ... format string.
+            var input = Array(bytes)
+            while case .complete = ControlServer.request(in: &input, framing: .multipathd, bytesMax: 512) {}
+            var lines = Array(bytes)
+            while case .complete = ControlServer.request(in: &lines, framing: .line, bytesMax: 512) {}
+            _ = MultipathdViews.paths([Self.samplePath], format: text)
+            _ = MultipathdViews.maps([Self.sampleMap], format: text, raw: true)
         case .sysfs:
             let text = String(decoding: bytes, as: UTF8.self)
             _ = SCSIAddress(parsing: text)
             _ = UdevDatabase.parse(text)
+        case .stateFiles:
+            let text = String(decoding: bytes, as: UTF8.self)
+            let bindings = Bindings(text: text)
+            _ = bindings.freeAlias(prefix: "mpath", taken: { $0.count % 3 == 0 })
+            _ = KnownWWIDs(text: text)
         }
     }
+
+    static let samplePath = PathView(hcil: "0:0:0:0", dev: "sda", devT: "8:0", dmState: "active", checkerState: "ready",
+                                     devState: "running", priority: 50, checker: "tur")
+    static let sampleMap = MapView(name: "mpatha", wwid: "w", sysfs: "dm-0", sizeSectors: 8, features: "0", hardwareHandler: "0",
+                                   queueing: "off", failback: "manual", vendor: "v", product: "p",
+                                   groups: [GroupView(selector: "service-time 0", priority: 50, dmState: "active", paths: [samplePath])])
 }
 
 /// Counts what the status scanner reports (it must report without crashing, not correctly).

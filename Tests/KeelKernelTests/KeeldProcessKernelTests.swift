@@ -583,6 +583,72 @@ struct KeeldProcessKernelTests {
     }
 }
 
+/// Runs a program with `arguments` and `input` on stdin; its exit status and stdout+stderr.
+private func capture(_ arguments: [String], input: String = "") throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let out = Pipe(), inPipe = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    process.standardInput = inPipe
+    try process.run()
+    inPipe.fileHandleForWriting.write(Data(input.utf8))
+    try inPipe.fileHandleForWriting.close()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite("multipathd's client against keeld", .serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"))
+struct MultipathdClientKernelTests {
+    @Test("Debian's multipathd, used as a client, reads keeld's maps, JSON and topology, fails and reinstates a path, and is refused changes when not root")
+    func debiansClientWorksUnchanged() throws {
+        guard FileManager.default.fileExists(atPath: "/sbin/multipathd") || FileManager.default.fileExists(atPath: "/usr/sbin/multipathd") else {
+            Issue.record("multipath-tools is not installed (Tools/test installs it)")
+            return
+        }
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-mpclient")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        #expect(keeld.command("show daemon").contains("@/org/kernel/linux/storage/multipathd"), "keeld serves multipathd's socket")
+
+        let json = try capture(["multipathd", "show", "maps", "json"])
+        #expect(json.status == 0, "\(json.output)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any], "\(json.output)")
+        #expect(object["major_version"] as? Int == 0)
+        let maps = try #require(object["maps"] as? [[String: Any]])
+        #expect(maps.count == 1 && maps.first?["name"] as? String == "mpatha")
+        let groups = try #require(maps.first?["path_groups"] as? [[String: Any]])
+        #expect(groups.count == 3, "group_by_prio over ALUA 50/10/1")
+        #expect(groups.flatMap { ($0["paths"] as? [[String: Any]]) ?? [] }.count == 4)
+
+        let topology = try capture(["multipathd", "show", "topology"])
+        #expect(topology.output.contains("mpatha (") && topology.output.contains("policy='service-time 0' prio=50 status=active"), "\(topology.output)")
+        let paths = try capture(["multipathd", "show", "paths", "format", "%d %t %T"])
+        #expect(paths.output.split(separator: "\n").count == 5, "a header and 4 paths: \(paths.output)")
+
+        let disk = try #require(disks[1])
+        let device = try #require(devNo(of: disk))
+        let failed = try capture(["multipathd", "fail", "path", disk])
+        #expect(failed.output.hasPrefix("ok"), "\(failed.output)")
+        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+        let stranger = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "reinstate", "path", disk])
+        #expect(stranger.output.contains("permission deny"), "\(stranger.output)")
+        let strangerShows = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "show", "maps"])
+        #expect(strangerShows.output.contains("mpatha"), "\(strangerShows.output)")
+        let reinstated = try capture(["multipathd", "reinstate", "path", disk])
+        #expect(reinstated.output.hasPrefix("ok"), "\(reinstated.output)")
+        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+        let unknown = try capture(["multipathd", "show", "bananas"])
+        #expect(unknown.output.contains("fail") || unknown.output.contains("unknown"), "\(unknown.output)")
+        print("multipathd client: show topology\n\(topology.output)\nshow paths format\n\(paths.output)")
+    }
+}
+
 /// A write's outcome, set once from its thread.
 private final class WriteResult: @unchecked Sendable {
     private let lock = NSLock()
