@@ -105,6 +105,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
             let paths = views().flatMap(\.paths)
             return .reply("available block devices:\n" + paths.map { "    \($0.dev) devnode whitelisted, monitored\n" }.joined())
         case .showWildcards: return .reply(Self.wildcards())
+        case .showMetrics: return .reply(metrics())
         case .reconfigure:
             shared.reconfigureRequested.store(true, ordering: .releasing)
             shared.eventsWake.signal()
@@ -244,7 +245,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
                     case .disabled?: state = "disabled"
                     case nil: state = "undef"
                     }
-                    groups.append(GroupView(selector: ([group.selector] + group.selectorArgs).joined(separator: " "),
+                    groups.append(GroupView(selector: ([group.selector, String(group.selectorArgs.count)] + group.selectorArgs).joined(separator: " "),
                                             priority: priority, dmState: state, paths: paths))
                 }
             } else {
@@ -264,6 +265,43 @@ final class ControlThread: ControlService, @unchecked Sendable {
                            features: features, hardwareHandler: handler, queueing: queueing, failback: map.failback.description,
                            vendor: map.vendor, product: map.product, groups: groups, pathFaults: failures, mapLoads: map.tableLoads)
         }
+    }
+
+    /// Prometheus text exposition of keeld's counters and gauges.
+    func metrics() -> String {
+        let board = shared.board
+        let maps = shared.directory.withLock { $0.maps }
+        var byState: [String: Int] = [:]
+        for map in maps { for path in map.paths { byState[Self.checkerWord(board.state(path.handle)), default: 0] += 1 } }
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for s in samples { out += name + (s.labels.isEmpty ? "" : "{\(s.labels)}") + " " + s.value + "\n" }
+        }
+        metric("keel_paths", "gauge", "Paths by checker state.",
+               ["ready", "faulty", "ghost", "i/o pending", "delayed", "undef"].map { ("state=\"\($0)\"", "\(byState[$0] ?? 0)") })
+        metric("keel_maps", "gauge", "Multipath maps.", [("", "\(maps.count)")])
+        metric("keel_maps_queueing", "gauge", "Maps queueing I/O while no path is usable.",
+               [("", "\(maps.filter { board.queueing($0.handle) }.count)")])
+        metric("keel_path_transitions_total", "counter", "Path state changes.", [("", "\(board.transitions.load(ordering: .relaxed))")])
+        metric("keel_orphaned_checks", "gauge", "Checks timed out and still in the kernel.", [("", "\(checker.orphansInFlight)")])
+        metric("keel_loop_passes_total", "counter", "Recovery loop passes.", [("", "\(board.loopPasses.load(ordering: .relaxed))")])
+        metric("keel_inputs_total", "counter", "Inputs the recovery thread handled.", [("", "\(board.inputsHandled.load(ordering: .relaxed))")])
+        metric("keel_input_ring_drops_total", "counter", "Inputs dropped on a full ring.", [("", "\(shared.inputs.droppedCount)")])
+        let log = shared.logger.counterSnapshot
+        metric("keel_log_records_total", "counter", "Log records by outcome.",
+               [("outcome=\"written\"", "\(log.recordsWritten)"), ("outcome=\"dropped\"", "\(log.recordsDropped)")])
+        metric("keel_log_file_write_errors_total", "counter", "Log file writes that failed.", [("", "\(log.fileWriteErrors)")])
+        if let memory = try? MemoryDiscipline.lockedMemory() {
+            metric("keel_memory_locked_bytes", "gauge", "VmLck.", [("", "\(memory.lockedBytes)")])
+            metric("keel_memory_resident_bytes", "gauge", "VmRSS.", [("", "\(memory.residentBytes)")])
+        }
+        metric("keel_table_slots", "gauge", "Committed table slots.",
+               [("kind=\"paths\"", "\(board.pathCapacity)"), ("kind=\"maps\"", "\(board.mapCapacity)")])
+        metric("keel_control_clients", "gauge", "Connected control clients.", [("", "\(server.clientCount)")])
+        metric("keel_control_refused_total", "counter", "Control connections refused or evicted at the client cap.", [("", "\(server.refused)")])
+        metric("keel_control_timeouts_total", "counter", "Control requests past their deadline.", [("", "\(server.timedOut)")])
+        return out
     }
 
     /// multipathd's checker words for an engine state.

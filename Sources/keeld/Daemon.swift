@@ -180,8 +180,8 @@ enum Daemon {
                                               topologyReplies: shared.topologyReplies, topologyDoorbell: shared.topologyDoorbell))
         let events = EventsThread(shared: shared, assembler: assembler, checker: checker, poller: poller, uevents: uevents,
                                   log: eventsLog, options: options, growth: growth)
+        shared.publish(assembler)
         shared.directory.withLock {
-            $0.update(from: assembler)
             $0.configPath = options.configPath
             $0.capabilities = capabilityFact
             $0.startedUnixSeconds = time(nil)

@@ -122,7 +122,7 @@ final class EventsThread: @unchecked Sendable {
         }
         if serviced {
             let assembler = self.assembler
-            shared.directory.withLock { $0.update(from: assembler) }
+            shared.publish(assembler)
         }
     }
 
@@ -149,7 +149,7 @@ final class EventsThread: @unchecked Sendable {
         }
         if removed {
             let assembler = self.assembler
-            shared.directory.withLock { $0.update(from: assembler) }
+            shared.publish(assembler)
         }
         guard !added.isEmpty else { return }
         let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
@@ -163,7 +163,7 @@ final class EventsThread: @unchecked Sendable {
         }
         reportFallbacks()
         let assembler = self.assembler
-        shared.directory.withLock { $0.update(from: assembler) }
+        shared.publish(assembler)
     }
 
     /// A dm event: re-arm, list, and resync the maps whose event number moved.
@@ -230,7 +230,7 @@ final class EventsThread: @unchecked Sendable {
         log.log(.resyncFinished, LogArgument.signed(pathCount), LogArgument.signed(assembler.maps.count))
         if changed {
             let assembler = self.assembler
-            shared.directory.withLock { $0.update(from: assembler) }
+            shared.publish(assembler)
         }
     }
 
@@ -270,7 +270,7 @@ final class EventsThread: @unchecked Sendable {
         reportFallbacks()
         if assembler.maps.count != before {
             let assembler = self.assembler
-            shared.directory.withLock { $0.update(from: assembler) }
+            shared.publish(assembler)
         }
     }
 

@@ -59,6 +59,15 @@ struct Directory {
 
 /// keeld's shared state. Created on the main thread before any other thread starts.
 final class DaemonShared: @unchecked Sendable {
+    /// Copies what the assembler knows into the directory (for the operator) and the log's
+    /// names (so lines say `sdc (8:32) in mpatha`).
+    func publish(_ assembler: MultipathAssembler) {
+        directory.withLock { $0.update(from: assembler) }
+        logger.names.replace(maps: assembler.maps.map { map in
+            (map.handle, map.name, map.paths.map { ($0.handle, $0.kernelName, $0.device) })
+        })
+    }
+
     let inputs: MPSCRing<RecoveryInput>
     let inputDoorbell: EventFD
     let replies: SPSCRing<CommandReply>

@@ -108,7 +108,7 @@ import Testing
         let text = """
             defaults {
             \tpolling_interval abc
-            \tprio emc
+            \tprio banana
             \tfailback soon
             }
             blacklist {
@@ -117,7 +117,7 @@ import Testing
             """
         #expect(configErrors(text) == [
             "multipath.conf:2: polling_interval: \"abc\" is not a whole number of seconds",
-            "multipath.conf:3: prio: \"emc\" is not a supported prioritizer (const, alua, sysfs)",
+            "multipath.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs)",
             "multipath.conf:4: failback: \"soon\" must be manual, immediate, followover or a number of seconds",
             "multipath.conf:7: devnode: \"^(sd\" is not a valid regular expression: unmatched \"(\" at offset 1",
         ])
@@ -190,9 +190,9 @@ import Testing
         #expect(configFrom(inDefaults("path_checker \(checker.rawValue)"))?.defaults.pathChecker == checker)
     }
 
-    @Test func pathCheckerRefusesOthers() {
-        #expect(configErrors(inDefaults("path_checker rdac")) == [
-            "multipath.conf:2: path_checker: \"rdac\" is not a supported checker (tur, directio, none)",
+    @Test func pathCheckerRefusesWordsMultipathToolsDoesNotKnow() {
+        #expect(configErrors(inDefaults("path_checker banana")) == [
+            "multipath.conf:2: path_checker: \"banana\" is not a supported checker (tur, directio, none)",
         ])
     }
 
@@ -202,8 +202,8 @@ import Testing
     }
 
     @Test func groupingPolicyRefusesOthers() {
-        #expect(configErrors(inDefaults("path_grouping_policy group_by_tpg")) == [
-            "multipath.conf:2: path_grouping_policy: \"group_by_tpg\" is not a grouping policy (failover, multibus, group_by_prio, group_by_serial, group_by_node_name)",
+        #expect(configErrors(inDefaults("path_grouping_policy by_mood")) == [
+            "multipath.conf:2: path_grouping_policy: \"by_mood\" is not a grouping policy (failover, multibus, group_by_prio, group_by_serial, group_by_node_name)",
         ])
     }
 

@@ -10,7 +10,7 @@ private let wwidB = "36001405bbbbbbbbbbbbbbbbbbbbbbbbb"
 private func layered(device: Bool = true, overrides: Bool = true, multipath: Bool = true) -> String {
     var text = "defaults {\n\tfailback 10\n}\n"
     if device {
-        text += "devices {\n\tdevice {\n\t\tvendor \"LIO-ORG\"\n\t\tproduct \"disk\"\n\t\tfailback 20\n\t}\n}\n"
+        text += "devices {\n\tdevice {\n\t\tvendor \"ACME\"\n\t\tproduct \"disk\"\n\t\tfailback 20\n\t}\n}\n"
     }
     if overrides { text += "overrides {\n\tfailback 30\n}\n" }
     if multipath {
@@ -19,7 +19,7 @@ private func layered(device: Bool = true, overrides: Bool = true, multipath: Boo
     return text
 }
 
-private func failback(_ text: String, wwid: String = wwidA, vendor: String = "LIO-ORG", product: String = "disk0") -> Failback? {
+private func failback(_ text: String, wwid: String = wwidA, vendor: String = "ACME", product: String = "disk0") -> Failback? {
     configFrom(text)?.profile(wwid: wwid, vendor: vendor, product: product).policy.failback
 }
 
@@ -54,7 +54,7 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "LI
 
     @Test func deviceVendorAndProductAreUnanchoredRegularExpressions() {
         let text = layered(overrides: false, multipath: false)
-        #expect(failback(text, vendor: "XLIO-ORGX", product: "ramdisk") == .deferred(seconds: 20))
+        #expect(failback(text, vendor: "XACMEX", product: "ramdisk") == .deferred(seconds: 20))
     }
 
     @Test func overridesBeatAMatchingDevice() {
@@ -77,13 +77,13 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "LI
         let text = """
             devices {
             \tdevice {
-            \t\tvendor "LIO"
+            \t\tvendor "AC"
             \t\tproduct ".*"
             \t\tfailback immediate
             \t\tprio alua
             \t}
             \tdevice {
-            \t\tvendor "LIO-ORG"
+            \t\tvendor "ACME"
             \t\tproduct "disk"
             \t\tfailback followover
             \t}
@@ -94,7 +94,7 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "LI
             \t}
             }
             """
-        let p = configFrom(text)?.profile(wwid: wwidA, vendor: "LIO-ORG", product: "disk0")
+        let p = configFrom(text)?.profile(wwid: wwidA, vendor: "ACME", product: "disk0")
         #expect(p?.policy.failback == .followover)
         // The later entry does not set prio, so the earlier matching one still does.
         #expect(p?.prio == .alua)
@@ -267,7 +267,7 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "LI
     @Test func problemsNameTheFileTheyAreIn() {
         let r = Configuration.load(files: [
             (name: "multipath.conf", text: inDefaults("polling_interval x")),
-            (name: "conf.d/b.conf", text: "\n" + inDefaults("prio emc") + inDefaults("bogus 1")),
+            (name: "conf.d/b.conf", text: "\n" + inDefaults("prio banana") + inDefaults("bogus 1")),
         ])
         guard case .failure(let e) = r else {
             Issue.record("expected errors")
@@ -275,7 +275,7 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "LI
         }
         #expect(e.problems.map(\.description) == [
             "multipath.conf:2: polling_interval: \"x\" is not a whole number of seconds",
-            "conf.d/b.conf:3: prio: \"emc\" is not a supported prioritizer (const, alua, sysfs)",
+            "conf.d/b.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs)",
         ])
     }
 

@@ -285,14 +285,13 @@ struct EndToEndKernelTests {
             #expect(map.paths.allSatisfy { $0.priority == [50, 10, 1][Int($0.address.host % 3)] })
             #expect(table.features == ["queue_if_no_path"])
             #expect(table.groups.allSatisfy { $0.selector == "service-time" })
-            // The profile asks for no handler ("0") and the 6.1 kernel prints the table as loaded,
-            // although scsi_dh_alua is attached to every path; multipathd's table on the rig
-            // shows `1 alua` because multipathd asks for it.
-            #expect(map.profile.hardwareHandler == "0")
+            // scsi_dh_alua is attached to every path, so the profile retains it
+            // (retain_attached_hw_handler) and the table carries `1 alua`, as multipathd's does.
+            #expect(map.profile.hardwareHandler == "1 alua")
             let attached = Set(map.paths.map { readSysfs("/sys/block/\($0.kernelName)/device/dh_state") })
             print("end-to-end: device handlers attached to the paths: \(attached.sorted())")
             #expect(attached == ["alua"])
-            #expect(table.hardwareHandler == [])
+            #expect(table.hardwareHandler == ["alua"])
             let wanted = TableBuilder.table(layout: rig.engine.groupLayout(of: map.handle), profile: map.profile, initialGroup: 1)
             #expect(MultipathAssembler.sameTable(kernel: table, wanted: wanted))
         }

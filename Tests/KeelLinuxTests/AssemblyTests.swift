@@ -92,7 +92,7 @@ private func kernelTable() throws -> MultipathTable {
     @Test func detectionFillsOnlyWhatNobodySet() throws {
         func profile(_ text: String) throws -> MapProfile {
             let c = try Configuration.load(files: [(name: "multipath.conf", text: text)]).get().configuration
-            var p = c.profile(wwid: "w1", vendor: "LIO-ORG", product: "disk")
+            var p = c.profile(wwid: "w1", vendor: "ACME", product: "disk")
             MultipathAssembler.applyDetection(&p, prio: .sysfs, handler: "alua")
             return p
         }

@@ -5,11 +5,11 @@ import KeelCore
 import Testing
 
 /// Formats `record` with producer 0 named "recovery" and returns the line (newline included).
-private func formatLine(_ record: LogRecord) -> String {
+private func formatLine(_ record: LogRecord, names logNames: LogNames? = nil) -> String {
     let names = UnsafeMutablePointer<StaticString>.allocate(capacity: 1)
     defer { names.deallocate() }
     names.initialize(to: "recovery")
-    let formatter = LogFormatter(producerNames: names, producerCount: 1, loggerName: "logger")
+    let formatter = LogFormatter(producerNames: names, producerCount: 1, loggerName: "logger", names: logNames)
     let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: 1024)
     defer { storage.deallocate() }
     var line = LogTextBuffer(base: storage, capacity: 1024)
@@ -24,6 +24,20 @@ private func formatText(_ record: LogRecord) -> String {
 
 @Suite("logging catalogue and formatting")
 struct LoggingCatalogueTests {
+    @Test("with names, lines say sdc (8:32) in mpatha instead of handles")
+    func linesNameDevicesAndMaps() {
+        let names = LogNames()
+        names.replace(maps: [(MapHandle(0), "mpatha", [(PathHandle(2), "sdc", DevNo(major: 8, minor: 32))])])
+        let changed = LogRecord(.pathStateChanged, timestampNs: 0, source: 0, LogArgument.path(PathHandle(2)),
+                                LogArgument.state(.up), LogArgument.state(.down))
+        #expect(loggingText(String(formatLine(changed, names: names).dropLast())) == "sdc (8:32) in mpatha: ready -> faulty")
+        let failed = LogRecord(.pathFailed, timestampNs: 0, source: 0, LogArgument.device(DevNo(major: 8, minor: 32)), LogArgument.map(MapHandle(0)))
+        #expect(loggingText(String(formatLine(failed, names: names).dropLast())) == "path sdc (8:32) of mpatha failed")
+        let unknown = LogRecord(.pathFailed, timestampNs: 0, source: 0, LogArgument.device(DevNo(major: 8, minor: 48)), LogArgument.map(MapHandle(7)))
+        #expect(loggingText(String(formatLine(unknown, names: names).dropLast())) == "path 8:48 of map#7 failed", "unknown ones keep their numbers")
+        #expect(loggingText(String(formatLine(changed).dropLast())) == "path#2: ready -> faulty", "without names")
+    }
+
     @Test("a LogRecord takes 48 bytes in a ring")
     func recordSize() {
         #expect(MemoryLayout<LogRecord>.stride == 48)

@@ -149,6 +149,14 @@ extension Configuration {
         if let b = blacklist.devices.first(where: { $0.matches(vendor: device.vendor, product: device.product) }) {
             return .blacklisted(rule(b))
         }
+        // `product_blacklist` of the devices entries and the hardware table (management LUNs).
+        var entries = devices
+        if useHardwareTable { entries += Self.hardwareTable }
+        for entry in entries.reversed() where entry.vendor.matches(device.vendor) {
+            if let blocked = entry.productBlacklist, blocked.matches(device.product) {
+                return .blacklisted(.device(vendor: entry.vendor.pattern, product: blocked.pattern))
+            }
+        }
         return .allowed
     }
 

@@ -51,7 +51,7 @@ struct ConfigLoader {
     static let globalOptions: Set<String> = [
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
         "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
-        "find_multipaths_timeout", "bindings_file", "wwids_file", "detect_prio", "retain_attached_hw_handler",
+        "find_multipaths_timeout", "bindings_file", "wwids_file", "detect_prio", "retain_attached_hw_handler", "hardware_table",
     ]
 
     /// Options valid in `defaults`, `device`, `overrides` and (most of them) `multipath`.
@@ -59,6 +59,13 @@ struct ConfigLoader {
         "path_grouping_policy", "path_selector", "path_checker", "prio", "prio_args", "failback",
         "no_path_retry", "features", "hardware_handler", "san_path_err_threshold",
         "san_path_err_forget_rate", "san_path_err_recovery_time", "user_friendly_names", "alias_prefix",
+    ]
+
+    /// multipath-tools checkers Keel does not have: a warning, and tur.
+    static let checkersNotInKeel: Set<String> = ["rdac", "emc_clariion", "hp_sw", "readsector0", "cciss_tur"]
+    /// multipath-tools prioritizers Keel does not have: a warning, and the setting is skipped.
+    static let prioritizersNotInKeel: Set<String> = [
+        "emc", "hds", "hp_sw", "ontap", "rdac", "weightedpath", "path_latency", "ana", "random", "iet", "datacore",
     ]
 
     /// Map options that multipath-tools does not accept in a `multipath` entry.
@@ -75,7 +82,7 @@ struct ConfigLoader {
         "uxsock_timeout", "retrigger_tries", "retrigger_delay",
         "missing_uev_wait_timeout", "skip_kpartx", "disable_changed_wwids", "remove_retries",
         "max_sectors_kb", "ghost_delay", "enable_foreign", "recheck_wwid", "auto_resize",
-        "purge_disconnected", "pg_timeout", "mode", "uid", "gid", "product_blacklist", "revision",
+        "purge_disconnected", "pg_timeout", "mode", "uid", "gid", "revision",
         "vpd_vendor", "pgfailback", "selector", "checker", "ignore_new_boot_devs", "san_path_err_recovery_time_ms",
         "protocol", "queue_mode", "hw_str_match",
     ]
@@ -163,6 +170,7 @@ struct ConfigLoader {
         var product: PosixRegex? = nil
         var vendorWritten = false
         var productWritten = false
+        var productBlacklist: PosixRegex? = nil
         var settings = MapSettings()
         for node in section.children! {
             if node.isSection {
@@ -176,6 +184,8 @@ struct ConfigLoader {
             case "product":
                 productWritten = true
                 if let v = singleValue(node), let r = regex(node, v) { product = r }
+            case "product_blacklist":
+                if let v = singleValue(node), let r = regex(node, v) { productBlacklist = r }
             default:
                 readMapStatement(node, scope: .device, into: &settings)
             }
@@ -183,7 +193,7 @@ struct ConfigLoader {
         if !vendorWritten { error(section.line, "device: vendor missing") }
         if !productWritten { error(section.line, "device: product missing") }
         if let vendor, let product {
-            configuration.devices.append(DeviceEntry(vendor: vendor, product: product, settings: settings))
+            configuration.devices.append(DeviceEntry(vendor: vendor, product: product, settings: settings, productBlacklist: productBlacklist))
         }
     }
 
@@ -299,13 +309,21 @@ struct ConfigLoader {
     private mutating func readMapOption(_ node: ConfigNode, _ value: String, into s: inout MapSettings) {
         switch node.keyword {
         case "path_grouping_policy":
-            if let v = check(node, Self.grouping(value)) { s.grouping = v }
+            if value == "group_by_tpg" {
+                warn(node.line, "path_grouping_policy group_by_tpg is not in Keel: group_by_prio is used (the same groups where the port groups' ALUA states differ)")
+                s.grouping = .groupByPrio
+            } else if let v = check(node, Self.grouping(value)) { s.grouping = v }
         case "path_selector":
             if let v = check(node, Self.selector(value)) { s.pathSelector = v }
         case "path_checker":
-            if let v = check(node, Self.checker(value)) { s.pathChecker = v }
+            if Self.checkersNotInKeel.contains(value) {
+                warn(node.line, "path_checker \(value) is not in Keel: tur is used (a passive or standby path may then be reported ready)")
+                s.pathChecker = .tur
+            } else if let v = check(node, Self.checker(value)) { s.pathChecker = v }
         case "prio":
-            if let v = check(node, Self.prio(value)) { s.prio = v }
+            if Self.prioritizersNotInKeel.contains(value) {
+                warn(node.line, "prio \(value) is not in Keel: ignored here (detect_prio still picks sysfs or alua on ALUA paths, else the next setting, const by default)")
+            } else if let v = check(node, Self.prio(value)) { s.prio = v }
         case "prio_args":
             s.prioArgs = value
         case "failback":
@@ -357,6 +375,8 @@ struct ConfigLoader {
             if let v = check(node, Self.signedNumber(value, in: Configuration.findMultipathsTimeoutRange, unit: " s")) {
                 configuration.findMultipathsTimeoutSeconds = v == 0 ? Configuration.findMultipathsTimeoutDefaultSeconds : v
             }
+        case "hardware_table":
+            if let v = check(node, Self.yesNo(value)) { configuration.useHardwareTable = v }
         case "detect_prio":
             if let v = check(node, Self.yesNo(value)) { configuration.detectPrio = v }
         case "retain_attached_hw_handler":

@@ -13,6 +13,7 @@ extension Configuration {
         out.option("find_multipaths", findMultipaths.rawValue)
         out.option("find_multipaths_timeout", "\(findMultipathsTimeoutSeconds)")
         out.option("detect_prio", detectPrio ? "yes" : "no")
+        out.option("hardware_table", useHardwareTable ? "yes" : "no")
         out.option("retain_attached_hw_handler", retainAttachedHardwareHandler ? "yes" : "no")
         out.quoted("bindings_file", bindingsFile)
         out.quoted("wwids_file", wwidsFile)
@@ -39,6 +40,7 @@ extension Configuration {
                 out.open("device")
                 out.quoted("vendor", d.vendor.pattern)
                 out.quoted("product", d.product.pattern)
+                if let blocked = d.productBlacklist { out.quoted("product_blacklist", blocked.pattern) }
                 out.settings(d.settings)
                 out.close()
             }

@@ -27,6 +27,8 @@ public struct Configuration: Sendable, Equatable {
     /// The `defaults` section as written, without the built-in values: whether a value was set
     /// (an unset `hardware_handler` becomes "1 alua" on ALUA paths).
     public var writtenDefaults: MapSettings
+    /// Whether the built-in hardware table applies (Keel's `hardware_table no` turns it off).
+    public var useHardwareTable: Bool
     /// `bindings_file`: the user-friendly name of each WWID, one `alias wwid` line each.
     public var bindingsFile: String
     /// `wwids_file`: the WWIDs that have been multipathed, one `/wwid/` line each.
@@ -74,6 +76,7 @@ public struct Configuration: Sendable, Equatable {
         findMultipathsTimeoutSeconds = Self.findMultipathsTimeoutDefaultSeconds
         bindingsFile = Self.bindingsFileDefault
         detectPrio = true
+        useHardwareTable = true
         retainAttachedHardwareHandler = true
         writtenDefaults = MapSettings()
         wwidsFile = Self.wwidsFileDefault
@@ -230,12 +233,16 @@ public struct DeviceEntry: Sendable, Equatable {
     public var product: PosixRegex
     /// The options this entry sets.
     public var settings: MapSettings
+    /// `product_blacklist`: products of this vendor that are never paths (an array's management
+    /// LUNs, say).
+    public var productBlacklist: PosixRegex?
 
     /// An entry as the devices section writes it.
-    public init(vendor: PosixRegex, product: PosixRegex, settings: MapSettings) {
+    public init(vendor: PosixRegex, product: PosixRegex, settings: MapSettings, productBlacklist: PosixRegex? = nil) {
         self.vendor = vendor
         self.product = product
         self.settings = settings
+        self.productBlacklist = productBlacklist
     }
 
     /// Whether this entry applies to a device with this vendor and product.

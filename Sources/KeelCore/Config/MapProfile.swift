@@ -76,7 +76,12 @@ extension Configuration {
         for entry in devices.reversed() where entry.matches(vendor: vendor, product: product) {
             layers.append(entry.settings)
         }
-        let explicitLayers = layers + [writtenDefaults]
+        if useHardwareTable {
+            for entry in Self.hardwareTable.reversed() where entry.matches(vendor: vendor, product: product) {
+                layers.append(entry.settings)
+            }
+        }
+        let explicitLayers = layers + [writtenDefaults]   // the hardware table counts as set, as in multipath-tools
         layers.append(defaults)
         layers.append(MapSettings.builtIn)
         let handlerSet = explicitLayers.contains { $0.hardwareHandler != nil }
@@ -128,6 +133,21 @@ extension Configuration {
         profile.retainsAttachedHandler = retainAttachedHardwareHandler
         profile.hardwareHandlerIsDefault = !handlerSet
         return profile
+    }
+
+    /// The built-in hardware table, read once from `hardwareTableText` (a test checks that it
+    /// loads without a problem).
+    public static let hardwareTable: [DeviceEntry] = {
+        switch load(files: [(name: "built-in hardware table", text: hardwareTableText)]) {
+        case .success(let loaded): return loaded.configuration.devices
+        case .failure: return []
+        }
+    }()
+
+    /// The hardware-table entry that applies to a device (the last that matches), if any.
+    public func hardwareEntry(vendor: String, product: String) -> DeviceEntry? {
+        guard useHardwareTable else { return nil }
+        return Self.hardwareTable.last { $0.matches(vendor: vendor, product: product) }
     }
 
     /// Blank-separated words of a value.

@@ -23,6 +23,8 @@ public enum ControlRequest: Sendable, Equatable {
     case showBlacklist
     case showDevices
     case showWildcards
+    /// `show metrics` (Keel): Prometheus text exposition.
+    case showMetrics
     case reconfigure
     case shutdown
     /// `quit` / `exit`: the client is done (the connection closes).
@@ -45,7 +47,7 @@ public enum ControlRequest: Sendable, Equatable {
     public var readOnly: Bool {
         switch self {
         case .showDaemon, .showMaps, .showPaths, .showPathsFormat, .showMapsFormat, .showMapsStatus, .showMapsStats,
-             .showTopology, .showJSON, .showStatus, .showConfig, .showBlacklist, .showDevices, .showWildcards, .quit:
+             .showTopology, .showJSON, .showStatus, .showConfig, .showBlacklist, .showDevices, .showWildcards, .showMetrics, .quit:
             return true
         default:
             return false
@@ -67,7 +69,7 @@ public enum ControlGrammar {
     public static let commandList = """
         show paths, show paths [raw] format F, show maps, show maps [raw] format F, show maps status, show maps stats, \
         show [maps] topology, show map M topology, show maps json, show map M json, show status, show daemon, show config, \
-        show blacklist, show devices, show wildcards, fail path P, reinstate path P, switchgroup map M group N, \
+        show blacklist, show devices, show wildcards, show metrics, fail path P, reinstate path P, switchgroup map M group N, \
         disablequeueing map M|maps, restorequeueing map M|maps, reconfigure, shutdown, quit \
         (list = show, multipath = map, multipaths = maps, switch = switchgroup, exit = quit)
         """
@@ -86,7 +88,7 @@ public enum ControlGrammar {
         "daemon", "status", "stats", "topology", "config", "blacklist", "devices", "raw", "wildcards", "quit",
         "shutdown", "getprstatus", "setprstatus", "unsetprstatus", "format", "json", "getprkey", "setprkey",
         "unsetprkey", "key", "local", "setmarginal", "unsetmarginal", "all", "getprhold", "setprhold", "unsetprhold",
-        "pathlist",
+        "pathlist", "metrics",
     ]
 
     /// Splits a line into words; a `"..."` word may hold blanks (multipathd's client quotes a
@@ -165,6 +167,7 @@ public enum ControlGrammar {
         case ["show", "blacklist"]: return .showBlacklist
         case ["show", "devices"]: return .showDevices
         case ["show", "wildcards"]: return .showWildcards
+        case ["show", "metrics"]: return .showMetrics
         case ["reconfigure"], ["reconfigure", "all"]: return .reconfigure
         case ["shutdown"]: return .shutdown
         case ["quit"]: return .quit

@@ -76,6 +76,8 @@ public final class StateBoard: @unchecked Sendable {
     private let mapsReady = Atomic<Int>(0)
     /// Recovery loop passes; the watchdog is fed only while this grows.
     public let loopPasses = Atomic<UInt64>(0)
+    /// Path state changes published (for `show metrics`).
+    public let transitions = Atomic<UInt64>(0)
     /// Inputs the recovery thread took from its ring.
     public let inputsHandled = Atomic<UInt64>(0)
     /// Reload requests that could not be handed to the control plane (its ring was full); the
@@ -127,7 +129,8 @@ public final class StateBoard: @unchecked Sendable {
 
     @usableFromInline
     func storeState(_ index: Int, _ value: UInt8) {
-        pathStates[index].store(value, ordering: .relaxed)
+        let before = pathStates[index].exchange(value, ordering: .relaxed)
+        if before != 0 && before != value { transitions.wrappingAdd(1, ordering: .relaxed) }
     }
 
     /// A path's last published state (nil before its first check).

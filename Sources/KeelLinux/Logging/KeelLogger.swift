@@ -149,6 +149,8 @@ private func loggerThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMut
 /// thread allocates nothing while it runs.
 public final class KeelLogger: @unchecked Sendable {
     public let configuration: LogConfiguration
+    /// The names lines show for maps, paths and devices (the control plane keeps them current).
+    public let names = LogNames()
     let rings: [SPSCRing<LogRecord>]
     let producerNames: UnsafeMutablePointer<StaticString>
     /// Producers handed out so far; the logger thread reads it (acquiring) each pass.
@@ -320,7 +322,7 @@ public final class KeelLogger: @unchecked Sendable {
 
     func runThread() {
         keel_logging_name_thread("keel-logger")
-        var formatter = LogFormatter(producerNames: producerNames, producerCount: 0, loggerName: "logger")
+        var formatter = LogFormatter(producerNames: producerNames, producerCount: 0, loggerName: "logger", names: names)
         var realtime = timespec()
         clock_gettime(CLOCK_REALTIME, &realtime)
         let startedNs = LogClock.nowNs()

@@ -201,6 +201,8 @@ struct LogFormatter {
     var producerCount: Int
     /// The name of records the logger makes itself (drop reports).
     let loggerName: StaticString
+    /// Names for maps, paths and devices; without them lines show `map#N`, `path#N`, `8:32`.
+    var names: LogNames? = nil
 
     func name(ofProducer index: UInt64) -> StaticString {
         index < UInt64(producerCount) ? producerNames[Int(index)] : loggerName
@@ -255,15 +257,25 @@ struct LogFormatter {
     func render(_ placeholder: LogPlaceholder, _ value: UInt64, to line: inout LogTextBuffer) {
         switch placeholder {
         case .dev:
+            let named = names?.appendDeviceName(DevNo(major: UInt32(truncatingIfNeeded: value >> 32), minor: UInt32(truncatingIfNeeded: value)), to: &line) ?? false
             line.append(decimal: value >> 32)
             line.append(UInt8(ascii: ":"))
             line.append(decimal: value & 0xFFFF_FFFF)
+            if named { line.append(UInt8(ascii: ")")) }
         case .map:
-            line.append("map#")
-            line.append(decimal: value)
+            if let names {
+                names.appendMap(value, to: &line)
+            } else {
+                line.append("map#")
+                line.append(decimal: value)
+            }
         case .path:
-            line.append("path#")
-            line.append(decimal: value)
+            if let names {
+                names.appendPath(value, to: &line)
+            } else {
+                line.append("path#")
+                line.append(decimal: value)
+            }
         case .state:
             line.append(stateWord(value))
         case .verb:

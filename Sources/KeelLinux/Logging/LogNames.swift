@@ -1,0 +1,88 @@
+// The names log lines show for handles and devices: "sdc (8:32) in mpatha" where a record only
+// carries numbers. Written by the control plane when maps and paths change, read by the logger
+// thread as it formats; the recovery thread never touches it.
+import KeelCore
+import Synchronization
+
+/// Names for `%map`, `%path` and `%dev`. Lookups take a mutex shared only by the logger thread
+/// and the control plane, and allocate nothing.
+public final class LogNames: @unchecked Sendable {
+    struct PathName {
+        var kernelName: String
+        var device: DevNo
+        var map: UInt32
+    }
+    struct Table {
+        var maps: [UInt32: String] = [:]
+        var paths: [UInt32: PathName] = [:]
+        var devices: [DevNo: String] = [:]
+    }
+    private let table = Mutex(Table())
+
+    public init() {}
+
+    /// Replaces every name: each map's handle and name, with its paths' handles, kernel names
+    /// and device numbers.
+    public func replace(maps: [(handle: MapHandle, name: String, paths: [(handle: PathHandle, kernelName: String, device: DevNo)])]) {
+        var fresh = Table()
+        fresh.maps.reserveCapacity(maps.count)
+        for map in maps {
+            fresh.maps[map.handle.raw] = map.name
+            for path in map.paths {
+                fresh.paths[path.handle.raw] = PathName(kernelName: path.kernelName, device: path.device, map: map.handle.raw)
+                fresh.devices[path.device] = path.kernelName
+            }
+        }
+        table.withLock { $0 = fresh }
+    }
+
+    /// Appends the map's name, or `map#N` when it has none (yet).
+    func appendMap(_ raw: UInt64, to line: inout LogTextBuffer) {
+        let done = table.withLock { t -> Bool in
+            guard raw <= UInt64(UInt32.max), let name = t.maps[UInt32(raw)] else { return false }
+            Self.append(name, to: &line)
+            return true
+        }
+        if !done {
+            line.append("map#")
+            line.append(decimal: raw)
+        }
+    }
+
+    /// Appends `sdc (8:32) in mpatha`, or `path#N` when the path is unknown.
+    func appendPath(_ raw: UInt64, to line: inout LogTextBuffer) {
+        let done = table.withLock { t -> Bool in
+            guard raw <= UInt64(UInt32.max), let path = t.paths[UInt32(raw)] else { return false }
+            Self.append(path.kernelName, to: &line)
+            line.append(" (")
+            line.append(decimal: UInt64(path.device.major))
+            line.append(UInt8(ascii: ":"))
+            line.append(decimal: UInt64(path.device.minor))
+            line.append(")")
+            if let map = t.maps[path.map] {
+                line.append(" in ")
+                Self.append(map, to: &line)
+            }
+            return true
+        }
+        if !done {
+            line.append("path#")
+            line.append(decimal: raw)
+        }
+    }
+
+    /// Appends the kernel name before the device number (`sdc (8:32)`) when it is known.
+    func appendDeviceName(_ device: DevNo, to line: inout LogTextBuffer) -> Bool {
+        table.withLock { t -> Bool in
+            guard let name = t.devices[device] else { return false }
+            Self.append(name, to: &line)
+            line.append(" (")
+            return true
+        }
+    }
+
+    private static func append(_ text: String, to line: inout LogTextBuffer) {
+        var text = text
+        text.withUTF8 { line.append($0) }
+    }
+}
