@@ -59,7 +59,13 @@ put_state() {
 # The non-comment lines of a state file, sorted (what a daemon added is compared, not headers).
 state_lines() { [ -f "$1" ] && grep -v '^#' "$1" | grep -v '^[[:space:]]*$' | sort; return 0; }
 
-wwid_of() { local w; read -r w < /sys/block/$1/device/wwid; w=${w#naa.}; echo "3$w"; }
+# capture PREFIX: the maps and the state files' lines, into $out/PREFIX.{maps,bindings,wwids}.
+capture() {
+  maps_now > "$out/$1.maps"
+  state_lines /etc/multipath/bindings > "$out/$1.bindings"
+  state_lines /etc/multipath/wwids > "$out/$1.wwids"
+}
+
 
 # case NAME "scsi_debug args" : the case's files are already in $work/NAME.
 run_case() {
@@ -78,9 +84,7 @@ run_case() {
   mp=$!
   settle 8
   local mpd_ms=$(( $(now_ms) - t0 ))
-  maps_now > "$out/$name.multipathd.maps"
-  state_lines /etc/multipath/bindings > "$out/$name.multipathd.bindings"
-  state_lines /etc/multipath/wwids > "$out/$name.multipathd.wwids"
+  capture "$name.multipathd"
   kill -TERM $mp; wait $mp 2>/dev/null
   flush
 
@@ -93,9 +97,7 @@ run_case() {
   keel_wait 120 grep -q "ready:" "$out/$name.keeld.stderr" || echo "$name: keeld not ready" >&2
   settle 3
   local keeld_ms=$(( $(now_ms) - t0 ))
-  maps_now > "$out/$name.keeld.maps"
-  state_lines /etc/multipath/bindings > "$out/$name.keeld.bindings"
-  state_lines /etc/multipath/wwids > "$out/$name.keeld.wwids"
+  capture "$name.keeld"
   kill -TERM $kp; wait $kp 2>/dev/null
   flush
   keel_scsi_debug_unload > /dev/null 2>&1 || { udevadm settle -t 30; modprobe -r scsi_debug; }

@@ -35,6 +35,13 @@ for n in $KEEL_FOOTPRINT_LUNS; do
   tables=$(ctl show daemon | grep '^tables')
   printf '%-8s %-7s %10s %10s %10s  %s\n' $n $((4 * n)) $(status_kb VmLck $kp) $(status_kb VmRSS $kp) \
     $(awk "BEGIN{printf \"%.2f\", ($t1 - $t0) / 1000}") "$tables"
+  if [ -z "${shown_mappings:-}" ]; then
+    shown_mappings=1
+    echo "  where the locked memory goes at $n LUN(s) (kB by mapping, largest first):"
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "") ? "[anonymous: heap, stacks, tables]" : $6 }
+         /^Locked:/ { sum[name] += $2 }
+         END { for (k in sum) if (sum[k] > 0) printf "  %8d  %s\n", sum[k], k }' /proc/$kp/smaps | sort -rn | head -14
+  fi
   stop_keeld
   keel_scsi_debug_unload || exit 1
 done
