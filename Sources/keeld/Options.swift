@@ -29,10 +29,13 @@ struct Options {
     var onExit = ExitQueueing.keepQueueing
     /// Client mode: send this command to a running keeld and print the answer.
     var command: String?
+    /// Print the effective configuration and exit.
+    var showConfig = false
 
     static let usage = """
     usage: keeld [--config PATH] [--log-file PATH] [options]
            keeld --command "show paths" [--control-socket PATH]
+           keeld --show-config [--config PATH]
 
     Keel's multipath daemon: builds dm-multipath maps over the SCSI paths it finds, checks every
     path and fails, reinstates and regroups them. Runs in the foreground; SIGTERM or SIGINT stop
@@ -54,7 +57,10 @@ struct Options {
                               fail-queued: switch them to fail_if_no_path first
       --command TEXT          send TEXT to the running keeld (show daemon, show maps, show
                               paths, fail path DEV, reinstate path DEV, disablequeueing map NAME,
-                              restorequeueing map NAME, reconfigure, shutdown) and print the answer
+                              restorequeueing map NAME, reconfigure, shutdown, and multipathd's
+                              other commands) and print the answer
+      --show-config           print the effective configuration (files, conf.d, built-in values
+                              as comments) in multipath.conf syntax, with its warnings, and exit
       --help                  this text
     """
 
@@ -108,6 +114,7 @@ struct Options {
             case "--command":
                 guard case .success(let v) = value(argument) else { return .failure(OptionError("--command needs the command text")) }
                 options.command = v
+            case "--show-config": options.showConfig = true
             case "--help", "-h":
                 return .failure(OptionError(help: true))
             default:
