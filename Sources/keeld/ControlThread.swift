@@ -220,7 +220,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
                 let entry = byDevice[device]
                 let state = entry.flatMap { board.state($0.handle) }
                 let name = entry?.kernelName ?? ""
-                let devState = name.isEmpty ? "undef" : (Self.sysfsWord("/sys/block/\(name)/device/state") ?? "undef")
+                let devState = name.isEmpty ? "undef" : (SysfsFiles.readText("/sys/block/\(name)/device/state") ?? "undef")
                 return PathView(hcil: entry?.address.description ?? "#:#:#:#", dev: name.isEmpty ? "#" : name, devT: device.description,
                                 dmState: active.map { $0 ? "active" : "failed" } ?? "undef",
                                 checkerState: Self.checkerWord(state), devState: devState, priority: Int(entry?.priority ?? 0),
@@ -322,19 +322,6 @@ final class ControlThread: ControlService, @unchecked Sendable {
         case .directIO?: return "directio"
         default: return "none"
         }
-    }
-
-    /// A one-line sysfs attribute, trimmed.
-    static func sysfsWord(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
-        var bytes = buffer[0..<n]
-        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") { bytes = bytes.dropLast() }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The named top-level sections of configuration text.

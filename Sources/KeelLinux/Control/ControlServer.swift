@@ -182,7 +182,6 @@ public final class ControlServer {
     public func turn(service: ControlService, timeoutMs: Int32, extra: [Int32] = []) -> [Bool] {
         var fds: [pollfd] = []
         for l in listeners { fds.append(pollfd(fd: l.fd, events: Int16(POLLIN), revents: 0)) }
-        let serviceSlot = fds.count
         fds.append(pollfd(fd: service.wakeDescriptor, events: Int16(POLLIN), revents: 0))
         let extraSlot = fds.count
         for fd in extra { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
@@ -216,7 +215,6 @@ public final class ControlServer {
                 if clients[id]?.phase == .writing { write(id) }
             }
         }
-        _ = fds[serviceSlot]
         for (token, answer) in service.collect() { answered(token.client, answer) }
         expire(service: service)
         return extraReadable

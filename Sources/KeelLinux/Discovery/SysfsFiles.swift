@@ -29,7 +29,7 @@ public enum SysfsFiles {
     }
 
     /// A text attribute with surrounding whitespace removed, or nil when it cannot be read.
-    static func readText(_ path: String) -> String? {
+    public static func readText(_ path: String) -> String? {
         guard let bytes = try? readBytes(path, limit: 4096) else { return nil }
         return trimmed(String(decoding: bytes, as: UTF8.self))
     }
