@@ -24,7 +24,6 @@ final class EventsThread: @unchecked Sendable {
     /// Maps whose table load failed, asked for again with backoff until one loads.
     var reloadRetries = ReloadRetries()
     /// How often /sys/block is compared with the paths assembled (a safety net for lost uevents).
-    static let rediscoveryIntervalNs: Nanoseconds = 60 * Time.nsPerSecond
 
     init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, uevents: UeventMonitor?,
          log: LogProducer, options: Options, growth: TableGrowth? = nil) {
@@ -46,7 +45,7 @@ final class EventsThread: @unchecked Sendable {
         var nextResyncNs = monotonicNs() + resyncIntervalNs
         var nextPrioritiesNs = monotonicNs() + priorityIntervalNs
         var nextReopenNs = monotonicNs() + reopenIntervalNs
-        var nextRediscoveryNs = monotonicNs() + Self.rediscoveryIntervalNs
+        var nextRediscoveryNs = monotonicNs() + Rediscovery.intervalNs
         let reloadFD = shared.reloads.doorbell.descriptor
         let wakeFD = shared.eventsWake.descriptor
         let dmFD = poller?.fileDescriptor ?? -1
@@ -84,7 +83,7 @@ final class EventsThread: @unchecked Sendable {
             if let heldDeadline = assembler.nextHeldDeadlineNs, after >= heldDeadline { reconsiderHeld() }
             if after >= nextRediscoveryNs {
                 rediscover()
-                nextRediscoveryNs = after + Self.rediscoveryIntervalNs
+                nextRediscoveryNs = after + Rediscovery.intervalNs
             }
             if after >= nextReopenNs {
                 // Devices that were offline at start: open them once they answer again.
@@ -205,15 +204,15 @@ final class EventsThread: @unchecked Sendable {
     /// minute. Known disks cost one directory entry each; only new ones are read in full.
     func rediscover() {
         let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
-        let present = Set(discovery.blockDeviceNames())
-        let assembled = Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) })
-        let held = assembler.heldKernelNames
+        let differences = Rediscovery.differences(present: Set(discovery.blockDeviceNames()),
+                                                  assembled: Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) }),
+                                                  held: assembler.heldKernelNames)
         var changed = false
-        for gone in assembled.subtracting(present) {
+        for gone in differences.gone {
             if assembler.remove(kernelName: gone, nowNs: monotonicNs(), topology: &topology) != nil { changed = true }
         }
         var paths: [DiscoveredPath] = []
-        for name in present.subtracting(assembled).subtracting(held) where name.hasPrefix("sd") {
+        for name in differences.added where name.hasPrefix("sd") {
             if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
         }
         if !paths.isEmpty {

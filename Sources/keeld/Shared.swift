@@ -154,11 +154,9 @@ func pollReadable(_ descriptors: [Int32], timeoutMs: Int32) -> [Bool] {
 /// thread and a wait (2 s at most) for its answer. Control plane only.
 struct RingTopology: EngineTopology {
     let shared: DaemonShared
-    var nextTicket: UInt32 = 1
-    /// Path additions given up on (no answer in 2 s): the engine may still apply them. A late
-    /// answer that says the path was added is undone (`removePath`), so the engine never keeps a
-    /// path that no checker knows; the assembler has already forgotten it.
-    var abandonedAdds: Set<UInt32> = []
+    /// Tickets, and path additions given up on (no answer in 2 s) whose late answers are undone
+    /// (`TopologyRequests`), so the engine never keeps a path that no checker knows.
+    var requests = TopologyRequests()
     /// Grows every table when the engine says one is full (nil: fixed tables).
     let growth: TableGrowth?
     let log: LogProducer?
@@ -182,36 +180,26 @@ struct RingTopology: EngineTopology {
         return true
     }
 
-    /// A reply that belongs to no waiting request: the late answer of an abandoned one.
-    private mutating func settleLate(_ reply: TopologyReply) {
-        guard abandonedAdds.remove(reply.ticket) != nil, reply.errno == 0 else { return }
-        let ticket = nextTicket
-        nextTicket &+= 1
-        shared.send(.removePath(reply.path, ticket: ticket), unless: shared.eventsStop)
-    }
-
     /// Takes late answers waiting in the ring (the events thread calls it every turn).
     mutating func settleLateReplies() {
-        guard !abandonedAdds.isEmpty else { return }
-        while let reply = shared.topologyReplies.pop() { settleLate(reply) }
+        let shared = self.shared
+        requests.settleLate(nextReply: { shared.topologyReplies.pop() },
+                            send: { shared.send($0, unless: shared.eventsStop) })
     }
 
     private mutating func ask(_ make: (UInt32) -> RecoveryInput) -> TopologyReply? {
-        let ticket = nextTicket
-        nextTicket &+= 1
-        let input = make(ticket)
-        shared.send(input, unless: shared.eventsStop)
+        let shared = self.shared
         let deadline = monotonicNs() + 2 * Time.nsPerSecond
-        while monotonicNs() < deadline {
-            while let reply = shared.topologyReplies.pop() {
-                if reply.ticket == ticket { return reply }
-                settleLate(reply)
-            }
-            _ = pollReadable([shared.topologyDoorbell.descriptor], timeoutMs: 50)
-            _ = shared.topologyDoorbell.drain()
-        }
-        if case .addPath = input { abandonedAdds.insert(ticket) }
-        return nil
+        let reply = requests.ask(make, send: { shared.send($0, unless: shared.eventsStop) },
+                                 nextReply: { shared.topologyReplies.pop() },
+                                 wait: {
+                                     guard monotonicNs() < deadline else { return false }
+                                     _ = pollReadable([shared.topologyDoorbell.descriptor], timeoutMs: 50)
+                                     _ = shared.topologyDoorbell.drain()
+                                     return true
+                                 })
+        if reply == nil { log?.log(.topologyRequestTimedOut) }
+        return reply
     }
 
     private static func refusal(_ errno: Int32, map: MapHandle, path: PathHandle, device: DevNo?) -> EngineRefusal {

@@ -1,5 +1,6 @@
 // The torture scenarios: a fabric, a configuration and a fault script drawn from the seed.
 import KeelCore
+import KeelLinux
 import KeelSim
 
 /// What a scenario draws for one seed.
@@ -21,6 +22,10 @@ struct ScenarioPlan {
     var dampedDevices: Set<DevNo> = []
     /// Paths that answer throughout: Keel must never send `fail_path` for one of them.
     var alwaysAnswering: Set<DevNo> = []
+    /// Control-plane faults before `quietFromNs`: uevents lost (most noticed as an overflow),
+    /// and topology requests given up on before the recovery thread answered.
+    var ueventLossPerMillion: UInt32 = 0
+    var topologyTimeoutPerMillion: UInt32 = 0
     /// One line saying what this seed drew, for the replay output.
     var drawn: String
 }
@@ -32,7 +37,7 @@ struct Scenario: Sendable {
     let plan: @Sendable (UInt64) -> ScenarioPlan
 
     static let all: [Scenario] = [ndu, flapping, hungChecks, pathChurn, aluaHandover, fabric16k,
-                                  controllerHang, reloadFailures, ringFull]
+                                  controllerHang, reloadFailures, ringFull, ueventLoss, topologyTimeouts]
 
     static func named(_ name: String) -> Scenario? { all.first { $0.name == name } }
 }
@@ -277,5 +282,58 @@ extension Scenario {
         plan.configuration = conf("    ring_slots 16")
         plan.drawn += ", ring_slots 16"
         return plan
+    }
+
+    /// Path churn while the uevent monitor loses 10-60% of the uevents (receive buffer
+    /// overflow): most losses are noticed and repaired by a rediscovery at once, the rest by the
+    /// periodic one. At the end the engine, the control plane and the world agree on every path.
+    static let ueventLoss = Scenario(name: "uevent-loss", about: "path churn with 10-60% of uevents lost; overflow and periodic rediscovery repair both views") { seed in
+        var plan = churnWithControlFaults(seed: seed, stream: 108)
+        var r = SimRandom(seed: seed, stream: 109)
+        plan.ueventLossPerMillion = UInt32(r.range(100_000...600_000))
+        plan.drawn += ", \(plan.ueventLossPerMillion / 10_000)% of uevents lost"
+        return plan
+    }
+
+    /// Path churn while 10-50% of topology requests are given up on before the recovery thread
+    /// answers: late additions are undone, and rediscovery adds the paths again.
+    static let topologyTimeouts = Scenario(name: "topology-timeouts", about: "path churn with 10-50% of topology requests timing out; late answers undone, rediscovery converges") { seed in
+        var plan = churnWithControlFaults(seed: seed, stream: 110)
+        var r = SimRandom(seed: seed, stream: 111)
+        plan.topologyTimeoutPerMillion = UInt32(r.range(100_000...500_000))
+        plan.drawn += ", \(plan.topologyTimeoutPerMillion / 10_000)% of topology requests timed out"
+        return plan
+    }
+
+    /// Removals and re-additions of single paths and whole maps for 2-30 s, ending a rediscovery
+    /// interval plus 15 s later so that the periodic rediscovery runs after the last fault.
+    private static func churnWithControlFaults(seed: UInt64, stream: UInt64) -> ScenarioPlan {
+        var r = SimRandom(seed: seed, stream: stream)
+        let fabric = smallFabric(luns: 8)
+        var script = FaultScript()
+        var last: Nanoseconds = 0
+        var churned: Set<DevNo> = []
+        for _ in 0..<Int(r.range(5...30)) {
+            let at = r.range(1 * sec...30 * sec)
+            let back = r.range(10 * ms...5 * sec)
+            var devices: [DevNo] = []
+            if r.chance(perMillion: 100_000) {
+                let lun = r.below(fabric.lunCount)
+                devices = (0..<fabric.pathsPerLun).map { fabric.device(ofPath: lun * fabric.pathsPerLun + $0) }
+            } else {
+                devices = [fabric.device(ofPath: r.below(fabric.pathCount))]
+            }
+            for device in devices {
+                churned.insert(device)
+                script = script + FaultScript.pathChurn(device, removeAtNs: at, readdAfterNs: back)
+            }
+            last = max(last, at + back)
+        }
+        let quiet = last + 1 * sec
+        let workload = WorkloadSpec(outstandingPerMap: 1, blocksPerLun: 32, thinkTimeMinNs: 20 * ms, thinkTimeMaxNs: 80 * ms)
+        return ScenarioPlan(fabric: fabric, workload: workload, options: SimOptions(),
+                            configuration: conf(""), script: FaultScript(script.steps.sorted { $0.atNs < $1.atNs }),
+                            endNs: quiet + Rediscovery.intervalNs + 15 * sec, quietFromNs: quiet, dampedDevices: churned,
+                            drawn: "path churn until \(formatMs(last)) ms")
     }
 }

@@ -59,6 +59,12 @@ struct RunResult {
     var steps = 0
     /// Times the tables grew for a hot-added path (TableGrowth, as keeld's events thread does).
     var tableGrowths = 0
+    var ueventsLost = 0
+    var rediscoveries = 0
+    /// Paths rediscovery added (their `add` was lost, or a late addition was undone).
+    var rediscovered = 0
+    var topologyTimeouts = 0
+    var undoneAdds = 0
 }
 
 /// Drives one seeded scenario: a control plane (tables, topology, status resync) around keeld's
@@ -80,7 +86,15 @@ final class TortureRun {
     /// them at exactly the world's paths and maps, so every hot-add exercises keeld's growth.
     let growth: TableGrowth
     var reloadRetries = ReloadRetries()
-    var nextTicket: UInt32 = 1
+    /// Topology requests as keeld's events thread makes them (tickets, timeouts, late answers).
+    var requests = TopologyRequests()
+    /// The control plane's own view of the paths it assembled (keeld's assembler): each has a
+    /// checker. Must agree with the engine's at the end of the run.
+    var assembled: [DevNo: PathHandle] = [:]
+    /// Draws for the control plane's faults (lost uevents, topology answers too late).
+    var controlRandom: SimRandom
+    var nextRediscoveryNs: Nanoseconds = Rediscovery.intervalNs
+    var overflowPending = false
     var profiles: [MapHandle: MapProfile] = [:]
     var result = RunResult()
     /// Paths whose health returned to up, waiting for the kernel to route to them again.
@@ -93,6 +107,7 @@ final class TortureRun {
         self.scenario = scenario
         self.seed = seed
         plan = scenario.plan(seed)
+        controlRandom = SimRandom(seed: seed, stream: 900)
         switch Configuration.load(files: [(name: "\(scenario.name).conf", text: plan.configuration)]) {
         case .success(let loaded): configuration = loaded.configuration
         case .failure(let error): throw TortureSetupError(message: "configuration: \(error)")
@@ -138,11 +153,11 @@ final class TortureRun {
                     late.append((path.descriptor, map))
                     continue
                 }
-                do { _ = try engine.addPath(path.descriptor, to: map, nowNs: 0) } catch { throw TortureSetupError(message: "addPath: \(error)") }
+                do { assembled[path.device] = try engine.addPath(path.descriptor, to: map, nowNs: 0) } catch { throw TortureSetupError(message: "addPath: \(error)") }
             }
         }
         for (descriptor, map) in late {
-            guard addThroughRing(descriptor, to: map, nowNs: 0) else {
+            guard addThroughRing(descriptor, to: map, nowNs: 0, mayTimeOut: false) else {
                 throw TortureSetupError(message: "late addPath \(descriptor.device): refused after growth")
             }
         }
@@ -150,17 +165,19 @@ final class TortureRun {
 
     /// Adds a path as keeld's events thread does: through the input ring, growing every table
     /// (`TableGrowth`, then `.adopt` through the ring) when the engine answers that its table is
-    /// full. Returns whether the engine took the path.
+    /// full. Returns whether the engine took the path (it is then assembled).
     @discardableResult
-    func addThroughRing(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) -> Bool {
-        var reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs)
+    func addThroughRing(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds, mayTimeOut: Bool = true) -> Bool {
+        var reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs, mayTimeOut: mayTimeOut)
         if reply?.errno == ENOBUFS, let grown = growth.grow(paths: true, maps: false) {
             narrate("tables grown to \(grown.paths) paths")
             result.tableGrowths += 1
             send(.adopt(paths: Int32(grown.paths), maps: Int32(grown.maps)), nowNs: nowNs)
-            reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs)
+            reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs, mayTimeOut: mayTimeOut)
         }
-        return reply?.errno == 0
+        guard let reply, reply.errno == 0 else { return false }
+        assembled[descriptor.device] = reply.path
+        return true
     }
 
     var narration: [String] { service.loop.output.log.narration ?? [] }
@@ -181,19 +198,60 @@ final class TortureRun {
         }
     }
 
-    /// Asks the recovery thread to change the topology and waits for its answer, as keeld's
-    /// `RingTopology` does (the answer comes within a pass here).
-    func askTopology(_ make: (UInt32) -> RecoveryInput, nowNs: Nanoseconds) -> TopologyReply? {
-        let ticket = nextTicket
-        nextTicket &+= 1
-        send(make(ticket), nowNs: nowNs)
-        for _ in 0..<4 {
+    /// Asks the recovery thread to change the topology and waits for its answer with keeld's
+    /// `TopologyRequests`. The answer comes within a pass here, unless the scenario draws a
+    /// timeout: then the asker gives up before the recovery thread runs, and the answer comes late.
+    func askTopology(_ make: (UInt32) -> RecoveryInput, nowNs: Nanoseconds, mayTimeOut: Bool = true) -> TopologyReply? {
+        let timesOut = mayTimeOut && nowNs < plan.quietFromNs && plan.topologyTimeoutPerMillion > 0
+            && controlRandom.chance(perMillion: plan.topologyTimeoutPerMillion)
+        var passes = 0
+        let reply = requests.ask(make, send: { send($0, nowNs: nowNs) }, nextReply: { topologyReplies.pop() }, wait: {
+            guard !timesOut, passes < 4 else { return false }
+            passes += 1
             service.pass(nowNs: nowNs)
-            while let reply = topologyReplies.pop() {
-                if reply.ticket == ticket { return reply }
+            return true
+        })
+        if reply == nil {
+            result.topologyTimeouts += 1
+            narrate("control: topology request given up (no answer in time)")
+        }
+        return reply
+    }
+
+    /// Late topology answers, every step (keeld's events thread does it every turn).
+    func settleLateReplies(nowNs: Nanoseconds) {
+        requests.settleLate(nextReply: { topologyReplies.pop() }, send: { send($0, nowNs: nowNs) })
+    }
+
+    /// keeld's rediscovery: the world's present devices against the assembled ones, repaired
+    /// both ways. Runs after a noticed uevent overflow and every `Rediscovery.intervalNs`.
+    func rediscover(nowNs: Nanoseconds) {
+        var present: [DevNo: MapHandle] = [:]
+        for info in world.maps { for path in info.paths { present[path.device] = info.map } }
+        let differences = Rediscovery.differences(present: Set(present.keys), assembled: Set(assembled.keys))
+        result.rediscoveries += 1
+        for device in differences.gone {
+            narrate("rediscovery: \(device) is gone")
+            removeAssembled(device, nowNs: nowNs)
+        }
+        for device in differences.added {
+            narrate("rediscovery: \(device) is new")
+            result.rediscovered += 1
+            guard let map = present[device], let info = world.pathInfo(device) else { continue }
+            let descriptor = PathDescriptor(device: device, priority: Int32(world.priority(of: device)),
+                                            portKey: info.portKey, serialKey: info.serialKey, nodeKey: info.nodeKey)
+            if !addThroughRing(descriptor, to: map, nowNs: nowNs) && plan.topologyTimeoutPerMillion == 0 {
+                violate("rediscovery: addPath \(device) refused")
             }
         }
-        return nil
+    }
+
+    /// The control plane forgets an assembled path and asks the engine to remove it.
+    func removeAssembled(_ device: DevNo, nowNs: Nanoseconds) {
+        guard let p = assembled.removeValue(forKey: device) else { return }
+        let reply = askTopology({ .removePath(p, ticket: $0) }, nowNs: nowNs)
+        if let reply, reply.errno != 0 { violate("removePath \(p): errno \(reply.errno)") }
+        if reply == nil && plan.topologyTimeoutPerMillion == 0 { violate("removePath \(p): no answer") }
     }
 
     /// Runs the whole scenario and returns its figures and any invariant violations.
@@ -208,7 +266,7 @@ final class TortureRun {
         service.pass(nowNs: 0)
         serviceReloads(nowNs: 0)
         while nowNs < plan.endNs {
-            var next = min(world.nextEventNs(), recoveryDeadlineNs, nextResyncNs, reloadRetries.nextDueNs(), plan.endNs)
+            var next = min(world.nextEventNs(), recoveryDeadlineNs, nextResyncNs, reloadRetries.nextDueNs(), nextRediscoveryNs, plan.endNs)
             if next <= nowNs {
                 next = nowNs
                 stalledSteps += 1
@@ -221,7 +279,25 @@ final class TortureRun {
             result.steps += 1
             var delivered = false
             world.drainKernelEvents { event in delivered = true; send(.kernel(event), nowNs: nowNs) }
-            world.drainTopologyChanges { change in delivered = true; applyTopology(change, nowNs: nowNs) }
+            world.drainTopologyChanges { change in
+                delivered = true
+                // A uevent lost in the monitor's receive buffer: most losses are noticed
+                // (ENOBUFS on the next read), the rest wait for the periodic rediscovery.
+                if plan.ueventLossPerMillion > 0 && controlRandom.chance(perMillion: plan.ueventLossPerMillion) {
+                    result.ueventsLost += 1
+                    narrate("uevent lost: \(change.kind) \(change.device)")
+                    if controlRandom.chance(perMillion: 700_000) { overflowPending = true }
+                    return
+                }
+                applyTopology(change, nowNs: nowNs)
+            }
+            settleLateReplies(nowNs: nowNs)
+            if overflowPending || nowNs >= nextRediscoveryNs {
+                if overflowPending { narrate("uevent overflow noticed: rediscovery") }
+                overflowPending = false
+                rediscover(nowNs: nowNs)
+                nextRediscoveryNs = nowNs + Rediscovery.intervalNs
+            }
             world.drainHealthChanges { change in noteHealth(change, nowNs: nowNs) }
             // Most world events are I/O the engine does not see; step it only when it has work,
             // as the daemon's recovery thread sleeps until a completion, an input or a deadline.
@@ -278,17 +354,18 @@ final class TortureRun {
         switch change.kind {
         case .removed:
             narrate("uevent: remove \(change.device)")
-            if let p = engine.pathHandle(for: change.device) {
-                let reply = askTopology({ .removePath(p, ticket: $0) }, nowNs: nowNs)
-                if reply == nil || reply!.errno != 0 { violate("removePath \(p): \(reply.map { "errno \($0.errno)" } ?? "no answer")") }
-            }
+            removeAssembled(change.device, nowNs: nowNs)
             returning[change.device] = nil
         case .added:
             narrate("uevent: add \(change.device)")
+            // Its remove was lost: the path is still assembled, and its checker will find it.
+            guard assembled[change.device] == nil else { return }
             guard let info = world.pathInfo(change.device) else { return }
             let descriptor = PathDescriptor(device: change.device, priority: Int32(world.priority(of: change.device)),
                                             portKey: info.portKey, serialKey: info.serialKey, nodeKey: info.nodeKey)
-            if !addThroughRing(descriptor, to: change.map, nowNs: nowNs) { violate("addPath \(change.device): refused or no answer") }
+            if !addThroughRing(descriptor, to: change.map, nowNs: nowNs) && plan.topologyTimeoutPerMillion == 0 {
+                violate("addPath \(change.device): refused or no answer")
+            }
         }
     }
 
@@ -369,6 +446,8 @@ final class TortureRun {
     /// End of run: data integrity, resume latency, and the engine's view against the kernel's.
     func finish(nowNs: Nanoseconds) {
         resync(nowNs: nowNs)
+        settleLateReplies(nowNs: nowNs)
+        result.undoneAdds = requests.undoneAdds
         let stats = world.workload.total
         result.ioCompleted = stats.completed
         result.ioErrors = stats.ioErrors
@@ -397,8 +476,17 @@ final class TortureRun {
         guard nowNs >= plan.quietFromNs + 10 * Time.nsPerSecond else { return }
         for info in world.maps {
             let present = Set(info.paths.map(\.device))
-            let known = Set(engine.pathHandles(of: info.map).compactMap { engine.path($0)?.descriptor.device })
+            let knownHandles = engine.pathHandles(of: info.map)
+            let known = Set(knownHandles.compactMap { engine.path($0)?.descriptor.device })
             if present != known { violate("\(info.map): engine knows \(known.count) paths, the world has \(present.count)") }
+            // No path in the engine without a checker (assembled), none assembled outside the engine.
+            for p in knownHandles {
+                guard let device = engine.path(p)?.descriptor.device else { continue }
+                if assembled[device] != p { violate("\(info.map): \(device) is in the engine as \(p) but assembled as \(assembled[device].map { "\($0)" } ?? "nothing")") }
+            }
+            for path in info.paths where assembled[path.device] != nil && !known.contains(path.device) {
+                violate("\(info.map): \(path.device) is assembled but not in the engine")
+            }
             // The kernel's table holds the engine's layout (failed loads were retried).
             for device in known where world.target.isActive(info.map, device: device) == nil {
                 violate("\(info.map): \(device) is in the engine but not in the kernel's table")

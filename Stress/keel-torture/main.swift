@@ -37,6 +37,7 @@ for scenario in selected {
     var resume = Distribution()
     var reinstate = Distribution()
     var ios = 0, messages = 0, checks = 0, reloads = 0, holds = 0, ringFull = 0, reloadsRefused = 0, growths = 0
+    var ueventsLost = 0, rediscovered = 0, timeouts = 0, undone = 0
     let startNs = monotonicNs()
     for seed in options.firstSeed ..< options.firstSeed + UInt64(options.seeds) {
         runs += 1
@@ -64,6 +65,10 @@ for scenario in selected {
         ringFull += result.ringFull
         reloadsRefused += result.reloadsRefused
         growths += result.tableGrowths
+        ueventsLost += result.ueventsLost
+        rediscovered += result.rediscovered
+        timeouts += result.topologyTimeouts
+        undone += result.undoneAdds
         if options.verbose || options.narrate {
             print("\(scenario.name) seed \(seed): \(result.violations.isEmpty ? "ok" : "FAILED"); \(run.plan.drawn); "
                   + "\(result.ioCompleted) I/Os, \(result.ioErrors) errors, resume \(result.resumeLatency.summaryMs)")
@@ -85,6 +90,9 @@ for scenario in selected {
     if reloadsRefused > 0 { line += "; \(reloadsRefused) loads refused and retried" }
     if ringFull > 0 { line += "; input ring full \(ringFull) times (senders waited)" }
     if growths > 0 { line += "; tables grown \(growths) times for hot-added paths" }
+    if ueventsLost > 0 { line += "; \(ueventsLost) uevents lost" }
+    if timeouts > 0 { line += "; \(timeouts) topology requests timed out, \(undone) late additions undone" }
+    if rediscovered > 0 { line += "; \(rediscovered) paths added by rediscovery" }
     line += "; \(wallMs) ms wall"
     print(line)
 }

@@ -106,6 +106,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case wwidsFileFailed = 426
     case bindingsLineSkipped = 427
     case wwidsLineSkipped = 428
+    case topologyRequestTimedOut = 429
 
     // The logger itself.
     case loggerStarted = 500
@@ -127,7 +128,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
             return .error
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
-             .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped:
+             .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
+             .topologyRequestTimedOut:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
@@ -197,6 +199,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .wwidsFileFailed: return "wwids file not read or written (%errno): find_multipaths knows fewer WWIDs"
         case .bindingsLineSkipped: return "bindings file line %n skipped: malformed, or a second name for one WWID or alias"
         case .wwidsLineSkipped: return "wwids file line %n skipped: not a /wwid/ line"
+        case .topologyRequestTimedOut: return "the recovery thread did not answer a topology request in 2 s; a late path addition is undone and rediscovery adds the path again"
         case .tablesGrown: return "tables grown to %n paths and %n maps (locked in place, nothing moved)"
         case .tablesAtCeiling: return "tables full at max_paths %n / max_maps %n: raise them to take more"
         case .loggerStarted: return "logger started: monotonic %ms ms is unix time %n s"
