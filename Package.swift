@@ -11,6 +11,11 @@ let package = Package(
         .executable(name: "keel-torture", targets: ["keel-torture"]),
         .executable(name: "keeld", targets: ["keeld"]),
         .executable(name: "keel-fuzz", targets: ["keel-fuzz"]),
+        .executable(name: "keelctl", targets: ["keelctl"]),
+    ],
+    dependencies: [
+        // keelctl's command line (the daemon itself uses no package outside this one).
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     ],
     targets: [
         // Pure engine: model, state machine, policies, rings, codecs, config. No Foundation, no syscalls.
@@ -29,11 +34,16 @@ let package = Package(
         // It drives keeld's recovery service (KeelLinux/Daemon) with the simulated backends.
         .executableTarget(name: "keel-torture", dependencies: ["KeelCore", "KeelSim", "KeelLinux"], path: "Stress/keel-torture"),
         .executableTarget(name: "keeld", dependencies: ["KeelCore", "KeelLinux"], path: "Sources/keeld"),
+        // The operator's client: tables, JSON, top; KeelCtl reads and renders the answers.
+        .target(name: "KeelCtl", dependencies: ["KeelCore"], path: "Sources/KeelCtl"),
+        .executableTarget(name: "keelctl", dependencies: ["KeelCtl", "KeelLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/keelctl"),
         // Fuzz targets for every parser of outside input: libFuzzer (-sanitize=fuzzer, -D KEEL_LIBFUZZER)
         // or the built-in replay and mutation driver. The corpus is kept beside it.
         .executableTarget(name: "keel-fuzz", dependencies: ["KeelCore", "KeelLinux"], path: "Stress/keel-fuzz",
                           exclude: ["Corpus"]),
         .testTarget(name: "KeelCoreTests", dependencies: ["KeelCore"], path: "Tests/KeelCoreTests"),
+        .testTarget(name: "KeelCtlTests", dependencies: ["KeelCtl", "KeelCore"], path: "Tests/KeelCtlTests"),
         .testTarget(name: "KeelSimTests", dependencies: ["KeelCore", "KeelSim"], path: "Tests/KeelSimTests"),
         // Host-kernel tests: loop devices, libaio, uevents, sysfs fixtures.
         .testTarget(name: "KeelLinuxTests", dependencies: ["KeelCore", "KeelLinux"], path: "Tests/KeelLinuxTests"),

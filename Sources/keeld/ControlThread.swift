@@ -285,6 +285,8 @@ final class ControlThread: ControlService, @unchecked Sendable {
                [("", "\(maps.filter { board.queueing($0.handle) }.count)")])
         metric("keel_path_transitions_total", "counter", "Path state changes.", [("", "\(board.transitions.load(ordering: .relaxed))")])
         metric("keel_orphaned_checks", "gauge", "Checks timed out and still in the kernel.", [("", "\(checker.orphansInFlight)")])
+        out += checker.latency.exposition(name: "keel_check_latency_seconds",
+                                          help: "Path checks from dispatch to the recovery pass that took their answer (timeouts at their deadline).")
         metric("keel_loop_passes_total", "counter", "Recovery loop passes.", [("", "\(board.loopPasses.load(ordering: .relaxed))")])
         metric("keel_inputs_total", "counter", "Inputs the recovery thread handled.", [("", "\(board.inputsHandled.load(ordering: .relaxed))")])
         metric("keel_input_ring_drops_total", "counter", "Inputs dropped on a full ring.", [("", "\(shared.inputs.droppedCount)")])

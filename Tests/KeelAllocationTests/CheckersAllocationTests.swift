@@ -112,4 +112,26 @@ private struct AllocationLoop {
         #expect(sink.other == 0)
         #expect(checker.lastReason(of: PathHandle(index: 1)).kind == .good)
     }
+
+    /// The daemon's dispatching checker over the TUR backend, with its latency histogram:
+    /// 1,000,000 checks submitted, reaped through the timing sink and counted, without a malloc.
+    @Test func daemonCheckerWithLatencyHistogramAllocatesNothing() throws {
+        let tur = try TURChecker(TURConfiguration(pathsMax: 4))
+        defer { tur.close() }
+        let targets = try SGFakeTargets(paths: 2, checker: tur)
+        var checker = DaemonChecker(pathsMax: 4, tur: tur, directIO: nil)
+        checker.assign(PathHandle(index: 1), to: .tur)
+        let request = CheckRequest(path: PathHandle(index: 1), device: DevNo(major: 8, minor: 16), token: 1, timeoutNs: 5 * Time.nsPerSecond)
+        var sink = CountingSink()
+        let iterations = 1_000_000
+        let mallocs = mallocCount(iterations: iterations) {
+            let before = sink.up + sink.other
+            _ = checker.submit(request, nowNs: nowNs())
+            targets.answer(1)
+            while sink.up + sink.other == before { checker.reap(nowNs: nowNs(), into: &sink) }
+        }
+        #expect(mallocs == 0)
+        #expect(sink.up >= iterations)
+        #expect(checker.latency.bucketCounts.reduce(0, +) >= UInt64(iterations), "every check was counted")
+    }
 }

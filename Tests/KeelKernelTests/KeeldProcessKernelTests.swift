@@ -647,6 +647,60 @@ struct MultipathdClientKernelTests {
         #expect(unknown.output.contains("fail") || unknown.output.contains("unknown"), "\(unknown.output)")
         print("multipathd client: show topology\n\(topology.output)\nshow paths format\n\(paths.output)")
     }
+
+    @Test("keelctl shows keeld's paths, maps, JSON and metrics, fails and reinstates a path, and says by its exit status what went wrong")
+    func keelctlOperatesKeeld() throws {
+        let keelctl = (keeldPath() as NSString).deletingLastPathComponent + "/keelctl"
+        try #require(FileManager.default.isExecutableFile(atPath: keelctl), "no keelctl beside keeld (swift build builds it)")
+        let notRunning = try capture([keelctl, "paths"])
+        #expect(notRunning.status == 2, "no daemon: exit 2; \(notRunning.output)")
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-keelctl")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+
+        let paths = try capture([keelctl, "paths", "--json"])
+        #expect(paths.status == 0, "\(paths.output)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(paths.output.utf8)) as? [String: Any], "\(paths.output)")
+        let rows = try #require(object["paths"] as? [[String: String]])
+        #expect(rows.count == 4 && rows.allSatisfy { $0["map"] == "mpatha" && $0["dm_st"] == "active" && $0["chk_st"] == "ready" }, "\(rows)")
+        let table = try capture([keelctl, "maps", "--color", "never"])
+        #expect(table.status == 0 && table.output.contains("mpatha") && table.output.hasPrefix("NAME"), "\(table.output)")
+        let metrics = try capture([keelctl, "metrics"])
+        #expect(metrics.output.contains("keel_check_latency_seconds_bucket{le=\"+Inf\"}"), "\(metrics.output)")
+        let samples = MetricSamplesProbe(metrics.output)
+        #expect((samples["keel_check_latency_seconds_count"] ?? 0) > 0, "checks were counted in the latency histogram")
+
+        let disk = try #require(disks[1])
+        let device = try #require(devNo(of: disk))
+        let failed = try capture([keelctl, "fail", disk])
+        #expect(failed.status == 0, "\(failed.output)")
+        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+        let reinstated = try capture([keelctl, "reinstate", disk])
+        #expect(reinstated.status == 0, "\(reinstated.output)")
+        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+        let unknown = try capture([keelctl, "fail", "sdzz"])
+        #expect(unknown.status == 1 && unknown.output.contains("device not found"), "a refusal: exit 1; \(unknown.output)")
+        let usage = try capture([keelctl, "switch", "mpatha", "0"])
+        #expect(usage.status == 64, "a usage error: exit 64; \(usage.output)")
+        let top = try capture([keelctl, "top", "--iterations", "2", "--interval", "0.2", "--color", "never"])
+        #expect(top.status == 0 && top.output.contains("recent transitions") && top.output.contains("mpatha"), "\(top.output)")
+        print("keelctl: maps\n\(table.output)\ntop\n\(top.output)")
+    }
+}
+
+/// Prometheus samples by name (the test reads keelctl's output without the client library).
+private struct MetricSamplesProbe {
+    var values: [String: Double] = [:]
+    init(_ text: String) {
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
+        }
+    }
+    subscript(_ key: String) -> Double? { values[key] }
 }
 
 /// A write's outcome, set once from its thread.

@@ -217,4 +217,40 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         while let byte = receive(fd, 1) { answer += byte }
         #expect(String(decoding: answer, as: UTF8.self) == "echo show daemon\n")
     }
+
+    @Test func theClientSpeaksBothFramingsAndSaysWhatWentWrong() throws {
+        let r = try Running()
+        defer { r.shutdown() }
+        let client = try ControlClient(abstract: r.name, timeoutNs: 5 * Time.nsPerSecond)
+        #expect(try client.ask("show paths") == "echo show paths")
+        #expect(try client.ask("show maps") == "echo show maps", "several commands on one connection")
+        #expect(try client.ask("huge").utf8.count == 4 << 20, "a long answer comes whole")
+        let line = try ControlClient(path: r.path)
+        #expect(try line.ask("show daemon") == "echo show daemon")
+        #expect(throws: ControlClientError.closed("again")) { try line.ask("again") }
+
+        #expect(throws: ControlClientError.notRunning("@/keel-test/nobody-listens")) { try ControlClient(abstract: "/keel-test/nobody-listens") }
+        #expect(throws: ControlClientError.notRunning("/nonexistent/keel.sock")) { try ControlClient(path: "/nonexistent/keel.sock") }
+
+        var limits = ControlServer.Limits()
+        limits.requestTimeoutNs = 10 * Time.nsPerSecond
+        let slow = try Running(limits: limits)
+        defer { slow.shutdown() }
+        let impatient = try ControlClient(abstract: slow.name, timeoutNs: 200 * Time.nsPerMs)
+        #expect(throws: ControlClientError.timedOut("later")) { try impatient.ask("later") }
+    }
+
+    @Test func answersAreTakenWholeFromPartialInput() {
+        var input = ControlServer.frame("ok", framing: .multipathd)
+        let whole = input
+        input.removeLast()
+        #expect(ControlClient.answer(in: &input, framing: .multipathd, closed: false) == nil)
+        input = whole + ControlServer.frame("second", framing: .multipathd)
+        #expect(ControlClient.answer(in: &input, framing: .multipathd, closed: false) == "ok")
+        #expect(ControlClient.answer(in: &input, framing: .multipathd, closed: false) == "second")
+        #expect(input.isEmpty)
+        var line = Array("text\n".utf8)
+        #expect(ControlClient.answer(in: &line, framing: .line, closed: false) == nil, "a line answer ends when the daemon closes")
+        #expect(ControlClient.answer(in: &line, framing: .line, closed: true) == "text")
+    }
 }

@@ -67,3 +67,24 @@ import Glibc
         #expect(none.added.isEmpty && none.gone.isEmpty)
     }
 }
+
+@Suite struct DaemonCheckLatencyTests {
+    @Test func latenciesFallIntoTheirBucketsAndTheExpositionIsCumulative() {
+        let h = CheckLatencyHistogram()
+        h.record(100_000)          // 0.1 ms: first bucket
+        h.record(250_000)          // on the bound: first bucket
+        h.record(3_000_000)        // 3 ms: <= 5 ms
+        h.record(-5)               // a clock step backwards counts as 0
+        h.record(40 * Time.nsPerSecond)  // past the last bound
+        let counts = h.bucketCounts
+        #expect(counts.count == CheckLatencyHistogram.boundsNs.count + 1)
+        #expect(counts[0] == 3 && counts[4] == 1 && counts.last == 1)
+        let text = h.exposition(name: "x", help: "h")
+        #expect(text.contains("x_bucket{le=\"0.00025\"} 3\n"))
+        #expect(text.contains("x_bucket{le=\"0.005\"} 4\n"))
+        #expect(text.contains("x_bucket{le=\"30\"} 4\n"))
+        #expect(text.contains("x_bucket{le=\"+Inf\"} 5\n"))
+        #expect(text.contains("x_count 5\n"))
+        #expect(text.contains("x_sum 40.00335\n"))
+    }
+}

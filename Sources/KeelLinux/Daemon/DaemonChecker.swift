@@ -30,6 +30,10 @@ public struct DaemonChecker: PathCheckBackend {
     /// Verdicts decided at submit (unopened devices), handed out at the next reap.
     @usableFromInline let immediate: UnsafeMutablePointer<CheckCompletion>
     @usableFromInline var immediateCount = 0
+    /// Per path, when its command went to the device (for the latency histogram).
+    @usableFromInline let sentAt: UnsafeMutablePointer<Nanoseconds>
+    /// Device checks by the time from dispatch to the pass that reaped them.
+    public let latency: CheckLatencyHistogram
     @usableFromInline let storage: Storage
 
     /// Owns the kind table and the immediate verdicts.
@@ -37,6 +41,7 @@ public struct DaemonChecker: PathCheckBackend {
         let kinds: UnsafeMutablePointer<Atomic<UInt8>>
         let count: Int
         let immediate: UnsafeMutablePointer<CheckCompletion>
+        let sentAt: UnsafeMutablePointer<Nanoseconds>
         let memory: TableMemory
         /// Paths with a usable slot.
         @usableFromInline let ready = Atomic<Int>(0)
@@ -45,18 +50,24 @@ public struct DaemonChecker: PathCheckBackend {
             self.memory = memory
             kinds = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
             immediate = memory.reserve(CheckCompletion.self, count: pathsMax)
+            sentAt = memory.reserve(Nanoseconds.self, count: pathsMax)
         }
         func prepare(paths: Int) {
             let old = ready.load(ordering: .relaxed), new = min(paths, count)
             guard new > old else { return }
             memory.commit(kinds, from: old, to: new)
             memory.commit(immediate, from: old, to: new)
-            for i in old..<new { (kinds + i).initialize(to: Atomic(CheckerKind.unassigned.rawValue)) }
+            memory.commit(sentAt, from: old, to: new)
+            for i in old..<new {
+                (kinds + i).initialize(to: Atomic(CheckerKind.unassigned.rawValue))
+                (sentAt + i).initialize(to: 0)
+            }
             ready.store(new, ordering: .releasing)
         }
         deinit {
             memory.release(kinds, count: count)
             memory.release(immediate, count: count)
+            memory.release(sentAt, count: count)
         }
     }
 
@@ -69,6 +80,8 @@ public struct DaemonChecker: PathCheckBackend {
         kinds = storage.kinds
         self.pathsMax = storage.count
         immediate = storage.immediate
+        sentAt = storage.sentAt
+        latency = CheckLatencyHistogram()
         prepare(paths: initial ?? pathsMax)
     }
 
@@ -122,6 +135,7 @@ public struct DaemonChecker: PathCheckBackend {
     @inlinable
     public mutating func submit(_ request: CheckRequest, nowNs: Nanoseconds) -> Bool {
         guard request.path.index < pathCapacity else { return false }
+        sentAt[request.path.index] = nowNs
         switch CheckerKind(rawValue: kinds[request.path.index].load(ordering: .acquiring)) ?? .unassigned {
         case .tur: return tur?.submit(request, nowNs: nowNs) ?? false
         case .directIO: return directIO?.submit(request, nowNs: nowNs) ?? false
@@ -144,8 +158,96 @@ public struct DaemonChecker: PathCheckBackend {
     public mutating func reap<S: CheckCompletionSink>(nowNs: Nanoseconds, into sink: inout S) {
         for i in 0..<immediateCount { sink.checkCompleted(immediate[i]) }
         immediateCount = 0
-        tur?.reap(nowNs: nowNs, into: &sink)
-        directIO?.reap(nowNs: nowNs, into: &sink)
+        guard tur != nil || directIO != nil else { return }
+        var timing = TimingSink(inner: sink, sentAt: sentAt, pathsMax: pathCapacity, nowNs: nowNs, histogram: latency)
+        tur?.reap(nowNs: nowNs, into: &timing)
+        directIO?.reap(nowNs: nowNs, into: &timing)
+        sink = timing.inner
+    }
+}
+
+/// Passes completions on, counting each one's latency (dispatch to reap) in the histogram.
+@usableFromInline
+struct TimingSink<Inner: CheckCompletionSink>: CheckCompletionSink {
+    @usableFromInline var inner: Inner
+    @usableFromInline let sentAt: UnsafeMutablePointer<Nanoseconds>
+    @usableFromInline let pathsMax: Int
+    @usableFromInline let nowNs: Nanoseconds
+    @usableFromInline let histogram: CheckLatencyHistogram
+
+    @inlinable init(inner: Inner, sentAt: UnsafeMutablePointer<Nanoseconds>, pathsMax: Int, nowNs: Nanoseconds, histogram: CheckLatencyHistogram) {
+        self.inner = inner
+        self.sentAt = sentAt
+        self.pathsMax = pathsMax
+        self.nowNs = nowNs
+        self.histogram = histogram
+    }
+
+    @inlinable mutating func checkCompleted(_ completion: CheckCompletion) {
+        if completion.path.index < pathsMax { histogram.record(nowNs - sentAt[completion.path.index]) }
+        inner.checkCompleted(completion)
+    }
+}
+
+/// A fixed-bucket latency histogram: relaxed atomic counters any thread reads, one thread
+/// (the recovery thread) adds to. Allocated once; recording allocates nothing.
+public final class CheckLatencyHistogram: @unchecked Sendable {
+    /// Upper bounds of the buckets, in nanoseconds; a last bucket takes everything above.
+    public static let boundsNs: [Nanoseconds] = [250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000,
+                                                 50_000_000, 100_000_000, 250_000_000, 500_000_000, 1_000_000_000,
+                                                 2_500_000_000, 5_000_000_000, 10_000_000_000, 30_000_000_000]
+    @usableFromInline let bounds: UnsafeMutablePointer<Nanoseconds>
+    @usableFromInline let boundCount: Int
+    @usableFromInline let counts: UnsafeMutablePointer<Atomic<UInt64>>
+    @usableFromInline let sumNs = Atomic<UInt64>(0)
+
+    public init() {
+        boundCount = Self.boundsNs.count
+        bounds = .allocate(capacity: boundCount)
+        bounds.initialize(from: Self.boundsNs, count: boundCount)
+        counts = .allocate(capacity: boundCount + 1)
+        for i in 0...boundCount { (counts + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        bounds.deallocate()
+        counts.deallocate()
+    }
+
+    @inlinable public func record(_ latencyNs: Nanoseconds) {
+        let value = max(0, latencyNs)
+        var i = 0
+        while i < boundCount && value > bounds[i] { i += 1 }
+        counts[i].wrappingAdd(1, ordering: .relaxed)
+        sumNs.wrappingAdd(UInt64(value), ordering: .relaxed)
+    }
+
+    /// Per bucket (the bounds' order, then the overflow bucket), not cumulative.
+    public var bucketCounts: [UInt64] { (0...boundCount).map { counts[$0].load(ordering: .relaxed) } }
+    public var totalNs: UInt64 { sumNs.load(ordering: .relaxed) }
+
+    /// Prometheus histogram exposition (`NAME_bucket{le=...}` cumulative, `_sum` in seconds, `_count`).
+    public func exposition(name: String, help: String) -> String {
+        let counts = bucketCounts
+        var out = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        var cumulative: UInt64 = 0
+        for (i, bound) in Self.boundsNs.enumerated() {
+            cumulative += counts[i]
+            out += "\(name)_bucket{le=\"\(Self.seconds(bound))\"} \(cumulative)\n"
+        }
+        cumulative += counts[boundCount]
+        out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
+        out += "\(name)_sum \(Self.seconds(Nanoseconds(totalNs)))\n\(name)_count \(cumulative)\n"
+        return out
+    }
+
+    /// Nanoseconds as decimal seconds without a float's rounding noise (`0.00025`, `2.5`, `30`).
+    static func seconds(_ ns: Nanoseconds) -> String {
+        let whole = ns / 1_000_000_000
+        var fraction = String(ns % 1_000_000_000)
+        fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
+        while fraction.last == "0" { fraction.removeLast() }
+        return fraction.isEmpty ? "\(whole)" : "\(whole).\(fraction)"
     }
 }
 
