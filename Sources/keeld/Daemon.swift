@@ -11,6 +11,18 @@ final class RecoveryBox: @unchecked Sendable {
 }
 
 enum Daemon {
+    /// What happens to queueing maps when keeld stops, and why: `--on-exit`, else
+    /// `queue_without_daemon`, else keeping them queueing (multipathd's default fails them: a
+    /// daemon restarted during an array upgrade must not turn queued I/O into errors).
+    static func exitQueueing(_ options: Options, _ configuration: Configuration) -> (mode: ExitQueueing, reason: String) {
+        if let mode = options.onExit { return (mode, "--on-exit \(mode.rawValue)") }
+        switch configuration.queueWithoutDaemon {
+        case true?: return (.keepQueueing, "queue_without_daemon yes")
+        case false?: return (.failQueued, "queue_without_daemon no")
+        case nil: return (.keepQueueing, "queue_without_daemon unset; multipathd would fail queued I/O here, keeld keeps it queueing")
+        }
+    }
+
     static func blacklistRules(_ configuration: Configuration) -> Int {
         let b = configuration.blacklist
         return b.devnodes.count + b.wwids.count + b.properties.count + b.devices.count
@@ -49,6 +61,8 @@ enum Daemon {
             configuration = loaded.configuration
         }
         let capacities = configuration.capacities
+        let exitPolicy = exitQueueing(options, configuration)
+        say("on exit, queueing maps \(exitPolicy.mode == .failQueued ? "are switched to fail_if_no_path" : "keep queueing") (\(exitPolicy.reason))")
 
         // One keeld per host, before anything touches a map or the socket.
         switch InstanceLock.acquire(path: options.pidFile) {
@@ -326,7 +340,7 @@ enum Daemon {
         shared.controlWake.signal()
         _ = controlHandle
         unlink(options.controlSocket)
-        if options.onExit == .failQueued {
+        if exitPolicy.mode == .failQueued {
             let queueing = mapHandles.filter { shared.board.queueing($0) }
             for (i, map) in queueing.enumerated() {
                 shared.send(.command(.disableQueueing(map), ticket: 0x8000_0000 | UInt32(i)), unless: shared.recoveryStop)

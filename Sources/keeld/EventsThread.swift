@@ -256,6 +256,9 @@ final class EventsThread: @unchecked Sendable {
             case .wwidsFileFailed(let errno): log.log(.wwidsFileFailed, LogArgument.errno(errno))
             case .stateFileLineSkipped(let wwids, let line):
                 log.log(wwids ? .wwidsLineSkipped : .bindingsLineSkipped, LogArgument.signed(line))
+            case .transportTimeoutRefused(let device, let attribute, let seconds, let errno):
+                log.log(.transportTimeoutRefused, LogArgument.device(device), LogArgument.signed(attribute.rawValue),
+                        LogArgument.signed(seconds), LogArgument.errno(errno))
             }
         }
         assembler.notices.removeAll()

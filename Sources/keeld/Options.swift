@@ -26,7 +26,8 @@ struct Options {
     var pidFile = "/run/keeld.pid"
     var realtimePriority: Int32 = 50
     var allowUnpinned = false
-    var onExit = ExitQueueing.keepQueueing
+    /// nil: multipath.conf's `queue_without_daemon` decides (unset: keep queueing).
+    var onExit: ExitQueueing?
     /// Client mode: send this command to a running keeld and print the answer.
     var command: String?
     /// Print the effective configuration and exit.
@@ -53,8 +54,10 @@ struct Options {
       --rt-priority N         SCHED_FIFO priority of the recovery thread, 1-99 (default 50);
                               0 runs it at normal priority
       --allow-unpinned        run on when memory cannot be locked (default: exit)
-      --on-exit MODE          keep-queueing (default): maps keep queueing I/O after keeld stops;
+      --on-exit MODE          keep-queueing: maps keep queueing I/O after keeld stops;
                               fail-queued: switch them to fail_if_no_path first
+                              (default: queue_without_daemon from multipath.conf; unset keeps
+                              queueing, where multipathd's default fails queued I/O)
       --command TEXT          send TEXT to the running keeld (show daemon, show maps, show
                               paths, fail path DEV, reinstate path DEV, disablequeueing map NAME,
                               restorequeueing map NAME, reconfigure, shutdown, and multipathd's

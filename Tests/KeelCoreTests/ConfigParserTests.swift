@@ -8,6 +8,20 @@ import Testing
         #expect(configFrom("") == Configuration())
     }
 
+    @Test func queueWithoutDaemonIsReadRenderedAndLeftUnsetByDefault() {
+        #expect(Configuration().queueWithoutDaemon == nil)
+        #expect(configFrom(inDefaults("queue_without_daemon no"))?.queueWithoutDaemon == false)
+        let yes = configFrom(inDefaults("queue_without_daemon yes"))
+        #expect(yes?.queueWithoutDaemon == true)
+        #expect(yes.map { configFrom($0.render()) == $0 } == true, "rendered text loads back equal")
+        #expect(configWarnings(inDefaults("queue_without_daemon no")).isEmpty, "no longer an unsupported option")
+        guard case .failure(let e) = loadConfigText(inDefaults("queue_without_daemon maybe")) else {
+            Issue.record("a value that is not yes/no is refused")
+            return
+        }
+        #expect("\(e)".contains("queue_without_daemon"))
+    }
+
     @Test func hashAndBangCommentsAreIgnored() {
         let text = """
             # a comment

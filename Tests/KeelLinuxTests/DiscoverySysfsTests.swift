@@ -208,6 +208,48 @@ struct DiscoverySysfsTests {
         #expect(p.transport == .fibreChannel)
         #expect(p.targetNodeName == "0x50060e8007e2a600")
         #expect(p.nodeNameSource == .transport)
+        #expect(p.transportObject == "rport-3:0-1")
+    }
+
+    @Test func transportTimeoutsAreWrittenToTheRemotePortAndHostAndRefusalsReported() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "3:0:1:0", "8:0")
+        d.transport = .fibreChannel(rport: "rport-3:0-1", nodeName: "0x50060e8007e2a600")
+        f.add(d)
+        let port = f.sysfs + "/class/fc_remote_ports/rport-3:0-1"
+        f.write(port + "/fast_io_fail_tmo", "off\n")
+        f.write(port + "/dev_loss_tmo", "60\n")
+        f.write(f.sysfs + "/class/scsi_host/host3/eh_deadline", "off\n")
+        let p = try onlyPath(f)
+        // no_path_retry 12 at a 5 s polling interval: dev_loss_tmo at least 60 s; fast 5.
+        let timeouts = TransportTimeouts(fastIOFail: .seconds(5), devLoss: .seconds(30), ehDeadline: .seconds(10),
+                                         noPathRetry: .retries(12), pollingIntervalSeconds: 5)
+        let writes = TransportTimeoutsWriter.apply(timeouts, to: p, sysfsRoot: f.sysfs)
+        #expect(writes.allSatisfy { $0.errno == 0 }, "\(writes)")
+        #expect(SysfsFiles.readText(port + "/fast_io_fail_tmo") == "5")
+        #expect(SysfsFiles.readText(port + "/dev_loss_tmo") == "60", "already 60: left as it is")
+        #expect(SysfsFiles.readText(f.sysfs + "/class/scsi_host/host3/eh_deadline") == "10")
+        // A path whose remote port has no such attribute: the refusal names it.
+        try FileManager.default.removeItem(atPath: port + "/dev_loss_tmo")
+        let refused = TransportTimeoutsWriter.apply(TransportTimeouts(fastIOFail: nil, devLoss: .seconds(90), ehDeadline: nil,
+                                                                      noPathRetry: .fail, pollingIntervalSeconds: 5),
+                                                    to: p, sysfsRoot: f.sysfs)
+        #expect(refused.map(\.errno) == [ENOENT])
+        #expect(refused.first?.attribute.hasSuffix("/dev_loss_tmo") == true)
+    }
+
+    @Test func anISCSISessionTakesFastIOFailAsItsRecoveryTimeout() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "4:0:0:0", "8:0")
+        d.transport = .iscsi(session: "session7", targetName: "iqn.2003-01.org.linux-iscsi.array:tgt1")
+        f.add(d)
+        let session = f.sysfs + "/class/iscsi_session/session7/recovery_tmo"
+        f.write(session, "120\n")
+        let p = try onlyPath(f)
+        #expect(p.transportObject == "session7")
+        TransportTimeoutsWriter.apply(TransportTimeouts(fastIOFail: .seconds(5), devLoss: nil, ehDeadline: nil,
+                                                        noPathRetry: .queue, pollingIntervalSeconds: 5), to: p, sysfsRoot: f.sysfs)
+        #expect(SysfsFiles.readText(session) == "5")
     }
 
     @Test func iscsiNodeNameIsTheSessionTargetName() throws {

@@ -52,6 +52,7 @@ struct ConfigLoader {
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
         "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
         "find_multipaths_timeout", "bindings_file", "wwids_file", "detect_prio", "retain_attached_hw_handler", "hardware_table",
+        "queue_without_daemon",
     ]
 
     /// Options valid in `defaults`, `device`, `overrides` and (most of them) `multipath`.
@@ -59,6 +60,7 @@ struct ConfigLoader {
         "path_grouping_policy", "path_selector", "path_checker", "prio", "prio_args", "failback",
         "no_path_retry", "features", "hardware_handler", "san_path_err_threshold",
         "san_path_err_forget_rate", "san_path_err_recovery_time", "user_friendly_names", "alias_prefix",
+        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline",
     ]
 
     /// multipath-tools checkers Keel does not have: a warning, and tur.
@@ -69,13 +71,14 @@ struct ConfigLoader {
     ]
 
     /// Map options that multipath-tools does not accept in a `multipath` entry.
-    static let notInMultipath: Set<String> = ["path_checker", "hardware_handler", "alias_prefix"]
+    static let notInMultipath: Set<String> = ["path_checker", "hardware_handler", "alias_prefix", "fast_io_fail_tmo",
+                                               "dev_loss_tmo", "eh_deadline"]
 
     /// multipath-tools options that Keel knows by name but does not implement.
     static let unsupportedOptions: Set<String> = [
         "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
-        "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds", "flush_on_last_del", "queue_without_daemon",
-        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
+        "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds", "flush_on_last_del",
+        "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
         "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
@@ -328,6 +331,12 @@ struct ConfigLoader {
             s.prioArgs = value
         case "failback":
             if let v = check(node, Self.failback(value)) { s.failback = v }
+        case "fast_io_fail_tmo":
+            if let v = check(node, Self.transportTimeout(value, word: "off")) { s.fastIOFailTmo = v }
+        case "dev_loss_tmo":
+            if let v = check(node, Self.transportTimeout(value, word: "infinity")) { s.devLossTmo = v }
+        case "eh_deadline":
+            if let v = check(node, Self.transportTimeout(value, word: "off")) { s.ehDeadline = v }
         case "no_path_retry":
             if let v = check(node, Self.noPathRetry(value)) { s.noPathRetry = v }
         case "features":
@@ -377,6 +386,8 @@ struct ConfigLoader {
             }
         case "hardware_table":
             if let v = check(node, Self.yesNo(value)) { configuration.useHardwareTable = v }
+        case "queue_without_daemon":
+            if let v = check(node, Self.yesNo(value)) { configuration.queueWithoutDaemon = v }
         case "detect_prio":
             if let v = check(node, Self.yesNo(value)) { configuration.detectPrio = v }
         case "retain_attached_hw_handler":
@@ -572,6 +583,16 @@ struct ConfigLoader {
             v = v * 10 + UInt64(b - UInt8(ascii: "0"))
         }
         return v <= UInt64(UInt32.max) ? UInt32(v) : nil
+    }
+
+    /// Seconds (0 up to 2^31 - 1) or the option's word (`off`, `infinity`).
+    static func transportTimeout(_ text: String, word: String) -> Result<TransportTimeout, ConfigValueProblem> {
+        if text == word { return .success(word == "off" ? .off : .infinity) }
+        guard let v = wholeNumber(text) else { return .failure(.init("\"\(text)\" is neither a whole number of seconds nor \(word)")) }
+        guard v <= TransportTimeout.devLossMaxSeconds else {
+            return .failure(.init("\(v) is out of range (0...\(TransportTimeout.devLossMaxSeconds) seconds, or \(word))"))
+        }
+        return .success(.seconds(v))
     }
 
     static func seconds(_ text: String, min: UInt32) -> Result<UInt32, ConfigValueProblem> {

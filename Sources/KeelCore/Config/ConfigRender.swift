@@ -14,6 +14,7 @@ extension Configuration {
         out.option("find_multipaths_timeout", "\(findMultipathsTimeoutSeconds)")
         out.option("detect_prio", detectPrio ? "yes" : "no")
         out.option("hardware_table", useHardwareTable ? "yes" : "no")
+        if let q = queueWithoutDaemon { out.option("queue_without_daemon", q ? "yes" : "no") }
         out.option("retain_attached_hw_handler", retainAttachedHardwareHandler ? "yes" : "no")
         out.quoted("bindings_file", bindingsFile)
         out.quoted("wwids_file", wwidsFile)
@@ -115,6 +116,9 @@ struct ConfigWriter {
         if let v = s.sanPathErrRecoveryTimeSeconds { option("san_path_err_recovery_time", "\(v)") }
         if let v = s.userFriendlyNames { option("user_friendly_names", v ? "yes" : "no") }
         if let v = s.aliasPrefix { quoted("alias_prefix", v) }
+        if let v = s.fastIOFailTmo { option("fast_io_fail_tmo", v.description) }
+        if let v = s.devLossTmo { option("dev_loss_tmo", v.description) }
+        if let v = s.ehDeadline { option("eh_deadline", v.description) }
     }
 
     mutating func blacklist(_ name: String, _ list: Blacklist) {

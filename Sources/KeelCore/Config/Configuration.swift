@@ -29,6 +29,9 @@ public struct Configuration: Sendable, Equatable {
     public var writtenDefaults: MapSettings
     /// Whether the built-in hardware table applies (Keel's `hardware_table no` turns it off).
     public var useHardwareTable: Bool
+    /// `queue_without_daemon`: whether maps keep queueing after the daemon stops (nil: not
+    /// written; keeld then keeps queueing, unlike multipathd's `no`).
+    public var queueWithoutDaemon: Bool?
     /// `bindings_file`: the user-friendly name of each WWID, one `alias wwid` line each.
     public var bindingsFile: String
     /// `wwids_file`: the WWIDs that have been multipathed, one `/wwid/` line each.
@@ -77,6 +80,7 @@ public struct Configuration: Sendable, Equatable {
         bindingsFile = Self.bindingsFileDefault
         detectPrio = true
         useHardwareTable = true
+        queueWithoutDaemon = nil
         retainAttachedHardwareHandler = true
         writtenDefaults = MapSettings()
         wwidsFile = Self.wwidsFileDefault
@@ -161,6 +165,11 @@ public struct MapSettings: Sendable, Equatable {
     public var userFriendlyNames: Bool?
     /// `alias_prefix`.
     public var aliasPrefix: String?
+    /// `fast_io_fail_tmo`, `dev_loss_tmo`, `eh_deadline`: the transport's timeouts, written to
+    /// the FC remote port, iSCSI session or SCSI host of each path.
+    public var fastIOFailTmo: TransportTimeout?
+    public var devLossTmo: TransportTimeout?
+    public var ehDeadline: TransportTimeout?
 
     /// Nothing set.
     public init() {}
@@ -181,6 +190,7 @@ public struct MapSettings: Sendable, Equatable {
         s.sanPathErrRecoveryTimeSeconds = 0
         s.userFriendlyNames = false
         s.aliasPrefix = "mpath"
+        s.fastIOFailTmo = .seconds(5)
         return s
     }()
 
@@ -201,6 +211,9 @@ public struct MapSettings: Sendable, Equatable {
         if other.sanPathErrRecoveryTimeSeconds != nil { s.sanPathErrRecoveryTimeSeconds = nil }
         if other.userFriendlyNames != nil { s.userFriendlyNames = nil }
         if other.aliasPrefix != nil { s.aliasPrefix = nil }
+        if other.fastIOFailTmo != nil { s.fastIOFailTmo = nil }
+        if other.devLossTmo != nil { s.devLossTmo = nil }
+        if other.ehDeadline != nil { s.ehDeadline = nil }
         return s
     }
 
@@ -221,7 +234,31 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.sanPathErrRecoveryTimeSeconds { s.sanPathErrRecoveryTimeSeconds = v }
         if let v = other.userFriendlyNames { s.userFriendlyNames = v }
         if let v = other.aliasPrefix { s.aliasPrefix = v }
+        if let v = other.fastIOFailTmo { s.fastIOFailTmo = v }
+        if let v = other.devLossTmo { s.devLossTmo = v }
+        if let v = other.ehDeadline { s.ehDeadline = v }
         return s
+    }
+}
+
+/// A transport timeout as multipath.conf writes it: seconds, `off` (fast_io_fail_tmo,
+/// eh_deadline) or `infinity` (dev_loss_tmo).
+public enum TransportTimeout: Sendable, Equatable, CustomStringConvertible {
+    case off
+    case infinity
+    case seconds(UInt32)
+
+    /// The kernel's FC transport allows dev_loss_tmo up to this many seconds (and multipath-tools
+    /// writes it for `infinity`); above 600 only with fast_io_fail_tmo set.
+    public static let devLossMaxSeconds: UInt32 = 2_147_483_647
+    public static let devLossWithoutFastIOFailMaxSeconds: UInt32 = 600
+
+    public var description: String {
+        switch self {
+        case .off: return "off"
+        case .infinity: return "infinity"
+        case .seconds(let s): return "\(s)"
+        }
     }
 }
 

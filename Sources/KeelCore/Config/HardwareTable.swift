@@ -33,8 +33,8 @@ extension Configuration {
             hardware_handler "1 alua"
             failback immediate
             no_path_retry 18
-            # fast_io_fail_tmo 10 (not in Keel)
-            # dev_loss_tmo infinity (not in Keel)
+            fast_io_fail_tmo 10
+            dev_loss_tmo infinity
             # vpd_vendor hp3par (not in Keel)
         }
         device {
@@ -287,7 +287,7 @@ extension Configuration {
             hardware_handler "1 alua"
             failback immediate
             no_path_retry 3
-            # fast_io_fail_tmo 15 (not in Keel)
+            fast_io_fail_tmo 15
         }
         device {
             vendor ".*"
@@ -648,7 +648,7 @@ extension Configuration {
             failback immediate
             no_path_retry queue
             # flush_on_last_del yes (not in Keel)
-            # dev_loss_tmo infinity (not in Keel)
+            dev_loss_tmo infinity
             # user_friendly_names no
         }
         device {
@@ -877,7 +877,7 @@ extension Configuration {
             prio alua
             hardware_handler "1 alua"
             failback immediate
-            # fast_io_fail_tmo 10 (not in Keel)
+            fast_io_fail_tmo 10
             # max_sectors_kb 4096 (not in Keel)
         }
         device {
@@ -921,8 +921,8 @@ extension Configuration {
             # rr_min_io 1 (not in Keel)
             # rr_min_io_rq 1 (not in Keel)
             # flush_on_last_del yes (not in Keel)
-            # fast_io_fail_tmo 15 (not in Keel)
-            # dev_loss_tmo 15 (not in Keel)
+            fast_io_fail_tmo 15
+            dev_loss_tmo 15
         }
 
         # Kaminario

@@ -35,6 +35,8 @@ public struct MapProfile: Sendable, Equatable {
     public var retainsAttachedHandler: Bool = false
     /// Nobody set `hardware_handler`: ALUA paths then get "1 alua".
     public var hardwareHandlerIsDefault: Bool = true
+    /// What the paths' transport objects are set to (FC remote port, iSCSI session, SCSI host).
+    public var transport = TransportTimeouts()
 
     /// The path checkers Keel has (`path_checker`).
     public enum Checker: String, Sendable, Equatable, CaseIterable {
@@ -132,6 +134,8 @@ extension Configuration {
         profile.detectsPrio = detectPrio
         profile.retainsAttachedHandler = retainAttachedHardwareHandler
         profile.hardwareHandlerIsDefault = !handlerSet
+        profile.transport = TransportTimeouts(fastIOFail: pick(\.fastIOFailTmo), devLoss: pick(\.devLossTmo), ehDeadline: pick(\.ehDeadline),
+                                              noPathRetry: noPathRetry, pollingIntervalSeconds: pollingIntervalSeconds)
         return profile
     }
 
@@ -153,5 +157,63 @@ extension Configuration {
     /// Blank-separated words of a value.
     static func words(_ text: String) -> [Substring] {
         text.split(whereSeparator: { $0 == " " || $0 == "\t" })
+    }
+}
+
+/// The transport timeouts of a map's paths, after multipath-tools' adjustments. nil: leave the
+/// kernel's value alone.
+public struct TransportTimeouts: Sendable, Equatable {
+    /// FC remote port `fast_io_fail_tmo`; also the iSCSI session's `recovery_tmo`.
+    public var fastIOFail: TransportTimeout?
+    /// FC remote port `dev_loss_tmo`.
+    public var devLoss: TransportTimeout?
+    /// SCSI host `eh_deadline`.
+    public var ehDeadline: TransportTimeout?
+
+    public init() {}
+
+    /// Resolves the written values as multipath-tools does:
+    /// - `no_path_retry N`: dev_loss_tmo is at least N polling intervals, so a path is not
+    ///   removed while its map still queues for it; `no_path_retry queue`: dev_loss_tmo is
+    ///   infinity (2^31 - 1 s).
+    /// - fast_io_fail_tmo not below dev_loss_tmo is turned off (it would never fire).
+    /// - The kernel refuses dev_loss_tmo above 600 s without fast_io_fail_tmo: it is capped there.
+    public init(fastIOFail: TransportTimeout?, devLoss: TransportTimeout?, ehDeadline: TransportTimeout?,
+                noPathRetry: NoPathRetry, pollingIntervalSeconds: UInt32) {
+        self.ehDeadline = ehDeadline
+        var loss: UInt32? = devLoss.map { $0.seconds }
+        switch noPathRetry {
+        case .retries(let n):
+            let wanted = UInt32(min(UInt64(n) * UInt64(pollingIntervalSeconds), UInt64(TransportTimeout.devLossMaxSeconds)))
+            if wanted > (loss ?? 0) { loss = wanted }
+        case .queue:
+            loss = TransportTimeout.devLossMaxSeconds
+        case .fail:
+            break
+        }
+        var fast = fastIOFail
+        if let l = loss, case .seconds(let f)? = fast, f >= l { fast = .off }
+        let fastOn: Bool
+        if case .seconds? = fast { fastOn = true } else { fastOn = false }
+        if let l = loss, l > TransportTimeout.devLossWithoutFastIOFailMaxSeconds, !fastOn {
+            loss = TransportTimeout.devLossWithoutFastIOFailMaxSeconds
+        }
+        self.fastIOFail = fast
+        self.devLoss = loss.map { .seconds($0) }
+    }
+
+    /// Whether anything is to be written.
+    public var isEmpty: Bool { fastIOFail == nil && devLoss == nil && ehDeadline == nil }
+}
+
+extension TransportTimeout {
+    /// Seconds as the kernel's attribute takes them (`infinity`: the largest dev_loss_tmo; `off`: 0
+    /// is not used, callers write the word).
+    public var seconds: UInt32 {
+        switch self {
+        case .off: return 0
+        case .infinity: return Self.devLossMaxSeconds
+        case .seconds(let s): return s
+        }
     }
 }

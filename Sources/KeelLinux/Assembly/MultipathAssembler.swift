@@ -130,6 +130,22 @@ public enum AssemblyNotice: Sendable, Equatable {
     case wwidsFileFailed(errno: Int32)
     /// A line of the bindings or wwids file was skipped (its 1-based number).
     case stateFileLineSkipped(wwidsFile: Bool, line: Int)
+    /// A transport timeout could not be set on the path's FC remote port, iSCSI session or SCSI
+    /// host (`attribute` is the attribute's name, e.g. dev_loss_tmo).
+    case transportTimeoutRefused(device: DevNo, attribute: TransportAttribute, seconds: Int, errno: Int32)
+}
+
+/// The transport attributes keeld writes.
+public enum TransportAttribute: Int, Sendable, Equatable {
+    case fastIOFailTmo = 1, devLossTmo = 2, recoveryTmo = 3, ehDeadline = 4
+
+    init?(path: String) {
+        if path.hasSuffix("/fast_io_fail_tmo") { self = .fastIOFailTmo }
+        else if path.hasSuffix("/dev_loss_tmo") { self = .devLossTmo }
+        else if path.hasSuffix("/recovery_tmo") { self = .recoveryTmo }
+        else if path.hasSuffix("/eh_deadline") { self = .ehDeadline }
+        else { return nil }
+    }
 }
 
 /// Paths of one WWID that find_multipaths keeps out of any map for now.
@@ -460,6 +476,13 @@ public struct MultipathAssembler {
         maps[index].paths.append(AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device,
                                                address: path.address, priority: priority, checker: kind))
         knownDevices.insert(path.device)
+        if !map.profile.transport.isEmpty {
+            for write in TransportTimeoutsWriter.apply(map.profile.transport, to: path, sysfsRoot: sysfsRoot) where write.errno != 0 {
+                guard let attribute = TransportAttribute(path: write.attribute) else { continue }
+                notices.append(.transportTimeoutRefused(device: path.device, attribute: attribute,
+                                                        seconds: write.value == "off" ? -1 : Int(write.value) ?? -1, errno: write.errno))
+            }
+        }
         return nil
     }
 

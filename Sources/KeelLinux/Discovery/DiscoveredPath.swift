@@ -192,6 +192,9 @@ public struct DiscoveredPath: Hashable, Sendable {
     /// The SCSI generic node's name (`device/scsi_generic/sgN`), the TUR checker's device; nil
     /// when the sg driver is not loaded.
     public var genericName: String?
+    /// The transport object whose timeouts govern the path: the FC remote port (`rport-H:B-R`)
+    /// or the iSCSI session (`sessionN`); "" for other transports.
+    public var transportObject: String = ""
 
     public init(kernelName: String, device: DevNo, address: SCSIAddress, deviceState: SCSIDeviceState,
                 vendor: String = "", model: String = "", revision: String = "", sizeSectors: UInt64 = 0,

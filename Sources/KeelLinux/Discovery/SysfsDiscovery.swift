@@ -157,7 +157,7 @@ public struct SysfsDiscovery: Sendable {
             path.alua.attachedHandler = handler
         }
 
-        (path.transport, path.targetNodeName) = transportAndNodeName(resolvedDevice: resolved, deviceDir: deviceDir, address: address)
+        (path.transport, path.targetNodeName, path.transportObject) = transportAndNodeName(resolvedDevice: resolved, deviceDir: deviceDir, address: address)
         if !path.targetNodeName.isEmpty {
             path.nodeNameSource = .transport
         } else if let derived = page83.flatMap({ VPDPage83.targetDeviceName(in: $0) }) {
@@ -182,7 +182,7 @@ public struct SysfsDiscovery: Sendable {
     }
 
     /// The transport and its node name, probed in multipath-tools' order: SAS, USB, FC, iSCSI, ATA.
-    private func transportAndNodeName(resolvedDevice: String, deviceDir: String, address: SCSIAddress) -> (SCSITransport, String) {
+    private func transportAndNodeName(resolvedDevice: String, deviceDir: String, address: SCSIAddress) -> (SCSITransport, String, String) {
         // Ancestors of the scsi_device, nearest first, up to (not including) the sysfs root.
         let root = SysfsFiles.resolvedPath(sysfsRoot) ?? sysfsRoot
         var ancestors: [String] = []
@@ -196,31 +196,31 @@ public struct SysfsDiscovery: Sendable {
 
         if let sasAddress = SysfsFiles.readText(deviceDir + "/sas_address"),
            names.contains(where: { $0.hasPrefix("end_device-") }) {
-            return (.sas, sasAddress)
+            return (.sas, sasAddress, "")
         }
         for dir in ancestors {
             if let subsystem = SysfsFiles.readLink(dir + "/subsystem"), SysfsFiles.lastComponent(subsystem) == "usb" {
-                return (.usb, String(SysfsFiles.lastComponent(dir)))
+                return (.usb, String(SysfsFiles.lastComponent(dir)), "")
             }
         }
         // The target is the device's parent; an FC remote port is the target's parent.
         if names.count >= 2, names[1].hasPrefix("rport-"),
            let node = SysfsFiles.readText(sysfsRoot + "/class/fc_remote_ports/" + names[1] + "/node_name") {
-            return (.fibreChannel, node)
+            return (.fibreChannel, node, names[1])
         }
         let target = "target\(address.host):\(address.channel):\(address.target)"
         if let node = SysfsFiles.readText(sysfsRoot + "/class/fc_transport/" + target + "/node_name") {
-            return (.fibreChannel, node)
+            return (.fibreChannel, node, names.first { $0.hasPrefix("rport-") } ?? "")
         }
         if let session = names.first(where: { $0.hasPrefix("session") && UInt32($0.dropFirst(7)) != nil }) {
             if let node = SysfsFiles.readText(sysfsRoot + "/class/iscsi_session/" + session + "/targetname") {
-                return (.iscsi, node)
+                return (.iscsi, node, session)
             }
         }
         if let ata = names.first(where: { $0.hasPrefix("ata") && UInt32($0.dropFirst(3)) != nil }) {
-            return (.ata, "ata-\(ata.dropFirst(3)).00")
+            return (.ata, "ata-\(ata.dropFirst(3)).00", "")
         }
-        return (.unspecified, "")
+        return (.unspecified, "", "")
     }
 
     /// Parses `major:minor`.

@@ -107,6 +107,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case bindingsLineSkipped = 427
     case wwidsLineSkipped = 428
     case topologyRequestTimedOut = 429
+    case transportTimeoutRefused = 430
 
     // The logger itself.
     case loggerStarted = 500
@@ -129,7 +130,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
-             .topologyRequestTimedOut:
+             .topologyRequestTimedOut, .transportTimeoutRefused:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
@@ -199,6 +200,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .wwidsFileFailed: return "wwids file not read or written (%errno): find_multipaths knows fewer WWIDs"
         case .bindingsLineSkipped: return "bindings file line %n skipped: malformed, or a second name for one WWID or alias"
         case .wwidsLineSkipped: return "wwids file line %n skipped: not a /wwid/ line"
+        case .transportTimeoutRefused: return "transport timeout of %dev not set (attribute %n: 1 fast_io_fail_tmo, 2 dev_loss_tmo, 3 iSCSI recovery_tmo, 4 eh_deadline; %n s, -1 off): %errno"
         case .topologyRequestTimedOut: return "the recovery thread did not answer a topology request in 2 s; a late path addition is undone and rediscovery adds the path again"
         case .tablesGrown: return "tables grown to %n paths and %n maps (locked in place, nothing moved)"
         case .tablesAtCeiling: return "tables full at max_paths %n / max_maps %n: raise them to take more"

@@ -1,0 +1,58 @@
+// fast_io_fail_tmo, dev_loss_tmo and eh_deadline: read, layered, and adjusted as multipath-tools
+// adjusts them before they reach the paths' transport objects.
+import KeelCore
+import Testing
+
+@Suite struct ConfigTransportTests {
+    @Test func valuesAndWordsAreReadAndBadOnesRefusedNamingTheOption() {
+        let c = configFrom(inDefaults("fast_io_fail_tmo off\n    dev_loss_tmo infinity\n    eh_deadline 30"))
+        #expect(c?.defaults.fastIOFailTmo == .off)
+        #expect(c?.defaults.devLossTmo == .infinity)
+        #expect(c?.defaults.ehDeadline == .seconds(30))
+        for bad in ["fast_io_fail_tmo infinity", "dev_loss_tmo off", "eh_deadline -1", "dev_loss_tmo 4294967295"] {
+            guard case .failure(let e) = loadConfigText(inDefaults(bad)) else {
+                Issue.record("\(bad) is refused")
+                continue
+            }
+            #expect("\(e)".contains(String(bad.split(separator: " ")[0])), "\(e)")
+        }
+        let warnings = configWarnings("multipaths {\n multipath {\n  wwid 1\n  dev_loss_tmo 10\n }\n}\n")
+        #expect(warnings.contains { $0.contains("dev_loss_tmo") && $0.contains("not valid in multipath") }, "\(warnings)")
+    }
+
+    @Test func theBuiltInFastIOFailIsFiveAndDevLossIsLeftToTheKernel() {
+        let p = Configuration().profile(wwid: "1", vendor: "X", product: "Y")
+        #expect(p.transport.fastIOFail == .seconds(5))
+        #expect(p.transport.devLoss == nil)
+        #expect(p.transport.ehDeadline == nil)
+    }
+
+    @Test func noPathRetryRaisesDevLossAndQueueMakesItInfinite() {
+        let retries = TransportTimeouts(fastIOFail: .seconds(5), devLoss: .seconds(30), ehDeadline: nil, noPathRetry: .retries(12), pollingIntervalSeconds: 5)
+        #expect(retries.devLoss == .seconds(60))
+        let longer = TransportTimeouts(fastIOFail: .seconds(5), devLoss: .seconds(120), ehDeadline: nil, noPathRetry: .retries(12), pollingIntervalSeconds: 5)
+        #expect(longer.devLoss == .seconds(120), "never lowered")
+        let queue = TransportTimeouts(fastIOFail: .seconds(5), devLoss: .seconds(30), ehDeadline: nil, noPathRetry: .queue, pollingIntervalSeconds: 5)
+        #expect(queue.devLoss == .seconds(TransportTimeout.devLossMaxSeconds))
+    }
+
+    @Test func fastIOFailNotBelowDevLossIsOffAndDevLossPast600NeedsFastIOFail() {
+        let t = TransportTimeouts(fastIOFail: .seconds(30), devLoss: .seconds(30), ehDeadline: nil, noPathRetry: .fail, pollingIntervalSeconds: 5)
+        #expect(t.fastIOFail == .off)
+        #expect(t.devLoss == .seconds(30))
+        let capped = TransportTimeouts(fastIOFail: .off, devLoss: .infinity, ehDeadline: nil, noPathRetry: .fail, pollingIntervalSeconds: 5)
+        #expect(capped.devLoss == .seconds(600))
+        let unset = TransportTimeouts(fastIOFail: nil, devLoss: nil, ehDeadline: nil, noPathRetry: .fail, pollingIntervalSeconds: 5)
+        #expect(unset.isEmpty)
+    }
+
+    @Test func theHardwareTableAndUserEntriesLayerAsOtherSettings() {
+        // multipath-tools' table gives Pure Storage FlashArray fast_io_fail_tmo 10.
+        let pure = Configuration().profile(wwid: "1", vendor: "PURE", product: "FlashArray")
+        #expect(pure.transport.fastIOFail == .seconds(10))
+        let user = configFrom("devices {\n device {\n  vendor PURE\n  product FlashArray\n  fast_io_fail_tmo 3\n }\n}\n")
+        #expect(user?.profile(wwid: "1", vendor: "PURE", product: "FlashArray").transport.fastIOFail == .seconds(3))
+        let rendered = configFrom(inDefaults("dev_loss_tmo infinity\n    eh_deadline off"))
+        #expect(rendered.map { configFrom($0.render()) == $0 } == true)
+    }
+}
