@@ -2,6 +2,12 @@
 // Keel: a multipath path-recovery daemon. See README.md.
 import PackageDescription
 
+/// The daemon's modules use neither Swift Regex nor Swift concurrency: without their implicit
+/// imports keeld does not load (and mlockall does not pin) libswift_StringProcessing,
+/// libswift_RegexParser, libswift_Concurrency and libdispatch, about 3 MB.
+let leanRuntime: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import",
+                                                 "-Xfrontend", "-disable-implicit-concurrency-module-import"])]
+
 let package = Package(
     name: "keel",
     products: [
@@ -19,7 +25,7 @@ let package = Package(
     ],
     targets: [
         // Pure engine: model, state machine, policies, rings, codecs, config. No Foundation, no syscalls.
-        .target(name: "KeelCore", path: "Sources/KeelCore"),
+        .target(name: "KeelCore", path: "Sources/KeelCore", swiftSettings: leanRuntime),
         // System libraries (Debian: libdevmapper-dev, libudev-dev, libaio-dev, pkg-config).
         .systemLibrary(name: "CDeviceMapper", path: "Sources/CDeviceMapper", pkgConfig: "devmapper", providers: [.apt(["libdevmapper-dev"])]),
         .systemLibrary(name: "CUdev", path: "Sources/CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
@@ -27,13 +33,14 @@ let package = Package(
         // C for macros, _GNU_SOURCE symbols and ioctl structures Swift cannot import directly.
         .target(name: "CKeelShim", path: "Sources/CKeelShim"),
         // The real kernel: device-mapper, udev, sysfs discovery, checkers, prioritizers.
-        .target(name: "KeelLinux", dependencies: ["KeelCore", "CDeviceMapper", "CUdev", "CAio", "CKeelShim"], path: "Sources/KeelLinux"),
+        .target(name: "KeelLinux", dependencies: ["KeelCore", "CDeviceMapper", "CUdev", "CAio", "CKeelShim"], path: "Sources/KeelLinux",
+                swiftSettings: leanRuntime),
         // Deterministic simulated kernel and SAN implementing the backend protocols.
         .target(name: "KeelSim", dependencies: ["KeelCore"], path: "Sources/KeelSim"),
         // Torture runner: scenarios x seeds with invariants checked every step.
         // It drives keeld's recovery service (KeelLinux/Daemon) with the simulated backends.
         .executableTarget(name: "keel-torture", dependencies: ["KeelCore", "KeelSim", "KeelLinux"], path: "Stress/keel-torture"),
-        .executableTarget(name: "keeld", dependencies: ["KeelCore", "KeelLinux"], path: "Sources/keeld"),
+        .executableTarget(name: "keeld", dependencies: ["KeelCore", "KeelLinux"], path: "Sources/keeld", swiftSettings: leanRuntime),
         // The operator's client: tables, JSON, top; KeelCtl reads and renders the answers.
         .target(name: "KeelCtl", dependencies: ["KeelCore"], path: "Sources/KeelCtl"),
         .executableTarget(name: "keelctl", dependencies: ["KeelCtl", "KeelLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -263,3 +263,5 @@ uint64_t keel_process_effective_capabilities(void) {
     if (syscall(SYS_capget, &header, data) != 0) return 0;
     return (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
 }
+
+int keel_process_malloc_trim(size_t pad) { return malloc_trim(pad); }

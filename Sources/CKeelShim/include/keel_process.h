@@ -21,6 +21,9 @@ typedef enum {
 /// mallopt(parameter, value): 1 on success, 0 when glibc refused the value.
 int keel_process_mallopt(keel_malloc_parameter parameter, int value);
 
+/// malloc_trim(pad): returns free memory at the top of the heap to the kernel; 1 if any was.
+int keel_process_malloc_trim(size_t pad);
+
 /// What mallinfo2() reports, reduced to what Keel shows.
 typedef struct {
     /// Bytes obtained with brk/sbrk by the main arena (mallinfo2.arena).

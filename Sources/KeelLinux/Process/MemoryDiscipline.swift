@@ -128,6 +128,10 @@ public enum MemoryDiscipline {
     /// On failure the error carries RLIMIT_MEMLOCK, CAP_IPC_LOCK and VmRSS so its description
     /// says why and what to change.
     public static func lockAll() throws(MemoryLockError) {
+        // Start-up's garbage (configuration text, the parsed hardware table, discovery's strings)
+        // went back to malloc: return the free top of the heap to the kernel first, so that
+        // MCL_CURRENT does not pin it.
+        _ = keel_process_malloc_trim(0)
         do {
             _ = try systemCall("mlockall") { mlockall(MCL_CURRENT | MCL_FUTURE) }
         } catch {

@@ -128,10 +128,11 @@ public struct SchedulingDegradation: Equatable, Sendable, CustomStringConvertibl
         guard let path = cgroupPath else { return nil }
         // "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu"
         for line in mounts.split(separator: "\n") {
-            let halves = line.split(separator: " - ", maxSplits: 1)
-            guard halves.count == 2 else { continue }
-            let before = halves[0].split(separator: " ")
-            let after = halves[1].split(separator: " ")
+            // The optional fields end at a lone "-" field.
+            let fields = line.split(separator: " ")
+            guard let dash = fields.firstIndex(of: "-") else { continue }
+            let before = Array(fields[..<dash])
+            let after = Array(fields[(dash + 1)...])
             guard before.count >= 5, after.count >= 3, after[0] == "cgroup",
                   after[2].split(separator: ",").contains("cpu") else { continue }
             let root = before[3]
