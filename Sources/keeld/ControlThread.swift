@@ -128,6 +128,14 @@ final class ControlThread: ControlService, @unchecked Sendable {
         case .switchGroup(let name, let group):
             guard let map = findMap(name) else { return .reply(failure("device not found: no map named \(name)", framing)) }
             return send([.switchGroup(map, group: UInt16(group))], token: token, framing: framing)
+        case .reloadMap(let name):
+            guard let map = findMap(name) else { return .reply(failure("device not found: no map named \(name)", framing)) }
+            shared.send(.requestReload(map), unless: shared.controlStop)
+            return .reply(success(framing, detail: "table reload of \(name) requested"))
+        case .forceQueueingDaemon, .restoreQueueingDaemon:
+            shared.forceQueueingAtExit.store(request == .forceQueueingDaemon, ordering: .releasing)
+            return .reply(success(framing, detail: request == .forceQueueingDaemon
+                                  ? "maps keep queueing when keeld stops" : "queueing at exit follows the configuration again"))
         case .unsupported(let what):
             return .reply(failure("'\(what)' is a multipathd command keeld does not carry out", framing))
         }

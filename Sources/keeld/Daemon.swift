@@ -340,7 +340,7 @@ enum Daemon {
         shared.controlWake.signal()
         _ = controlHandle
         unlink(options.controlSocket)
-        if exitPolicy.mode == .failQueued {
+        if exitPolicy.mode == .failQueued && !shared.forceQueueingAtExit.load(ordering: .acquiring) {
             let queueing = mapHandles.filter { shared.board.queueing($0) }
             for (i, map) in queueing.enumerated() {
                 shared.send(.command(.disableQueueing(map), ticket: 0x8000_0000 | UInt32(i)), unless: shared.recoveryStop)

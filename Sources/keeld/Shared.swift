@@ -86,6 +86,8 @@ final class DaemonShared: @unchecked Sendable {
     let recoveryStop = Atomic<Bool>(false)
     let eventsStop = Atomic<Bool>(false)
     let controlStop = Atomic<Bool>(false)
+    /// `forcequeueing daemon`: maps keep queueing at exit whatever queue_without_daemon says.
+    let forceQueueingAtExit = Atomic<Bool>(false)
     let reconfigureRequested = Atomic<Bool>(false)
     let directory = Mutex(Directory())
     /// Set by the main thread once every map's first table is loaded.

@@ -36,6 +36,11 @@ private let sample = MapView(
         #expect(try ControlGrammar.parse("reconfigure all").get() == .reconfigure)
         #expect(try ControlGrammar.parse("remove map mpatha").get() == .unsupported("del map"))
         #expect(try ControlGrammar.parse("setprkey map mpatha key 0x12").get() == .unsupported("setprkey map key"))
+        #expect(try ControlGrammar.parse("reload multipath mpatha").get() == .reloadMap("mpatha"))
+        #expect(try ControlGrammar.parse("forcequeueing daemon").get() == .forceQueueingDaemon)
+        #expect(try ControlGrammar.parse("restorequeueing daemon").get() == .restoreQueueingDaemon)
+        #expect(try !ControlGrammar.parse("forcequeueing daemon").get().readOnly)
+        #expect(try ControlGrammar.parse("suspend map mpatha").get() == .unsupported("suspend map"))
     }
 
     @Test func onlyShowAndListAreForEveryUser() throws {

@@ -483,6 +483,20 @@ struct KeeldProcessKernelTests {
         #expect(failing.process.terminationStatus == 0)
         #expect(try !control.multipathTable(name: "mpatha").queueIfNoPath, "still queueing after --on-exit fail-queued")
         #expect(readText(failing.logFile).contains("switched to fail_if_no_path before exit"))
+
+        // queue_without_daemon no decides when --on-exit is not given; forcequeueing daemon overrides it.
+        let noQueueing = daemonConfiguration.replacingOccurrences(of: "defaults {", with: "defaults {\n    queue_without_daemon no")
+        let forced = try Keeld(directory: "/tmp/keeld-exit-forced", configuration: noQueueing)
+        try forced.waitReady()
+        #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "keeld loads the map queueing again")
+        #expect(readText(forced.stderrFile).contains("queue_without_daemon no"), "\(readText(forced.stderrFile))")
+        #expect(forced.command("forcequeueing daemon").hasPrefix("ok"))
+        forced.stop()
+        #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "forcequeueing daemon keeps maps queueing at exit")
+        let configured = try Keeld(directory: "/tmp/keeld-exit-configured", configuration: noQueueing)
+        try configured.waitReady()
+        configured.stop()
+        #expect(try !control.multipathTable(name: "mpatha").queueIfNoPath, "queue_without_daemon no fails queued I/O at exit")
     }
 
     @Test("keeld speaks sd_notify: READY=1, STATUS=, WATCHDOG=1 while it runs, STOPPING=1 on SIGTERM")

@@ -40,6 +40,12 @@ public enum ControlRequest: Sendable, Equatable {
     case restoreQueueingAll
     /// `switchgroup map NAME group N` (1-based).
     case switchGroup(map: String, group: Int)
+    /// `reload map NAME`: the map's table is built and loaded again.
+    case reloadMap(String)
+    /// `forcequeueing daemon`: maps keep queueing when the daemon stops, whatever
+    /// `queue_without_daemon` says; `restorequeueing daemon` undoes it.
+    case forceQueueingDaemon
+    case restoreQueueingDaemon
     /// A multipathd command Keel knows but does not carry out; the text names it.
     case unsupported(String)
 
@@ -177,12 +183,15 @@ public enum ControlGrammar {
         case ["restorequeueing", "map"]: return .restoreQueueing(map: p["map"]!)
         case ["disablequeueing", "maps"]: return .disableQueueingAll
         case ["restorequeueing", "maps"]: return .restoreQueueingAll
+        case ["reload", "map"]: return .reloadMap(p["map"]!)
+        case ["forcequeueing", "daemon"]: return .forceQueueingDaemon
+        case ["restorequeueing", "daemon"]: return .restoreQueueingDaemon
         case ["switchgroup", "map", "group"]:
             guard let n = Int(p["group"]!), n >= 1, n <= Int(UInt16.max) else { return nil }
             return .switchGroup(map: p["map"]!, group: n)
         case ["add", "path"], ["del", "path"], ["add", "map"], ["del", "map"], ["del", "maps"], ["resize", "map"],
-             ["reload", "map"], ["reset", "map"], ["reset", "maps"], ["suspend", "map"], ["resume", "map"],
-             ["reset", "maps", "stats"], ["reset", "map", "stats"], ["forcequeueing", "daemon"], ["restorequeueing", "daemon"],
+             ["reset", "map"], ["reset", "maps"], ["suspend", "map"], ["resume", "map"],
+             ["reset", "maps", "stats"], ["reset", "map", "stats"],
              ["getprstatus", "map"], ["setprstatus", "map"], ["unsetprstatus", "map"], ["getprkey", "map"],
              ["setprkey", "map", "key"], ["unsetprkey", "map"], ["getprhold", "map"], ["setprhold", "map"],
              ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],
