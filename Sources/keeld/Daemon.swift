@@ -210,7 +210,9 @@ enum Daemon {
             let locked = try? MemoryDiscipline.lockedMemory()
             memoryFact = "mlockall(MCL_CURRENT|MCL_FUTURE), \((locked?.lockedBytes ?? 0) / 1024) KiB locked"
             mainLog.log(.memoryLocked, LogArgument.signed(Int((locked?.lockedBytes ?? 0) / 1024)))
-            say("memory locked: \((locked?.lockedBytes ?? 0) / 1024) KiB, resident \((locked?.residentBytes ?? 0) / 1024) KiB")
+            let heap = MemoryDiscipline.mallocStatistics()
+            say("memory locked: \((locked?.lockedBytes ?? 0) / 1024) KiB, resident \((locked?.residentBytes ?? 0) / 1024) KiB; "
+                + "malloc heap \(heap.heapBytes / 1024) KiB, \(heap.inUseBytes / 1024) KiB in use")
         } catch {
             mainLog.log(.mlockFailed, LogArgument.errno(error.errno))
             guard options.allowUnpinned else {

@@ -41,14 +41,8 @@ public final class ControlClient {
         socketName = "@" + name
         framing = .multipathd
         self.timeoutNs = timeoutNs
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(name.utf8.prefix(MemoryLayout.size(ofValue: address.sun_path) - 1))
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw[0] = 0
-            for (i, b) in bytes.enumerated() { raw[i + 1] = b }
-        }
-        try connect(address, length: socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count))
+        let (address, length) = ControlServer.abstractAddress(name)
+        try connect(address, length: length)
     }
 
     /// Connects to the socket file `path` (keeld's `--control-socket`: one line in, one answer,
@@ -84,17 +78,8 @@ public final class ControlClient {
     public func ask(_ command: String) throws(ControlClientError) -> String {
         guard fd >= 0 else { throw .closed(command) }
         let deadline = LogClock.nowNs() + timeoutNs
-        var request: [UInt8]
-        switch framing {
-        case .line:
-            request = Array(command.utf8)
-            request.append(UInt8(ascii: "\n"))
-        case .multipathd:
-            var length = command.utf8.count + 1
-            request = withUnsafeBytes(of: &length) { Array($0) }
-            request += command.utf8
-            request.append(0)
-        }
+        // A request is framed as the daemon frames its answers.
+        let request = ControlServer.frame(command, framing: framing)
         var sent = 0
         while sent < request.count {
             guard try wait(for: Int16(POLLOUT), until: deadline, command: command) else { throw .timedOut(command) }
@@ -136,14 +121,7 @@ public final class ControlClient {
             if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
             return String(decoding: bytes, as: UTF8.self)
         case .multipathd:
-            let header = MemoryLayout<Int>.size
-            guard input.count >= header else { return nil }
-            var length = 0
-            withUnsafeMutableBytes(of: &length) { raw in for i in 0..<header { raw[i] = input[i] } }
-            guard length >= 0, input.count >= header + length else { return nil }
-            let body = input[header..<(header + length)]
-            let text = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
-            input.removeSubrange(..<(header + length))
+            guard case .complete(let text) = ControlServer.request(in: &input, framing: .multipathd, bytesMax: answerBytesMax) else { return nil }
             return text
         }
     }

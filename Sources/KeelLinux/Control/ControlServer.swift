@@ -131,6 +131,13 @@ public final class ControlServer {
     /// Listens on an abstract socket (`@name`): no file, gone with the process. EADDRINUSE when
     /// another process (a running multipathd) holds the name.
     public func listen(abstract name: String, framing: ControlFraming) throws(SystemError) {
+        let (address, length) = Self.abstractAddress(name)
+        let fd = try bound(address, length: length)
+        listeners.append(Listener(fd: fd, framing: framing, name: "@" + name))
+    }
+
+    /// An abstract socket's address (a NUL, then the name) and its length.
+    public static func abstractAddress(_ name: String) -> (sockaddr_un, socklen_t) {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(name.utf8.prefix(MemoryLayout.size(ofValue: address.sun_path) - 1))
@@ -138,9 +145,7 @@ public final class ControlServer {
             raw[0] = 0
             for (i, b) in bytes.enumerated() { raw[i + 1] = b }
         }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count)
-        let fd = try bound(address, length: length)
-        listeners.append(Listener(fd: fd, framing: framing, name: "@" + name))
+        return (address, socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count))
     }
 
     private func bound(_ address: sockaddr_un, length: socklen_t) throws(SystemError) -> Int32 {
