@@ -36,6 +36,11 @@ final class ControlThread: ControlService, @unchecked Sendable {
     private var waiting: [ControlToken: Waiting] = [:]
     private var ticketOwners: [UInt32: ControlToken] = [:]
     private var answers: [(token: ControlToken, answer: String)] = []
+    /// Orders handed to the events thread, by id: who asked and how to answer.
+    private var orderOwners: [UInt32: (token: ControlToken, framing: ControlFraming)] = [:]
+    /// `reset map(s) stats`: each map's counters (by WWID) when they were reset; shown counts
+    /// are taken from there (a reload resets the kernel's counts, which drops the baseline).
+    private var statBaselines: [String: (faults: Int, loads: Int)] = [:]
 
     /// Binds keeld's socket (a stale socket file from an earlier run is replaced) and, unless
     /// another process holds it, multipathd's.
@@ -136,12 +141,36 @@ final class ControlThread: ControlService, @unchecked Sendable {
             shared.forceQueueingAtExit.store(request == .forceQueueingDaemon, ordering: .releasing)
             return .reply(success(framing, detail: request == .forceQueueingDaemon
                                   ? "maps keep queueing when keeld stops" : "queueing at exit follows the configuration again"))
+        case .addPath(let name): return order(.addPath(name), token: token, framing: framing)
+        case .delPath(let name): return order(.delPath(name), token: token, framing: framing)
+        case .addMap(let name): return order(.addMap(name), token: token, framing: framing)
+        case .delMap(let name): return order(.delMap(name), token: token, framing: framing)
+        case .delMaps: return order(.delMaps, token: token, framing: framing)
+        case .suspendMap(let name): return order(.suspendMap(name), token: token, framing: framing)
+        case .resumeMap(let name): return order(.resumeMap(name), token: token, framing: framing)
+        case .resizeMap(let name): return order(.resizeMap(name), token: token, framing: framing)
+        case .resetStats(let name):
+            let maps = views().filter { name == nil || $0.name == name || $0.wwid == name }
+            if let name, maps.isEmpty { return .reply(failure("device not found: no map named \(name)", framing)) }
+            for map in maps {
+                let base = statBaselines[map.wwid] ?? (0, 0)
+                statBaselines[map.wwid] = (map.pathFaults + base.faults, map.mapLoads + base.loads)
+            }
+            return .reply(success(framing, detail: "statistics of \(maps.count) map\(maps.count == 1 ? "" : "s") reset"))
         case .unsupported(let what):
             return .reply(failure("'\(what)' is a multipathd command keeld does not carry out", framing))
         }
     }
 
     func collect() -> [(token: ControlToken, answer: String)] {
+        let done = shared.orders.withLock { desk in
+            defer { desk.answered.removeAll() }
+            return desk.answered
+        }
+        for answer in done {
+            guard let owner = orderOwners.removeValue(forKey: answer.id) else { continue }
+            answers.append((owner.token, answer.failure.map { failure($0, owner.framing) } ?? success(owner.framing, detail: answer.detail)))
+        }
         _ = shared.replyDoorbell.drain()
         while let reply = shared.replies.pop() {
             guard let token = ticketOwners.removeValue(forKey: reply.ticket), var request = waiting[token] else { continue }
@@ -159,8 +188,19 @@ final class ControlThread: ControlService, @unchecked Sendable {
     }
 
     func abandon(_ token: ControlToken) {
+        for (id, owner) in orderOwners where owner.token == token { orderOwners[id] = nil }
         guard let request = waiting.removeValue(forKey: token) else { return }
         for ticket in request.tickets { ticketOwners[ticket] = nil }
+    }
+
+    /// Hands `order` to the events thread; the answer comes from `collect`.
+    private func order(_ order: TopologyOrder, token: ControlToken, framing: ControlFraming) -> ControlStart {
+        let id = nextTicket
+        nextTicket &+= 1
+        orderOwners[id] = (token, framing)
+        shared.orders.withLock { $0.pending.append((id, order)) }
+        shared.eventsWake.signal()
+        return .later
     }
 
     /// Hands `commands` to the recovery thread; the answer comes from `collect`.
@@ -269,9 +309,15 @@ final class ControlThread: ControlService, @unchecked Sendable {
             let features = table.map { ([String($0.features.count)] + $0.features).joined(separator: " ") } ?? "0"
             let handler = table.map { $0.hardwareHandler.isEmpty ? "0" : ([String($0.hardwareHandler.count)] + $0.hardwareHandler).joined(separator: " ") } ?? "0"
             let failures = status.map { $0.groups.reduce(0) { $0 + $1.paths.reduce(0) { $0 + $1.failCount } } } ?? 0
+            let suspended = (try? control?.info(name: map.name))??.suspended ?? false
+            var base = statBaselines[map.wwid] ?? (0, 0)
+            if failures < base.faults { base.faults = 0 }  // a table load started the kernel's counts again
+            if map.tableLoads < base.loads { base.loads = 0 }
+            if statBaselines[map.wwid] != nil { statBaselines[map.wwid] = base }
             return MapView(name: map.name, wwid: map.wwid, sysfs: info.map { "dm-\($0.device.minor)" } ?? "", sizeSectors: map.sizeSectors,
-                           features: features, hardwareHandler: handler, queueing: queueing, failback: map.failback.description,
-                           vendor: map.vendor, product: map.product, groups: groups, pathFaults: failures, mapLoads: map.tableLoads)
+                           features: features, hardwareHandler: handler, dmState: suspended ? "suspend" : "active", queueing: queueing,
+                           failback: map.failback.description, vendor: map.vendor, product: map.product, groups: groups,
+                           pathFaults: failures - base.faults, mapLoads: map.tableLoads - base.loads)
         }
     }
 

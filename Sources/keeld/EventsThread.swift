@@ -23,7 +23,13 @@ final class EventsThread: @unchecked Sendable {
     let reopenIntervalNs: Nanoseconds
     /// Maps whose table load failed, asked for again with backoff until one loads.
     var reloadRetries = ReloadRetries()
-    /// How often /sys/block is compared with the paths assembled (a safety net for lost uevents).
+    /// Devices the operator took out (`del path`, `del map`): rediscovery leaves them alone
+    /// until an `add` uevent, `add path` or `add map` brings them back.
+    var operatorRemoved: Set<String> = []
+    /// Maps the operator deleted, with their paths, so `add map NAME` can bring one back.
+    var deletedMaps: [(name: String, wwid: String, paths: [String])] = []
+    /// `resize map` orders waiting for their map's table load.
+    var pendingResizes: [MapHandle: [UInt32]] = [:]
 
     init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, uevents: UeventMonitor?,
          log: LogProducer, options: Options, growth: TableGrowth? = nil) {
@@ -64,6 +70,7 @@ final class EventsThread: @unchecked Sendable {
             topology.settleLateReplies()
             serviceReloads(into: &sink)
             if readable[1] { _ = shared.eventsWake.drain() }
+            handleOrders()
             if shared.reconfigureRequested.exchange(false, ordering: .acquiringAndReleasing) { reconfigure() }
             if readable[2], let poller {
                 handleDMEvents(poller, into: &sink)
@@ -111,7 +118,9 @@ final class EventsThread: @unchecked Sendable {
             if let error = assembler.serviceReload(ticket.map, layout: layout, initialGroup: group, into: &sink, nowNs: monotonicNs()) {
                 report(error)
                 reloadRetries.failed(ticket.map, nowNs: monotonicNs())
+                answerResizes(of: ticket.map, failure: "the table with the new size was not loaded: \(error.description)")
             } else {
+                answerResizes(of: ticket.map, failure: nil)
                 reloadRetries.loaded(ticket.map)
                 let paths = layout.reduce(0) { $0 + $1.count }
                 log.log(.tableLoaded, LogArgument.map(ticket.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(layout.count)))
@@ -140,7 +149,10 @@ final class EventsThread: @unchecked Sendable {
         var removed = false
         for record in batch.records where !record.isDeviceMapper {
             log.log(.uevent, LogArgument.action(record.action), LogArgument.device(record.device))
-            if record.action == .add || record.action == .change { added.append(record.kernelName.description) }
+            let name = record.kernelName.description
+            // An `add` brings back a device the operator deleted; a `change` does not.
+            if record.action == .add { operatorRemoved.remove(name) }
+            if record.action == .add || (record.action == .change && !operatorRemoved.contains(name)) { added.append(name) }
             if record.action == .remove,
                assembler.remove(kernelName: record.kernelName.description, nowNs: monotonicNs(), topology: &topology) != nil {
                 removed = true
@@ -206,7 +218,7 @@ final class EventsThread: @unchecked Sendable {
         let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
         let differences = Rediscovery.differences(present: Set(discovery.blockDeviceNames()),
                                                   assembled: Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) }),
-                                                  held: assembler.heldKernelNames)
+                                                  held: assembler.heldKernelNames.union(operatorRemoved))
         var changed = false
         for gone in differences.gone {
             if assembler.remove(kernelName: gone, nowNs: monotonicNs(), topology: &topology) != nil { changed = true }

@@ -57,6 +57,33 @@ struct Directory {
     }
 }
 
+/// A change to maps and paths the operator asked for. The events thread carries it out: it
+/// owns assembly and table loads, so an order never races a load.
+enum TopologyOrder: Sendable, Equatable {
+    case addPath(String)
+    case delPath(String)
+    case addMap(String)
+    case delMap(String)
+    case delMaps
+    case suspendMap(String)
+    case resumeMap(String)
+    case resizeMap(String)
+}
+
+/// Orders from the control thread to the events thread and their answers. Bounded by the
+/// control thread's client cap (a client has one request at a time). Only those two threads
+/// take its lock.
+struct OrderDesk {
+    struct Answer {
+        var id: UInt32
+        /// nil: done.
+        var failure: String?
+        var detail: String
+    }
+    var pending: [(id: UInt32, order: TopologyOrder)] = []
+    var answered: [Answer] = []
+}
+
 /// keeld's shared state. Created on the main thread before any other thread starts.
 final class DaemonShared: @unchecked Sendable {
     /// Copies what the assembler knows into the directory (for the operator) and the log's
@@ -90,6 +117,8 @@ final class DaemonShared: @unchecked Sendable {
     let forceQueueingAtExit = Atomic<Bool>(false)
     let reconfigureRequested = Atomic<Bool>(false)
     let directory = Mutex(Directory())
+    /// Operator orders for the events thread (`add`/`del` path and map, suspend, resume, resize).
+    let orders = Mutex(OrderDesk())
     /// Set by the main thread once every map's first table is loaded.
     let ready = Atomic<Bool>(false)
     /// Log records the logger dropped, read by `show daemon`.
@@ -235,5 +264,9 @@ struct RingTopology: EngineTopology {
 
     mutating func removePath(_ path: PathHandle, nowNs: Nanoseconds) throws(EngineRefusal) {
         guard let reply = ask({ .removePath(path, ticket: $0) }), reply.errno == 0 else { throw .unknownPath(path) }
+    }
+
+    mutating func removeMap(_ map: MapHandle) throws(EngineRefusal) {
+        guard let reply = ask({ .removeMap(map, ticket: $0) }), reply.errno == 0 else { throw .unknownMap(map) }
     }
 }

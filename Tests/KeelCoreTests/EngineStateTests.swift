@@ -211,4 +211,18 @@ import KeelCore
         #expect(engine.pathCount == 1)
         _ = try engine.addMap(policy: policy)
     }
+
+    @Test("a map removed with a reload queued, its slot reused before the tick, is reloaded once")
+    func removedMapsQueuedReloadGoesWithIt() throws {
+        let engine = Engine(capacities: Capacities(pathsMax: 4, mapsMax: 1, pathsPerMapMax: 4, ringSlots: 8))
+        let a = try engine.addMap(policy: policy)
+        _ = try engine.addPath(PathDescriptor(device: dev(0)), to: a, nowNs: 0)
+        try engine.removeMap(a)
+        let b = try engine.addMap(policy: policy)
+        #expect(b.index == a.index, "the slot is reused")
+        _ = try engine.addPath(PathDescriptor(device: dev(16)), to: b, nowNs: 0)
+        var sink = RecordingSink()
+        engine.tick(nowNs: 0, sink: &sink)
+        #expect(sink.reloads == [b])
+    }
 }

@@ -34,13 +34,26 @@ private let sample = MapView(
         #expect(try ControlGrammar.parse("disablequeueing maps").get() == .disableQueueingAll)
         #expect(try ControlGrammar.parse("exit").get() == .quit)
         #expect(try ControlGrammar.parse("reconfigure all").get() == .reconfigure)
-        #expect(try ControlGrammar.parse("remove map mpatha").get() == .unsupported("del map"))
+        #expect(try ControlGrammar.parse("remove map mpatha").get() == .delMap("mpatha"))
+        #expect(try ControlGrammar.parse("del multipaths").get() == .delMaps)
+        #expect(try ControlGrammar.parse("add map 3600a0980").get() == .addMap("3600a0980"))
+        #expect(try ControlGrammar.parse("add path sdc").get() == .addPath("sdc"))
+        #expect(try ControlGrammar.parse("remove path 8:32").get() == .delPath("8:32"))
+        #expect(try ControlGrammar.parse("resume multipath mpatha").get() == .resumeMap("mpatha"))
+        #expect(try ControlGrammar.parse("resize map mpatha").get() == .resizeMap("mpatha"))
+        #expect(try ControlGrammar.parse("reset map mpatha stats").get() == .resetStats(map: "mpatha"))
+        #expect(try ControlGrammar.parse("reset maps stats").get() == .resetStats(map: nil))
+        #expect(try ControlGrammar.parse("reset map mpatha").get() == .unsupported("reset map"))
         #expect(try ControlGrammar.parse("setprkey map mpatha key 0x12").get() == .unsupported("setprkey map key"))
         #expect(try ControlGrammar.parse("reload multipath mpatha").get() == .reloadMap("mpatha"))
         #expect(try ControlGrammar.parse("forcequeueing daemon").get() == .forceQueueingDaemon)
         #expect(try ControlGrammar.parse("restorequeueing daemon").get() == .restoreQueueingDaemon)
         #expect(try !ControlGrammar.parse("forcequeueing daemon").get().readOnly)
-        #expect(try ControlGrammar.parse("suspend map mpatha").get() == .unsupported("suspend map"))
+        #expect(try ControlGrammar.parse("suspend map mpatha").get() == .suspendMap("mpatha"))
+        for change in ["add path sdc", "del path sdc", "add map m", "del maps", "suspend map m", "resume map m", "resize map m",
+                       "reset maps stats"] {
+            #expect(try !ControlGrammar.parse(change).get().readOnly, "\(change) is for root only")
+        }
     }
 
     @Test func onlyShowAndListAreForEveryUser() throws {

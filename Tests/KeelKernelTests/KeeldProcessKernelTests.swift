@@ -662,6 +662,74 @@ struct MultipathdClientKernelTests {
         print("multipathd client: show topology\n\(topology.output)\nshow paths format\n\(paths.output)")
     }
 
+    @Test("Debian's multipathd client changes keeld's topology: del/add path, suspend/resume, resize, reset stats, del map (refused while open), add map")
+    func debiansClientChangesTopology() throws {
+        guard FileManager.default.fileExists(atPath: "/sbin/multipathd") || FileManager.default.fileExists(atPath: "/usr/sbin/multipathd") else {
+            Issue.record("multipath-tools is not installed (Tools/test installs it)")
+            return
+        }
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let keeld = try Keeld(directory: "/tmp/keeld-mptopology")
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        var transcript = ""
+        func run(_ command: String) throws -> String {
+            let result = try capture(["multipathd"] + command.split(separator: " ").map(String.init))
+            transcript += "# multipathd \(command)\n\(result.output)"
+            return result.output
+        }
+        let disk = try #require(disks[1])
+        let device = try #require(devNo(of: disk))
+
+        // del path / add path
+        #expect(try run("del path \(disk)").hasPrefix("ok"), "\(transcript)")
+        #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try !pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
+        #expect(!keeld.command("show paths").contains(disk + " "), "a deleted path is not checked")
+        #expect(try run("del path \(disk)").contains("device not found"), "\(transcript)")
+        #expect(try run("add path \(disk)").hasPrefix("ok"), "\(transcript)")
+        #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
+
+        // suspend / resume
+        #expect(try run("suspend map mpatha").hasPrefix("ok"), "\(transcript)")
+        #expect(try control.info(name: "mpatha")?.suspended == true)
+        #expect(try run("show maps format %n:%t").contains("mpatha:suspend"), "\(transcript)")
+        #expect(try run("resume map mpatha").hasPrefix("ok"), "\(transcript)")
+        #expect(try control.info(name: "mpatha")?.suspended == false)
+
+        // resize: scsi_debug reports 1 GiB once its disks are rescanned
+        let before = try control.table(name: "mpatha").first?.lengthSectors
+        #expect(before == 64 * 2048)
+        try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
+        for d in disks.values { try "1\n".write(toFile: "/sys/block/\(d)/device/rescan", atomically: false, encoding: .utf8) }
+        #expect(try run("resize map mpatha").hasPrefix("ok"), "\(transcript)")
+        #expect(try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024, "the table has the paths' new size")
+
+        // reset stats: a failed path counts, then the count starts from 0
+        #expect(try run("fail path \(disk)").hasPrefix("ok"))
+        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+        #expect(try run("reinstate path \(disk)").hasPrefix("ok"))
+        let counted = try run("show maps format %n:%0")
+        #expect(!counted.contains("mpatha:0"), "the fail was counted: \(counted)")
+        #expect(try run("reset map mpatha stats").hasPrefix("ok"))
+        #expect(try run("show maps format %n:%0").contains("mpatha:0"), "\(transcript)")
+
+        // del map: refused while open, done once closed; add map brings it back
+        let fd = open("/dev/mapper/mpatha", O_RDONLY)
+        #expect(fd >= 0)
+        #expect(try run("del map mpatha").contains("map or partition in use"), "\(transcript)")
+        #expect(try control.info(name: "mpatha") != nil)
+        close(fd)
+        #expect(try run("del map mpatha").hasPrefix("ok"), "\(transcript)")
+        #expect(try control.info(name: "mpatha") == nil, "the kernel's map is gone")
+        #expect(keeld.command("show paths") == "no paths", "its paths are not checked")
+        #expect(try run("add map mpatha").hasPrefix("ok"), "\(transcript)")
+        #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
+        #expect(try run("del map nosuchmap").contains("device not found"), "\(transcript)")
+        print("multipathd client changing keeld's topology:\n\(transcript)")
+    }
+
     @Test("keelctl shows keeld's paths, maps, JSON and metrics, fails and reinstates a path, and says by its exit status what went wrong")
     func keelctlOperatesKeeld() throws {
         let keelctl = (keeldPath() as NSString).deletingLastPathComponent + "/keelctl"

@@ -46,6 +46,24 @@ public enum ControlRequest: Sendable, Equatable {
     /// `queue_without_daemon` says; `restorequeueing daemon` undoes it.
     case forceQueueingDaemon
     case restoreQueueingDaemon
+    /// `add path DEV`: the device is discovered and joins its map (or a new one) as an `add`
+    /// uevent would; `del path DEV`: it leaves its map and is not checked any more (until an
+    /// `add` uevent or `add path`).
+    case addPath(String)
+    case delPath(String)
+    /// `add map M`: a map for M (a WWID, an alias, or one of its path devices), whatever
+    /// find_multipaths says. `del map M` / `del maps`: the map is removed from the kernel
+    /// (refused while it is open) and its paths are not checked any more.
+    case addMap(String)
+    case delMap(String)
+    case delMaps
+    /// `suspend map M` / `resume map M` (noflush).
+    case suspendMap(String)
+    case resumeMap(String)
+    /// `resize map M`: the map takes its paths' current size.
+    case resizeMap(String)
+    /// `reset map M stats` / `reset maps stats` (nil): the map's counters start again from 0.
+    case resetStats(map: String?)
     /// A multipathd command Keel knows but does not carry out; the text names it.
     case unsupported(String)
 
@@ -76,7 +94,9 @@ public enum ControlGrammar {
         show paths, show paths [raw] format F, show maps, show maps [raw] format F, show maps status, show maps stats, \
         show [maps] topology, show map M topology, show maps json, show map M json, show status, show daemon, show config, \
         show blacklist, show devices, show wildcards, show metrics, fail path P, reinstate path P, switchgroup map M group N, \
-        disablequeueing map M|maps, restorequeueing map M|maps, reconfigure, shutdown, quit \
+        add path P, del path P, add map M, del map M, del maps, suspend map M, resume map M, resize map M, reload map M, \
+        reset map M stats, reset maps stats, disablequeueing map M|maps|daemon, restorequeueing map M|maps|daemon, \
+        forcequeueing daemon, reconfigure, shutdown, quit \
         (list = show, multipath = map, multipaths = maps, switch = switchgroup, exit = quit)
         """
 
@@ -186,12 +206,20 @@ public enum ControlGrammar {
         case ["reload", "map"]: return .reloadMap(p["map"]!)
         case ["forcequeueing", "daemon"]: return .forceQueueingDaemon
         case ["restorequeueing", "daemon"]: return .restoreQueueingDaemon
+        case ["add", "path"]: return .addPath(p["path"]!)
+        case ["del", "path"]: return .delPath(p["path"]!)
+        case ["add", "map"]: return .addMap(p["map"]!)
+        case ["del", "map"]: return .delMap(p["map"]!)
+        case ["del", "maps"]: return .delMaps
+        case ["suspend", "map"]: return .suspendMap(p["map"]!)
+        case ["resume", "map"]: return .resumeMap(p["map"]!)
+        case ["resize", "map"]: return .resizeMap(p["map"]!)
+        case ["reset", "map", "stats"]: return .resetStats(map: p["map"]!)
+        case ["reset", "maps", "stats"]: return .resetStats(map: nil)
         case ["switchgroup", "map", "group"]:
             guard let n = Int(p["group"]!), n >= 1, n <= Int(UInt16.max) else { return nil }
             return .switchGroup(map: p["map"]!, group: n)
-        case ["add", "path"], ["del", "path"], ["add", "map"], ["del", "map"], ["del", "maps"], ["resize", "map"],
-             ["reset", "map"], ["reset", "maps"], ["suspend", "map"], ["resume", "map"],
-             ["reset", "maps", "stats"], ["reset", "map", "stats"],
+        case ["reset", "map"], ["reset", "maps"],
              ["getprstatus", "map"], ["setprstatus", "map"], ["unsetprstatus", "map"], ["getprkey", "map"],
              ["setprkey", "map", "key"], ["unsetprkey", "map"], ["getprhold", "map"], ["setprhold", "map"],
              ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],

@@ -117,6 +117,19 @@ public final class Engine {
             unlinkPath(Int(maps[map.index].firstPath))
         }
         mapTimers.cancel(map.index)
+        if maps[map.index].needsReload {
+            // Its queued reload goes too: a slot reused before the next tick must not be queued twice.
+            var i = 0
+            while i < reloadCount {
+                if reloadQueue[i] == Int32(map.index) {
+                    reloadCount -= 1
+                    reloadQueue[i] = reloadQueue[reloadCount]
+                } else {
+                    i += 1
+                }
+            }
+            maps[map.index].needsReload = false
+        }
         maps[map.index].inUse = false
         maps[map.index].nextFree = freeMapHead
         freeMapHead = Int32(map.index)

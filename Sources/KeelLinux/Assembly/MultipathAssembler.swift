@@ -180,6 +180,7 @@ public protocol EngineTopology {
     mutating func addMap(policy: MapPolicy) throws(EngineRefusal) -> MapHandle
     mutating func addPath(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) throws(EngineRefusal) -> PathHandle
     mutating func removePath(_ path: PathHandle, nowNs: Nanoseconds) throws(EngineRefusal)
+    mutating func removeMap(_ map: MapHandle) throws(EngineRefusal)
 }
 
 /// The engine, called directly (one thread owns both).
@@ -191,6 +192,7 @@ public struct DirectTopology: EngineTopology {
         try engine.addPath(descriptor, to: map, nowNs: nowNs)
     }
     public mutating func removePath(_ path: PathHandle, nowNs: Nanoseconds) throws(EngineRefusal) { try engine.removePath(path, nowNs: nowNs) }
+    public mutating func removeMap(_ map: MapHandle) throws(EngineRefusal) { try engine.removeMap(map) }
 }
 
 /// Builds Keel's maps from a discovery pass and keeps them loaded in the kernel. Control plane:
@@ -240,6 +242,8 @@ public struct MultipathAssembler {
     public private(set) var knownWWIDs = KnownWWIDs()
     /// Paths find_multipaths keeps out of any map, by WWID.
     public private(set) var held: [String: HeldPaths] = [:]
+    /// WWIDs the operator asked a map for (`add map`): find_multipaths does not hold them.
+    public private(set) var forcedWWIDs: Set<String> = []
     /// What happened that the caller should log; the caller empties it.
     public var notices: [AssemblyNotice] = []
 
@@ -330,9 +334,9 @@ public struct MultipathAssembler {
                 if kernelWWIDs == nil && !knownWWIDs.contains(wwid) && rule.mode != .off && rule.mode != .greedy {
                     kernelWWIDs = kernelMapWWIDs()
                 }
-                let decision = rule.decide(paths: paths.count, known: knownWWIDs.contains(wwid),
-                                           inKernel: kernelWWIDs?.contains(wwid) ?? false,
-                                           firstSeenNs: held[wwid]?.firstSeenNs ?? nowNs, nowNs: nowNs)
+                let decision = forcedWWIDs.contains(wwid) ? .multipath
+                    : rule.decide(paths: paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs?.contains(wwid) ?? false,
+                                  firstSeenNs: held[wwid]?.firstSeenNs ?? nowNs, nowNs: nowNs)
                 guard decision == .multipath else {
                     hold(wwid, paths: paths, decision: decision, nowNs: nowNs)
                     continue
@@ -401,8 +405,9 @@ public struct MultipathAssembler {
         let kernelWWIDs = kernelMapWWIDs()
         var ready: [DiscoveredPath] = []
         for (wwid, waiting) in held {
-            let decision = rule.decide(paths: waiting.paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs.contains(wwid),
-                                       firstSeenNs: waiting.firstSeenNs, nowNs: nowNs)
+            let decision = forcedWWIDs.contains(wwid) ? .multipath
+                : rule.decide(paths: waiting.paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs.contains(wwid),
+                              firstSeenNs: waiting.firstSeenNs, nowNs: nowNs)
             if decision == .multipath {
                 ready += waiting.paths
             } else if decision != waiting.decision {
@@ -827,6 +832,77 @@ public struct MultipathAssembler {
             return path.handle
         }
         return nil
+    }
+
+    // MARK: - Operator changes (add map, del map, resize map)
+
+    /// `add map`: a map for `wwid` whatever find_multipaths says; its held paths are assembled
+    /// now (their WWID then goes to the wwids file, as multipath-tools does). Returns the
+    /// assembly errors.
+    public mutating func force<T: EngineTopology>(wwid: String, nowNs: Nanoseconds, topology: inout T) -> [AssemblyError] {
+        forcedWWIDs.insert(wwid)
+        guard let waiting = held[wwid] else { return [] }
+        return assemble(DiscoveryReport(paths: waiting.paths, skipped: []), nowNs: nowNs, topology: &topology)
+    }
+
+    /// Why a map cannot be deleted now.
+    public enum MapRemovalRefusal: Error, Equatable, Sendable {
+        /// The map's block device is open (a filesystem, LVM or a process holds it).
+        case inUse(openCount: Int32)
+        /// The kernel refused to remove it.
+        case kernel(errno: Int32, detail: String)
+    }
+
+    /// `del map`: removes the map from the kernel (only when nothing holds it open), then its
+    /// paths and the map leave the engine through `topology`, their checkers forget them and
+    /// assembly forgets the map. Its WWID is no longer forced. A map the kernel no longer has
+    /// is only forgotten.
+    public mutating func removeMap<T: EngineTopology>(_ handle: MapHandle, nowNs: Nanoseconds,
+                                                      topology: inout T) throws(MapRemovalRefusal) {
+        guard let index = mapIndex[handle] else { return }
+        let map = maps[index]
+        let state: DMDeviceState?
+        do { state = try control.info(name: map.name) } catch { throw .kernel(errno: error.errno, detail: error.detail) }
+        if let state {
+            guard state.openCount == 0 else { throw .inUse(openCount: state.openCount) }
+            do { try control.remove(name: map.name) } catch { throw .kernel(errno: error.errno, detail: error.detail) }
+        }
+        messenger.unregister(map: handle)
+        statusReader?.unregister(map: handle)
+        for path in map.paths {
+            try? topology.removePath(path.handle, nowNs: nowNs)
+            unregisterChecker(path.handle, kind: path.checker)
+            knownDevices.remove(path.device)
+            unopened[path.handle] = nil
+        }
+        try? topology.removeMap(handle)
+        tableMismatches[handle] = nil
+        forcedWWIDs.remove(map.wwid)
+        maps.remove(at: index)
+        mapIndex = [:]
+        for (i, m) in maps.enumerated() { mapIndex[m.handle] = i }
+    }
+
+    /// `resize map`: the size every path of the map has now (read from sysfs), for the next
+    /// table load. Throws when the paths disagree or a size cannot be read; returns the old and
+    /// new size (equal: nothing to do).
+    public mutating func resize(_ handle: MapHandle) throws(AssemblyError) -> (old: UInt64, new: UInt64) {
+        guard let index = mapIndex[handle] else { throw AssemblyError(map: "\(handle)", operation: .reload, errno: ENOENT, detail: "no such map") }
+        let map = maps[index]
+        var sizes: Set<UInt64> = []
+        for path in map.paths {
+            guard let text = SysfsFiles.readText("\(sysfsRoot)/block/\(path.kernelName)/size"), let sectors = UInt64(text) else {
+                throw AssemblyError(map: map.name, operation: .reload, errno: EIO, detail: "cannot read the size of \(path.kernelName)")
+            }
+            sizes.insert(sectors)
+        }
+        guard let size = sizes.first, sizes.count == 1 else {
+            throw AssemblyError(map: map.name, operation: .reload, errno: EINVAL,
+                                detail: sizes.isEmpty ? "the map has no paths" : "its paths have different sizes: \(sizes.sorted())")
+        }
+        guard size > 0 else { throw AssemblyError(map: map.name, operation: .reload, errno: EINVAL, detail: "its paths have size 0") }
+        maps[index].sizeSectors = size
+        return (map.sizeSectors, size)
     }
 
     /// Tries again to open and register the paths in `unopened`; returns those that now are

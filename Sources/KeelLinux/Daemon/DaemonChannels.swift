@@ -27,6 +27,8 @@ public enum RecoveryInput: BitwiseCopyable, Sendable {
     case addPath(PathDescriptor, MapHandle, ticket: UInt32)
     /// A path assembly could not keep (its checker would not take it).
     case removePath(PathHandle, ticket: UInt32)
+    /// A map the operator deleted (`del map`), after its paths left it: its slot is freed.
+    case removeMap(MapHandle, ticket: UInt32)
     /// Every table has been prepared for this many paths and maps (`TableGrowth`): the engine
     /// takes the new handles (`Engine.adopt`), without allocating.
     case adopt(paths: Int32, maps: Int32)

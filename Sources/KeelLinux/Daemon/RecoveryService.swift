@@ -131,6 +131,13 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
             } catch {
                 answer(TopologyReply(ticket: ticket, path: path, errno: Self.errno(of: error)))
             }
+        case .removeMap(let map, let ticket):
+            do {
+                try engine.removeMap(map)
+                answer(TopologyReply(ticket: ticket, map: map))
+            } catch {
+                answer(TopologyReply(ticket: ticket, map: map, errno: Self.errno(of: error)))
+            }
         }
     }
 

@@ -35,7 +35,7 @@ public enum SysfsFiles {
     }
 
     /// The target of a symbolic link, as stored (often relative). The C function is `readlink`.
-    static func readLink(_ path: String) -> String? {
+    public static func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink(path, &buffer, Int(PATH_MAX))
         guard n > 0 else { return nil }

@@ -108,6 +108,9 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case wwidsLineSkipped = 428
     case topologyRequestTimedOut = 429
     case transportTimeoutRefused = 430
+    case operatorRemovedPath = 431
+    case operatorRemovedMap = 432
+    case mapResized = 433
 
     // The logger itself.
     case loggerStarted = 500
@@ -135,7 +138,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
              .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown,
-             .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded:
+             .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded,
+             .operatorRemovedPath, .operatorRemovedMap, .mapResized:
             return .notice
         }
     }
@@ -202,6 +206,9 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .wwidsLineSkipped: return "wwids file line %n skipped: not a /wwid/ line"
         case .transportTimeoutRefused: return "transport timeout of %dev not set (attribute %n: 1 fast_io_fail_tmo, 2 dev_loss_tmo, 3 iSCSI recovery_tmo, 4 eh_deadline; %n s, -1 off): %errno"
         case .topologyRequestTimedOut: return "the recovery thread did not answer a topology request in 2 s; a late path addition is undone and rediscovery adds the path again"
+        case .operatorRemovedPath: return "%dev removed by the operator (del path); not checked until it is added again"
+        case .operatorRemovedMap: return "map of %dev and %n other paths removed by the operator (del map); its paths are not checked until the map is added again"
+        case .mapResized: return "%map resized from %n to %n sectors; table reload requested"
         case .tablesGrown: return "tables grown to %n paths and %n maps (locked in place, nothing moved)"
         case .tablesAtCeiling: return "tables full at max_paths %n / max_maps %n: raise them to take more"
         case .loggerStarted: return "logger started: monotonic %ms ms is unix time %n s"
