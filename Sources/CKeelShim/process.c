@@ -25,6 +25,7 @@ int keel_process_mallopt(keel_malloc_parameter parameter, int value) {
     case KEEL_MALLOC_ARENA_MAX: return mallopt(M_ARENA_MAX, value);
     case KEEL_MALLOC_MMAP_MAX: return mallopt(M_MMAP_MAX, value);
     case KEEL_MALLOC_TRIM_THRESHOLD: return mallopt(M_TRIM_THRESHOLD, value);
+    case KEEL_MALLOC_MMAP_THRESHOLD: return mallopt(M_MMAP_THRESHOLD, value);
     }
     return 0;
 }

@@ -47,8 +47,9 @@ enum Daemon {
             capabilityFact = "not reduced (\(error))"
         }
 
-        // 1. malloc: one arena, no trimming, no mmap churn, before anything sizeable exists.
-        do { try MemoryDiscipline.tuneMalloc() } catch { say("warning: \(error)") }
+        // 1. malloc: one arena; large start-up buffers in mappings of their own, so what start-up
+        // frees does not stay in the heap that mlockall pins (step 7 stops mmap and trimming).
+        do { try MemoryDiscipline.tuneMallocForStartUp() } catch { say("warning: \(error)") }
 
         // 2. Configuration: a bad file stops keeld here, naming file:line.
         let configuration: Configuration
@@ -203,6 +204,7 @@ enum Daemon {
 
         // 7. Pin: everything allocated so far, and every page mapped from now on.
         var memoryFact: String
+        do { try MemoryDiscipline.tuneMalloc() } catch { say("warning: \(error)") }
         do {
             try MemoryDiscipline.lockAll()
             // mlockall locked the tables' reservations whole; only their committed parts stay.

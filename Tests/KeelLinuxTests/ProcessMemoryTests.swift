@@ -135,6 +135,37 @@ struct ProcessMemoryTests {
         #expect(report.passed, "\(report)")
     }
 
+    @Test("during start-up 1 MiB buffers have mappings of their own and freeing them leaves the heap as it was")
+    func startUpBuffersDoNotSwellTheHeap() {
+        let report = runInProcessChild { log in
+            // glibc raises its mmap threshold (up to 32 MiB) each time a mapped chunk is freed:
+            // raise it to 8 MiB here, so that without the start-up tuning 1 MiB buffers would come
+            // from the heap and raise its top.
+            free(malloc(8 << 20))
+            do {
+                try MemoryDiscipline.tuneMallocForStartUp()
+            } catch {
+                log.fail("\(error)")
+            }
+            let before = MemoryDiscipline.mallocStatistics()
+            var buffers: [UnsafeMutableRawPointer] = []
+            buffers.reserveCapacity(16)
+            for _ in 0..<16 {
+                let buffer = malloc(1 << 20)!
+                memset(buffer, 1, 1 << 20)
+                buffers.append(buffer)
+            }
+            let during = MemoryDiscipline.mallocStatistics()
+            for buffer in buffers { free(buffer) }
+            let after = MemoryDiscipline.mallocStatistics()
+            // A few may reuse free chunks the child inherited from the test runner's heap.
+            log.check(during.mappedRegions >= before.mappedRegions + 12, "mapped regions \(before.mappedRegions) -> \(during.mappedRegions) for 16 buffers")
+            log.check(after.mappedRegions == before.mappedRegions, "mappings not returned: \(before.mappedRegions) -> \(after.mappedRegions)")
+            log.check(after.heapBytes <= before.heapBytes + (4 << 20), "heap \(before.heapBytes) -> \(after.heapBytes)")
+        }
+        #expect(report.passed, "\(report)")
+    }
+
     @Test("after tuneMalloc freed heap memory is kept, not trimmed")
     func tuneMallocStopsTrim() {
         let report = runInProcessChild { log in

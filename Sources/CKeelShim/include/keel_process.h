@@ -16,6 +16,9 @@ typedef enum {
     KEEL_MALLOC_MMAP_MAX = 1,
     /// M_TRIM_THRESHOLD: free top-of-heap bytes kept before malloc returns memory to the kernel.
     KEEL_MALLOC_TRIM_THRESHOLD = 2,
+    /// M_MMAP_THRESHOLD: the size from which an allocation gets a mapping of its own (setting
+    /// it also stops glibc from raising it as mapped chunks are freed).
+    KEEL_MALLOC_MMAP_THRESHOLD = 3,
 } keel_malloc_parameter;
 
 /// mallopt(parameter, value): 1 on success, 0 when glibc refused the value.

@@ -88,12 +88,30 @@ public struct MallocStatistics: Equatable, Sendable {
 }
 
 /// The memory side of the daemon's promise: after start-up nothing it touches can fault or wait on
-/// reclaim. Call `tuneMalloc` first, allocate everything, `prefault` the big buffers, then
-/// `lockAll`.
+/// reclaim. Call `tuneMallocForStartUp` first, allocate everything, `prefault` the big buffers,
+/// then `tuneMalloc` and `lockAll`.
 public enum MemoryDiscipline {
-    /// Sets malloc up for a pinned process:
+    /// The allocation size from which start-up allocations get a mapping of their own.
+    public static let startUpMmapThresholdBytes: Int32 = 64 << 10
+
+    /// Sets malloc up for start-up, before anything sizeable exists:
     /// - M_ARENA_MAX=1: threads share one arena, so locked memory stays equal to what is used
     ///   (each extra arena reserves and, under MCL_FUTURE, locks its own heap);
+    /// - M_MMAP_THRESHOLD=64 KiB, fixed: a large start-up buffer (file text, discovery tables,
+    ///   parse results) has a mapping of its own that goes back to the kernel when freed, instead
+    ///   of raising the heap's top for good; `lockAll` pins the heap's whole extent, holes
+    ///   included, so a heap swollen by start-up garbage would stay pinned.
+    public static func tuneMallocForStartUp() throws(MallocTuningError) {
+        if keel_process_mallopt(KEEL_MALLOC_ARENA_MAX, 1) != 1 {
+            throw MallocTuningError(parameter: "M_ARENA_MAX", value: 1)
+        }
+        if keel_process_mallopt(KEEL_MALLOC_MMAP_THRESHOLD, startUpMmapThresholdBytes) != 1 {
+            throw MallocTuningError(parameter: "M_MMAP_THRESHOLD", value: startUpMmapThresholdBytes)
+        }
+    }
+
+    /// Sets malloc up for a pinned process (just before `lockAll`):
+    /// - M_ARENA_MAX=1 (as at start-up);
     /// - M_MMAP_MAX=0: no allocation gets a fresh mmap that would be faulted in and locked later;
     /// - M_TRIM_THRESHOLD=-1: freed memory is never given back, so it need not be faulted again.
     /// The corresponding C function is `mallopt`.
