@@ -91,7 +91,9 @@ enum Daemon {
                 filePath: options.logFile, fileBytesMax: options.logFileBytesMax,
                 streamDescriptor: options.logToStderr ? 2 : nil,
                 journalSocketPath: options.logToJournal ? LogConfiguration.systemJournalSocketPath : nil,
-                identifier: "keeld", producersMax: 8))
+                // One ring per thread that logs (main, recovery, events, control): a ring is
+                // 4,096 records of 48 bytes, locked like everything else.
+                identifier: "keeld", producersMax: 4))
             if let path = options.logFile, logger.fileOpenErrno != 0 {
                 say("warning: cannot open the log file \(path) yet (\(String(cString: strerror(logger.fileOpenErrno)))): "
                     + "logging to \(options.logToJournal ? "the journal" : options.logToStderr ? "stderr" : "no other sink"); "

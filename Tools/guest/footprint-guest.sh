@@ -42,6 +42,9 @@ for n in $KEEL_FOOTPRINT_LUNS; do
     awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "") ? "[anonymous: heap, stacks, tables]" : $6 }
          /^Locked:/ { sum[name] += $2 }
          END { for (k in sum) if (sum[k] > 0) printf "  %8d  %s\n", sum[k], k }' /proc/$kp/smaps | sort -rn | head -14
+    echo "  the largest anonymous mappings (kB locked; each start-up buffer of 64 KiB or more has its own):"
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { anon = ($6 == ""); range = $1 }
+         /^Locked:/ { if (anon && $2 > 0) printf "  %8d  %s\n", $2, range }' /proc/$kp/smaps | sort -rn | head -12
   fi
   stop_keeld
   keel_scsi_debug_unload || exit 1

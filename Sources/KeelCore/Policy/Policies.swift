@@ -149,7 +149,7 @@ public struct Capacities: BitwiseCopyable, Sendable, Equatable {
     public var ringSlots: Int
 
     /// Defaults that fit a 16,384-path fabric (1,024 LUNs x 16 paths).
-    public static let `default` = Capacities(pathsMax: 16_384, mapsMax: 4_096, pathsPerMapMax: 1_024, ringSlots: 16_384)
+    public static let `default` = Capacities(pathsMax: 16_384, mapsMax: 4_096, pathsPerMapMax: 1_024, ringSlots: 4_096)
 
     public init(pathsMax: Int, mapsMax: Int, pathsPerMapMax: Int, ringSlots: Int) {
         self.pathsMax = pathsMax
