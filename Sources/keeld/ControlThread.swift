@@ -341,6 +341,8 @@ final class ControlThread: ControlService, @unchecked Sendable {
         metric("keel_orphaned_checks", "gauge", "Checks timed out and still in the kernel.", [("", "\(checker.orphansInFlight)")])
         out += checker.latency.exposition(name: "keel_check_latency_seconds",
                                           help: "Path checks from dispatch to the recovery pass that took their answer (timeouts at their deadline).")
+        out += checker.pathBack.exposition(name: "keel_path_back_seconds",
+                                           help: "Paths taken back by the kernel: from sending the check that found the path answering to the reinstate_path the kernel accepted (operator reinstates included).")
         metric("keel_loop_passes_total", "counter", "Recovery loop passes.", [("", "\(board.loopPasses.load(ordering: .relaxed))")])
         metric("keel_inputs_total", "counter", "Inputs the recovery thread handled.", [("", "\(board.inputsHandled.load(ordering: .relaxed))")])
         metric("keel_input_ring_drops_total", "counter", "Inputs dropped on a full ring.", [("", "\(shared.inputs.droppedCount)")])

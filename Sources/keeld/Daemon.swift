@@ -190,7 +190,7 @@ enum Daemon {
         }
         let pathCount = assembler.maps.reduce(0) { $0 + $1.paths.count }
         let recoveryOutput = DaemonRecoveryOutput(log: LogRecoveryOutput(producer: recoveryLog), engine: engine,
-                                                  board: shared.board, reloads: shared.reloads)
+                                                  board: shared.board, reloads: shared.reloads, checker: checker)
         let loop = RecoveryLoop(engine: engine, checker: checker, messenger: messenger, output: recoveryOutput)
         let box = RecoveryBox(RecoveryService(loop: loop, inputs: shared.inputs, inputDoorbell: shared.inputDoorbell,
                                               replies: shared.replies, replyDoorbell: shared.replyDoorbell,

@@ -38,7 +38,10 @@ struct DaemonAllocationTests {
         }
         let board = StateBoard(pathsMax: capacities.pathsMax, mapsMax: capacities.mapsMax)
         let reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, slotsMax: 2, doorbell: try EventFD())
-        let output = DaemonRecoveryOutput(log: LogRecoveryOutput(producer: producer), engine: engine, board: board, reloads: reloads)
+        // keeld's checker front, told of every reinstate for the path-back histogram.
+        let pathBack = DaemonChecker(pathsMax: capacities.pathsMax, tur: nil, directIO: nil)
+        let output = DaemonRecoveryOutput(log: LogRecoveryOutput(producer: producer), engine: engine, board: board, reloads: reloads,
+                                          checker: pathBack)
         let inputs = MPSCRing<RecoveryInput>(capacity: capacities.ringSlots)
         let replies = SPSCRing<CommandReply>(capacity: 64)
         var service = RecoveryService(loop: RecoveryLoop(engine: engine, checker: FlipChecker(capacity: 64), messenger: CountingMessenger(), output: output),
@@ -76,6 +79,7 @@ struct DaemonAllocationTests {
         // commands answered, reloads handed over and returned, the board published.
         #expect(engine.counters.pathsFailed > 100_000)
         #expect(engine.counters.pathsReinstated > 100_000)
+        #expect(pathBack.pathBack.bucketCounts.reduce(0, +) > 100_000, "reinstates were counted in the path-back histogram")
         #expect(service.loop.messenger.sent > 200_000)
         #expect(logger.counterSnapshot.recordsWritten > 100_000)
         #expect(repliesSeen > 100_000)

@@ -763,6 +763,8 @@ struct MultipathdClientKernelTests {
         let reinstated = try capture([keelctl, "reinstate", disk])
         #expect(reinstated.status == 0, "\(reinstated.output)")
         #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+        let backMetrics = MetricSamplesProbe(try capture([keelctl, "metrics"]).output)
+        #expect((backMetrics["keel_path_back_seconds_count"] ?? 0) >= 1, "the reinstate was counted in the path-back histogram")
         let unknown = try capture([keelctl, "fail", "sdzz"])
         #expect(unknown.status == 1 && unknown.output.contains("device not found"), "a refusal: exit 1; \(unknown.output)")
         let usage = try capture([keelctl, "switch", "mpatha", "0"])

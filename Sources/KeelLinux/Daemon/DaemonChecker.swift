@@ -34,6 +34,9 @@ public struct DaemonChecker: PathCheckBackend {
     @usableFromInline let sentAt: UnsafeMutablePointer<Nanoseconds>
     /// Device checks by the time from dispatch to the pass that reaped them.
     public let latency: CheckLatencyHistogram
+    /// From the dispatch of the check that found a path answering to the `reinstate_path` the
+    /// kernel accepted (`reinstated`), at the recovery pass's resolution.
+    public let pathBack: CheckLatencyHistogram
     @usableFromInline let storage: Storage
 
     /// Owns the kind table and the immediate verdicts.
@@ -82,6 +85,7 @@ public struct DaemonChecker: PathCheckBackend {
         immediate = storage.immediate
         sentAt = storage.sentAt
         latency = CheckLatencyHistogram()
+        pathBack = CheckLatencyHistogram()
         prepare(paths: initial ?? pathsMax)
     }
 
@@ -94,6 +98,13 @@ public struct DaemonChecker: PathCheckBackend {
 
     /// Paths with a slot now.
     @inlinable public var pathCapacity: Int { storage.ready.load(ordering: .acquiring) }
+
+    /// The kernel took `path` back at `nowNs` (recovery thread): counts the time since its last
+    /// check was sent, the check whose answer decided the reinstate.
+    @inlinable public func reinstated(_ path: PathHandle, nowNs: Nanoseconds) {
+        guard path.index < pathCapacity else { return }
+        pathBack.record(nowNs - sentAt[path.index])
+    }
 
     /// Records which backend checks `path` (the assembler does, as it registers the path). Any
     /// thread may assign; the recovery thread sees the change at its next submit.

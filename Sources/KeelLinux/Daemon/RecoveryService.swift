@@ -12,12 +12,15 @@ public struct DaemonRecoveryOutput<Log: RecoveryOutput>: RecoveryOutput {
     public let engine: Engine
     public let board: StateBoard
     public let reloads: ReloadHandoff
+    /// Told of every path the kernel takes back, for the path-back histogram (nil: not kept).
+    public let checker: DaemonChecker?
 
-    public init(log: Log, engine: Engine, board: StateBoard, reloads: ReloadHandoff) {
+    public init(log: Log, engine: Engine, board: StateBoard, reloads: ReloadHandoff, checker: DaemonChecker? = nil) {
         self.log = log
         self.engine = engine
         self.board = board
         self.reloads = reloads
+        self.checker = checker
     }
 
     @inlinable
@@ -30,6 +33,9 @@ public struct DaemonRecoveryOutput<Log: RecoveryOutput>: RecoveryOutput {
             guard errno == 0 else { break }
             if message.kind == .queueIfNoPath { board.setQueueing(message.map, true) }
             if message.kind == .failIfNoPath { board.setQueueing(message.map, false) }
+            if message.kind == .reinstatePath, let checker, let path = engine.pathHandle(for: message.device) {
+                checker.reinstated(path, nowNs: nowNs)
+            }
         case .reloadRequested(let map):
             if !reloads.request(map, engine: engine) {
                 _ = board.reloadsDeferred.add(1, ordering: .relaxed)
