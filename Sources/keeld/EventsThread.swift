@@ -153,9 +153,12 @@ final class EventsThread: @unchecked Sendable {
             // An `add` brings back a device the operator deleted; a `change` does not.
             if record.action == .add { operatorRemoved.remove(name) }
             if record.action == .add || (record.action == .change && !operatorRemoved.contains(name)) { added.append(name) }
-            if record.action == .remove,
-               assembler.remove(kernelName: record.kernelName.description, nowNs: monotonicNs(), topology: &topology) != nil {
-                removed = true
+            if record.action == .remove {
+                let map = assembler.maps.first { $0.paths.contains { $0.kernelName == name } }
+                if assembler.remove(kernelName: name, nowNs: monotonicNs(), topology: &topology) != nil {
+                    removed = true
+                    if let map { flushIfLastPathWent(map) }
+                }
             }
         }
         if removed {
@@ -221,7 +224,11 @@ final class EventsThread: @unchecked Sendable {
                                                   held: assembler.heldKernelNames.union(operatorRemoved))
         var changed = false
         for gone in differences.gone {
-            if assembler.remove(kernelName: gone, nowNs: monotonicNs(), topology: &topology) != nil { changed = true }
+            let map = assembler.maps.first { $0.paths.contains { $0.kernelName == gone } }
+            if assembler.remove(kernelName: gone, nowNs: monotonicNs(), topology: &topology) != nil {
+                changed = true
+                if let map { flushIfLastPathWent(map) }
+            }
         }
         var paths: [DiscoveredPath] = []
         for name in differences.added where name.hasPrefix("sd") {

@@ -175,8 +175,28 @@ extension EventsThread {
         return nil
     }
 
-    /// `del map`: a refusal's reason (multipathd's words for a map in use), or nil.
-    private func deleteMap(_ map: AssembledMap) -> String? {
+    /// `flush_on_last_del`: the last path of `map` (as it was before a removal) went away.
+    /// Queueing is turned off, so I/O held for the map fails instead of waiting for a path that
+    /// is gone, and the map is removed unless something holds it open (then it stays, failing
+    /// I/O, and a path that appears later joins it again).
+    func flushIfLastPathWent(_ map: AssembledMap) {
+        guard map.profile.flushesOnLastDel, let now = assembler.map(map.handle), now.paths.isEmpty else { return }
+        shared.send(.command(.disableQueueing(map.handle), ticket: Self.internalTicket), unless: shared.eventsStop)
+        let device = map.paths.first?.device ?? DevNo(major: 0, minor: 0)
+        if let refusal = deleteMap(now, operator: false) {
+            log.log(.flushOnLastDelKept, LogArgument.device(device), LogArgument.signed(refusal == "map or partition in use" ? Int(EBUSY) : Int(EIO)))
+        } else {
+            log.log(.flushedOnLastDel, LogArgument.device(device))
+        }
+    }
+
+    /// Tickets of commands the events thread sends for itself: no one waits for their answer
+    /// (the control thread drops answers whose ticket it did not issue).
+    static let internalTicket: UInt32 = 0xC000_0000
+
+    /// `del map`: a refusal's reason (multipathd's words for a map in use), or nil. An operator's
+    /// deletion keeps the map's devices out of rediscovery until they are added again.
+    private func deleteMap(_ map: AssembledMap, operator byOperator: Bool = true) -> String? {
         do throws(MultipathAssembler.MapRemovalRefusal) {
             try assembler.removeMap(map.handle, nowNs: monotonicNs(), topology: &topology)
         } catch {
@@ -188,6 +208,7 @@ extension EventsThread {
         }
         reloadRetries.loaded(map.handle)
         pendingResizes[map.handle] = nil
+        guard byOperator else { return nil }
         let names = map.paths.map(\.kernelName)
         operatorRemoved.formUnion(names)
         deletedMaps.removeAll { $0.wwid == map.wwid }

@@ -56,3 +56,26 @@ import Testing
         #expect(rendered.map { configFrom($0.render()) == $0 } == true)
     }
 }
+
+@Suite struct ConfigFlushOnLastDelTests {
+    @Test func itIsOffByDefaultReadInBothSpellingsAndLayeredByMap() {
+        #expect(!Configuration().profile(wwid: "1", vendor: "X", product: "Y").flushesOnLastDel)
+        for (word, on) in [("yes", true), ("no", false), ("always", true), ("unused", true), ("never", false)] {
+            let c = configFrom(inDefaults("flush_on_last_del \(word)"))
+            #expect(c?.profile(wwid: "1", vendor: "X", product: "Y").flushesOnLastDel == on, "\(word)")
+        }
+        guard case .failure(let e) = loadConfigText(inDefaults("flush_on_last_del sometimes")) else {
+            Issue.record("a bad value is refused")
+            return
+        }
+        #expect("\(e)".contains("flush_on_last_del"), "\(e)")
+        let layered = configFrom(inDefaults("flush_on_last_del yes") + "multipaths {\n multipath {\n  wwid 7\n  flush_on_last_del no\n }\n}\n")
+        #expect(layered?.profile(wwid: "7", vendor: "X", product: "Y").flushesOnLastDel == false)
+        #expect(layered?.profile(wwid: "8", vendor: "X", product: "Y").flushesOnLastDel == true)
+    }
+
+    @Test func theHardwareTableSetsItForNetApp() {
+        #expect(Configuration().profile(wwid: "1", vendor: "NETAPP", product: "LUN").flushesOnLastDel)
+        #expect(configWarnings(inDefaults("flush_on_last_del yes")).isEmpty, "no longer an unsupported option")
+    }
+}

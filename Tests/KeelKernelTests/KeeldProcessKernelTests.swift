@@ -566,6 +566,33 @@ struct KeeldProcessKernelTests {
         print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(nowNs() - added))")
     }
 
+    @Test("with flush_on_last_del yes, a map whose last path is deleted is removed; without it the map stays")
+    func flushOnLastDelRemovesTheMap() throws {
+        for flush in [true, false] {
+            let disks = try loadPaths()
+            let control = try DMControl()
+            defer { cleanUp(control, disks: disks) }
+            let configuration = daemonConfiguration.replacingOccurrences(of: "    ring_slots 1024\n",
+                                                                         with: "    ring_slots 1024\n    flush_on_last_del \(flush ? "yes" : "no")\n")
+            let keeld = try Keeld(directory: "/tmp/keeld-flush-\(flush)", configuration: configuration)
+            defer { keeld.stop() }
+            try keeld.waitReady()
+            #expect(try pathStates(control, map: "mpatha").count == 4)
+            for disk in disks.values {
+                try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
+            }
+            let gone = try waitFor(timeoutNs: (flush ? 30 : 10) * Time.nsPerSecond) { try control.info(name: "mpatha") == nil }
+            if flush {
+                #expect(gone != nil, "mpatha is still there 30 s after its last path went")
+                #expect(readText(keeld.logFile).contains("flush_on_last_del"), "\(readText(keeld.logFile))")
+            } else {
+                #expect(gone == nil, "without flush_on_last_del the map stays (10 s watched)")
+                #expect(keeld.command("show paths").hasPrefix("no paths"))
+            }
+            keeld.stop()
+        }
+    }
+
     @Test("a path whose device is deleted leaves its map (table reloaded without it); the map keeps serving I/O")
     func deletedPathLeavesTheMap() throws {
         let disks = try loadPaths()
@@ -657,6 +684,8 @@ struct MultipathdClientKernelTests {
         let reinstated = try capture(["multipathd", "reinstate", "path", disk])
         #expect(reinstated.output.hasPrefix("ok"), "\(reinstated.output)")
         #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+        let interactive = try capture(["multipathd", "-k"], input: "show maps\nshow paths format %d\nquit\n")
+        #expect(interactive.output.contains("mpatha") && interactive.output.contains(disk), "multipathd -k: \(interactive.output)")
         let unknown = try capture(["multipathd", "show", "bananas"])
         #expect(unknown.output.contains("fail") || unknown.output.contains("unknown"), "\(unknown.output)")
         print("multipathd client: show topology\n\(topology.output)\nshow paths format\n\(paths.output)")

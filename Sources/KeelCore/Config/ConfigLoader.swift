@@ -60,7 +60,7 @@ struct ConfigLoader {
         "path_grouping_policy", "path_selector", "path_checker", "prio", "prio_args", "failback",
         "no_path_retry", "features", "hardware_handler", "san_path_err_threshold",
         "san_path_err_forget_rate", "san_path_err_recovery_time", "user_friendly_names", "alias_prefix",
-        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline",
+        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "flush_on_last_del",
     ]
 
     /// multipath-tools checkers Keel does not have: a warning, and tur.
@@ -77,7 +77,7 @@ struct ConfigLoader {
     /// multipath-tools options that Keel knows by name but does not implement.
     static let unsupportedOptions: Set<String> = [
         "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
-        "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds", "flush_on_last_del",
+        "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds",
         "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "detect_checker", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
@@ -337,6 +337,14 @@ struct ConfigLoader {
             if let v = check(node, Self.transportTimeout(value, word: "infinity")) { s.devLossTmo = v }
         case "eh_deadline":
             if let v = check(node, Self.transportTimeout(value, word: "off")) { s.ehDeadline = v }
+        case "flush_on_last_del":
+            // 0.9's yes/no, and the words later versions use (`unused` is what Keel does for
+            // yes anyway: a map held open is never removed).
+            switch value {
+            case "always", "unused": s.flushOnLastDel = true
+            case "never": s.flushOnLastDel = false
+            default: if let v = check(node, Self.yesNo(value)) { s.flushOnLastDel = v }
+            }
         case "no_path_retry":
             if let v = check(node, Self.noPathRetry(value)) { s.noPathRetry = v }
         case "features":

@@ -170,6 +170,9 @@ public struct MapSettings: Sendable, Equatable {
     public var fastIOFailTmo: TransportTimeout?
     public var devLossTmo: TransportTimeout?
     public var ehDeadline: TransportTimeout?
+    /// `flush_on_last_del`: when a map's last path is removed, queueing is turned off and the
+    /// map is removed unless something holds it open.
+    public var flushOnLastDel: Bool?
 
     /// Nothing set.
     public init() {}
@@ -214,6 +217,7 @@ public struct MapSettings: Sendable, Equatable {
         if other.fastIOFailTmo != nil { s.fastIOFailTmo = nil }
         if other.devLossTmo != nil { s.devLossTmo = nil }
         if other.ehDeadline != nil { s.ehDeadline = nil }
+        if other.flushOnLastDel != nil { s.flushOnLastDel = nil }
         return s
     }
 
@@ -237,6 +241,7 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.fastIOFailTmo { s.fastIOFailTmo = v }
         if let v = other.devLossTmo { s.devLossTmo = v }
         if let v = other.ehDeadline { s.ehDeadline = v }
+        if let v = other.flushOnLastDel { s.flushOnLastDel = v }
         return s
     }
 }

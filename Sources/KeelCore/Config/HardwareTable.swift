@@ -647,7 +647,7 @@ extension Configuration {
             features "2 pg_init_retries 50"
             failback immediate
             no_path_retry queue
-            # flush_on_last_del yes (not in Keel)
+            flush_on_last_del yes
             dev_loss_tmo infinity
             # user_friendly_names no
         }
@@ -920,7 +920,7 @@ extension Configuration {
             # rr_weight priorities (not in Keel)
             # rr_min_io 1 (not in Keel)
             # rr_min_io_rq 1 (not in Keel)
-            # flush_on_last_del yes (not in Keel)
+            flush_on_last_del yes
             fast_io_fail_tmo 15
             dev_loss_tmo 15
         }

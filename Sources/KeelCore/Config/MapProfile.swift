@@ -37,6 +37,8 @@ public struct MapProfile: Sendable, Equatable {
     public var hardwareHandlerIsDefault: Bool = true
     /// What the paths' transport objects are set to (FC remote port, iSCSI session, SCSI host).
     public var transport = TransportTimeouts()
+    /// `flush_on_last_del`.
+    public var flushesOnLastDel = false
 
     /// The path checkers Keel has (`path_checker`).
     public enum Checker: String, Sendable, Equatable, CaseIterable {
@@ -133,6 +135,7 @@ extension Configuration {
         )
         profile.detectsPrio = detectPrio
         profile.retainsAttachedHandler = retainAttachedHardwareHandler
+        profile.flushesOnLastDel = pick(\.flushOnLastDel) ?? false
         profile.hardwareHandlerIsDefault = !handlerSet
         profile.transport = TransportTimeouts(fastIOFail: pick(\.fastIOFailTmo), devLoss: pick(\.devLossTmo), ehDeadline: pick(\.ehDeadline),
                                               noPathRetry: noPathRetry, pollingIntervalSeconds: pollingIntervalSeconds)

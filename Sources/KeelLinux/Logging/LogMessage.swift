@@ -111,6 +111,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case operatorRemovedPath = 431
     case operatorRemovedMap = 432
     case mapResized = 433
+    case flushedOnLastDel = 434
+    case flushOnLastDelKept = 435
 
     // The logger itself.
     case loggerStarted = 500
@@ -133,13 +135,13 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
-             .topologyRequestTimedOut, .transportTimeoutRefused:
+             .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
              .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown,
              .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded,
-             .operatorRemovedPath, .operatorRemovedMap, .mapResized:
+             .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel:
             return .notice
         }
     }
@@ -208,6 +210,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .topologyRequestTimedOut: return "the recovery thread did not answer a topology request in 2 s; a late path addition is undone and rediscovery adds the path again"
         case .operatorRemovedPath: return "%dev removed by the operator (del path); not checked until it is added again"
         case .operatorRemovedMap: return "map of %dev and %n other paths removed by the operator (del map); its paths are not checked until the map is added again"
+        case .flushedOnLastDel: return "the last path of a map, %dev, was removed: queueing off and the map removed (flush_on_last_del)"
+        case .flushOnLastDelKept: return "the last path of a map, %dev, was removed: queueing off, the map kept (flush_on_last_del; %errno)"
         case .mapResized: return "%map resized from %n to %n sectors; table reload requested"
         case .tablesGrown: return "tables grown to %n paths and %n maps (locked in place, nothing moved)"
         case .tablesAtCeiling: return "tables full at max_paths %n / max_maps %n: raise them to take more"
