@@ -13,7 +13,7 @@
 #include "keel_logging.h"
 
 int keel_logging_open(const char *path, int direct, int truncate) {
-    int flags = O_WRONLY | O_CREAT | O_DSYNC | O_CLOEXEC;
+    int flags = O_RDWR | O_CREAT | O_DSYNC | O_CLOEXEC;
     if (direct) flags |= O_DIRECT;
     if (truncate) flags |= O_TRUNC;
     return open(path, flags, 0640);

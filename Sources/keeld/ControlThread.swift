@@ -141,14 +141,8 @@ final class ControlThread: ControlService, @unchecked Sendable {
             shared.forceQueueingAtExit.store(request == .forceQueueingDaemon, ordering: .releasing)
             return .reply(success(framing, detail: request == .forceQueueingDaemon
                                   ? "maps keep queueing when keeld stops" : "queueing at exit follows the configuration again"))
-        case .addPath(let name): return order(.addPath(name), token: token, framing: framing)
-        case .delPath(let name): return order(.delPath(name), token: token, framing: framing)
-        case .addMap(let name): return order(.addMap(name), token: token, framing: framing)
-        case .delMap(let name): return order(.delMap(name), token: token, framing: framing)
-        case .delMaps: return order(.delMaps, token: token, framing: framing)
-        case .suspendMap(let name): return order(.suspendMap(name), token: token, framing: framing)
-        case .resumeMap(let name): return order(.resumeMap(name), token: token, framing: framing)
-        case .resizeMap(let name): return order(.resizeMap(name), token: token, framing: framing)
+        case .addPath, .delPath, .addMap, .delMap, .delMaps, .suspendMap, .resumeMap, .resizeMap:
+            return order(request, token: token, framing: framing)
         case .resetStats(let name):
             let maps = views().filter { name == nil || $0.name == name || $0.wwid == name }
             if let name, maps.isEmpty { return .reply(failure("device not found: no map named \(name)", framing)) }
@@ -194,7 +188,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
     }
 
     /// Hands `order` to the events thread; the answer comes from `collect`.
-    private func order(_ order: TopologyOrder, token: ControlToken, framing: ControlFraming) -> ControlStart {
+    private func order(_ order: ControlRequest, token: ControlToken, framing: ControlFraming) -> ControlStart {
         let id = nextTicket
         nextTicket &+= 1
         orderOwners[id] = (token, framing)

@@ -36,7 +36,7 @@ extension EventsThread {
     }
 
     /// One order; nil when the answer comes later (a resize waits for its table load).
-    private func carryOut(_ order: TopologyOrder, id: UInt32) -> OrderDesk.Answer? {
+    private func carryOut(_ order: ControlRequest, id: UInt32) -> OrderDesk.Answer? {
         func done(_ detail: String) -> OrderDesk.Answer { OrderDesk.Answer(id: id, failure: nil, detail: detail) }
         func refused(_ why: String) -> OrderDesk.Answer { OrderDesk.Answer(id: id, failure: why, detail: "") }
         switch order {
@@ -89,6 +89,8 @@ extension EventsThread {
             pendingResizes[map.handle, default: []].append(id)
             shared.send(.requestReload(map.handle), unless: shared.eventsStop)
             return nil
+        default:
+            return refused("not a change the events thread carries out")
         }
     }
 

@@ -57,20 +57,9 @@ struct Directory {
     }
 }
 
-/// A change to maps and paths the operator asked for. The events thread carries it out: it
-/// owns assembly and table loads, so an order never races a load.
-enum TopologyOrder: Sendable, Equatable {
-    case addPath(String)
-    case delPath(String)
-    case addMap(String)
-    case delMap(String)
-    case delMaps
-    case suspendMap(String)
-    case resumeMap(String)
-    case resizeMap(String)
-}
-
-/// Orders from the control thread to the events thread and their answers. Bounded by the
+/// Orders from the control thread to the events thread and their answers: the operator's
+/// changes to maps and paths (`add`/`del` path and map, suspend, resume, resize), which the
+/// events thread carries out because it owns assembly and table loads. Bounded by the
 /// control thread's client cap (a client has one request at a time). Only those two threads
 /// take its lock.
 struct OrderDesk {
@@ -80,7 +69,7 @@ struct OrderDesk {
         var failure: String?
         var detail: String
     }
-    var pending: [(id: UInt32, order: TopologyOrder)] = []
+    var pending: [(id: UInt32, order: ControlRequest)] = []
     var answered: [Answer] = []
 }
 

@@ -641,14 +641,18 @@ private func capture(_ arguments: [String], input: String = "") throws -> (statu
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
+/// Whether Debian's multipathd (used as the client) is installed; records an issue when not.
+private func multipathdClientInstalled() -> Bool {
+    if FileManager.default.fileExists(atPath: "/sbin/multipathd") || FileManager.default.fileExists(atPath: "/usr/sbin/multipathd") { return true }
+    Issue.record("multipath-tools is not installed (Tools/test installs it)")
+    return false
+}
+
 @Suite("multipathd's client against keeld", .serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"))
 struct MultipathdClientKernelTests {
     @Test("Debian's multipathd, used as a client, reads keeld's maps, JSON and topology, fails and reinstates a path, and is refused changes when not root")
     func debiansClientWorksUnchanged() throws {
-        guard FileManager.default.fileExists(atPath: "/sbin/multipathd") || FileManager.default.fileExists(atPath: "/usr/sbin/multipathd") else {
-            Issue.record("multipath-tools is not installed (Tools/test installs it)")
-            return
-        }
+        guard multipathdClientInstalled() else { return }
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
@@ -693,10 +697,7 @@ struct MultipathdClientKernelTests {
 
     @Test("Debian's multipathd client changes keeld's topology: del/add path, suspend/resume, resize, reset stats, del map (refused while open), add map")
     func debiansClientChangesTopology() throws {
-        guard FileManager.default.fileExists(atPath: "/sbin/multipathd") || FileManager.default.fileExists(atPath: "/usr/sbin/multipathd") else {
-            Issue.record("multipath-tools is not installed (Tools/test installs it)")
-            return
-        }
+        guard multipathdClientInstalled() else { return }
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }

@@ -15,7 +15,8 @@ static inline int64_t keel_logging_monotonic_ns(void) {
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
-/// open(path, O_WRONLY|O_CREAT|O_DSYNC|O_CLOEXEC, 0640), with O_DIRECT when `direct` is non-zero
+/// open(path, O_RDWR|O_CREAT|O_DSYNC|O_CLOEXEC, 0640) (read too: a continued file's partial last
+/// page is read back), with O_DIRECT when `direct` is non-zero
 /// and O_TRUNC when `truncate` is non-zero. -1 and errno on failure.
 int keel_logging_open(const char *path, int direct, int truncate);
 

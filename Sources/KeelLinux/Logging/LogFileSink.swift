@@ -12,9 +12,11 @@ import Synchronization
 ///
 /// Layout: lines are packed into an aligned buffer of pages whose first page sits at
 /// `fileOffset` (page-aligned) in the file. A flush writes every page that holds text with one
-/// `pwrite`; the last, partly filled page is padded (spaces, then a newline in its last byte) so
-/// the file always reads as text, and is written again in place at the next flush, until it is
-/// full. Whole pages then leave the buffer. O_APPEND is never used: with O_DIRECT it ignores the
+/// `pwrite`; the last, partly filled page is padded (spaces, then a newline in its last byte),
+/// and the file is then cut back to the end of the text (`ftruncate`), so readers (`less`,
+/// `tail -f`, `grep`) see lines only and the file grows as lines are written. The partial page
+/// is written again in place at the next flush, until it is full. Whole pages then leave the
+/// buffer. O_APPEND is never used: with O_DIRECT it ignores the
 /// offset and refuses writes once the file end is unaligned.
 ///
 /// Size bound: rotation. When the next line would take the file past `bytesMax` (a whole number
@@ -81,8 +83,10 @@ final class LogFileSink {
     static let reopenIntervalNs: Nanoseconds = 2 * 1_000_000_000
 
     /// Opens the file when it is not open and a retry is due; true when it is open. An existing
-    /// file written by Keel (a whole number of pages below `bytesMax`) is continued at its end;
-    /// any other non-empty file is moved to `<path>.1` first. Lines already buffered are kept.
+    /// file written by Keel (its first line starts with Keel's timestamp) below `bytesMax` is
+    /// continued at its end: its last, partial page is read back in front of the lines already
+    /// buffered. Any other non-empty file, or one whose partial page does not fit the buffer,
+    /// is moved to `<path>.1` first. Lines already buffered are kept.
     private func openIfDue(nowNs: Nanoseconds) -> Bool {
         if descriptor >= 0 { return true }
         guard nowNs >= nextOpenAttemptNs else { return false }
@@ -92,16 +96,16 @@ final class LogFileSink {
             var status = stat()
             _ = try systemCall("fstat") { fstat(descriptor, &status) }
             let size = Int(status.st_size)
-            if size % Self.pageBytes == 0 && size < bytesMax {
-                fileOffset = size
-            } else {
-                _ = rename(path, rotatedPath)
-                close(descriptor)
-                descriptor = -1
-                try openFile(truncate: true)
-                fileOffset = 0
-                counters.fileRotations.wrappingAdd(1, ordering: .relaxed)
+            if size < bytesMax, size == 0 || writtenByKeel(), continueAfter(size: size) {
+                openErrno = 0
+                return true
             }
+            _ = rename(path, rotatedPath)
+            close(descriptor)
+            descriptor = -1
+            try openFile(truncate: true)
+            fileOffset = 0
+            counters.fileRotations.wrappingAdd(1, ordering: .relaxed)
             openErrno = 0
             return true
         } catch {
@@ -111,6 +115,39 @@ final class LogFileSink {
             counters.fileLastErrno.store(Int(error.errno), ordering: .relaxed)
             return false
         }
+    }
+
+    /// Whether the open file starts with a line of Keel's (`SSSSS.UUUUUU `: the timestamp).
+    private func writtenByKeel() -> Bool {
+        let probe = UnsafeMutableRawPointer.allocate(byteCount: Self.pageBytes, alignment: Self.pageBytes)
+        defer { probe.deallocate() }
+        let n = pread(descriptor, probe, Self.pageBytes, 0)
+        guard n >= 14 else { return false }
+        let bytes = probe.assumingMemoryBound(to: UInt8.self)
+        var i = 0
+        while i < n && bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9") { i += 1 }
+        guard i >= 1, i + 8 <= n, bytes[i] == UInt8(ascii: ".") else { return false }
+        for k in 1...6 where !(bytes[i + k] >= UInt8(ascii: "0") && bytes[i + k] <= UInt8(ascii: "9")) { return false }
+        return bytes[i + 7] == UInt8(ascii: " ")
+    }
+
+    /// Continues the file at `size`: its partial last page (if any) is read back in front of
+    /// the buffered lines. False when it cannot be (it does not fit, or cannot be read).
+    private func continueAfter(size: Int) -> Bool {
+        let partial = size % Self.pageBytes
+        guard partial > 0 else {
+            fileOffset = size
+            return true
+        }
+        guard partial + fill <= bufferBytes else { return false }
+        let page = UnsafeMutableRawPointer.allocate(byteCount: Self.pageBytes, alignment: Self.pageBytes)
+        defer { page.deallocate() }
+        guard pread(descriptor, page, Self.pageBytes, off_t(size - partial)) == partial else { return false }
+        if fill > 0 { memmove(buffer + partial, buffer, fill) }
+        buffer.copyMemory(from: page, byteCount: partial)
+        fill += partial
+        fileOffset = size - partial
+        return true
     }
 
     deinit {
@@ -168,6 +205,11 @@ final class LogFileSink {
             let written = try systemCall("pwrite") { pwrite(descriptor, buffer, end, off_t(fileOffset)) }
             if written != end {
                 throw SystemError("pwrite", errno: EIO)
+            }
+            if end > fill {
+                // The padding goes: the file ends where the text does. (Failing leaves the
+                // padded page, which still reads as text.)
+                _ = ftruncate(descriptor, off_t(fileOffset + fill))
             }
             counters.filePagesWritten.wrappingAdd(pages, ordering: .relaxed)
         } catch {
