@@ -23,6 +23,30 @@ enum Daemon {
         }
     }
 
+    /// The one-line state `systemctl status` shows: maps, paths and how many are usable, maps
+    /// queueing with no usable path, and how recovery is scheduled.
+    static func serviceStatus(_ shared: DaemonShared, scheduling: String) -> String {
+        let board = shared.board
+        let maps = shared.directory.withLock { $0.maps }
+        var paths = 0
+        var usable = 0
+        var stranded = 0
+        for map in maps {
+            var mapUsable = 0
+            for path in map.paths {
+                paths += 1
+                switch board.state(path.handle) {
+                case .up?, .ghost?: mapUsable += 1
+                default: break
+                }
+            }
+            usable += mapUsable
+            if mapUsable == 0 && board.queueing(map.handle) { stranded += 1 }
+        }
+        return "\(maps.count) maps, \(paths) paths (\(usable) usable)"
+            + (stranded > 0 ? ", \(stranded) queueing with no usable path" : "") + "; recovery \(scheduling)"
+    }
+
     static func blacklistRules(_ configuration: Configuration) -> Int {
         let b = configuration.blacklist
         return b.devnodes.count + b.wwids.count + b.properties.count + b.devices.count
@@ -303,7 +327,8 @@ enum Daemon {
         mainLog.log(.ready, LogArgument.signed(loadedMaps), LogArgument.signed(pathCount))
         say("ready: \(loadedMaps) maps, \(pathCount) paths" + (loadedMaps < mapHandles.count ? " (\(mapHandles.count - loadedMaps) maps failed to load; see the log)" : ""))
         notifier?.notifyReady()
-        notifier?.notifyStatus("\(loadedMaps) maps, \(pathCount) paths; recovery \(schedulingFact)")
+        var lastStatus = Self.serviceStatus(shared, scheduling: schedulingFact)
+        notifier?.notifyStatus(lastStatus)
 
         // 12. Supervise: signals, shutdown requests, the watchdog (fed only while the recovery
         // loop makes progress).
@@ -333,6 +358,14 @@ enum Daemon {
                 notifier.notifyWatchdog(nowNs: monotonicNs())
             }
             lastPasses = passes
+            if let notifier {
+                // STATUS= follows the maps and usable paths as they change (checked each wake-up).
+                let status = Self.serviceStatus(shared, scheduling: schedulingFact)
+                if status != lastStatus {
+                    notifier.notifyStatus(status)
+                    lastStatus = status
+                }
+            }
         }
 
         // Shutdown: a stuck kernel call must not keep keeld from exiting.

@@ -532,11 +532,16 @@ struct KeeldProcessKernelTests {
             }
         }
         try keeld.waitReady()
-        receive(untilNs: nowNs() + 5 * Time.nsPerSecond)
+        receive(untilNs: nowNs() + 3 * Time.nsPerSecond)
+        // A path going offline changes the status line.
+        let offline = try #require(disks[2])
+        try setState(offline, "offline")
+        receive(untilNs: nowNs() + 3 * Time.nsPerSecond)
         keeld.stop()
         receive(untilNs: nowNs() + Time.nsPerSecond)
         #expect(messages.contains("READY=1"), "messages: \(messages)")
-        #expect(messages.contains { $0.hasPrefix("STATUS=") }, "messages: \(messages)")
+        #expect(messages.contains { $0.hasPrefix("STATUS=1 maps, 4 paths (4 usable)") }, "messages: \(messages)")
+        #expect(messages.contains { $0.hasPrefix("STATUS=1 maps, 4 paths (3 usable)") }, "STATUS= follows a path going offline: \(messages)")
         // WATCHDOG_USEC 2 s: fed at least every second while the loop runs, so 5 s gives several.
         #expect(messages.filter { $0 == "WATCHDOG=1" }.count >= 3, "messages: \(messages)")
         #expect(messages.contains("STOPPING=1"), "messages: \(messages)")
