@@ -44,7 +44,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
 
     /// Binds keeld's socket (a stale socket file from an earlier run is replaced) and, unless
     /// another process holds it, multipathd's.
-    init(shared: DaemonShared, path: String, log: LogProducer, checker: DaemonChecker) throws(SystemError) {
+    init(shared: DaemonShared, path: String, metricsPort: UInt16? = nil, log: LogProducer, checker: DaemonChecker) throws(SystemError) {
         self.shared = shared
         self.log = log
         self.checker = checker
@@ -55,7 +55,32 @@ final class ControlThread: ControlService, @unchecked Sendable {
         } catch {
             multipathdSocketProblem = error
         }
+        if let metricsPort {
+            do throws(SystemError) {
+                try server.listen(localhostPort: metricsPort, framing: .http)
+            } catch {
+                metricsPortProblem = error
+                say("warning: metrics not served on 127.0.0.1:\(metricsPort): \(error)")
+            }
+        }
         control = try? DMControl()
+    }
+
+    /// Why the metrics port is not served, if it was asked for and is not.
+    private(set) var metricsPortProblem: SystemError?
+
+    /// A scraper's HTTP request: `GET /metrics` answers the Prometheus exposition, anything
+    /// else 404 or 405. Read-only, so any peer may ask.
+    func httpAnswer(_ requestLine: String) -> String {
+        let words = requestLine.split(separator: " ")
+        guard words.count >= 2, words[0] == "GET" || words[0] == "HEAD" else {
+            return ControlServer.httpResponse(status: "405 Method Not Allowed", body: "keeld answers GET /metrics\n")
+        }
+        guard words[1] == "/metrics" || words[1].hasPrefix("/metrics?") else {
+            return ControlServer.httpResponse(status: "404 Not Found", body: "keeld answers GET /metrics\n")
+        }
+        let body = words[0] == "HEAD" ? "" : metrics()
+        return ControlServer.httpResponse(status: "200 OK", contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
     }
 
     var wakeDescriptor: Int32 { shared.replyDoorbell.descriptor }
@@ -71,6 +96,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
     // MARK: - ControlService
 
     func begin(_ text: String, framing: ControlFraming, peer: PeerCredentials, token: ControlToken) -> ControlStart {
+        if framing == .http { return .reply(httpAnswer(text)) }
         let request: ControlRequest
         switch ControlGrammar.parse(text) {
         case .failure(let error):

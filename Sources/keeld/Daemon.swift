@@ -189,7 +189,8 @@ enum Daemon {
             + "\(discoveredMaps) WWIDs found; they grow to max_paths \(capacities.pathsMax) / max_maps \(capacities.mapsMax))")
 
         let controlThread: ControlThread
-        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, log: controlLog, checker: checker) } catch {
+        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, metricsPort: options.metricsPort,
+                                                           log: controlLog, checker: checker) } catch {
             say("cannot open the control socket: \(error)")
             return 1
         }

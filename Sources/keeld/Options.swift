@@ -22,6 +22,8 @@ struct Options {
     var logToStderr = false
     var logToJournal = false
     var controlSocket = "/run/keeld.socket"
+    /// `--metrics-port`: Prometheus metrics over HTTP on 127.0.0.1 (nil: off).
+    var metricsPort: UInt16?
     /// Locked (flock) for the daemon's lifetime and holding its pid: one keeld per host.
     var pidFile = "/run/keeld.pid"
     var realtimePriority: Int32 = 50
@@ -49,6 +51,8 @@ struct Options {
       --stderr                also copy log lines to standard error (never blocks on it)
       --journal               also send log lines to the systemd journal (never blocks on it)
       --control-socket PATH   operator socket (default /run/keeld.socket)
+      --metrics-port N        serve Prometheus metrics over HTTP at 127.0.0.1:N/metrics
+                              (default: off; `show metrics` on the sockets always works)
       --pid-file PATH         locked while keeld runs, holds its pid; a second keeld finding it
                               locked exits 1 naming the running one (default /run/keeld.pid)
       --rt-priority N         SCHED_FIFO priority of the recovery thread, 1-99 (default 50);
@@ -98,6 +102,11 @@ struct Options {
                     return .failure(OptionError("--control-socket needs a path shorter than 108 bytes"))
                 }
                 options.controlSocket = v
+            case "--metrics-port":
+                guard case .success(let v) = value(argument), let port = UInt16(v), port > 0 else {
+                    return .failure(OptionError("--metrics-port needs a TCP port from 1 to 65535"))
+                }
+                options.metricsPort = port
             case "--pid-file":
                 guard case .success(let v) = value(argument), !v.isEmpty else {
                     return .failure(OptionError("--pid-file needs a path"))

@@ -535,8 +535,13 @@ struct KeeldProcessKernelTests {
         receive(untilNs: nowNs() + 3 * Time.nsPerSecond)
         // A path going offline changes the status line.
         let offline = try #require(disks[2])
+        let offlineDevice = try #require(devNo(of: offline))
         try setState(offline, "offline")
-        receive(untilNs: nowNs() + 3 * Time.nsPerSecond)
+        // Healthy paths are checked every max_polling_interval (4 s here): wait for the failure.
+        _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+            try pathStates(control, map: "mpatha").first { $0.device == offlineDevice }?.active == false
+        }
+        receive(untilNs: nowNs() + 2 * Time.nsPerSecond)
         keeld.stop()
         receive(untilNs: nowNs() + Time.nsPerSecond)
         #expect(messages.contains("READY=1"), "messages: \(messages)")
@@ -775,7 +780,7 @@ struct MultipathdClientKernelTests {
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-keelctl")
+        let keeld = try Keeld(directory: "/tmp/keeld-keelctl", extraArguments: ["--metrics-port", "9464"])
         defer { keeld.stop() }
         try keeld.waitReady()
 
@@ -799,6 +804,10 @@ struct MultipathdClientKernelTests {
         let reinstated = try capture([keelctl, "reinstate", disk])
         #expect(reinstated.status == 0, "\(reinstated.output)")
         #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+        // The same metrics over HTTP on the localhost port, as a Prometheus scraper reads them.
+        let scraped = httpGet(port: 9464, path: "/metrics")
+        #expect(scraped.hasPrefix("HTTP/1.0 200 OK\r\n") && scraped.contains("keel_path_back_seconds_count"), "\(scraped.prefix(300))")
+        #expect(httpGet(port: 9464, path: "/").hasPrefix("HTTP/1.0 404"))
         let backMetrics = MetricSamplesProbe(try capture([keelctl, "metrics"]).output)
         #expect((backMetrics["keel_path_back_seconds_count"] ?? 0) >= 1, "the reinstate was counted in the path-back histogram")
         let unknown = try capture([keelctl, "fail", "sdzz"])
@@ -812,6 +821,33 @@ struct MultipathdClientKernelTests {
 }
 
 /// Prometheus samples by name (the test reads keelctl's output without the client library).
+/// One HTTP GET to 127.0.0.1:`port`; the whole response ("" when nothing answers).
+private func httpGet(port: UInt16, path: String) -> String {
+    let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    let ok = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard ok == 0 else { return "" }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: keel-test\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var answer: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        answer += chunk[0..<n]
+    }
+    return String(decoding: answer, as: UTF8.self)
+}
+
 private struct MetricSamplesProbe {
     var values: [String: Double] = [:]
     init(_ text: String) {

@@ -42,10 +42,11 @@ private final class Running: @unchecked Sendable {
     let stop = Atomic<Bool>(false)
     var thread: Thread?
 
-    init(limits: ControlServer.Limits = ControlServer.Limits()) throws {
+    init(limits: ControlServer.Limits = ControlServer.Limits(), http: Bool = false) throws {
         server = ControlServer(limits: limits)
         try server.listen(abstract: name, framing: .multipathd)
         try server.listen(path: path, framing: .line)
+        if http { try server.listen(localhostPort: 0, framing: .http) }
         let t = Thread { [self] in
             while !stop.load(ordering: .acquiring) { server.turn(service: service, timeoutMs: 20) }
         }
@@ -216,6 +217,45 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         var answer: [UInt8] = []
         while let byte = receive(fd, 1) { answer += byte }
         #expect(String(decoding: answer, as: UTF8.self) == "echo show daemon\n")
+    }
+
+    @Test func httpRequestsAreTheirRequestLineAndOversizedHeadersAreRefused() {
+        var input = Array("GET /metrics HTTP/1.1\r\nHost: localhost:9464\r\nAccept: text/plain\r\n".utf8)
+        #expect(ControlServer.request(in: &input, framing: .http, bytesMax: 512) == .incomplete, "no empty line yet")
+        input += Array("\r\n".utf8)
+        #expect(ControlServer.request(in: &input, framing: .http, bytesMax: 512) == .complete("GET /metrics HTTP/1.1"))
+        var bare = Array("GET /metrics HTTP/1.0\n\n".utf8)
+        #expect(ControlServer.request(in: &bare, framing: .http, bytesMax: 512) == .complete("GET /metrics HTTP/1.0"))
+        var flood = Array(("GET / HTTP/1.1\r\n" + String(repeating: "X-Filler: y\r\n", count: 400)).utf8)
+        #expect(ControlServer.request(in: &flood, framing: .http, bytesMax: 512) == .invalid)
+        var longLine = Array(("GET /" + String(repeating: "a", count: 600) + " HTTP/1.1\r\n\r\n").utf8)
+        #expect(ControlServer.request(in: &longLine, framing: .http, bytesMax: 512) == .invalid)
+        let response = ControlServer.httpResponse(status: "200 OK", body: "x 1\n")
+        #expect(response == "HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 4\r\nConnection: close\r\n\r\nx 1\n")
+    }
+
+    @Test func theLocalhostPortAnswersOneHTTPRequestAsNobodyAndCloses() throws {
+        let r = try Running(http: true)
+        defer { r.shutdown() }
+        #expect(r.server.tcpPort != 0)
+        #expect(r.server.listening.contains("127.0.0.1:\(r.server.tcpPort)"))
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = r.server.tcpPort.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(ok == 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        sendAll(fd, Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        var answer: [UInt8] = []
+        while let byte = receive(fd, 1) { answer += byte }
+        #expect(String(decoding: answer, as: UTF8.self) == "echo GET /metrics HTTP/1.1", "the service's answer, as is, then the close")
+        #expect(r.service.lock.withLock { $0.peers.last?.uid } == UInt32.max, "a TCP peer is nobody (read-only)")
     }
 
     @Test func theClientSpeaksBothFramingsAndSaysWhatWentWrong() throws {

@@ -114,7 +114,8 @@ public final class ControlClient {
     /// answer is whole when the daemon closes the connection.
     public static func answer(in input: inout [UInt8], framing: ControlFraming, closed: Bool) -> String? {
         switch framing {
-        case .line:
+        case .line, .http:
+            // HTTP answers too are whole when the server closes (keelctl does not speak it).
             guard closed else { return nil }
             var bytes = input
             input.removeAll()

@@ -12,6 +12,10 @@ public enum ControlFraming: Sendable, Equatable {
     /// multipathd's (libmpathcmd): a native `size_t` length, then that many bytes ending in NUL,
     /// both ways; several requests per connection.
     case multipathd
+    /// HTTP/1.x for a metrics scraper on a localhost TCP port: the request line (its headers are
+    /// read and dropped) is the request; the service answers a whole HTTP response, and the
+    /// connection closes. Peers have no credentials (not root).
+    case http
 }
 
 /// The peer of a connection (SO_PEERCRED).
@@ -128,6 +132,36 @@ public final class ControlServer {
         listeners.append(Listener(fd: fd, framing: framing, name: path))
     }
 
+    /// Listens on 127.0.0.1:`port` (TCP, for `.http`; 0 picks a free port, see `tcpPort`).
+    public func listen(localhostPort port: UInt16, framing: ControlFraming) throws(SystemError) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0, Glibc.listen(fd, 64) == 0 else {
+            let e = errno
+            close(fd)
+            throw SystemError("bind", errno: e)
+        }
+        var bound = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        tcpPort = UInt16(bigEndian: bound.sin_port)
+        listeners.append(Listener(fd: fd, framing: framing, name: "127.0.0.1:\(tcpPort)"))
+    }
+
+    /// The TCP port `listen(localhostPort:)` bound (0: none).
+    public private(set) var tcpPort: UInt16 = 0
+
     /// Listens on an abstract socket (`@name`): no file, gone with the process. EADDRINUSE when
     /// another process (a running multipathd) holds the name.
     public func listen(abstract name: String, framing: ControlFraming) throws(SystemError) {
@@ -240,19 +274,22 @@ public final class ControlServer {
                 close(fd)
                 continue
             }
-            // struct ucred (pid, uid, gid), which Glibc exports only under _GNU_SOURCE.
-            var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
+            // struct ucred (pid, uid, gid), which Glibc exports only under _GNU_SOURCE. A TCP
+            // peer has none: it counts as nobody.
+            var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, UInt32.max, UInt32.max)
             var length = socklen_t(12)
-            guard getsockopt(fd, SOL_SOCKET, 17 /* SO_PEERCRED */, &credentials, &length) == 0, length == 12 else {
-                close(fd)
-                continue
+            if listener.framing != .http {
+                guard getsockopt(fd, SOL_SOCKET, 17 /* SO_PEERCRED */, &credentials, &length) == 0, length == 12 else {
+                    close(fd)
+                    continue
+                }
             }
             let id = nextID
             nextID += 1
             var client = Client(fd: fd, id: id, framing: listener.framing,
                                 peer: PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid), idleSinceNs: now)
-            // A line client has one request: its clock starts at once.
-            if listener.framing == .line { client.deadlineNs = now + limits.requestTimeoutNs }
+            // A line or HTTP client has one request: its clock starts at once.
+            if listener.framing != .multipathd { client.deadlineNs = now + limits.requestTimeoutNs }
             clients[id] = client
         }
     }
@@ -332,7 +369,36 @@ public final class ControlServer {
             let text = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
             input.removeSubrange(..<(header + length))
             return .complete(text)
+        case .http:
+            // The request line and headers end with an empty line; a scraper's headers fit in
+            // 4 KiB (the request line alone is held to `bytesMax`).
+            let limit = 4096
+            guard let end = Self.endOfHeaders(input) else { return input.count > limit ? .invalid : .incomplete }
+            guard end <= limit else { return .invalid }
+            let lineEnd = input.firstIndex(of: UInt8(ascii: "\n")) ?? end
+            guard lineEnd <= bytesMax else { return .invalid }
+            let line = String(decoding: input[..<lineEnd], as: UTF8.self)
+            input.removeAll()
+            return .complete(line.hasSuffix("\r") ? String(line.dropLast()) : line)
         }
+    }
+
+    /// Where an HTTP request's headers end (after the empty line), if they do.
+    static func endOfHeaders(_ input: [UInt8]) -> Int? {
+        var i = 0
+        while i < input.count {
+            if input[i] == UInt8(ascii: "\n") {
+                if i + 1 < input.count && input[i + 1] == UInt8(ascii: "\n") { return i + 2 }
+                if i + 2 < input.count && input[i + 1] == UInt8(ascii: "\r") && input[i + 2] == UInt8(ascii: "\n") { return i + 3 }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// A whole HTTP/1.0 response: `status` (`200 OK`), a text body, then the connection closes.
+    public static func httpResponse(status: String, contentType: String = "text/plain; charset=utf-8", body: String) -> String {
+        "HTTP/1.0 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
     }
 
     /// The bytes of an answer in `framing`: multipathd's length (the text and its NUL) first.
@@ -348,6 +414,8 @@ public final class ControlServer {
             bytes += answer.utf8
             bytes.append(0)
             return bytes
+        case .http:
+            return Array(answer.utf8)
         }
     }
 
@@ -370,7 +438,7 @@ public final class ControlServer {
         client.output = Self.frame(text, framing: client.framing)
         client.written = 0
         client.phase = .writing
-        client.closeAfterWrite = client.framing == .line
+        client.closeAfterWrite = client.framing != .multipathd
         clients[id] = client
         write(id)
     }
@@ -442,7 +510,8 @@ public final class ControlServer {
                     service.abandon(ControlToken(client: id))
                     clients[id]!.timeoutAnswered = true
                     clients[id]!.deadlineNs = now + Time.nsPerSecond
-                    answered(id, client.framing == .multipathd ? "fail\ntimeout\n" : "error: timeout")
+                    answered(id, client.framing == .multipathd ? "fail\ntimeout\n"
+                             : client.framing == .http ? Self.httpResponse(status: "503 Service Unavailable", body: "timeout\n") : "error: timeout")
                 } else {
                     drop(id, service: service)
                 }
