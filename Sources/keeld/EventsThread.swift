@@ -147,12 +147,16 @@ final class EventsThread: @unchecked Sendable {
         }
         var added: [String] = []
         var removed = false
+        var changedMaps: Set<MapHandle> = []
         for record in batch.records where !record.isDeviceMapper {
             log.log(.uevent, LogArgument.action(record.action), LogArgument.device(record.device))
             let name = record.kernelName.description
             // An `add` brings back a device the operator deleted; a `change` does not.
             if record.action == .add { operatorRemoved.remove(name) }
             if record.action == .add || (record.action == .change && !operatorRemoved.contains(name)) { added.append(name) }
+            if record.action == .change, let map = assembler.maps.first(where: { $0.paths.contains { $0.kernelName == name } }) {
+                changedMaps.insert(map.handle)
+            }
             if record.action == .remove {
                 let map = assembler.maps.first { $0.paths.contains { $0.kernelName == name } }
                 if assembler.remove(kernelName: name, nowNs: monotonicNs(), topology: &topology) != nil {
@@ -161,7 +165,8 @@ final class EventsThread: @unchecked Sendable {
                 }
             }
         }
-        if removed {
+        for map in changedMaps { resizeIfAsked(map) }
+        if removed || !changedMaps.isEmpty {
             let assembler = self.assembler
             shared.publish(assembler)
         }

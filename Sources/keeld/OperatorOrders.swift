@@ -94,6 +94,16 @@ extension EventsThread {
         }
     }
 
+    /// `auto_resize`: a path of `handle`'s map changed (a resized LUN sends a `change` uevent
+    /// per path). Once every path reports the same new size, the map takes it (grow_only: only
+    /// a larger one) and its table is loaded again; until then nothing changes.
+    func resizeIfAsked(_ handle: MapHandle) {
+        guard let map = assembler.map(handle), map.profile.autoResize != .never else { return }
+        guard let sizes = try? assembler.resize(handle, shrink: map.profile.autoResize == .growShrink), sizes.old != sizes.new else { return }
+        log.log(.mapResized, LogArgument.map(handle), LogArgument.signed(Int(sizes.old)), LogArgument.signed(Int(sizes.new)))
+        shared.send(.requestReload(handle), unless: shared.eventsStop)
+    }
+
     /// A map by name or WWID.
     private func findMap(_ key: String) -> AssembledMap? {
         assembler.maps.first { $0.name == key || $0.wwid == key }

@@ -79,3 +79,19 @@ import Testing
         #expect(configWarnings(inDefaults("flush_on_last_del yes")).isEmpty, "no longer an unsupported option")
     }
 }
+
+@Suite struct ConfigAutoResizeTests {
+    @Test func itIsNeverByDefaultAndTakesMultipathToolsWords() {
+        #expect(Configuration().profile(wwid: "1", vendor: "X", product: "Y").autoResize == .never)
+        for mode in AutoResize.allCases {
+            let c = configFrom(inDefaults("auto_resize \(mode.rawValue)"))
+            #expect(c?.profile(wwid: "1", vendor: "X", product: "Y").autoResize == mode, "\(mode)")
+            #expect(c?.render().contains("auto_resize \(mode.rawValue)") == true, "rendered back")
+        }
+        guard case .failure(let e) = loadConfigText(inDefaults("auto_resize always")) else {
+            Issue.record("a bad value is refused")
+            return
+        }
+        #expect("\(e)".contains("auto_resize") && "\(e)".contains("grow_only"), "\(e)")
+    }
+}

@@ -604,6 +604,25 @@ struct KeeldProcessKernelTests {
         }
     }
 
+    @Test("with auto_resize grow_only, a map grows once every path reports the LUN's new size (change uevents)")
+    func autoResizeFollowsTheLUN() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let configuration = daemonConfiguration.replacingOccurrences(of: "    ring_slots 1024\n", with: "    ring_slots 1024\n    auto_resize grow_only\n")
+        let keeld = try Keeld(directory: "/tmp/keeld-autoresize", configuration: configuration)
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        #expect(try control.table(name: "mpatha").first?.lengthSectors == 64 * 2048)
+        try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
+        for d in disks.values { try "1\n".write(toFile: "/sys/block/\(d)/device/rescan", atomically: false, encoding: .utf8) }
+        let grown = try waitFor(timeoutNs: 30 * Time.nsPerSecond) { try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024 }
+        let length = try control.table(name: "mpatha").first?.lengthSectors ?? 0
+        #expect(grown != nil, "mpatha has \(length) sectors; log: \(readText(keeld.logFile))")
+        #expect(try pathStates(control, map: "mpatha").count == 4)
+        print("keeld figures: rescan of 4 paths -> map grown \(grown.map(ms) ?? "-")")
+    }
+
     @Test("a path whose device is deleted leaves its map (table reloaded without it); the map keeps serving I/O")
     func deletedPathLeavesTheMap() throws {
         let disks = try loadPaths()
@@ -808,6 +827,9 @@ struct MultipathdClientKernelTests {
         let scraped = httpGet(port: 9464, path: "/metrics")
         #expect(scraped.hasPrefix("HTTP/1.0 200 OK\r\n") && scraped.contains("keel_path_back_seconds_count"), "\(scraped.prefix(300))")
         #expect(httpGet(port: 9464, path: "/").hasPrefix("HTTP/1.0 404"))
+        print("scraped from 127.0.0.1:9464/metrics:\n" + scraped.split(separator: "\n").filter {
+            $0.hasPrefix("HTTP/") || $0.hasPrefix("keel_paths") || $0.hasPrefix("keel_path_back_seconds_count") || $0.hasPrefix("keel_memory_locked")
+        }.joined(separator: "\n"))
         let backMetrics = MetricSamplesProbe(try capture([keelctl, "metrics"]).output)
         #expect((backMetrics["keel_path_back_seconds_count"] ?? 0) >= 1, "the reinstate was counted in the path-back histogram")
         let unknown = try capture([keelctl, "fail", "sdzz"])

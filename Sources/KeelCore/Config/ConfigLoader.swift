@@ -60,7 +60,7 @@ struct ConfigLoader {
         "path_grouping_policy", "path_selector", "path_checker", "prio", "prio_args", "failback",
         "no_path_retry", "features", "hardware_handler", "san_path_err_threshold",
         "san_path_err_forget_rate", "san_path_err_recovery_time", "user_friendly_names", "alias_prefix",
-        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "flush_on_last_del",
+        "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "flush_on_last_del", "auto_resize",
     ]
 
     /// multipath-tools checkers Keel does not have: a warning, and tur.
@@ -84,7 +84,7 @@ struct ConfigLoader {
         "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
         "uxsock_timeout", "retrigger_tries", "retrigger_delay",
         "missing_uev_wait_timeout", "skip_kpartx", "disable_changed_wwids", "remove_retries",
-        "max_sectors_kb", "ghost_delay", "enable_foreign", "recheck_wwid", "auto_resize",
+        "max_sectors_kb", "ghost_delay", "enable_foreign", "recheck_wwid",
         "purge_disconnected", "pg_timeout", "mode", "uid", "gid", "revision",
         "vpd_vendor", "pgfailback", "selector", "checker", "ignore_new_boot_devs", "san_path_err_recovery_time_ms",
         "protocol", "queue_mode", "hw_str_match",
@@ -337,6 +337,12 @@ struct ConfigLoader {
             if let v = check(node, Self.transportTimeout(value, word: "infinity")) { s.devLossTmo = v }
         case "eh_deadline":
             if let v = check(node, Self.transportTimeout(value, word: "off")) { s.ehDeadline = v }
+        case "auto_resize":
+            if let v = AutoResize(rawValue: value) {
+                s.autoResize = v
+            } else {
+                _ = check(node, Result<AutoResize, ConfigValueProblem>.failure(.init("\"\(value)\" must be never, grow_only or grow_shrink")))
+            }
         case "flush_on_last_del":
             // 0.9's yes/no, and the words later versions use (`unused` is what Keel does for
             // yes anyway: a map held open is never removed).

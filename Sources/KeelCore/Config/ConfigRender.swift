@@ -120,6 +120,7 @@ struct ConfigWriter {
         if let v = s.devLossTmo { option("dev_loss_tmo", v.description) }
         if let v = s.ehDeadline { option("eh_deadline", v.description) }
         if let v = s.flushOnLastDel { option("flush_on_last_del", v ? "yes" : "no") }
+        if let v = s.autoResize { option("auto_resize", v.rawValue) }
     }
 
     mutating func blacklist(_ name: String, _ list: Blacklist) {

@@ -173,6 +173,9 @@ public struct MapSettings: Sendable, Equatable {
     /// `flush_on_last_del`: when a map's last path is removed, queueing is turned off and the
     /// map is removed unless something holds it open.
     public var flushOnLastDel: Bool?
+    /// `auto_resize`: whether a map follows its paths' new size when they report one (a
+    /// `change` uevent after the LUN was resized).
+    public var autoResize: AutoResize?
 
     /// Nothing set.
     public init() {}
@@ -218,6 +221,7 @@ public struct MapSettings: Sendable, Equatable {
         if other.devLossTmo != nil { s.devLossTmo = nil }
         if other.ehDeadline != nil { s.ehDeadline = nil }
         if other.flushOnLastDel != nil { s.flushOnLastDel = nil }
+        if other.autoResize != nil { s.autoResize = nil }
         return s
     }
 
@@ -242,6 +246,7 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.devLossTmo { s.devLossTmo = v }
         if let v = other.ehDeadline { s.ehDeadline = v }
         if let v = other.flushOnLastDel { s.flushOnLastDel = v }
+        if let v = other.autoResize { s.autoResize = v }
         return s
     }
 }
@@ -362,4 +367,14 @@ public struct LoadedConfiguration: Sendable, Equatable {
         self.configuration = configuration
         self.warnings = warnings
     }
+}
+
+/// `auto_resize` (multipath-tools' words): what a map does when all its paths report a new size.
+public enum AutoResize: String, Sendable, Equatable, CaseIterable {
+    /// The map keeps its size until `resize map` (multipath-tools' default).
+    case never
+    /// The map grows with its paths; a smaller size waits for `resize map`.
+    case growOnly = "grow_only"
+    /// The map takes its paths' size, larger or smaller.
+    case growShrink = "grow_shrink"
 }

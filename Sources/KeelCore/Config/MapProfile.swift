@@ -39,6 +39,8 @@ public struct MapProfile: Sendable, Equatable {
     public var transport = TransportTimeouts()
     /// `flush_on_last_del`.
     public var flushesOnLastDel = false
+    /// `auto_resize`.
+    public var autoResize = AutoResize.never
 
     /// The path checkers Keel has (`path_checker`).
     public enum Checker: String, Sendable, Equatable, CaseIterable {
@@ -136,6 +138,7 @@ extension Configuration {
         profile.detectsPrio = detectPrio
         profile.retainsAttachedHandler = retainAttachedHardwareHandler
         profile.flushesOnLastDel = pick(\.flushOnLastDel) ?? false
+        profile.autoResize = pick(\.autoResize) ?? .never
         profile.hardwareHandlerIsDefault = !handlerSet
         profile.transport = TransportTimeouts(fastIOFail: pick(\.fastIOFailTmo), devLoss: pick(\.devLossTmo), ehDeadline: pick(\.ehDeadline),
                                               noPathRetry: noPathRetry, pollingIntervalSeconds: pollingIntervalSeconds)

@@ -883,10 +883,11 @@ public struct MultipathAssembler {
         for (i, m) in maps.enumerated() { mapIndex[m.handle] = i }
     }
 
-    /// `resize map`: the size every path of the map has now (read from sysfs), for the next
-    /// table load. Throws when the paths disagree or a size cannot be read; returns the old and
-    /// new size (equal: nothing to do).
-    public mutating func resize(_ handle: MapHandle) throws(AssemblyError) -> (old: UInt64, new: UInt64) {
+    /// `resize map` (and `auto_resize`): the size every path of the map has now (read from
+    /// sysfs), for the next table load. Throws when the paths disagree or a size cannot be read;
+    /// returns the old and new size (equal: nothing to do; a smaller size without `shrink` is
+    /// left alone).
+    public mutating func resize(_ handle: MapHandle, shrink: Bool = true) throws(AssemblyError) -> (old: UInt64, new: UInt64) {
         guard let index = mapIndex[handle] else { throw AssemblyError(map: "\(handle)", operation: .reload, errno: ENOENT, detail: "no such map") }
         let map = maps[index]
         var sizes: Set<UInt64> = []
@@ -901,6 +902,7 @@ public struct MultipathAssembler {
                                 detail: sizes.isEmpty ? "the map has no paths" : "its paths have different sizes: \(sizes.sorted())")
         }
         guard size > 0 else { throw AssemblyError(map: map.name, operation: .reload, errno: EINVAL, detail: "its paths have size 0") }
+        guard shrink || size >= map.sizeSectors else { return (map.sizeSectors, map.sizeSectors) }
         maps[index].sizeSectors = size
         return (map.sizeSectors, size)
     }
