@@ -150,6 +150,19 @@ private final class Keeld {
     }
 }
 
+/// scsi_debug's 4 paths, a DMControl, and a keeld started on them and ready; then `body`. keeld
+/// is stopped, and the map and scsi_debug removed, whatever happened.
+private func withReadyKeeld(_ directory: String, extraArguments: [String] = [], configuration: String = daemonConfiguration,
+                            _ body: (_ keeld: Keeld, _ disks: [UInt32: String], _ control: DMControl) throws -> Void) throws {
+    let disks = try loadPaths()
+    let control = try DMControl()
+    defer { cleanUp(control, disks: disks) }
+    let keeld = try Keeld(directory: directory, extraArguments: extraArguments, configuration: configuration)
+    defer { keeld.stop() }
+    try keeld.waitReady()
+    try body(keeld, disks, control)
+}
+
 /// The map's status, per path: (device, active, fail count).
 private func pathStates(_ control: DMControl, map: String) throws -> [(device: DevNo, active: Bool, failCount: Int)] {
     let status = try control.multipathStatus(name: map)
@@ -189,86 +202,78 @@ private func cleanUp(_ control: DMControl?, disks: [UInt32: String]) {
 struct KeeldProcessKernelTests {
     @Test("keeld builds mpatha over 4 paths, fails an offline path and reinstates it when it runs again")
     func buildsMapFailsAndReinstates() throws {
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-basic")
-        defer { keeld.stop() }
-        try keeld.waitReady()
-        let paths = try pathStates(control, map: "mpatha")
-        #expect(paths.count == 4)
-        let table = try control.multipathTable(name: "mpatha")
-        #expect(table.queueIfNoPath)
-        #expect(table.groups.count == 3, "group_by_prio over ALUA 50/10/1: \(table.groups.count) groups")
-        let disk = try #require(disks[1])
-        let device = try #require(devNo(of: disk))
-        try setState(disk, "offline")
-        let failedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
-            try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false
+        try withReadyKeeld("/tmp/keeld-basic") { keeld, disks, control in
+            let paths = try pathStates(control, map: "mpatha")
+            #expect(paths.count == 4)
+            let table = try control.multipathTable(name: "mpatha")
+            #expect(table.queueIfNoPath)
+            #expect(table.groups.count == 3, "group_by_prio over ALUA 50/10/1: \(table.groups.count) groups")
+            let disk = try #require(disks[1])
+            let device = try #require(devNo(of: disk))
+            try setState(disk, "offline")
+            let failedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+                try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false
+            }
+            #expect(failedAfter != nil, "keeld did not fail \(disk) within 15 s")
+            #expect(keeld.command("show paths").contains("\(disk) \(device) mpatha"))
+            try setState(disk, "running")
+            let reinstatedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+                try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true
+            }
+            #expect(reinstatedAfter != nil, "keeld did not reinstate \(disk) within 15 s")
+            print("keeld figures: offline -> failed \(failedAfter.map(ms) ?? "-"); running -> reinstated \(reinstatedAfter.map(ms) ?? "-")")
+            // The logger writes within its wake interval; give it a second.
+            let logged = waitFor(timeoutNs: 2 * Time.nsPerSecond) { readText(keeld.logFile).contains("reinstated") }
+            #expect(logged != nil, "the log file shows the reinstatement")
         }
-        #expect(failedAfter != nil, "keeld did not fail \(disk) within 15 s")
-        #expect(keeld.command("show paths").contains("\(disk) \(device) mpatha"))
-        try setState(disk, "running")
-        let reinstatedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
-            try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true
-        }
-        #expect(reinstatedAfter != nil, "keeld did not reinstate \(disk) within 15 s")
-        print("keeld figures: offline -> failed \(failedAfter.map(ms) ?? "-"); running -> reinstated \(reinstatedAfter.map(ms) ?? "-")")
-        // The logger writes within its wake interval; give it a second.
-        let logged = waitFor(timeoutNs: 2 * Time.nsPerSecond) { readText(keeld.logFile).contains("reinstated") }
-        #expect(logged != nil, "the log file shows the reinstatement")
     }
 
     @Test("the running keeld has its memory locked, an RT recovery thread, seccomp mode 2, OOM score -1000, no children")
     func runsPinnedRealtimeSandboxed() throws {
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-facts")
-        defer { keeld.stop() }
-        try keeld.waitReady()
-        let status = ProcessStatus(text: readText("/proc/\(keeld.pid)/status"))
-        let locked = try #require(status.bytes(of: "VmLck"))
-        let resident = try #require(status.bytes(of: "VmRSS"))
-        print("keeld figures: VmLck \(locked / 1024) KiB, VmRSS \(resident / 1024) KiB")
-        // VmLck counts whole locked mappings (guard pages too), so it is at least the resident set.
-        #expect(locked >= resident * 95 / 100, "VmLck \(locked) vs VmRSS \(resident)")
-        #expect(status.value(of: "Seccomp")?.trimmingCharacters(in: .whitespaces) == "2")
-        #expect(readText("/proc/\(keeld.pid)/oom_score_adj").trimmingCharacters(in: .whitespacesAndNewlines) == "-1000")
-        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(keeld.pid)/task")
-        var recoveryPolicy: Int? = nil
-        var children = ""
-        for task in tasks {
-            let comm = readText("/proc/\(keeld.pid)/task/\(task)/comm").trimmingCharacters(in: .whitespacesAndNewlines)
-            if comm == "keel-recovery" {
-                // Field 41 of stat is the scheduling policy (1 = SCHED_FIFO); the name may hold
-                // spaces, so count from the closing parenthesis (field 3 onwards).
-                let stat = readText("/proc/\(keeld.pid)/task/\(task)/stat")
-                let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
-                recoveryPolicy = Int(fields[41 - 3])
+        try withReadyKeeld("/tmp/keeld-facts") { keeld, disks, control in
+            let status = ProcessStatus(text: readText("/proc/\(keeld.pid)/status"))
+            let locked = try #require(status.bytes(of: "VmLck"))
+            let resident = try #require(status.bytes(of: "VmRSS"))
+            print("keeld figures: VmLck \(locked / 1024) KiB, VmRSS \(resident / 1024) KiB")
+            // VmLck counts whole locked mappings (guard pages too), so it is at least the resident set.
+            #expect(locked >= resident * 95 / 100, "VmLck \(locked) vs VmRSS \(resident)")
+            #expect(status.value(of: "Seccomp")?.trimmingCharacters(in: .whitespaces) == "2")
+            #expect(readText("/proc/\(keeld.pid)/oom_score_adj").trimmingCharacters(in: .whitespacesAndNewlines) == "-1000")
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(keeld.pid)/task")
+            var recoveryPolicy: Int? = nil
+            var children = ""
+            for task in tasks {
+                let comm = readText("/proc/\(keeld.pid)/task/\(task)/comm").trimmingCharacters(in: .whitespacesAndNewlines)
+                if comm == "keel-recovery" {
+                    // Field 41 of stat is the scheduling policy (1 = SCHED_FIFO); the name may hold
+                    // spaces, so count from the closing parenthesis (field 3 onwards).
+                    let stat = readText("/proc/\(keeld.pid)/task/\(task)/stat")
+                    let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+                    recoveryPolicy = Int(fields[41 - 3])
+                }
+                children += readText("/proc/\(keeld.pid)/task/\(task)/children").trimmingCharacters(in: .whitespacesAndNewlines)
             }
-            children += readText("/proc/\(keeld.pid)/task/\(task)/children").trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        #expect(recoveryPolicy == 1, "keel-recovery scheduling policy \(String(describing: recoveryPolicy))")
-        #expect(children.isEmpty, "keeld has children: \(children)")
-        let daemon = keeld.command("show daemon")
-        #expect(daemon.contains("SCHED_FIFO"), "show daemon: \(daemon)")
-        #expect(daemon.contains("seccomp filter installed"), "show daemon: \(daemon)")
-        // Least privilege in every thread: module loading (16), ptrace (19), raw network (13)
-        // and setuid (7) are gone; device-mapper (21) and raw SCSI I/O (17) are kept.
-        for task in tasks {
-            let status = readText("/proc/\(keeld.pid)/task/\(task)/status")
-            let line = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") } ?? ""
-            let effective = UInt64(line.split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? 0
-            let bounding = UInt64((status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") } ?? "").split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? ~0
-            for dropped in [16, 19, 13, 7] {
-                #expect(effective & (1 << UInt64(dropped)) == 0, "task \(task) still has capability \(dropped): \(line)")
-                #expect(bounding & (1 << UInt64(dropped)) == 0, "task \(task) bounding set still has \(dropped)")
+            #expect(recoveryPolicy == 1, "keel-recovery scheduling policy \(String(describing: recoveryPolicy))")
+            #expect(children.isEmpty, "keeld has children: \(children)")
+            let daemon = keeld.command("show daemon")
+            #expect(daemon.contains("SCHED_FIFO"), "show daemon: \(daemon)")
+            #expect(daemon.contains("seccomp filter installed"), "show daemon: \(daemon)")
+            // Least privilege in every thread: module loading (16), ptrace (19), raw network (13)
+            // and setuid (7) are gone; device-mapper (21) and raw SCSI I/O (17) are kept.
+            for task in tasks {
+                let status = readText("/proc/\(keeld.pid)/task/\(task)/status")
+                let line = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") } ?? ""
+                let effective = UInt64(line.split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? 0
+                let bounding = UInt64((status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") } ?? "").split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? ~0
+                for dropped in [16, 19, 13, 7] {
+                    #expect(effective & (1 << UInt64(dropped)) == 0, "task \(task) still has capability \(dropped): \(line)")
+                    #expect(bounding & (1 << UInt64(dropped)) == 0, "task \(task) bounding set still has \(dropped)")
+                }
+                #expect(effective & (1 << 21) != 0 && effective & (1 << 17) != 0, "task \(task): \(line)")
             }
-            #expect(effective & (1 << 21) != 0 && effective & (1 << 17) != 0, "task \(task): \(line)")
+            #expect(daemon.contains("capabilities kept 10 of 10"), "show daemon: \(daemon)")
+            print("keeld show daemon:\n\(daemon)")
         }
-        #expect(daemon.contains("capabilities kept 10 of 10"), "show daemon: \(daemon)")
-        print("keeld show daemon:\n\(daemon)")
     }
 
     @Test("keeld restarted after kill -9 adopts mpatha without reloading it (fail counts survive)")
@@ -349,46 +354,42 @@ struct KeeldProcessKernelTests {
 
     @Test("SIGHUP applies a changed no_path_retry without tearing the map down; a bad file is refused and the old one kept")
     func sighupReloadsWithoutTeardown() throws {
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-hup")
-        defer { keeld.stop() }
-        try keeld.waitReady()
-        #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
-        // Holding the map open across the reload: a teardown would fail (busy) or change it.
-        let holder = open("/dev/mapper/mpatha", O_RDONLY)
-        #expect(holder >= 0)
-        defer { close(holder) }
-        let before = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
-        // A broken file first: refused, nothing changes.
-        try "defaults {\n    no_path_retry sometimes\n}\n".write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
-        kill(keeld.pid, SIGHUP)
-        let rejected = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains("configuration rejected") }
-        #expect(rejected != nil, "the log does not show the bad file refused")
-        #expect(keeld.process.isRunning)
-        // A hostile one: 300,000 nested sections and a blacklist regex of 300,000 nested groups,
-        // parsed on the events thread's small stack. Refused; keeld lives.
-        let hostile = String(repeating: "a {\n", count: 300_000) + "blacklist {\ndevnode \"" + String(repeating: "(", count: 300_000) + "\"\n}\n"
-        try hostile.write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
-        let rejectionsBefore = readText(keeld.logFile).components(separatedBy: "configuration rejected").count
-        kill(keeld.pid, SIGHUP)
-        let rejectedAgain = waitFor(timeoutNs: 20 * Time.nsPerSecond) {
-            readText(keeld.logFile).components(separatedBy: "configuration rejected").count > rejectionsBefore
+        try withReadyKeeld("/tmp/keeld-hup") { keeld, disks, control in
+            #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
+            // Holding the map open across the reload: a teardown would fail (busy) or change it.
+            let holder = open("/dev/mapper/mpatha", O_RDONLY)
+            #expect(holder >= 0)
+            defer { close(holder) }
+            let before = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
+            // A broken file first: refused, nothing changes.
+            try "defaults {\n    no_path_retry sometimes\n}\n".write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+            kill(keeld.pid, SIGHUP)
+            let rejected = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains("configuration rejected") }
+            #expect(rejected != nil, "the log does not show the bad file refused")
+            #expect(keeld.process.isRunning)
+            // A hostile one: 300,000 nested sections and a blacklist regex of 300,000 nested groups,
+            // parsed on the events thread's small stack. Refused; keeld lives.
+            let hostile = String(repeating: "a {\n", count: 300_000) + "blacklist {\ndevnode \"" + String(repeating: "(", count: 300_000) + "\"\n}\n"
+            try hostile.write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+            let rejectionsBefore = readText(keeld.logFile).components(separatedBy: "configuration rejected").count
+            kill(keeld.pid, SIGHUP)
+            let rejectedAgain = waitFor(timeoutNs: 20 * Time.nsPerSecond) {
+                readText(keeld.logFile).components(separatedBy: "configuration rejected").count > rejectionsBefore
+            }
+            #expect(rejectedAgain != nil, "the log does not show the nested file refused")
+            #expect(keeld.process.isRunning, "keeld died on a nested file: \(readText(keeld.stderrFile).suffix(2000))")
+            #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
+            // Then a good one that stops queueing.
+            try daemonConfiguration.replacingOccurrences(of: "no_path_retry queue", with: "no_path_retry fail")
+                .write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+            kill(keeld.pid, SIGHUP)
+            let applied = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath }
+            #expect(applied != nil, "queue_if_no_path still set 15 s after SIGHUP")
+            let after = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
+            #expect(after.device == before.device, "the map was recreated: \(before.device) -> \(after.device)")
+            #expect(keeld.command("show maps").contains("queueing=no"), "show maps: \(keeld.command("show maps"))")
+            #expect(try pathStates(control, map: "mpatha").count == 4)
         }
-        #expect(rejectedAgain != nil, "the log does not show the nested file refused")
-        #expect(keeld.process.isRunning, "keeld died on a nested file: \(readText(keeld.stderrFile).suffix(2000))")
-        #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
-        // Then a good one that stops queueing.
-        try daemonConfiguration.replacingOccurrences(of: "no_path_retry queue", with: "no_path_retry fail")
-            .write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
-        kill(keeld.pid, SIGHUP)
-        let applied = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath }
-        #expect(applied != nil, "queue_if_no_path still set 15 s after SIGHUP")
-        let after = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
-        #expect(after.device == before.device, "the map was recreated: \(before.device) -> \(after.device)")
-        #expect(keeld.command("show maps").contains("queueing=no"), "show maps: \(keeld.command("show maps"))")
-        #expect(try pathStates(control, map: "mpatha").count == 4)
     }
 
     @Test("a log file that cannot be opened at start is not fatal: keeld runs and opens the file once it can")
@@ -554,26 +555,22 @@ struct KeeldProcessKernelTests {
 
     @Test("a path that appears while keeld runs joins its map: uevent, discovery, recovery thread, table reload, checks")
     func hotAddedPathJoinsTheMap() throws {
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-hotplug")
-        defer { keeld.stop() }
-        try keeld.waitReady()
-        #expect(try pathStates(control, map: "mpatha").count == 4)
-        // scsi_debug with vpd_use_hostno=0: one more host is one more path to the same LUN.
-        let added = nowNs()
-        try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/add_host", atomically: false, encoding: .utf8)
-        let joined = try waitFor(timeoutNs: 30 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").count == 5 }
-        let pathCount = try pathStates(control, map: "mpatha").count
-        #expect(joined != nil, "mpatha still has \(pathCount) paths 30 s after a fifth appeared")
-        let checked = waitFor(timeoutNs: 10 * Time.nsPerSecond) {
-            let lines = keeld.command("show paths").split(separator: "\n")
-            return lines.count == 5 && lines.allSatisfy { $0.contains(" ready ") || $0.contains(" ghost ") }
+        try withReadyKeeld("/tmp/keeld-hotplug") { keeld, disks, control in
+            #expect(try pathStates(control, map: "mpatha").count == 4)
+            // scsi_debug with vpd_use_hostno=0: one more host is one more path to the same LUN.
+            let added = nowNs()
+            try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/add_host", atomically: false, encoding: .utf8)
+            let joined = try waitFor(timeoutNs: 30 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").count == 5 }
+            let pathCount = try pathStates(control, map: "mpatha").count
+            #expect(joined != nil, "mpatha still has \(pathCount) paths 30 s after a fifth appeared")
+            let checked = waitFor(timeoutNs: 10 * Time.nsPerSecond) {
+                let lines = keeld.command("show paths").split(separator: "\n")
+                return lines.count == 5 && lines.allSatisfy { $0.contains(" ready ") || $0.contains(" ghost ") }
+            }
+            #expect(checked != nil, "show paths: \(keeld.command("show paths"))")
+            #expect(try pathStates(control, map: "mpatha").allSatisfy { $0.active })
+            print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(nowNs() - added))")
         }
-        #expect(checked != nil, "show paths: \(keeld.command("show paths"))")
-        #expect(try pathStates(control, map: "mpatha").allSatisfy { $0.active })
-        print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(nowNs() - added))")
     }
 
     @Test("with flush_on_last_del yes, a map whose last path is deleted is removed; without it the map stays")
@@ -625,32 +622,28 @@ struct KeeldProcessKernelTests {
 
     @Test("a path whose device is deleted leaves its map (table reloaded without it); the map keeps serving I/O")
     func deletedPathLeavesTheMap() throws {
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-unplug")
-        defer { keeld.stop() }
-        try keeld.waitReady()
-        #expect(try pathStates(control, map: "mpatha").count == 4)
-        let disk = try #require(disks[1])
-        let device = try #require(devNo(of: disk))
-        let deleted = nowNs()
-        try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
-        let left = try waitFor(timeoutNs: 30 * Time.nsPerSecond) {
-            let paths = try pathStates(control, map: "mpatha")
-            return paths.count == 3 && !paths.contains { $0.device == device }
+        try withReadyKeeld("/tmp/keeld-unplug") { keeld, disks, control in
+            #expect(try pathStates(control, map: "mpatha").count == 4)
+            let disk = try #require(disks[1])
+            let device = try #require(devNo(of: disk))
+            let deleted = nowNs()
+            try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
+            let left = try waitFor(timeoutNs: 30 * Time.nsPerSecond) {
+                let paths = try pathStates(control, map: "mpatha")
+                return paths.count == 3 && !paths.contains { $0.device == device }
+            }
+            #expect(left != nil, "mpatha still lists \(device) 30 s after \(disk) was deleted")
+            let shown = keeld.command("show paths")
+            #expect(!shown.contains(disk + " "), "show paths: \(shown)")
+            #expect(shown.split(separator: "\n").count == 3, "show paths: \(shown)")
+            let fd = open("/dev/mapper/mpatha", O_RDONLY | 0o40000)
+            #expect(fd >= 0)
+            var raw: UnsafeMutableRawPointer?
+            _ = posix_memalign(&raw, 4096, 4096)
+            defer { free(raw); close(fd) }
+            #expect(pread(fd, raw, 4096, 0) == 4096)
+            print("keeld figures: \(disk) deleted -> out of the table \(left.map(ms) ?? "-") (after \(ms(nowNs() - deleted)) the map still reads)")
         }
-        #expect(left != nil, "mpatha still lists \(device) 30 s after \(disk) was deleted")
-        let shown = keeld.command("show paths")
-        #expect(!shown.contains(disk + " "), "show paths: \(shown)")
-        #expect(shown.split(separator: "\n").count == 3, "show paths: \(shown)")
-        let fd = open("/dev/mapper/mpatha", O_RDONLY | 0o40000)
-        #expect(fd >= 0)
-        var raw: UnsafeMutableRawPointer?
-        _ = posix_memalign(&raw, 4096, 4096)
-        defer { free(raw); close(fd) }
-        #expect(pread(fd, raw, 4096, 0) == 4096)
-        print("keeld figures: \(disk) deleted -> out of the table \(left.map(ms) ?? "-") (after \(ms(nowNs() - deleted)) the map still reads)")
     }
 }
 
@@ -683,111 +676,103 @@ struct MultipathdClientKernelTests {
     @Test("Debian's multipathd, used as a client, reads keeld's maps, JSON and topology, fails and reinstates a path, and is refused changes when not root")
     func debiansClientWorksUnchanged() throws {
         guard multipathdClientInstalled() else { return }
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-mpclient")
-        defer { keeld.stop() }
-        try keeld.waitReady()
-        #expect(keeld.command("show daemon").contains("@/org/kernel/linux/storage/multipathd"), "keeld serves multipathd's socket")
+        try withReadyKeeld("/tmp/keeld-mpclient") { keeld, disks, control in
+            #expect(keeld.command("show daemon").contains("@/org/kernel/linux/storage/multipathd"), "keeld serves multipathd's socket")
 
-        let json = try capture(["multipathd", "show", "maps", "json"])
-        #expect(json.status == 0, "\(json.output)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any], "\(json.output)")
-        #expect(object["major_version"] as? Int == 0)
-        let maps = try #require(object["maps"] as? [[String: Any]])
-        #expect(maps.count == 1 && maps.first?["name"] as? String == "mpatha")
-        let groups = try #require(maps.first?["path_groups"] as? [[String: Any]])
-        #expect(groups.count == 3, "group_by_prio over ALUA 50/10/1")
-        #expect(groups.flatMap { ($0["paths"] as? [[String: Any]]) ?? [] }.count == 4)
+            let json = try capture(["multipathd", "show", "maps", "json"])
+            #expect(json.status == 0, "\(json.output)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any], "\(json.output)")
+            #expect(object["major_version"] as? Int == 0)
+            let maps = try #require(object["maps"] as? [[String: Any]])
+            #expect(maps.count == 1 && maps.first?["name"] as? String == "mpatha")
+            let groups = try #require(maps.first?["path_groups"] as? [[String: Any]])
+            #expect(groups.count == 3, "group_by_prio over ALUA 50/10/1")
+            #expect(groups.flatMap { ($0["paths"] as? [[String: Any]]) ?? [] }.count == 4)
 
-        let topology = try capture(["multipathd", "show", "topology"])
-        #expect(topology.output.contains("mpatha (") && topology.output.contains("policy='service-time 0' prio=50 status="), "\(topology.output)")
-        let paths = try capture(["multipathd", "show", "paths", "format", "%d %t %T"])
-        #expect(paths.output.split(separator: "\n").count == 5, "a header and 4 paths: \(paths.output)")
+            let topology = try capture(["multipathd", "show", "topology"])
+            #expect(topology.output.contains("mpatha (") && topology.output.contains("policy='service-time 0' prio=50 status="), "\(topology.output)")
+            let paths = try capture(["multipathd", "show", "paths", "format", "%d %t %T"])
+            #expect(paths.output.split(separator: "\n").count == 5, "a header and 4 paths: \(paths.output)")
 
-        let disk = try #require(disks[1])
-        let device = try #require(devNo(of: disk))
-        let failed = try capture(["multipathd", "fail", "path", disk])
-        #expect(failed.output.hasPrefix("ok"), "\(failed.output)")
-        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
-        let stranger = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "reinstate", "path", disk])
-        #expect(stranger.output.contains("permission deny"), "\(stranger.output)")
-        let strangerShows = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "show", "maps"])
-        #expect(strangerShows.output.contains("mpatha"), "\(strangerShows.output)")
-        let reinstated = try capture(["multipathd", "reinstate", "path", disk])
-        #expect(reinstated.output.hasPrefix("ok"), "\(reinstated.output)")
-        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
-        let interactive = try capture(["multipathd", "-k"], input: "show maps\nshow paths format %d\nquit\n")
-        #expect(interactive.output.contains("mpatha") && interactive.output.contains(disk), "multipathd -k: \(interactive.output)")
-        let unknown = try capture(["multipathd", "show", "bananas"])
-        #expect(unknown.output.contains("fail") || unknown.output.contains("unknown"), "\(unknown.output)")
-        print("multipathd client: show topology\n\(topology.output)\nshow paths format\n\(paths.output)")
+            let disk = try #require(disks[1])
+            let device = try #require(devNo(of: disk))
+            let failed = try capture(["multipathd", "fail", "path", disk])
+            #expect(failed.output.hasPrefix("ok"), "\(failed.output)")
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+            let stranger = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "reinstate", "path", disk])
+            #expect(stranger.output.contains("permission deny"), "\(stranger.output)")
+            let strangerShows = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "show", "maps"])
+            #expect(strangerShows.output.contains("mpatha"), "\(strangerShows.output)")
+            let reinstated = try capture(["multipathd", "reinstate", "path", disk])
+            #expect(reinstated.output.hasPrefix("ok"), "\(reinstated.output)")
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+            let interactive = try capture(["multipathd", "-k"], input: "show maps\nshow paths format %d\nquit\n")
+            #expect(interactive.output.contains("mpatha") && interactive.output.contains(disk), "multipathd -k: \(interactive.output)")
+            let unknown = try capture(["multipathd", "show", "bananas"])
+            #expect(unknown.output.contains("fail") || unknown.output.contains("unknown"), "\(unknown.output)")
+            print("multipathd client: show topology\n\(topology.output)\nshow paths format\n\(paths.output)")
+        }
     }
 
     @Test("Debian's multipathd client changes keeld's topology: del/add path, suspend/resume, resize, reset stats, del map (refused while open), add map")
     func debiansClientChangesTopology() throws {
         guard multipathdClientInstalled() else { return }
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-mptopology")
-        defer { keeld.stop() }
-        try keeld.waitReady()
-        var transcript = ""
-        func run(_ command: String) throws -> String {
-            let result = try capture(["multipathd"] + command.split(separator: " ").map(String.init))
-            transcript += "# multipathd \(command)\n\(result.output)"
-            return result.output
+        try withReadyKeeld("/tmp/keeld-mptopology") { keeld, disks, control in
+            var transcript = ""
+            func run(_ command: String) throws -> String {
+                let result = try capture(["multipathd"] + command.split(separator: " ").map(String.init))
+                transcript += "# multipathd \(command)\n\(result.output)"
+                return result.output
+            }
+            let disk = try #require(disks[1])
+            let device = try #require(devNo(of: disk))
+
+            // del path / add path
+            #expect(try run("del path \(disk)").hasPrefix("ok"), "\(transcript)")
+            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try !pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
+            #expect(!keeld.command("show paths").contains(disk + " "), "a deleted path is not checked")
+            #expect(try run("del path \(disk)").contains("device not found"), "\(transcript)")
+            #expect(try run("add path \(disk)").hasPrefix("ok"), "\(transcript)")
+            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
+
+            // suspend / resume
+            #expect(try run("suspend map mpatha").hasPrefix("ok"), "\(transcript)")
+            #expect(try control.info(name: "mpatha")?.suspended == true)
+            #expect(try run("show maps format %n:%t").contains("mpatha:suspend"), "\(transcript)")
+            #expect(try run("resume map mpatha").hasPrefix("ok"), "\(transcript)")
+            #expect(try control.info(name: "mpatha")?.suspended == false)
+
+            // resize: scsi_debug reports 1 GiB once its disks are rescanned
+            let before = try control.table(name: "mpatha").first?.lengthSectors
+            #expect(before == 64 * 2048)
+            try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
+            for d in disks.values { try "1\n".write(toFile: "/sys/block/\(d)/device/rescan", atomically: false, encoding: .utf8) }
+            #expect(try run("resize map mpatha").hasPrefix("ok"), "\(transcript)")
+            #expect(try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024, "the table has the paths' new size")
+
+            // reset stats: a failed path counts, then the count starts from 0
+            #expect(try run("fail path \(disk)").hasPrefix("ok"))
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+            #expect(try run("reinstate path \(disk)").hasPrefix("ok"))
+            let counted = try run("show maps format %n:%0")
+            #expect(!counted.contains("mpatha:0"), "the fail was counted: \(counted)")
+            #expect(try run("reset map mpatha stats").hasPrefix("ok"))
+            #expect(try run("show maps format %n:%0").contains("mpatha:0"), "\(transcript)")
+
+            // del map: refused while open, done once closed; add map brings it back
+            let fd = open("/dev/mapper/mpatha", O_RDONLY)
+            #expect(fd >= 0)
+            #expect(try run("del map mpatha").contains("map or partition in use"), "\(transcript)")
+            #expect(try control.info(name: "mpatha") != nil)
+            close(fd)
+            #expect(try run("del map mpatha").hasPrefix("ok"), "\(transcript)")
+            #expect(try control.info(name: "mpatha") == nil, "the kernel's map is gone")
+            #expect(keeld.command("show paths").hasPrefix("no paths"), "its paths are not checked")
+            #expect(try run("add map mpatha").hasPrefix("ok"), "\(transcript)")
+            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
+            #expect(try run("del map nosuchmap").contains("device not found"), "\(transcript)")
+            print("multipathd client changing keeld's topology:\n\(transcript)")
         }
-        let disk = try #require(disks[1])
-        let device = try #require(devNo(of: disk))
-
-        // del path / add path
-        #expect(try run("del path \(disk)").hasPrefix("ok"), "\(transcript)")
-        #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try !pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
-        #expect(!keeld.command("show paths").contains(disk + " "), "a deleted path is not checked")
-        #expect(try run("del path \(disk)").contains("device not found"), "\(transcript)")
-        #expect(try run("add path \(disk)").hasPrefix("ok"), "\(transcript)")
-        #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
-
-        // suspend / resume
-        #expect(try run("suspend map mpatha").hasPrefix("ok"), "\(transcript)")
-        #expect(try control.info(name: "mpatha")?.suspended == true)
-        #expect(try run("show maps format %n:%t").contains("mpatha:suspend"), "\(transcript)")
-        #expect(try run("resume map mpatha").hasPrefix("ok"), "\(transcript)")
-        #expect(try control.info(name: "mpatha")?.suspended == false)
-
-        // resize: scsi_debug reports 1 GiB once its disks are rescanned
-        let before = try control.table(name: "mpatha").first?.lengthSectors
-        #expect(before == 64 * 2048)
-        try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
-        for d in disks.values { try "1\n".write(toFile: "/sys/block/\(d)/device/rescan", atomically: false, encoding: .utf8) }
-        #expect(try run("resize map mpatha").hasPrefix("ok"), "\(transcript)")
-        #expect(try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024, "the table has the paths' new size")
-
-        // reset stats: a failed path counts, then the count starts from 0
-        #expect(try run("fail path \(disk)").hasPrefix("ok"))
-        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
-        #expect(try run("reinstate path \(disk)").hasPrefix("ok"))
-        let counted = try run("show maps format %n:%0")
-        #expect(!counted.contains("mpatha:0"), "the fail was counted: \(counted)")
-        #expect(try run("reset map mpatha stats").hasPrefix("ok"))
-        #expect(try run("show maps format %n:%0").contains("mpatha:0"), "\(transcript)")
-
-        // del map: refused while open, done once closed; add map brings it back
-        let fd = open("/dev/mapper/mpatha", O_RDONLY)
-        #expect(fd >= 0)
-        #expect(try run("del map mpatha").contains("map or partition in use"), "\(transcript)")
-        #expect(try control.info(name: "mpatha") != nil)
-        close(fd)
-        #expect(try run("del map mpatha").hasPrefix("ok"), "\(transcript)")
-        #expect(try control.info(name: "mpatha") == nil, "the kernel's map is gone")
-        #expect(keeld.command("show paths").hasPrefix("no paths"), "its paths are not checked")
-        #expect(try run("add map mpatha").hasPrefix("ok"), "\(transcript)")
-        #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
-        #expect(try run("del map nosuchmap").contains("device not found"), "\(transcript)")
-        print("multipathd client changing keeld's topology:\n\(transcript)")
     }
 
     @Test("keelctl shows keeld's paths, maps, JSON and metrics, fails and reinstates a path, and says by its exit status what went wrong")
@@ -796,49 +781,45 @@ struct MultipathdClientKernelTests {
         try #require(FileManager.default.isExecutableFile(atPath: keelctl), "no keelctl beside keeld (swift build builds it)")
         let notRunning = try capture([keelctl, "paths"])
         #expect(notRunning.status == 2, "no daemon: exit 2; \(notRunning.output)")
-        let disks = try loadPaths()
-        let control = try DMControl()
-        defer { cleanUp(control, disks: disks) }
-        let keeld = try Keeld(directory: "/tmp/keeld-keelctl", extraArguments: ["--metrics-port", "9464"])
-        defer { keeld.stop() }
-        try keeld.waitReady()
+        try withReadyKeeld("/tmp/keeld-keelctl", extraArguments: ["--metrics-port", "9464"]) { keeld, disks, control in
 
-        let paths = try capture([keelctl, "paths", "--json"])
-        #expect(paths.status == 0, "\(paths.output)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(paths.output.utf8)) as? [String: Any], "\(paths.output)")
-        let rows = try #require(object["paths"] as? [[String: String]])
-        #expect(rows.count == 4 && rows.allSatisfy { $0["map"] == "mpatha" && $0["dm_st"] == "active" && $0["chk_st"] == "ready" }, "\(rows)")
-        let table = try capture([keelctl, "maps", "--color", "never"])
-        #expect(table.status == 0 && table.output.contains("mpatha") && table.output.hasPrefix("NAME"), "\(table.output)")
-        let metrics = try capture([keelctl, "metrics"])
-        #expect(metrics.output.contains("keel_check_latency_seconds_bucket{le=\"+Inf\"}"), "\(metrics.output)")
-        let samples = MetricSamplesProbe(metrics.output)
-        #expect((samples["keel_check_latency_seconds_count"] ?? 0) > 0, "checks were counted in the latency histogram")
+            let paths = try capture([keelctl, "paths", "--json"])
+            #expect(paths.status == 0, "\(paths.output)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(paths.output.utf8)) as? [String: Any], "\(paths.output)")
+            let rows = try #require(object["paths"] as? [[String: String]])
+            #expect(rows.count == 4 && rows.allSatisfy { $0["map"] == "mpatha" && $0["dm_st"] == "active" && $0["chk_st"] == "ready" }, "\(rows)")
+            let table = try capture([keelctl, "maps", "--color", "never"])
+            #expect(table.status == 0 && table.output.contains("mpatha") && table.output.hasPrefix("NAME"), "\(table.output)")
+            let metrics = try capture([keelctl, "metrics"])
+            #expect(metrics.output.contains("keel_check_latency_seconds_bucket{le=\"+Inf\"}"), "\(metrics.output)")
+            let samples = MetricSamplesProbe(metrics.output)
+            #expect((samples["keel_check_latency_seconds_count"] ?? 0) > 0, "checks were counted in the latency histogram")
 
-        let disk = try #require(disks[1])
-        let device = try #require(devNo(of: disk))
-        let failed = try capture([keelctl, "fail", disk])
-        #expect(failed.status == 0, "\(failed.output)")
-        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
-        let reinstated = try capture([keelctl, "reinstate", disk])
-        #expect(reinstated.status == 0, "\(reinstated.output)")
-        #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
-        // The same metrics over HTTP on the localhost port, as a Prometheus scraper reads them.
-        let scraped = httpGet(port: 9464, path: "/metrics")
-        #expect(scraped.hasPrefix("HTTP/1.0 200 OK\r\n") && scraped.contains("keel_path_back_seconds_count"), "\(scraped.prefix(300))")
-        #expect(httpGet(port: 9464, path: "/").hasPrefix("HTTP/1.0 404"))
-        print("scraped from 127.0.0.1:9464/metrics:\n" + scraped.split(separator: "\n").filter {
-            $0.hasPrefix("HTTP/") || $0.hasPrefix("keel_paths") || $0.hasPrefix("keel_path_back_seconds_count") || $0.hasPrefix("keel_memory_locked")
-        }.joined(separator: "\n"))
-        let backMetrics = MetricSamplesProbe(try capture([keelctl, "metrics"]).output)
-        #expect((backMetrics["keel_path_back_seconds_count"] ?? 0) >= 1, "the reinstate was counted in the path-back histogram")
-        let unknown = try capture([keelctl, "fail", "sdzz"])
-        #expect(unknown.status == 1 && unknown.output.contains("device not found"), "a refusal: exit 1; \(unknown.output)")
-        let usage = try capture([keelctl, "switch", "mpatha", "0"])
-        #expect(usage.status == 64, "a usage error: exit 64; \(usage.output)")
-        let top = try capture([keelctl, "top", "--iterations", "2", "--interval", "0.2", "--color", "never"])
-        #expect(top.status == 0 && top.output.contains("recent transitions") && top.output.contains("mpatha"), "\(top.output)")
-        print("keelctl: maps\n\(table.output)\ntop\n\(top.output)")
+            let disk = try #require(disks[1])
+            let device = try #require(devNo(of: disk))
+            let failed = try capture([keelctl, "fail", disk])
+            #expect(failed.status == 0, "\(failed.output)")
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+            let reinstated = try capture([keelctl, "reinstate", disk])
+            #expect(reinstated.status == 0, "\(reinstated.output)")
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+            // The same metrics over HTTP on the localhost port, as a Prometheus scraper reads them.
+            let scraped = httpGet(port: 9464, path: "/metrics")
+            #expect(scraped.hasPrefix("HTTP/1.0 200 OK\r\n") && scraped.contains("keel_path_back_seconds_count"), "\(scraped.prefix(300))")
+            #expect(httpGet(port: 9464, path: "/").hasPrefix("HTTP/1.0 404"))
+            print("scraped from 127.0.0.1:9464/metrics:\n" + scraped.split(separator: "\n").filter {
+                $0.hasPrefix("HTTP/") || $0.hasPrefix("keel_paths") || $0.hasPrefix("keel_path_back_seconds_count") || $0.hasPrefix("keel_memory_locked")
+            }.joined(separator: "\n"))
+            let backMetrics = MetricSamplesProbe(try capture([keelctl, "metrics"]).output)
+            #expect((backMetrics["keel_path_back_seconds_count"] ?? 0) >= 1, "the reinstate was counted in the path-back histogram")
+            let unknown = try capture([keelctl, "fail", "sdzz"])
+            #expect(unknown.status == 1 && unknown.output.contains("device not found"), "a refusal: exit 1; \(unknown.output)")
+            let usage = try capture([keelctl, "switch", "mpatha", "0"])
+            #expect(usage.status == 64, "a usage error: exit 64; \(usage.output)")
+            let top = try capture([keelctl, "top", "--iterations", "2", "--interval", "0.2", "--color", "never"])
+            #expect(top.status == 0 && top.output.contains("recent transitions") && top.output.contains("mpatha"), "\(top.output)")
+            print("keelctl: maps\n\(table.output)\ntop\n\(top.output)")
+        }
     }
 }
 
@@ -848,10 +829,7 @@ private func httpGet(port: UInt16, path: String) -> String {
     let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return "" }
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var address = ControlServer.localhostAddress(port: port)
     let ok = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }

@@ -241,10 +241,7 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         #expect(r.server.listening.contains("127.0.0.1:\(r.server.tcpPort)"))
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = r.server.tcpPort.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var address = ControlServer.localhostAddress(port: r.server.tcpPort)
         let ok = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

@@ -138,10 +138,7 @@ public final class ControlServer {
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var address = Self.localhostAddress(port: port)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -157,6 +154,15 @@ public final class ControlServer {
         }
         tcpPort = UInt16(bigEndian: bound.sin_port)
         listeners.append(Listener(fd: fd, framing: framing, name: "127.0.0.1:\(tcpPort)"))
+    }
+
+    /// 127.0.0.1:`port`.
+    public static func localhostAddress(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return address
     }
 
     /// The TCP port `listen(localhostPort:)` bound (0: none).
