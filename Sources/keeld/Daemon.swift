@@ -60,6 +60,7 @@ enum Daemon {
     /// Starts keeld and runs it until it is told to stop. Returns the exit status.
     static func run(_ options: Options) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        var phases = StartupPhases()
         // 0. Least privilege, before the first thread (capabilities are per thread; every thread
         // created later inherits the reduced sets).
         var capabilityFact: String
@@ -108,6 +109,7 @@ enum Daemon {
             return 1
         }
 
+        phases.mark("configuration")
         // 3. The logger, so everything after is logged without blocking.
         let logger: KeelLogger
         do {
@@ -156,9 +158,11 @@ enum Daemon {
             uevents = nil
         }
 
+        phases.mark("logger and event sources")
         // 5. Discovery, then arenas sized from it: twice what the host has (at least 64 paths and
         // 16 maps), reserved up to max_paths / max_maps and grown in place when more arrive.
         let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll()
+        phases.mark("discovery (\(report.paths.count) paths)")
         let discoveredMaps = Set(report.paths.compactMap(\.wwid)).count
         let initial = (paths: TableSizing.capacity(for: report.paths.count, floor: TableSizing.pathsFloor, ceiling: capacities.pathsMax),
                        maps: TableSizing.capacity(for: discoveredMaps, floor: TableSizing.mapsFloor, ceiling: capacities.mapsMax))
@@ -195,6 +199,7 @@ enum Daemon {
             return 1
         }
 
+        phases.mark("arenas, checkers, sockets")
         // 6. Discovery and assembly, before the recovery thread owns the engine.
         var assembler = MultipathAssembler(configuration: configuration, engine: engine, control: control, messenger: messenger,
                                            checkers: PathCheckers(tur: tur, directIO: directIO, dispatch: checker), uidAttribute: uidAttribute,
@@ -229,6 +234,7 @@ enum Daemon {
             $0.startedUnixSeconds = time(nil)
         }
 
+        phases.mark("assembly (checkers registered)")
         // 7. Pin: everything allocated so far, and every page mapped from now on.
         var memoryFact: String
         do { try MemoryDiscipline.tuneMalloc() } catch { say("warning: \(error)") }
@@ -253,6 +259,7 @@ enum Daemon {
             memoryFact = "NOT pinned (\(error))"
         }
 
+        phases.mark("pinning")
         // 8. The OOM killer leaves keeld alone.
         var oomFact: String
         do {
@@ -312,6 +319,7 @@ enum Daemon {
             $0.seccomp = seccompFact
         }
 
+        phases.mark("threads and seccomp")
         // 11. Ready once every map's first table is loaded (or a minute passed).
         let notifier: ServiceNotifier?
         do { notifier = try ServiceNotifier.fromEnvironment() } catch {
@@ -324,6 +332,8 @@ enum Daemon {
             usleep(10_000)
         }
         let loadedMaps = mapHandles.filter { shared.board.loaded($0) }.count
+        phases.mark("first tables (\(mapHandles.count) maps)")
+        say("start-up: " + phases.summary)
         shared.ready.store(true, ordering: .releasing)
         mainLog.log(.ready, LogArgument.signed(loadedMaps), LogArgument.signed(pathCount))
         say("ready: \(loadedMaps) maps, \(pathCount) paths" + (loadedMaps < mapHandles.count ? " (\(mapHandles.count - loadedMaps) maps failed to load; see the log)" : ""))
@@ -402,5 +412,28 @@ enum Daemon {
         logger.stop()
         say("stopped (signal \(stopSignal))")
         return 0
+    }
+}
+
+/// Where start-up time goes: each phase's wall time since the previous mark (for profiling a
+/// large host's start; printed once, at ready).
+struct StartupPhases {
+    private var lastNs = monotonicNs()
+    private var phases: [(name: String, ns: Nanoseconds)] = []
+
+    mutating func mark(_ name: String) {
+        let now = monotonicNs()
+        phases.append((name, now - lastNs))
+        lastNs = now
+    }
+
+    var summary: String {
+        let total = phases.reduce(0) { $0 + $1.ns }
+        return phases.map { "\($0.name) \(Self.ms($0.ns))" }.joined(separator: ", ") + "; total \(Self.ms(total))"
+    }
+
+    static func ms(_ ns: Nanoseconds) -> String {
+        let tenths = (ns + 50_000) / 100_000
+        return "\(tenths / 10).\(tenths % 10) ms"
     }
 }

@@ -148,20 +148,18 @@ struct ProcessMemoryTests {
                 log.fail("\(error)")
             }
             let before = MemoryDiscipline.mallocStatistics()
+            // 256 of them (not touched, so cheap): far more than the free chunks a child of the
+            // (parallel) test runner inherits could serve.
             var buffers: [UnsafeMutableRawPointer] = []
-            buffers.reserveCapacity(16)
-            for _ in 0..<16 {
-                let buffer = malloc(1 << 20)!
-                memset(buffer, 1, 1 << 20)
-                buffers.append(buffer)
-            }
+            buffers.reserveCapacity(256)
+            for _ in 0..<256 { buffers.append(malloc(1 << 20)!) }
             let during = MemoryDiscipline.mallocStatistics()
             for buffer in buffers { free(buffer) }
             let after = MemoryDiscipline.mallocStatistics()
-            // A few may reuse free chunks the child inherited from the test runner's heap.
-            log.check(during.mappedRegions >= before.mappedRegions + 12, "mapped regions \(before.mappedRegions) -> \(during.mappedRegions) for 16 buffers")
+            // Some may reuse free chunks the child inherited from the test runner's heap.
+            log.check(during.mappedRegions >= before.mappedRegions + 192, "mapped regions \(before.mappedRegions) -> \(during.mappedRegions) for 256 buffers")
             log.check(after.mappedRegions == before.mappedRegions, "mappings not returned: \(before.mappedRegions) -> \(after.mappedRegions)")
-            log.check(after.heapBytes <= before.heapBytes + (4 << 20), "heap \(before.heapBytes) -> \(after.heapBytes)")
+            log.check(after.heapBytes <= before.heapBytes + (64 << 20), "heap \(before.heapBytes) -> \(after.heapBytes)")
         }
         #expect(report.passed, "\(report)")
     }

@@ -36,6 +36,7 @@ for n in $KEEL_FOOTPRINT_LUNS; do
   printf '%-8s %-7s %10s %10s %10s  %s\n' $n $((4 * n)) $(status_kb VmLck $kp) $(status_kb VmRSS $kp) \
     $(awk "BEGIN{printf \"%.2f\", ($t1 - $t0) / 1000}") "$tables"
   grep -o 'memory locked:.*' $dir/keeld.stderr | sed 's/^/  keeld: /'
+  grep -o 'start-up:.*' $dir/keeld.stderr | sed 's/^/  keeld: /'
   if [ -z "${shown_mappings:-}" ]; then
     shown_mappings=1
     echo "  where the locked memory goes at $n LUN(s) (kB by mapping, largest first):"
