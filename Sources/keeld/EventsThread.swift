@@ -129,6 +129,9 @@ final class EventsThread: @unchecked Sendable {
             serviced = true
         }
         if serviced {
+            // The new maps' WWIDs go to the wwids file together: one fsync per batch.
+            assembler.writeRememberedWWIDs()
+            Self.logNotices(&assembler, to: log)
             let assembler = self.assembler
             shared.publish(assembler)
         }

@@ -59,6 +59,15 @@ import Testing
                 "a missing file lists nothing")
     }
 
+    @Test func aBatchOfWWIDsIsAddedInOneWriteWithoutRepeats() throws {
+        let s = try Scratch()
+        #expect(try s.files.remember(wwid: "3600b"))
+        #expect(try s.files.remember(wwids: ["3600a", "3600b", "3600a", "3600c"]) == 2)
+        #expect(try s.files.readWWIDs().get().wwids == ["3600b", "3600a", "3600c"])
+        #expect(try s.files.remember(wwids: []) == 0)
+        #expect(s.text(s.files.wwidsPath).hasSuffix("/3600b/\n/3600a/\n/3600c/\n"))
+    }
+
     @Test func aFileLockedByAnotherWriterIsGivenUpOnNotWaitedFor() throws {
         let s = try Scratch()
         _ = try s.files.remember(wwid: "3600a")

@@ -428,14 +428,27 @@ public struct MultipathAssembler {
         return Set(listed.map { String($0.uuid.dropFirst(DMControl.multipathUUIDPrefix.count)) })
     }
 
-    /// Adds the map's WWID to the wwids file once the kernel has the map (multipath-tools does
-    /// the same), so find_multipaths strict and the udev rules know it from then on.
+    /// Notes the map's WWID for the wwids file once the kernel has the map (multipath-tools
+    /// does the same), so find_multipaths strict and the udev rules know it from then on. The
+    /// notes are written by `writeRememberedWWIDs`, at the end of a batch of table loads.
     private mutating func rememberWWID(_ index: Int) {
         let wwid = maps[index].wwid
-        guard !knownWWIDs.contains(wwid) else { return }
+        guard !knownWWIDs.contains(wwid), !wwidsToRemember.contains(wwid) else { return }
+        wwidsToRemember.append(wwid)
+    }
+
+    /// WWIDs of maps the kernel now has, not written to the wwids file yet.
+    public private(set) var wwidsToRemember: [String] = []
+
+    /// Writes the WWIDs noted since the last call to the wwids file: one write and one fsync
+    /// for a whole batch of new maps. A failure is a notice; the WWIDs are tried again with the
+    /// next batch.
+    public mutating func writeRememberedWWIDs() {
+        guard !wwidsToRemember.isEmpty else { return }
         do throws(SystemFileError) {
-            try identityFiles.remember(wwid: wwid)
-            knownWWIDs.insert(wwid)
+            try identityFiles.remember(wwids: wwidsToRemember)
+            for wwid in wwidsToRemember { knownWWIDs.insert(wwid) }
+            wwidsToRemember.removeAll()
         } catch {
             notices.append(.wwidsFileFailed(errno: error.errno))
         }
@@ -605,6 +618,7 @@ public struct MultipathAssembler {
                 errors.append(error)
             }
         }
+        writeRememberedWWIDs()
         return errors
     }
 

@@ -58,11 +58,27 @@ public struct MapIdentityFiles: Sendable {
     /// Adds `wwid` to the wwids file unless it is there; true when a line was added.
     @discardableResult
     public func remember(wwid: String) throws(SystemFileError) -> Bool {
+        try remember(wwids: [wwid]) == 1
+    }
+
+    /// Adds the WWIDs the file does not list yet, in one write and one fsync under one lock (a
+    /// host with hundreds of new maps pays for one sync, not hundreds). Returns how many lines
+    /// were added.
+    @discardableResult
+    public func remember(wwids: [String]) throws(SystemFileError) -> Int {
+        guard !wwids.isEmpty else { return 0 }
         let file = try LockedAppendFile(path: wwidsPath, header: KnownWWIDs.header)
         defer { file.close() }
-        if KnownWWIDs(text: try file.contents()).contains(wwid) { return false }
-        try file.append(KnownWWIDs.line(wwid))
-        return true
+        var known = KnownWWIDs(text: try file.contents())
+        var lines = ""
+        var added = 0
+        for wwid in wwids where !known.contains(wwid) {
+            known.insert(wwid)
+            lines += KnownWWIDs.line(wwid)
+            added += 1
+        }
+        if added > 0 { try file.append(lines) }
+        return added
     }
 }
 
