@@ -148,6 +148,8 @@ struct DeviceMapperKernelTests {
         #expect(state.device == listed.device)
         #expect(state.hasLiveTable && !state.suspended)
         #expect(state.eventNumber == listed.eventNumber)
+        #expect(try map.control.map(uuid: "mpath-keel_keel-list") == listed, "looked up by uuid: the same map")
+        #expect(try map.control.map(uuid: "mpath-keel_no-such-map") == nil)
     }
 
     @Test func tableReadsBackAsLoaded() throws {

@@ -705,7 +705,7 @@ public struct MultipathAssembler {
 
     private func kernelMap(uuid: String, name: String) throws(AssemblyError) -> DMMapInfo? {
         do {
-            return try control.listMultipathMaps().first { $0.uuid == uuid }
+            return try control.map(uuid: uuid)
         } catch {
             throw AssemblyError(map: name, operation: .list, errno: error.errno, detail: error.detail)
         }

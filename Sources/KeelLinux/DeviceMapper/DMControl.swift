@@ -108,6 +108,23 @@ public struct DMControl: Sendable {
         return maps
     }
 
+    /// The device with this uuid, or nil when there is none: one DM_DEVICE_INFO looked up by
+    /// uuid (listing every device costs one ioctl per device).
+    public func map(uuid: String) throws(DMError) -> DMMapInfo? {
+        do {
+            return try withTask(DM_DEVICE_INFO, map: uuid, operation: .info, configure: { task in
+                dm_task_set_uuid(task, uuid) != 0
+            }) { task -> DMMapInfo? in
+                var info = dm_info()
+                guard dm_task_get_info(task, &info) != 0, info.exists != 0, let name = dm_task_get_name(task) else { return nil }
+                return DMMapInfo(name: String(cString: name), uuid: uuid, device: DevNo(major: info.major, minor: info.minor),
+                                 eventNumber: info.event_nr)
+            }
+        } catch where error.errno == ENXIO {
+            return nil
+        }
+    }
+
     /// The device's state, or nil when no device has this name.
     public func info(name: String) throws(DMError) -> DMDeviceState? {
         try infoAndUUID(name: name)?.0
