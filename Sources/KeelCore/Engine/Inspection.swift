@@ -53,8 +53,9 @@ extension Engine {
     }
 
     /// The path that has this device, if any.
-    public func pathHandle(for device: DevNo) -> PathHandle? {
-        devices.find(device.key).map { PathHandle(index: $0) }
+    @inlinable public func pathHandle(for device: DevNo) -> PathHandle? {
+        guard let p = devices.find(device.key) else { return nil }
+        return PathHandle(index: p)
     }
 
     /// The map's paths, in no particular order.

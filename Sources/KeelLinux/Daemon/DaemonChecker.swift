@@ -99,13 +99,6 @@ public struct DaemonChecker: PathCheckBackend {
     /// Paths with a slot now.
     @inlinable public var pathCapacity: Int { storage.ready.load(ordering: .acquiring) }
 
-    /// The kernel took `path` back at `nowNs` (recovery thread): counts the time since its last
-    /// check was sent, the check whose answer decided the reinstate.
-    @inlinable public func reinstated(_ path: PathHandle, nowNs: Nanoseconds) {
-        guard path.index < pathCapacity else { return }
-        pathBack.record(nowNs - sentAt[path.index])
-    }
-
     /// Records which backend checks `path` (the assembler does, as it registers the path). Any
     /// thread may assign; the recovery thread sees the change at its next submit.
     public func assign(_ path: PathHandle, to kind: CheckerKind) {

@@ -12,15 +12,21 @@ public struct DaemonRecoveryOutput<Log: RecoveryOutput>: RecoveryOutput {
     public let engine: Engine
     public let board: StateBoard
     public let reloads: ReloadHandoff
-    /// Told of every path the kernel takes back, for the path-back histogram (nil: not kept).
-    public let checker: DaemonChecker?
+    /// The path-back histogram and the checker's per-path send times it is measured from
+    /// (`DaemonChecker.pathBack`, `sentAt`); nil: not kept.
+    @usableFromInline let pathBack: CheckLatencyHistogram?
+    @usableFromInline let checkSentAt: UnsafeMutablePointer<Nanoseconds>?
+    /// The checker's table storage: how many send times are committed now (it grows).
+    @usableFromInline let checkStorage: DaemonChecker.Storage?
 
     public init(log: Log, engine: Engine, board: StateBoard, reloads: ReloadHandoff, checker: DaemonChecker? = nil) {
         self.log = log
         self.engine = engine
         self.board = board
         self.reloads = reloads
-        self.checker = checker
+        pathBack = checker?.pathBack
+        checkSentAt = checker?.sentAt
+        checkStorage = checker?.storage
     }
 
     @inlinable
@@ -33,8 +39,10 @@ public struct DaemonRecoveryOutput<Log: RecoveryOutput>: RecoveryOutput {
             guard errno == 0 else { break }
             if message.kind == .queueIfNoPath { board.setQueueing(message.map, true) }
             if message.kind == .failIfNoPath { board.setQueueing(message.map, false) }
-            if message.kind == .reinstatePath, let checker, let path = engine.pathHandle(for: message.device) {
-                checker.reinstated(path, nowNs: nowNs)
+            if message.kind == .reinstatePath, let pathBack, let checkSentAt, let checkStorage,
+               let path = engine.pathHandle(for: message.device), path.index < checkStorage.ready.load(ordering: .acquiring) {
+                // From sending the check whose answer decided the reinstate, to the kernel's yes.
+                pathBack.record(nowNs - checkSentAt[path.index])
             }
         case .reloadRequested(let map):
             if !reloads.request(map, engine: engine) {
