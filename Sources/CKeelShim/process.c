@@ -79,6 +79,43 @@ size_t keel_process_current_stack_bytes(void) {
 
 int32_t keel_process_gettid(void) { return (int32_t)gettid(); }
 
+// --- stack watermark ----------------------------------------------------------------------------
+
+#define KEEL_STACK_PAINT 0xA5A5A5A5A5A5A5A5ull
+// Left unpainted below the caller's frame: this function's own frame and memset's live there.
+#define KEEL_STACK_PAINT_MARGIN 4096
+
+int keel_process_stack_bounds(uintptr_t *low, uintptr_t *high) {
+    pthread_attr_t attributes;
+    int result = pthread_getattr_np(pthread_self(), &attributes);
+    if (result != 0) return result;
+    void *address = NULL;
+    size_t bytes = 0;
+    result = pthread_attr_getstack(&attributes, &address, &bytes);
+    pthread_attr_destroy(&attributes);
+    if (result != 0) return result;
+    *low = (uintptr_t)address;
+    *high = (uintptr_t)address + bytes;
+    return 0;
+}
+
+__attribute__((noinline)) void keel_process_paint_stack(uintptr_t low) {
+    volatile char here = 0;
+    uintptr_t frame = (uintptr_t)&here;
+    low = (low + 7) & ~(uintptr_t)7;
+    if (frame <= low + KEEL_STACK_PAINT_MARGIN) return;
+    uintptr_t end = (frame - KEEL_STACK_PAINT_MARGIN) & ~(uintptr_t)7;
+    for (volatile uint64_t *word = (volatile uint64_t *)low; (uintptr_t)word < end; word++) *word = KEEL_STACK_PAINT;
+}
+
+size_t keel_process_stack_untouched(uintptr_t low, uintptr_t high) {
+    low = (low + 7) & ~(uintptr_t)7;
+    const volatile uint64_t *word = (const volatile uint64_t *)low;
+    while ((uintptr_t)(word + 1) <= high && *word == KEEL_STACK_PAINT) word++;
+    return (uintptr_t)word - low;
+}
+
+
 // --- seccomp ------------------------------------------------------------------------------------
 
 int keel_process_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }

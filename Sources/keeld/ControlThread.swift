@@ -374,6 +374,11 @@ final class ControlThread: ControlService, @unchecked Sendable {
             metric("keel_memory_locked_bytes", "gauge", "VmLck.", [("", "\(memory.lockedBytes)")])
             metric("keel_memory_resident_bytes", "gauge", "VmRSS.", [("", "\(memory.residentBytes)")])
         }
+        let stacks = shared.stacks.withLock { $0 }.compactMap { watermark in watermark.usage.map { (watermark.name, $0) } }
+        metric("keel_thread_stack_used_bytes", "gauge", "Most of each thread's stack ever used (a lower bound: painted at thread start).",
+               stacks.map { ("thread=\"\($0.0)\"", "\($0.1.usedBytes)") })
+        metric("keel_thread_stack_bytes", "gauge", "Each thread's stack size (locked whole).",
+               stacks.map { ("thread=\"\($0.0)\"", "\($0.1.stackBytes)") })
         metric("keel_table_slots", "gauge", "Committed table slots.",
                [("kind=\"paths\"", "\(board.pathCapacity)"), ("kind=\"maps\"", "\(board.mapCapacity)")])
         metric("keel_control_clients", "gauge", "Connected control clients.", [("", "\(server.clientCount)")])
@@ -445,6 +450,10 @@ final class ControlThread: ControlService, @unchecked Sendable {
                      + "\(TableFootprint.bytesPerPath) bytes per path + \(DirectIOChecker.bytesPerRegisteredPath) per directio path, "
                      + "\(TableFootprint.bytesPerMap) bytes per map")
         lines.append("recovery thread \(directory.recoveryScheduling)")
+        let stacks = shared.stacks.withLock { $0 }.compactMap { watermark in
+            watermark.usage.map { "\(watermark.name) \($0.usedBytes / 1024) of \($0.stackBytes / 1024) KiB" }
+        }
+        if !stacks.isEmpty { lines.append("thread stacks used (most ever): " + stacks.joined(separator: ", ")) }
         lines.append("seccomp \(directory.seccomp)")
         lines.append("capabilities \(directory.capabilities)")
         lines.append("oom_score_adj \(directory.oomScore)")

@@ -112,6 +112,9 @@ final class DaemonShared: @unchecked Sendable {
     let ready = Atomic<Bool>(false)
     /// Log records the logger dropped, read by `show daemon`.
     let logger: KeelLogger
+    /// The threads' stack high-water marks, set once the threads run (read by `show daemon` and
+    /// the metrics).
+    let stacks = Mutex<[StackWatermark]>([])
 
     init(capacities: Capacities, initial: (paths: Int, maps: Int)? = nil, memory: TableMemory = .heap,
          logger: KeelLogger) throws(SystemError) {

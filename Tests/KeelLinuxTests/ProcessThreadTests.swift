@@ -184,3 +184,47 @@ struct ProcessThreadTests {
         }
     }
 }
+
+/// Uses about `depth` KiB of stack: each level holds a 1 KiB buffer (stack-allocated) that is
+/// still read after the deeper call returns, so neither the buffer nor the recursion can be
+/// optimized away.
+@inline(never)
+private func useStack(depth: Int) -> UInt8 {
+    withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 16) { buffer in
+        memset(buffer.baseAddress!, Int32(depth & 0x7F), 1024)
+        let deeper: UInt8 = depth > 0 ? useStack(depth: depth - 1) : 0
+        return deeper &+ buffer[depth % 1024]
+    }
+}
+
+@Suite("Thread stack watermark")
+struct StackWatermarkTests {
+    /// Spawns a 512 KiB thread that uses about `kib` KiB of stack, then reads its watermark while
+    /// it is still alive (a dead thread's stack may be reused).
+    private func usage(afterUsing kib: Int) throws -> (usedBytes: Int, stackBytes: Int)? {
+        let used = Atomic<Bool>(false)
+        let read = Atomic<Bool>(false)
+        let sink = Atomic<UInt8>(0)
+        let thread = try RealtimeThread.spawn(name: "keel-test-wm", stackBytes: 512 * 1024, policy: .other, priority: 0) {
+            if kib > 0 { sink.store(useStack(depth: kib), ordering: .relaxed) }
+            used.store(true, ordering: .releasing)
+            while !read.load(ordering: .acquiring) { usleep(1000) }
+        }
+        while !used.load(ordering: .acquiring) { usleep(1000) }
+        let usage = thread.stack.usage
+        read.store(true, ordering: .releasing)
+        try thread.join()
+        #expect(thread.stack.usage == nil, "forgotten once the thread ended")
+        return usage
+    }
+
+    @Test("a thread that went 200 KiB deep shows at least that much used; an idle one shows little")
+    func deepAndIdleThreads() throws {
+        let deep = try #require(try usage(afterUsing: 200))
+        let idle = try #require(try usage(afterUsing: 0))
+        #expect(deep.stackBytes >= 512 * 1024 && idle.stackBytes >= 512 * 1024)
+        #expect(deep.usedBytes >= 200 * 1024 && deep.usedBytes < deep.stackBytes, "deep: \(deep)")
+        #expect(idle.usedBytes < 64 * 1024, "idle: \(idle)")
+        #expect(deep.usedBytes > idle.usedBytes + 150 * 1024)
+    }
+}

@@ -37,6 +37,10 @@ for n in $KEEL_FOOTPRINT_LUNS; do
     $(awk "BEGIN{printf \"%.2f\", ($t1 - $t0) / 1000}") "$tables"
   grep -o 'memory locked:.*' $dir/keeld.stderr | sed 's/^/  keeld: /'
   grep -o 'start-up:.*' $dir/keeld.stderr | sed 's/^/  keeld: /'
+  # The deepest the threads' stacks went: start-up, then a reconfigure and the largest views.
+  ctl reconfigure >/dev/null; keel_sleep 2
+  ctl show paths >/dev/null; ctl show maps topology >/dev/null; ctl show config >/dev/null
+  ctl show daemon | grep '^thread stacks' | sed 's/^/  keeld: /'
   if [ -z "${shown_mappings:-}" ]; then
     shown_mappings=1
     echo "  where the locked memory goes at $n LUN(s) (kB by mapping, largest first):"
@@ -70,6 +74,7 @@ done
 t1=$(now_ms)
 echo "all $want paths in maps after $(awk "BEGIN{printf \"%.1f\", ($t1 - $t0) / 1000}") s"
 echo "after: VmLck $(status_kb VmLck $kp) kB VmRSS $(status_kb VmRSS $kp) kB; $(ctl show daemon | grep '^tables')"
+ctl show daemon | grep '^thread stacks'
 grep -c "tables grown" $dir/keeld.log | sed 's/^/growth steps logged: /'
 grep "tables grown\|tables full" $dir/keeld.log | tail -3
 stop_keeld

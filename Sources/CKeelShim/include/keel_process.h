@@ -61,6 +61,18 @@ int keel_process_set_default_stack_bytes(size_t stack_bytes);
 /// The stack size of the calling thread (pthread_getattr_np + pthread_attr_getstacksize), or 0.
 size_t keel_process_current_stack_bytes(void);
 
+/// The calling thread's stack: its lowest usable address (above the guard) and its end, from
+/// pthread_getattr_np. Returns 0, or an error number.
+int keel_process_stack_bounds(uintptr_t *low, uintptr_t *high);
+
+/// Fills the calling thread's stack from `low` up to a margin below the caller's frame with
+/// KEEL_STACK_PAINT, so `keel_process_stack_untouched` can later tell how deep it ever went.
+void keel_process_paint_stack(uintptr_t low);
+
+/// How many bytes from `low` up still hold the paint (never used since painting). May be called
+/// from any thread; the answer is a snapshot of a stack that may be in use.
+size_t keel_process_stack_untouched(uintptr_t low, uintptr_t high);
+
 /// The kernel thread id of the calling thread (gettid).
 int32_t keel_process_gettid(void);
 

@@ -28,7 +28,8 @@ public struct LogConfiguration: Sendable {
     public var ringCapacity: Int
     /// How often the logger thread wakes when no producer rings its doorbell.
     public var wakeIntervalNs: Nanoseconds
-    /// The logger thread's stack (the daemon locks its memory: keep it small).
+    /// The logger thread's stack (the daemon locks its memory: keep it small). Its depth does
+    /// not depend on input: 10 KiB at most in a release build, 19 KiB in a debug build.
     public var threadStackBytes: Int
     /// Whether a producer whose ring reaches half full wakes the logger at once (a non-blocking
     /// eventfd write) rather than leaving it to the timer. It saves records in a burst; its cost
@@ -42,7 +43,7 @@ public struct LogConfiguration: Sendable {
     public init(filePath: String? = nil, fileBytesMax: Int = 64 << 20, fileBufferPages: Int = 16,
                 streamDescriptor: Int32? = nil, journalSocketPath: String? = nil,
                 identifier: StaticString = "keeld", producersMax: Int = 8, ringCapacity: Int = 4096,
-                wakeIntervalNs: Nanoseconds = 50 * Time.nsPerMs, threadStackBytes: Int = 256 * 1024,
+                wakeIntervalNs: Nanoseconds = 50 * Time.nsPerMs, threadStackBytes: Int = 128 * 1024,
                 wakesWhenHalfFull: Bool = true) {
         self.filePath = filePath
         self.fileBytesMax = fileBytesMax
@@ -151,6 +152,8 @@ public final class KeelLogger: @unchecked Sendable {
     public let configuration: LogConfiguration
     /// The names lines show for maps, paths and devices (the control plane keeps them current).
     public let names = LogNames()
+    /// How deep the logger thread's stack has gone.
+    public let stack = StackWatermark(name: "keel-logger")
     let rings: [SPSCRing<LogRecord>]
     let producerNames: UnsafeMutablePointer<StaticString>
     /// Producers handed out so far; the logger thread reads it (acquiring) each pass.
@@ -322,6 +325,8 @@ public final class KeelLogger: @unchecked Sendable {
 
     func runThread() {
         keel_logging_name_thread("keel-logger")
+        stack.paintCallingThread()
+        defer { stack.forget() }
         var formatter = LogFormatter(producerNames: producerNames, producerCount: 0, loggerName: "logger", names: names)
         var realtime = timespec()
         clock_gettime(CLOCK_REALTIME, &realtime)

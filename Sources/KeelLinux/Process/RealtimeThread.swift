@@ -175,9 +175,11 @@ public enum ThreadSpawnError: Error, Equatable, Sendable, CustomStringConvertibl
 /// closure, and released by the thread.
 private final class ThreadStart {
     let name: [CChar]
+    let watermark: StackWatermark
     let body: @Sendable () -> Void
-    init(name: [CChar], body: @escaping @Sendable () -> Void) {
+    init(name: [CChar], watermark: StackWatermark, body: @escaping @Sendable () -> Void) {
         self.name = name
+        self.watermark = watermark
         self.body = body
     }
 }
@@ -188,7 +190,9 @@ private func realtimeThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeM
     start.name.withUnsafeBufferPointer { name in
         _ = keel_process_set_thread_name(pthread_self(), name.baseAddress!)
     }
+    start.watermark.paintCallingThread()
     start.body()
+    start.watermark.forget()
     return nil
 }
 
@@ -206,6 +210,8 @@ public struct RealtimeThread: Sendable {
     /// Set when a real-time policy was refused and the thread runs SCHED_OTHER instead. The
     /// caller must log it: the daemon then keeps its promise with less margin.
     public let degradation: SchedulingDegradation?
+    /// How deep its stack has gone (painted when the thread starts).
+    public let stack: StackWatermark
 
     /// Creates a thread named `name` with a `stackBytes` stack, running `body` under `policy` at
     /// `priority` (use priority 0 with `.other`).
@@ -231,10 +237,11 @@ public struct RealtimeThread: Sendable {
             throw .priorityOutOfRange(policy: policy, priority: priority, minimum: minimum, maximum: maximum)
         }
         let requested = ThreadScheduling(policy: policy, priority: priority)
-        let start = ThreadStart(name: nameBytes.map { CChar(bitPattern: $0) } + [0], body: body)
+        let watermark = StackWatermark(name: name)
+        let start = ThreadStart(name: nameBytes.map { CChar(bitPattern: $0) } + [0], watermark: watermark, body: body)
         do {
             let handle = try create(start, stackBytes: stackBytes, scheduling: requested)
-            return RealtimeThread(handle: handle, name: name, scheduling: requested, degradation: nil)
+            return RealtimeThread(handle: handle, name: name, scheduling: requested, degradation: nil, stack: watermark)
         } catch .create(let error) where error.errno == EPERM && policy.isRealtime {
             let fallback = ThreadScheduling(policy: .other, priority: 0)
             let degradation = SchedulingDegradation(
@@ -242,7 +249,7 @@ public struct RealtimeThread: Sendable {
                 reasons: SchedulingDegradation.diagnose(requested: requested)
             )
             let handle = try create(start, stackBytes: stackBytes, scheduling: fallback)
-            return RealtimeThread(handle: handle, name: name, scheduling: fallback, degradation: degradation)
+            return RealtimeThread(handle: handle, name: name, scheduling: fallback, degradation: degradation, stack: watermark)
         }
     }
 
