@@ -50,6 +50,15 @@ public struct TopModel: Sendable {
         if latency.count > 0 {
             out += "check latency: \(latency.count) checks, p50 \(latency.quantileText(0.5)), p99 \(latency.quantileText(0.99))\n"
         }
+        let pathBack = CheckLatency(metrics, name: "keel_path_back_seconds")
+        if pathBack.count > 0 {
+            out += "paths taken back: \(pathBack.count), check sent to reinstated p50 \(pathBack.quantileText(0.5)), p99 \(pathBack.quantileText(0.99))\n"
+        }
+        let stacks = ThreadStacks(metrics)
+        if !stacks.threads.isEmpty {
+            out += "thread stacks used: " + stacks.threads.map { "\($0.name) \($0.usedBytes / 1024)/\($0.stackBytes / 1024) KiB" }
+                .joined(separator: ", ") + "\n"
+        }
         var states: [String: Int] = [:]
         for p in paths { states[p.checkerState, default: 0] += 1 }
         out += "paths \(paths.count): " + states.sorted { $0.key < $1.key }.map { "\(painter.state($0.key)) \($0.value)" }.joined(separator: ", ") + "\n\n"
@@ -66,14 +75,31 @@ public struct TopModel: Sendable {
     }
 }
 
-/// The check latency histogram from `keel_check_latency_seconds` buckets.
+/// Each thread's deepest stack use from `keel_thread_stack_used_bytes` and
+/// `keel_thread_stack_bytes`, by thread name.
+public struct ThreadStacks: Sendable {
+    public var threads: [(name: String, usedBytes: Int, stackBytes: Int)] = []
+
+    public init(_ metrics: MetricSamples) {
+        let prefix = "keel_thread_stack_used_bytes{thread=\""
+        for (key, value) in metrics.values where key.hasPrefix(prefix) {
+            let name = String(key.dropFirst(prefix.count).prefix { $0 != "\"" })
+            let size = metrics["keel_thread_stack_bytes{thread=\"\(name)\"}"] ?? 0
+            threads.append((name, Int(value), Int(size)))
+        }
+        threads.sort { $0.name < $1.name }
+    }
+}
+
+/// A latency histogram from its `<name>_bucket` samples: `keel_check_latency_seconds` by default,
+/// or `keel_path_back_seconds`.
 public struct CheckLatency: Sendable {
     /// (upper bound in seconds, cumulative count), ascending; +Inf last.
     public var buckets: [(le: Double, count: Double)] = []
     public var count: Int { Int(buckets.last?.count ?? 0) }
 
-    public init(_ metrics: MetricSamples) {
-        let prefix = "keel_check_latency_seconds_bucket{le=\""
+    public init(_ metrics: MetricSamples, name: String = "keel_check_latency_seconds") {
+        let prefix = name + "_bucket{le=\""
         for (key, value) in metrics.values where key.hasPrefix(prefix) {
             let bound = key.dropFirst(prefix.count).prefix { $0 != "\"" }
             buckets.append((bound == "+Inf" ? Double.infinity : Double(bound) ?? .infinity, value))

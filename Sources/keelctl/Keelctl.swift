@@ -275,7 +275,7 @@ struct Command: ParsableCommand {
 }
 
 struct Top: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A live view of maps, paths, recent transitions, check latency, drops and memory.")
+    static let configuration = CommandConfiguration(abstract: "A live view of maps, paths, recent transitions, check and path-back latency, drops, memory and thread stacks.")
     @OptionGroup var connection: Connection
     @Option(help: "Seconds between refreshes.") var interval: Double = 1
     @Option(help: "Stop after this many refreshes (default: until interrupted).") var iterations: Int?

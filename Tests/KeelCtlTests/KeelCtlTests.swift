@@ -116,4 +116,25 @@ import Testing
         #expect(latency.quantileText(0.99) == "<= 500 ms")
         #expect(CheckLatency(MetricSamples("")).quantileText(0.5) == "-")
     }
+
+    @Test func topShowsPathsTakenBackAndThreadStacks() {
+        let metrics = MetricSamples("""
+        keel_check_latency_seconds_bucket{le="0.001"} 7
+        keel_check_latency_seconds_bucket{le="+Inf"} 7
+        keel_path_back_seconds_bucket{le="0.05"} 2
+        keel_path_back_seconds_bucket{le="0.1"} 3
+        keel_path_back_seconds_bucket{le="+Inf"} 3
+        keel_thread_stack_used_bytes{thread="keel-recovery"} 15360
+        keel_thread_stack_used_bytes{thread="keel-events"} 45056
+        keel_thread_stack_bytes{thread="keel-recovery"} 131072
+        keel_thread_stack_bytes{thread="keel-events"} 262144
+        """)
+        var model = TopModel()
+        let screen = model.screen(paths: [], maps: [], metrics: metrics, daemon: "", clock: "x", nowNs: 1, painter: Painter(colour: false))
+        #expect(screen.contains("paths taken back: 3, check sent to reinstated p50 <= 50 ms, p99 <= 100 ms"), "\(screen)")
+        #expect(screen.contains("thread stacks used: keel-events 44/256 KiB, keel-recovery 15/128 KiB"), "\(screen)")
+        var fresh = TopModel()
+        #expect(!fresh.screen(paths: [], maps: [], metrics: MetricSamples(""), daemon: "", clock: "x", nowNs: 1,
+                              painter: Painter(colour: false)).contains("paths taken back"), "no line without path-backs")
+    }
 }
