@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "keeld", targets: ["keeld"]),
         .executable(name: "keel-fuzz", targets: ["keel-fuzz"]),
         .executable(name: "keelctl", targets: ["keelctl"]),
+        .executable(name: "keel-path-claim", targets: ["keel-path-claim"]),
     ],
     dependencies: [
         // keelctl's command line (the daemon itself uses no package outside this one).
@@ -43,6 +44,8 @@ let package = Package(
         .executableTarget(name: "keeld", dependencies: ["KeelCore", "KeelLinux"], path: "Sources/keeld", swiftSettings: leanRuntime),
         // The operator's client: tables, JSON, top; KeelCtl reads and renders the answers.
         .target(name: "KeelCtl", dependencies: ["KeelCore"], path: "Sources/KeelCtl"),
+        // udev's helper for the rules in Tools/udev/: is this device a path of a multipath map?
+        .executableTarget(name: "keel-path-claim", dependencies: ["KeelCore", "KeelLinux"], path: "Sources/keel-path-claim", swiftSettings: leanRuntime),
         .executableTarget(name: "keelctl", dependencies: ["KeelCtl", "KeelLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/keelctl"),
         // Fuzz targets for every parser of outside input: libFuzzer (-sanitize=fuzzer, -D KEEL_LIBFUZZER)

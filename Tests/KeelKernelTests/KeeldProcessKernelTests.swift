@@ -818,8 +818,48 @@ struct MultipathdClientKernelTests {
             #expect(usage.status == 64, "a usage error: exit 64; \(usage.output)")
             let top = try capture([keelctl, "top", "--iterations", "2", "--interval", "0.2", "--color", "never"])
             #expect(top.status == 0 && top.output.contains("recent transitions") && top.output.contains("mpatha"), "\(top.output)")
+            #expect(top.output.contains("thread stacks used: keel-control "), "each thread's deepest stack use; \(top.output)")
             print("keelctl: maps\n\(table.output)\ntop\n\(top.output)")
         }
+    }
+
+    @Test("keel-path-claim tells udev which disks are paths: find_multipaths on claims none while no daemon answers, all four once one does; greedy claims all")
+    func pathClaimForUdev() throws {
+        let claimer = (keeldPath() as NSString).deletingLastPathComponent + "/keel-path-claim"
+        try #require(FileManager.default.isExecutableFile(atPath: claimer), "no keel-path-claim beside keeld (swift build builds it)")
+        let directory = "/tmp/keel-path-claim-test"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func config(_ mode: String) throws -> String {
+            let path = directory + "/\(mode).conf"
+            try "defaults {\n    find_multipaths \(mode)\n    wwids_file \(directory)/wwids\n}\n".write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let on = try config("on"), greedy = try config("greedy")
+        let disks = try loadPaths()
+        defer { cleanUp(nil, disks: disks) }
+        let names = disks.values.sorted()
+        func answers(_ config: String) throws -> [(status: Int32, output: String)] {
+            try names.map { try capture([claimer, "--config", config, $0]) }
+        }
+        for answer in try answers(on) {
+            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=0")
+                    && answer.output.contains("no multipath daemon answering"), "\(answer.output)")
+        }
+        for answer in try answers(greedy) {
+            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=1"), "\(answer.output)")
+        }
+        // A daemon on multipathd's socket (here the test itself, with keeld's server): the four
+        // siblings are claimed.
+        let server = ControlServer()
+        try server.listen(abstract: ControlClient.multipathdName, framing: .multipathd)
+        for answer in try answers(on) {
+            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=1")
+                    && answer.output.contains("has 4 paths"), "\(answer.output)")
+        }
+        let missing = try capture([claimer, "--config", directory + "/none.conf", names[0]])
+        #expect(missing.status == 1 && missing.output.contains("none.conf"), "a named configuration that cannot be read: exit 1; \(missing.output)")
+        print("keel-path-claim, find_multipaths on, a daemon answering:\n" + (try answers(on)).map(\.output).joined())
     }
 }
 

@@ -67,6 +67,19 @@ capture() {
 }
 
 
+# udev's question: is each disk a path of a multipath map? multipath -u and keel-path-claim answer
+# from the same files; only DM_MULTIPATH_DEVICE_PATH is compared. Sets claim_differs.
+compare_claims() {
+  local claims="" d m k
+  for d in $(ls /sys/block | grep '^sd'); do
+    m=$(multipath -u "$d" 2>/dev/null | sed -n 's/^DM_MULTIPATH_DEVICE_PATH=//p' | tr -d '"')
+    k=$("$KEEL_COMPARE_CLAIM_BIN" --quiet "$d" 2>/dev/null | sed -n 's/^DM_MULTIPATH_DEVICE_PATH=//p')
+    claims+="$d:${m:-?}/${k:-?} "
+    [ "$m" = "$k" ] || claim_differs=1
+  done
+  echo "--- udev claims $1 (disk:multipath -u/keel-path-claim): $claims"
+}
+
 # case NAME "scsi_debug args" : the case's files are already in $work/NAME.
 run_case() {
   local name=$1 sdargs=$2 dir=$work/$1 mp kp t0
@@ -79,12 +92,14 @@ run_case() {
   [ -x "$dir/prepare" ] && "$dir/prepare" "$dir"
 
   put_state "$dir"
+  compare_claims "before the daemons"
   t0=$(now_ms)
   multipathd -d -s -v2 > "$out/$name.multipathd.log" 2>&1 &
   mp=$!
   settle 8
   local mpd_ms=$(( $(now_ms) - t0 ))
   capture "$name.multipathd"
+  compare_claims "with multipathd running"
   kill -TERM $mp; wait $mp 2>/dev/null
   flush
 
@@ -104,6 +119,7 @@ run_case() {
   udevadm settle -t 30
 
   local verdict=same what=""
+  [ -n "${claim_differs:-}" ] && { verdict=DIFFERENT; what+=" claims"; claim_differs=""; }
   cmp -s "$out/$name.multipathd.maps" "$out/$name.keeld.maps" || { verdict=DIFFERENT; what+=" maps"; }
   cmp -s "$out/$name.multipathd.bindings" "$out/$name.keeld.bindings" || { verdict=DIFFERENT; what+=" bindings"; }
   cmp -s "$out/$name.multipathd.wwids" "$out/$name.keeld.wwids" || { verdict=DIFFERENT; what+=" wwids"; }
@@ -141,6 +157,7 @@ mkcase single-off;          printf 'defaults {\n    find_multipaths no\n}\n' > $
 mkcase luns-confd;          printf 'defaults {\n    polling_interval 5\n}\n' > $work/luns-confd/multipath.conf
                             printf 'defaults {\n    find_multipaths yes\n    user_friendly_names yes\n}\n' > $work/luns-confd/conf.d.conf
 mkcase blacklist-exception; printf 'defaults {\n    find_multipaths greedy\n}\nblacklist {\n    wwid ".*"\n}\nblacklist_exceptions {\n    wwid "%s"\n}\n' $W > $work/blacklist-exception/multipath.conf
+mkcase smart;               printf 'defaults {\n    find_multipaths smart\n}\n' > $work/smart/multipath.conf
 mkcase vendor-table;        printf 'defaults {\n    find_multipaths on\n}\n' > $work/vendor-table/multipath.conf
 
 run_case empty-config        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
@@ -154,6 +171,7 @@ run_case single-greedy       "add_host=2 num_tgts=1 max_luns=1 vpd_use_hostno=1"
 run_case single-off          "add_host=2 num_tgts=1 max_luns=1 vpd_use_hostno=1"
 run_case luns-confd          "add_host=2 num_tgts=1 max_luns=3 vpd_use_hostno=0"
 run_case blacklist-exception "add_host=2 num_tgts=1 max_luns=3 vpd_use_hostno=0"
+run_case smart               "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
 run_case vendor-table        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 inq_vendor=NETAPP inq_product=LUN"
 
 echo
