@@ -33,6 +33,23 @@ struct DiscoverySysfsTests {
         #expect(p.portKey == "2:0:1")
     }
 
+    @Test("discovery over several threads gives the same report, in the same order, as one thread")
+    func threadedDiscoveryMatchesSerial() {
+        let f = SysfsFixture()
+        for i in 0..<300 {
+            var d = disk("sd\(i)", "\(i % 4):0:0:\(i / 4)", "8:\(i)", page83: i % 7 == 0 ? nil : VPDBytes.scsiDebugPage83(host: i % 4))
+            if i % 50 == 3 { d.type = "5" }  // a cdrom among them: not a path
+            f.add(d)
+        }
+        for i in 0..<20 { f.addPlainBlockDevice("loop\(i)", dev: "7:\(i)") }
+        let serial = f.discovery.discoverAll()
+        #expect(serial.paths.count > 250)
+        for threads in [2, 3, 4, 8] {
+            #expect(f.discovery.discoverAll(threads: threads) == serial, "\(threads) threads")
+        }
+        #expect(f.discovery.discoverAll(threads: 1) == serial)
+    }
+
     @Test func nonSCSIBlockDevicesAreIgnored() {
         let f = SysfsFixture()
         f.addPlainBlockDevice("loop0", dev: "7:0")

@@ -80,9 +80,44 @@ public struct SysfsDiscovery: Sendable {
 
     /// Discovers every SCSI disk, leaving out what `filter` excludes.
     public func discoverAll<F: DiscoveryFilter>(filter: F) -> DiscoveryReport {
+        let names = blockDeviceNames()
+        return report(names: names, outcomes: names.map { discoverPath(named: $0) }, filter: filter)
+    }
+
+    /// Discovers every SCSI disk with up to `threads` threads, each looking at every
+    /// `threads`-th device (the reads of one device do not depend on another's), and returns the
+    /// same report as `discoverAll()`. For start-up on a large host, before memory is pinned: the
+    /// threads end before this returns. A host with fewer than 64 devices per thread, or a
+    /// thread that cannot be created, is served by the calling thread.
+    public func discoverAll(threads: Int) -> DiscoveryReport {
+        let names = blockDeviceNames()
+        let count = min(max(threads, 1), max(names.count / 64, 1))
+        guard count > 1 else { return report(names: names, outcomes: names.map { discoverPath(named: $0) }, filter: AdmitAllPaths()) }
+        let slices = (0..<count).map { _ in DiscoverySlice() }
+        var spawned: [RealtimeThread?] = []
+        for (index, slice) in slices.enumerated() where index > 0 {
+            let thread = try? RealtimeThread.spawn(name: "keel-discover", stackBytes: 256 * 1024, policy: .other, priority: 0) { [self] in
+                slice.outcomes = stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+            }
+            spawned.append(thread)
+        }
+        slices[0].outcomes = stride(from: 0, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+        for thread in spawned { try? thread?.join() }
+        // A slice whose thread could not be created is done here.
+        for (index, slice) in slices.enumerated() where slice.outcomes.count != (names.count - index + count - 1) / count {
+            slice.outcomes = stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+        }
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(names.count)
+        for position in names.indices { outcomes.append(slices[position % count].outcomes[position / count]) }
+        return report(names: names, outcomes: outcomes, filter: AdmitAllPaths())
+    }
+
+    /// The report of `outcomes` (one per name, in the names' order).
+    private func report<F: DiscoveryFilter>(names: [String], outcomes: [Outcome], filter: F) -> DiscoveryReport {
         var report = DiscoveryReport(paths: [], skipped: [])
-        for name in blockDeviceNames() {
-            switch discoverPath(named: name) {
+        for (name, outcome) in zip(names, outcomes) {
+            switch outcome {
             case .notSCSIDisk:
                 continue
             case .skipped(let reason):
@@ -235,4 +270,9 @@ public struct SysfsDiscovery: Sendable {
         if text.hasPrefix("0x") { return UInt64(text.dropFirst(2), radix: 16) }
         return UInt64(text)
     }
+}
+
+/// One discovery thread's outcomes; written by that thread only, read after it is joined.
+private final class DiscoverySlice: @unchecked Sendable {
+    var outcomes: [SysfsDiscovery.Outcome] = []
 }
