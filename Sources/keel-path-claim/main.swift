@@ -71,9 +71,8 @@ func run(_ argumentList: [String]) -> Int32 {
     let claim = PathClaim(configuration: configuration, known: known, discovery: SysfsDiscovery())
     let now = Int64(time(nil))
     let verdict = claim.verdict(device: name, nowSeconds: now,
-                                waitUntilSeconds: environment("FIND_MULTIPATHS_WAIT_UNTIL").flatMap { Int64($0) },
-                                releasedBefore: environment("DM_MULTIPATH_DEVICE_PATH") == "0",
-                                daemonAnswers: PathClaim.multipathDaemonAnswers())
+                                waitUntilSeconds: environment("FIND_MULTIPATHS_WAIT_UNTIL").flatMap { Int64($0.split(separator: ".").first ?? "") },
+                                daemon: PathClaim.daemon())
     emit(1, PathClaim.udevProperties(verdict, nowSeconds: now))
     if !quiet {
         switch verdict {

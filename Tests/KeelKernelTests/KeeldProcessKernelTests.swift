@@ -823,7 +823,7 @@ struct MultipathdClientKernelTests {
         }
     }
 
-    @Test("keel-path-claim tells udev which disks are paths: find_multipaths on claims none while no daemon answers, all four once one does; greedy claims all")
+    @Test("keel-path-claim tells udev which disks are paths, as multipath -u: strict and on claim none of 4 unknown paths, smart and greedy all four")
     func pathClaimForUdev() throws {
         let claimer = (keeldPath() as NSString).deletingLastPathComponent + "/keel-path-claim"
         try #require(FileManager.default.isExecutableFile(atPath: claimer), "no keel-path-claim beside keeld (swift build builds it)")
@@ -835,31 +835,31 @@ struct MultipathdClientKernelTests {
             try "defaults {\n    find_multipaths \(mode)\n    wwids_file \(directory)/wwids\n}\n".write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
-        let on = try config("on"), greedy = try config("greedy")
         let disks = try loadPaths()
         defer { cleanUp(nil, disks: disks) }
         let names = disks.values.sorted()
-        func answers(_ config: String) throws -> [(status: Int32, output: String)] {
-            try names.map { try capture([claimer, "--config", config, $0]) }
-        }
-        for answer in try answers(on) {
-            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=0")
-                    && answer.output.contains("no multipath daemon answering"), "\(answer.output)")
-        }
-        for answer in try answers(greedy) {
-            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=1"), "\(answer.output)")
-        }
-        // A daemon on multipathd's socket (here the test itself, with keeld's server): the four
-        // siblings are claimed.
+        // A daemon must answer or be enabled: the test stands in on multipathd's socket.
         let server = ControlServer()
         try server.listen(abstract: ControlClient.multipathdName, framing: .multipathd)
-        for answer in try answers(on) {
-            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=1")
-                    && answer.output.contains("has 4 paths"), "\(answer.output)")
+        func answers(_ mode: String) throws -> [(status: Int32, output: String)] {
+            let file = try config(mode)
+            return try names.map { try capture([claimer, "--config", file, $0]) }
+        }
+        for mode in ["strict", "on"] {
+            for answer in try answers(mode) {
+                #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=0")
+                        && answer.output.contains("is not in the wwids file and has no map"), "\(mode): \(answer.output)")
+            }
+        }
+        for answer in try answers("smart") {
+            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=1") && answer.output.contains("has 4 paths"), "\(answer.output)")
+        }
+        for answer in try answers("greedy") {
+            #expect(answer.status == 0 && answer.output.contains("DM_MULTIPATH_DEVICE_PATH=1"), "\(answer.output)")
         }
         let missing = try capture([claimer, "--config", directory + "/none.conf", names[0]])
         #expect(missing.status == 1 && missing.output.contains("none.conf"), "a named configuration that cannot be read: exit 1; \(missing.output)")
-        print("keel-path-claim, find_multipaths on, a daemon answering:\n" + (try answers(on)).map(\.output).joined())
+        print("keel-path-claim, find_multipaths smart:\n" + (try answers("smart")).map(\.output).joined())
     }
 }
 

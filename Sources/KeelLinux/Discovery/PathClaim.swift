@@ -1,15 +1,22 @@
 // udev's question about one block device: is it a path of a multipath map, so that LVM, systemd
-// and filesystem probing must leave it alone? Answered the way keeld decides which maps to make.
+// and filesystem probing must leave it alone? Answered as multipath-tools' `multipath -u` answers
+// it, from the files and the discovery code keeld uses.
 import Glibc
 import KeelCore
 
 /// The decision `keel-path-claim` prints for udev's rules (`Tools/udev/`).
 ///
 /// Why a separate program: keeld never forks or executes, and udev's rules run before keeld may
-/// be running at all (early boot). The program reads the same files keeld reads (the
-/// configuration with its conf.d, the wwids file) and decides with the same code
-/// (`SysfsDiscovery`, `BlacklistFilter`, `FindMultipathsRule`), so a device udev claims is one
-/// keeld puts in a map, and the other way round.
+/// be running at all (early boot). The program reads the files keeld reads (the configuration
+/// with its conf.d, the wwids file) and identifies disks with keeld's code (`SysfsDiscovery`,
+/// `BlacklistFilter`), so a WWID means the same thing to both.
+///
+/// udev is stricter than the daemon, as with multipath-tools 0.9: a disk is claimed before its
+/// map exists only when that is certain: `greedy` (every disk not blacklisted or in use), a WWID
+/// the wwids file lists, a WWID the kernel already has a map of, or under `smart` a WWID with a
+/// second path. `on`, `off` and `strict` claim nothing else; under `on`, keeld makes the map from
+/// two paths and the `change` events that follow claim them. A disk is never claimed while no
+/// multipath daemon runs or is enabled to start: nobody would make its map.
 public struct PathClaim: Sendable {
     public enum Verdict: Sendable, Equatable {
         /// A path of a multipath map: claimed.
@@ -21,9 +28,21 @@ public struct PathClaim: Sendable {
         case maybe(untilSeconds: Int64)
     }
 
+    /// Whether a multipath daemon will make the maps.
+    public enum Daemon: Sendable, Equatable {
+        /// One answers on multipathd's socket (keeld serves it), or its backlog is full.
+        case answering
+        /// None answers, but keeld's or multipathd's systemd unit is enabled: it is on its way.
+        case enabled
+        /// None answers and none is enabled.
+        case absent
+    }
+
     public var configuration: Configuration
     public var known: KnownWWIDs
     public var discovery: SysfsDiscovery
+    /// Where `/proc` is (tests point it at a fixture).
+    public var procRoot = "/proc"
 
     public init(configuration: Configuration, known: KnownWWIDs, discovery: SysfsDiscovery) {
         self.configuration = configuration
@@ -33,13 +52,9 @@ public struct PathClaim: Sendable {
 
     /// The verdict for block device `name` (`sdc`) at `nowSeconds` (realtime).
     /// `waitUntilSeconds` is the `FIND_MULTIPATHS_WAIT_UNTIL` udev kept from an earlier event
-    /// (0 or nil: none); `releasedBefore` says udev's database has the device as not claimed.
-    /// `daemonAnswers` says a multipath daemon (keeld, or multipathd) serves multipathd's socket:
-    /// without one, `on` and `smart` claim only what the wwids file lists or the kernel has a map
-    /// of, as multipath-tools' `multipath -u` does. A disk claimed on the strength of a second
-    /// path would otherwise be hidden from the system with nobody to make its map.
-    public func verdict(device name: String, nowSeconds: Int64, waitUntilSeconds: Int64?, releasedBefore: Bool,
-                        daemonAnswers: Bool = true) -> Verdict {
+    /// (0 or nil: none).
+    public func verdict(device name: String, nowSeconds: Int64, waitUntilSeconds: Int64?, daemon: Daemon) -> Verdict {
+        guard daemon != .absent else { return .release("no multipath daemon is running or enabled") }
         let path: DiscoveredPath
         switch discovery.discoverPath(named: name) {
         case .notSCSIDisk: return .release("not a SCSI disk")
@@ -49,44 +64,34 @@ public struct PathClaim: Sendable {
         let filter = BlacklistFilter(configuration: configuration, uidAttribute: discovery.uidAttribute)
         if let why = filter.exclusionReason(for: path) { return .release("blacklisted: \(why)") }
         guard let wwid = path.wwid else { return .release("no WWID") }
-        let inKernel = kernelMapWWIDs().contains(wwid)
+        if kernelMapWWIDs().contains(wwid) { return .claim("a map of WWID \(wwid) exists") }
+        let mode = configuration.findMultipaths
+        if mode == .greedy || mode == .smart, let use = inUse(path) { return .release("in use: \(use)") }
+        if mode == .greedy { return .claim("find_multipaths greedy: every disk is claimed") }
+        if known.contains(wwid) { return .claim("WWID \(wwid) is in the wwids file") }
+        guard mode == .smart else {
+            return .release("find_multipaths \(mode.rawValue): WWID \(wwid) is not in the wwids file and has no map")
+        }
+        let siblings = siblings(of: path, wwid: wwid)
+        if !siblings.isEmpty {
+            return .claim("WWID \(wwid) has \(1 + siblings.count) paths (\(([name] + siblings).joined(separator: " ")))")
+        }
         let rule = FindMultipathsRule(configuration)
-        if !daemonAnswers && (rule.mode == .on || rule.mode == .smart) && !inKernel && !known.contains(wwid) {
-            return .release("find_multipaths \(rule.mode.rawValue) with no multipath daemon answering: WWID \(wwid) is not in the wwids file")
-        }
-        let siblings = inKernel ? [] : siblings(of: path, wwid: wwid)
-        // A device handed to the system earlier and in use since is not taken back from it.
-        if releasedBefore && !inKernel && !SysfsFiles.directoryEntries(discovery.sysfsRoot + "/block/\(name)/holders").isEmpty {
-            return .release("in use since it was released")
-        }
         let nowNs = Nanoseconds(max(nowSeconds, 0)) * Time.nsPerSecond
         var firstSeenNs = nowNs
         if let until = waitUntilSeconds, until > 0 {
             let untilNs = Nanoseconds(until) * Time.nsPerSecond
             firstSeenNs = untilNs >= rule.smartWaitNs ? untilNs - rule.smartWaitNs : 0
         }
-        let decision = rule.decide(paths: 1 + siblings.count, known: known.contains(wwid), inKernel: inKernel,
-                                   firstSeenNs: firstSeenNs, nowNs: nowNs)
-        switch decision {
-        case .multipath:
-            if inKernel { return .claim("map of WWID \(wwid) exists") }
-            if known.contains(wwid) { return .claim("WWID \(wwid) is in the wwids file") }
-            if siblings.isEmpty { return .claim("find_multipaths \(rule.mode.rawValue): every path is claimed") }
-            return .claim("WWID \(wwid) has \(1 + siblings.count) paths (\(([name] + siblings).joined(separator: " ")))")
-        case .notKnown:
-            return .release("find_multipaths strict: WWID \(wwid) is not in the wwids file")
-        case .singlePath:
-            return .release("find_multipaths \(rule.mode.rawValue): WWID \(wwid) has one path")
-        case .waitUntil(let deadlineNs):
-            // Rounded up: the wait is never cut short.
-            return .maybe(untilSeconds: Int64((deadlineNs + Time.nsPerSecond - 1) / Time.nsPerSecond))
-        }
+        let deadlineNs = firstSeenNs &+ rule.smartWaitNs
+        guard nowNs < deadlineNs else { return .release("find_multipaths smart: WWID \(wwid) has one path, and the wait is over") }
+        // Rounded up: the wait is never cut short.
+        return .maybe(untilSeconds: Int64((deadlineNs + Time.nsPerSecond - 1) / Time.nsPerSecond))
     }
 
     /// The KEY=VALUE lines udev's `IMPORT{program}` takes. While waiting, the deadline is kept
     /// in udev's database (`FIND_MULTIPATHS_WAIT_UNTIL`, seconds since the epoch, multipath-tools'
-    /// name, so a switch between the two keeps it) and `KEEL_WAIT_SECONDS` says how long is left,
-    /// for the timer the rules start.
+    /// name) and `KEEL_WAIT_SECONDS` says how long is left, for the timer the rules start.
     public static func udevProperties(_ verdict: Verdict, nowSeconds: Int64) -> String {
         switch verdict {
         case .claim: return "DM_MULTIPATH_DEVICE_PATH=1\n"
@@ -94,6 +99,36 @@ public struct PathClaim: Sendable {
         case .maybe(let until):
             return "DM_MULTIPATH_DEVICE_PATH=2\nFIND_MULTIPATHS_WAIT_UNTIL=\(until)\nKEEL_WAIT_SECONDS=\(max(until - nowSeconds, 1))\n"
         }
+    }
+
+    /// What uses the disk or one of its partitions: a holder (LVM, md, another dm map), a mount,
+    /// swap. nil when nothing does.
+    func inUse(_ path: DiscoveredPath) -> String? {
+        let block = discovery.sysfsRoot + "/block/" + path.kernelName
+        var names = [path.kernelName]
+        var devices = ["\(path.device.major):\(path.device.minor)"]
+        for entry in SysfsFiles.directoryEntries(block) where SysfsFiles.readText(block + "/\(entry)/partition") != nil {
+            names.append(entry)
+            if let dev = SysfsFiles.readText(block + "/\(entry)/dev") { devices.append(dev) }
+        }
+        for (index, name) in names.enumerated() {
+            let holders = index == 0 ? block + "/holders" : block + "/\(name)/holders"
+            if let holder = SysfsFiles.directoryEntries(holders).first { return "\(name) is held by \(holder)" }
+        }
+        // mountinfo's third field is the mounted device's major:minor.
+        if case .success(let mountinfo) = readWholeFile(procRoot + "/self/mountinfo") {
+            for line in mountinfo.split(separator: "\n") {
+                let fields = line.split(separator: " ", maxSplits: 5)
+                if fields.count > 4, devices.contains(String(fields[2])) { return "mounted on \(fields[4])" }
+            }
+        }
+        if case .success(let swaps) = readWholeFile(procRoot + "/swaps") {
+            for line in swaps.split(separator: "\n").dropFirst() {
+                guard let source = line.split(separator: " ").first else { continue }
+                if names.contains(where: { source == "/dev/" + $0 }) { return "swap on \(source)" }
+            }
+        }
+        return nil
     }
 
     /// Other SCSI disks with the same WWID. The kernel's `device/wwid` is compared first (one read
@@ -114,20 +149,6 @@ public struct PathClaim: Sendable {
         return found
     }
 
-    /// Whether a daemon accepts connections on multipathd's abstract socket (keeld serves it
-    /// unless multipathd holds it). A full backlog counts as an answer: the daemon is there. The
-    /// socket is non-blocking, so udev's worker never waits here.
-    public static func multipathDaemonAnswers(socketName: String = ControlClient.multipathdName) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var (address, length) = ControlServer.abstractAddress(socketName)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
-        }
-        return result == 0 || errno == EAGAIN || errno == EINPROGRESS
-    }
-
     /// WWIDs of the multipath maps the kernel has, from sysfs (`dm/uuid` is `mpath-<wwid>`).
     func kernelMapWWIDs() -> Set<String> {
         var wwids: Set<String> = []
@@ -138,4 +159,30 @@ public struct PathClaim: Sendable {
         }
         return wwids
     }
+
+    /// Whether a multipath daemon answers on multipathd's abstract socket (keeld serves it
+    /// unless multipathd holds it; a full backlog counts: the daemon is there), else whether
+    /// keeld's or multipathd's systemd unit is enabled. The socket is non-blocking, so udev's
+    /// worker never waits here.
+    public static func daemon(socketName: String = ControlClient.multipathdName, systemdRoots: [String] = PathClaim.systemdRoots) -> Daemon {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        if fd >= 0 {
+            defer { close(fd) }
+            var (address, length) = ControlServer.abstractAddress(socketName)
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
+            }
+            if result == 0 || errno == EAGAIN || errno == EINPROGRESS { return .answering }
+        }
+        for root in systemdRoots {
+            for wants in SysfsFiles.directoryEntries(root) where wants.hasSuffix(".wants") {
+                let units = SysfsFiles.directoryEntries(root + "/" + wants)
+                if units.contains("keeld.service") || units.contains("multipathd.service") { return .enabled }
+            }
+        }
+        return .absent
+    }
+
+    /// Where enabled units are linked (`systemctl enable` puts them in the first).
+    public static let systemdRoots = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
 }
