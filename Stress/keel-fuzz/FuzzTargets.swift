@@ -76,6 +76,9 @@ enum FuzzTarget: String, CaseIterable {
             let text = String(decoding: bytes, as: UTF8.self)
             _ = SCSIAddress(parsing: text)
             _ = UdevDatabase.parse(text)
+            // keel-path-claim's /proc readers.
+            _ = PathClaim.mountPoint(of: ["8:33", "8:32"], inMountinfo: text)
+            _ = PathClaim.swapSource(of: ["sdc", "sdc1"], inSwaps: text)
         case .stateFiles:
             let text = String(decoding: bytes, as: UTF8.self)
             let bindings = Bindings(text: text)

@@ -115,18 +115,31 @@ public struct PathClaim: Sendable {
             let holders = index == 0 ? block + "/holders" : block + "/\(name)/holders"
             if let holder = SysfsFiles.directoryEntries(holders).first { return "\(name) is held by \(holder)" }
         }
-        // mountinfo's third field is the mounted device's major:minor.
-        if case .success(let mountinfo) = readWholeFile(procRoot + "/self/mountinfo") {
-            for line in mountinfo.split(separator: "\n") {
-                let fields = line.split(separator: " ", maxSplits: 5)
-                if fields.count > 4, devices.contains(String(fields[2])) { return "mounted on \(fields[4])" }
-            }
+        if case .success(let text) = readWholeFile(procRoot + "/self/mountinfo"), let point = Self.mountPoint(of: devices, inMountinfo: text) {
+            return "mounted on \(point)"
         }
-        if case .success(let swaps) = readWholeFile(procRoot + "/swaps") {
-            for line in swaps.split(separator: "\n").dropFirst() {
-                guard let source = line.split(separator: " ").first else { continue }
-                if names.contains(where: { source == "/dev/" + $0 }) { return "swap on \(source)" }
-            }
+        if case .success(let text) = readWholeFile(procRoot + "/swaps"), let source = Self.swapSource(of: names, inSwaps: text) {
+            return "swap on \(source)"
+        }
+        return nil
+    }
+
+    /// Where one of `devices` (major:minor) is mounted, from `/proc/self/mountinfo` text: the
+    /// third field of a line is the mounted device, the fifth its mount point.
+    public static func mountPoint(of devices: [String], inMountinfo text: String) -> String? {
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 5)
+            if fields.count > 4, devices.contains(String(fields[2])) { return String(fields[4]) }
+        }
+        return nil
+    }
+
+    /// The swap area on one of the block devices `names`, from `/proc/swaps` text (a header line,
+    /// then one area per line, its file or device first).
+    public static func swapSource(of names: [String], inSwaps text: String) -> String? {
+        for line in text.split(separator: "\n").dropFirst() {
+            guard let source = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first else { continue }
+            if names.contains(where: { source == "/dev/" + $0 }) { return String(source) }
         }
         return nil
     }
