@@ -161,11 +161,10 @@ enum Daemon {
         phases.mark("logger and event sources")
         // 5. Discovery, then arenas sized from it: twice what the host has (at least 64 paths and
         // 16 maps), reserved up to max_paths / max_maps and grown in place when more arrive.
-        // One thread per online CPU, at most 4: on a host of a thousand paths the per-disk reads
-        // are most of the start-up time, and they do not depend on each other. At most 3 extra
-        // threads: glibc keeps the stacks of ended threads for reuse, and the recovery, events
-        // and control threads created later take those 3, so none is left to be pinned.
-        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll(threads: min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), 4))
+        // One thread per online CPU, at most 8: on a host of a thousand paths the per-disk reads
+        // are most of the start-up time, and they do not depend on each other. Their stacks are
+        // unmapped when they end (ScratchThread), so nothing of them is pinned.
+        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll(threads: min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), 8))
         phases.mark("discovery (\(report.paths.count) paths)")
         let discoveredMaps = Set(report.paths.compactMap(\.wwid)).count
         let initial = (paths: TableSizing.capacity(for: report.paths.count, floor: TableSizing.pathsFloor, ceiling: capacities.pathsMax),

@@ -228,3 +228,31 @@ struct StackWatermarkTests {
         #expect(deep.usedBytes > idle.usedBytes + 150 * 1024)
     }
 }
+
+@Suite("Scratch threads")
+struct ScratchThreadTests {
+    /// Whether `address` lies in a mapping of this process (/proc/self/maps).
+    private func mapped(_ address: UInt) throws -> Bool {
+        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        return maps.split(separator: "\n").contains { line in
+            let range = line.split(separator: " ")[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
+            return range.count == 2 && address >= range[0] && address < range[1]
+        }
+    }
+
+    @Test("a scratch thread runs its body on a stack of its own, which is unmapped when it is joined")
+    func stackUnmappedAtJoin() throws {
+        let stackAddress = Atomic<UInt>(0)
+        let thread = try ScratchThread(name: "keel-test-scr", stackBytes: 128 * 1024) {
+            var local = 0
+            withUnsafeMutablePointer(to: &local) { stackAddress.store(UInt(bitPattern: $0), ordering: .relaxed) }
+            // Use some of it: 64 KiB deep.
+            _ = useStack(depth: 64)
+        }
+        thread.join()
+        let address = stackAddress.load(ordering: .relaxed)
+        #expect(address != 0, "the body ran")
+        #expect(try !mapped(address), "the stack at \(String(address, radix: 16)) is gone after join")
+        thread.join()  // a second join does nothing
+    }
+}

@@ -87,22 +87,25 @@ public struct SysfsDiscovery: Sendable {
     /// Discovers every SCSI disk with up to `threads` threads, each looking at every
     /// `threads`-th device (the reads of one device do not depend on another's), and returns the
     /// same report as `discoverAll()`. For start-up on a large host, before memory is pinned: the
-    /// threads end before this returns. A host with fewer than 64 devices per thread, or a
-    /// thread that cannot be created, is served by the calling thread.
+    /// threads end, and their stacks are unmapped, before this returns. A host with fewer than 64
+    /// devices per thread, or a thread that cannot be created, is served by the calling thread.
     public func discoverAll(threads: Int) -> DiscoveryReport {
         let names = blockDeviceNames()
         let count = min(max(threads, 1), max(names.count / 64, 1))
         guard count > 1 else { return report(names: names, outcomes: names.map { discoverPath(named: $0) }, filter: AdmitAllPaths()) }
         let slices = (0..<count).map { _ in DiscoverySlice() }
-        var spawned: [RealtimeThread?] = []
+        // Scratch threads: their stacks are unmapped when they end, never kept by glibc (and
+        // pinned later).
+        var spawned: [ScratchThread] = []
         for (index, slice) in slices.enumerated() where index > 0 {
-            let thread = try? RealtimeThread.spawn(name: "keel-discover", stackBytes: 256 * 1024, policy: .other, priority: 0) { [self] in
+            if let thread = try? ScratchThread(name: "keel-discover", stackBytes: 256 * 1024, body: { [self] in
                 slice.outcomes = stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+            }) {
+                spawned.append(thread)
             }
-            spawned.append(thread)
         }
         slices[0].outcomes = stride(from: 0, to: names.count, by: count).map { discoverPath(named: names[$0]) }
-        for thread in spawned { try? thread?.join() }
+        for thread in spawned { thread.join() }
         // A slice whose thread could not be created is done here.
         for (index, slice) in slices.enumerated() where slice.outcomes.count != (names.count - index + count - 1) / count {
             slice.outcomes = stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
