@@ -123,6 +123,22 @@ struct PathClaimTests {
         #expect(isClaim(ask(greedy, "sdb", daemon: .enabled)))
     }
 
+    @Test("a disk held by a multipath map stays claimed with no daemon, and in every mode")
+    func heldByAMap() throws {
+        let f = fixture()
+        f.addPlainBlockDevice("dm-2", dev: "253:2")
+        f.write(f.sysfs + "/block/dm-2/dm/uuid", "mpath-\(Self.lunA)\n")
+        f.write(f.sysfs + "/block/sdb/holders/dm-2", "")
+        f.addPlainBlockDevice("dm-5", dev: "253:5")
+        f.write(f.sysfs + "/block/dm-5/dm/uuid", "LVM-abcdef\n")
+        f.write(f.sysfs + "/block/sdd/holders/dm-5", "")
+        for mode in ["strict", "greedy", "smart"] {
+            let c = try claim(f, mode)
+            #expect(ask(c, "sdb", daemon: .absent) == .claim("held by the multipath map dm-2"))
+            #expect(!isClaim(ask(c, "sdd", daemon: .absent)), "an LVM holder is not a multipath map")
+        }
+    }
+
     @Test("a daemon is seen on the abstract socket while it listens; else an enabled keeld or multipathd unit")
     func daemonSeen() throws {
         let name = "/keel-test/path-claim-\(getpid())"
@@ -130,7 +146,7 @@ struct PathClaimTests {
         defer { try? FileManager.default.removeItem(atPath: units) }
         try FileManager.default.createDirectory(atPath: units + "/multi-user.target.wants", withIntermediateDirectories: true)
         #expect(PathClaim.daemon(socketName: name, systemdRoots: [units]) == .absent)
-        FileManager.default.createFile(atPath: units + "/multi-user.target.wants/keeld.service", contents: nil)
+        #expect(FileManager.default.createFile(atPath: units + "/multi-user.target.wants/keeld.service", contents: nil))
         #expect(PathClaim.daemon(socketName: name, systemdRoots: [units]) == .enabled)
         let server = ControlServer()
         try server.listen(abstract: name, framing: .multipathd)

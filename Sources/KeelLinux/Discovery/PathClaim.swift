@@ -54,6 +54,9 @@ public struct PathClaim: Sendable {
     /// `waitUntilSeconds` is the `FIND_MULTIPATHS_WAIT_UNTIL` udev kept from an earlier event
     /// (0 or nil: none).
     public func verdict(device name: String, nowSeconds: Int64, waitUntilSeconds: Int64?, daemon: Daemon) -> Verdict {
+        // A disk a multipath map holds stays claimed whatever else holds: keeld leaves its maps
+        // in the kernel when it stops, and a released path under a live map is one LVM may take.
+        if let map = multipathHolder(of: name) { return .claim("held by the multipath map \(map)") }
         guard daemon != .absent else { return .release("no multipath daemon is running or enabled") }
         let path: DiscoveredPath
         switch discovery.discoverPath(named: name) {
@@ -160,6 +163,17 @@ public struct PathClaim: Sendable {
             }
         }
         return found
+    }
+
+    /// The dm device (`dm-3`) of a multipath map that holds disk `name`, if one does.
+    func multipathHolder(of name: String) -> String? {
+        guard !name.isEmpty, !name.contains("/") else { return nil }
+        for holder in SysfsFiles.directoryEntries(discovery.sysfsRoot + "/block/\(name)/holders") where holder.hasPrefix("dm-") {
+            if let uuid = SysfsFiles.readText(discovery.sysfsRoot + "/block/\(holder)/dm/uuid"), uuid.hasPrefix(DMControl.multipathUUIDPrefix) {
+                return holder
+            }
+        }
+        return nil
     }
 
     /// WWIDs of the multipath maps the kernel has, from sysfs (`dm/uuid` is `mpath-<wwid>`).
