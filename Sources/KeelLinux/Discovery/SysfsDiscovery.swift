@@ -93,22 +93,24 @@ public struct SysfsDiscovery: Sendable {
         let names = blockDeviceNames()
         let count = min(max(threads, 1), max(names.count / 64, 1))
         guard count > 1 else { return report(names: names, outcomes: names.map { discoverPath(named: $0) }, filter: AdmitAllPaths()) }
+        // Slice `index`: every `count`-th device from `index` on.
+        let discoverSlice: @Sendable (Int) -> [Outcome] = { [self] index in
+            stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+        }
         let slices = (0..<count).map { _ in DiscoverySlice() }
         // Scratch threads: their stacks are unmapped when they end, never kept by glibc (and
         // pinned later).
         var spawned: [ScratchThread] = []
         for (index, slice) in slices.enumerated() where index > 0 {
-            if let thread = try? ScratchThread(name: "keel-discover", stackBytes: 256 * 1024, body: { [self] in
-                slice.outcomes = stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
-            }) {
+            if let thread = try? ScratchThread(name: "keel-discover", stackBytes: 256 * 1024, body: { slice.outcomes = discoverSlice(index) }) {
                 spawned.append(thread)
             }
         }
-        slices[0].outcomes = stride(from: 0, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+        slices[0].outcomes = discoverSlice(0)
         for thread in spawned { thread.join() }
         // A slice whose thread could not be created is done here.
         for (index, slice) in slices.enumerated() where slice.outcomes.count != (names.count - index + count - 1) / count {
-            slice.outcomes = stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+            slice.outcomes = discoverSlice(index)
         }
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(names.count)
