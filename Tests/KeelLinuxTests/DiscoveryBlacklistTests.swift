@@ -18,6 +18,38 @@ struct DiscoveryBlacklistTests {
         return f
     }
 
+    @Test("a batch judged with one device verdict per vendor and product gives each path's own verdict")
+    func batchVerdictsMatchOneByOne() throws {
+        var config = Configuration()
+        config.blacklist.devnodes = [try PosixRegex("^sd[c-d]$")]
+        config.blacklist.devices = [Blacklist.DeviceRule(vendor: try PosixRegex("^IBM"), product: try PosixRegex("^2810"))]
+        config.blacklistExceptions.devnodes = [try PosixRegex("^sdd$")]
+        config.blacklist.wwids = [try PosixRegex("^3600a0980383044312d3f4a2b5a686f7e$")]
+        let f = SysfsFixture()
+        let kinds: [(vendor: String, model: String)] = [("Linux", "scsi_debug"), ("NETAPP", "LUN C-Mode"),
+                                                         ("NETAPP", "Universal Xport"), ("IBM", "2810XIV"), ("IBM", "2145")]
+        for i in 0..<20 {
+            var d = SysfsFixture.Disk(name: "sd" + String(UnicodeScalar(UInt8(97 + i))), hctl: "\(i % 4):0:0:\(i)", dev: "8:\(16 * i)")
+            d.vendor = kinds[i % kinds.count].vendor
+            d.model = kinds[i % kinds.count].model
+            d.page83 = i % 3 == 0 ? VPDBytes.page83([VPDBytes.designator(type: 0x3, DiscoverySysfsTests.naa)]) : VPDBytes.scsiDebugPage83(host: i % 4)
+            f.add(d)
+        }
+        let paths = f.discovery.discoverAll().paths
+        #expect(paths.count == 20)
+        let filter = BlacklistFilter(configuration: config)
+        let oneByOne = paths.map { filter.exclusionReason(for: $0) }
+        #expect(filter.exclusionReasons(for: paths) == oneByOne)
+        // Every kind of verdict is among them: allowed, devnode, excepted devnode, device, the
+        // hardware table's product_blacklist, wwid.
+        #expect(oneByOne.contains { $0 == nil })
+        #expect(oneByOne.contains { $0?.contains("devnode") == true })
+        #expect(oneByOne.contains { $0?.contains("Universal Xport") == true })
+        #expect(oneByOne.contains { $0?.contains("2810") == true })
+        #expect(oneByOne.contains { $0?.contains("wwid") == true })
+        #expect(oneByOne[3] == nil || oneByOne[3]?.contains("devnode") == false, "sdd is excepted from the devnode rule")
+    }
+
     @Test func devnodeEntryExcludesTheNamedDevice() throws {
         var config = Configuration()
         config.blacklist.devnodes = [try PosixRegex("^sda$")]

@@ -48,6 +48,32 @@ import Testing
                 "a name bound to another WWID is not taken over")
     }
 
+    @Test("a batch of maps is named in one pass: the file's names kept, new ones distinct and lowest first, one write")
+    func aBatchOfMapsIsNamedInOnePass() throws {
+        let s = try Scratch()
+        #expect(try s.files.bind(wwid: "3600b", prefix: "mpath", taken: { _ in false }) == ("mpatha", true))
+        let before = s.text(s.files.bindingsPath)
+        let requests = [
+            MapIdentityFiles.BindingRequest(wwid: "3600c", prefix: "mpath"),
+            MapIdentityFiles.BindingRequest(wwid: "3600b", prefix: "mpath"),
+            MapIdentityFiles.BindingRequest(wwid: "3600d", prefix: "mpath", preferred: "mpathq"),
+            MapIdentityFiles.BindingRequest(wwid: "3600e", prefix: "mpath"),
+            MapIdentityFiles.BindingRequest(wwid: "3600f", prefix: "data"),
+            MapIdentityFiles.BindingRequest(wwid: "3600g", prefix: "mpath", preferred: "mpathc"),
+            MapIdentityFiles.BindingRequest(wwid: "3600h", prefix: "mpath"),
+        ]
+        // mpathc is a live map of 3600g: refused for the others, its own for 3600g.
+        let results = try s.files.bindAll(requests) { alias, wwid in alias == "mpathc" && wwid != "3600g" }
+        #expect(results.map(\.alias) == ["mpathb", "mpatha", "mpathq", "mpathd", "dataa", "mpathc", "mpathe"])
+        #expect(results.map(\.added) == [true, false, true, true, true, true, true])
+        #expect(s.text(s.files.bindingsPath) == before + "mpathb 3600c\nmpathq 3600d\nmpathd 3600e\ndataa 3600f\nmpathc 3600g\nmpathe 3600h\n",
+                "the new lines follow the old ones, in the batch's order")
+        #expect(try s.files.bindAll([]) { _, _ in false }.isEmpty)
+        // Read back: every name is where the batch put it.
+        let bindings = try s.files.readBindings().get()
+        for (request, result) in zip(requests, results) { #expect(bindings.aliasByWWID[request.wwid] == result.alias) }
+    }
+
     @Test func rememberingAWWIDAddsOneLineOnce() throws {
         let s = try Scratch()
         #expect(try s.files.remember(wwid: "3600a"))

@@ -123,9 +123,16 @@ extension Configuration {
     /// still blacklists decides. Property exceptions are required properties: when there are any,
     /// a device that has none of them is blacklisted.
     public func isBlacklisted(_ device: DeviceIdentity) -> BlacklistVerdict {
+        isBlacklisted(device, deviceVerdict: deviceVerdict(vendor: device.vendor, product: device.product))
+    }
+
+    /// `isBlacklisted` with the verdict of the `device` sections (`deviceVerdict`) already
+    /// known: it depends on vendor and product only, and paths to one array share them, so a
+    /// batch of paths judges each pair once (it tries every entry of the hardware table).
+    public func isBlacklisted(_ device: DeviceIdentity, deviceVerdict: BlacklistVerdict) -> BlacklistVerdict {
         let verdicts = [
             Self.judge(device.devnode, blacklist.devnodes, blacklistExceptions.devnodes, BlacklistRule.devnode),
-            judgeDevice(device),
+            deviceVerdict,
             judgeProperties(device.properties),
             Self.judge(device.wwid, blacklist.wwids, blacklistExceptions.wwids, BlacklistRule.wwid),
         ]
@@ -141,7 +148,10 @@ extension Configuration {
         return .allowed
     }
 
-    private func judgeDevice(_ device: DeviceIdentity) -> BlacklistVerdict {
+    /// The verdict of the `device` sections of blacklist and exceptions, and of the
+    /// `product_blacklist` of the devices entries and the hardware table.
+    public func deviceVerdict(vendor: String, product: String) -> BlacklistVerdict {
+        let device = (vendor: vendor, product: product)
         func rule(_ r: Blacklist.DeviceRule) -> BlacklistRule { .device(vendor: r.vendor?.pattern, product: r.product?.pattern) }
         if let e = blacklistExceptions.devices.first(where: { $0.matches(vendor: device.vendor, product: device.product) }) {
             return .excepted(rule(e))

@@ -59,10 +59,15 @@ public struct Bindings: Sendable, Equatable {
     /// The lowest-numbered `prefix` name (`mpatha`, `mpathb`, ... `mpathz`, `mpathaa`, ...) that
     /// no binding holds and `taken` does not refuse (a live map or a configured alias).
     public func freeAlias(prefix: String, taken: (String) -> Bool) -> String {
-        var index = 0
+        freeAlias(prefix: prefix, from: 0, taken: taken).alias
+    }
+
+    /// `freeAlias`, searching from the `from`-th name on; also gives the name's index.
+    public func freeAlias(prefix: String, from: Int, taken: (String) -> Bool) -> (alias: String, index: Int) {
+        var index = max(0, from)
         while true {
             let name = prefix + Self.friendlySuffix(index)
-            if wwidByAlias[name] == nil && !taken(name) { return name }
+            if wwidByAlias[name] == nil && !taken(name) { return (name, index) }
             index += 1
         }
     }

@@ -307,8 +307,8 @@ public struct MultipathAssembler {
         var errors: [AssemblyError] = []
         let filter = BlacklistFilter(configuration: configuration, uidAttribute: uidAttribute)
         var admitted: [DiscoveredPath] = []
-        for path in report.paths {
-            if let why = filter.exclusionReason(for: path) {
+        for (path, exclusion) in zip(report.paths, filter.exclusionReasons(for: report.paths)) {
+            if let why = exclusion {
                 skipped.append(SkippedDevice(kernelName: path.kernelName, reason: .excluded(why)))
             } else if path.wwid == nil {
                 skipped.append(SkippedDevice(kernelName: path.kernelName, reason: .excluded("no WWID")))
@@ -321,6 +321,10 @@ public struct MultipathAssembler {
         let byWWID = DiscoveryReport(paths: admitted, skipped: []).pathsByWWID()
         let rule = FindMultipathsRule(configuration)
         var kernelWWIDs: Set<String>?
+        // Maps first, then their friendly names in one pass over the bindings file, then the
+        // paths: a burst of new LUNs reads and syncs the file once.
+        var work: [(index: Int, paths: [DiscoveredPath])] = []
+        var unnamed: [Int] = []
         for (wwid, found) in byWWID {
             var paths = found
             let index: Int
@@ -353,13 +357,18 @@ public struct MultipathAssembler {
                     errors.append(AssemblyError(map: wwid, operation: .addMap, errno: Self.errno(of: error), detail: error.description))
                     continue
                 }
-                let name = nextName(wwid: wwid, profile: profile, handle: handle)
+                let name = profile.alias ?? wwid
+                if profile.alias == nil && profile.userFriendlyNames { unnamed.append(maps.count) }
                 maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
                                          vendor: first.vendor, product: first.model, sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0,
                                          detectedPrio: detectedPrio, attachedHandler: first.alua.attachedHandler))
                 index = maps.count - 1
                 mapIndex[handle] = index
             }
+            work.append((index, paths))
+        }
+        nameFriendly(unnamed)
+        for (index, paths) in work {
             for path in paths {
                 if let error = add(path, toMapAt: index, nowNs: nowNs, topology: &topology) { errors.append(error) }
             }
@@ -543,40 +552,55 @@ public struct MultipathAssembler {
         }
     }
 
-    /// A map's name: its `multipaths` alias, else (with `user_friendly_names`) the name the
-    /// bindings file gives its WWID, binding a new one when it has none, else its WWID. A name
-    /// held by another map or alias, or a bindings file that cannot be written, gives the WWID:
-    /// a name that might not survive a restart is worse than none.
-    private mutating func nextName(wwid: String, profile: MapProfile, handle: MapHandle) -> String {
-        if let alias = profile.alias { return alias }
-        guard profile.userFriendlyNames else { return wwid }
-        let aliases = Set(configuration.multipaths.compactMap(\.alias))
-        let kernelNames = (try? control.listMultipathMaps()) ?? []
-        let uuid = DMControl.multipathUUIDPrefix + wwid
-        let used = aliases.union(maps.map(\.name)).union(kernelNames.filter { $0.uuid != uuid }.map(\.name))
-        let taken: (String) -> Bool = { used.contains($0) }
-        // A map the kernel has already (made before a restart, or by multipathd) keeps its
-        // name, which is bound to its WWID when the file has no name for it.
-        let existing = kernelNames.first { $0.uuid == uuid }?.name
-        let bound: (alias: String, added: Bool)
+    /// Names the maps at `indices` (new, with `user_friendly_names` and no `multipaths` alias)
+    /// from the bindings file, binding new names where it has none, all in one locked pass over
+    /// the file. A name held by another map or alias, or a bindings file that cannot be written,
+    /// leaves the WWID: a name that might not survive a restart is worse than none. A map the
+    /// kernel already has (made before a restart, or by multipathd) keeps its name, which is
+    /// bound to its WWID when the file has no name for it.
+    private mutating func nameFriendly(_ indices: [Int]) {
+        guard !indices.isEmpty else { return }
+        let kernelMaps = (try? control.listMultipathMaps()) ?? []
+        var uuidByKernelName: [String: String] = [:]
+        var kernelNameByUUID: [String: String] = [:]
+        for map in kernelMaps {
+            uuidByKernelName[map.name] = map.uuid
+            kernelNameByUUID[map.uuid] = map.name
+        }
+        let pending = Set(indices)
+        var used = Set(configuration.multipaths.compactMap(\.alias))
+        for m in maps.indices where !pending.contains(m) { used.insert(maps[m].name) }
+        let requests = indices.map { m -> MapIdentityFiles.BindingRequest in
+            let wwid = maps[m].wwid
+            let existing = kernelNameByUUID[DMControl.multipathUUIDPrefix + wwid]
+            return MapIdentityFiles.BindingRequest(wwid: wwid, prefix: maps[m].profile.aliasPrefix,
+                                                   preferred: existing == wwid ? nil : existing)
+        }
+        var results: [(alias: String, added: Bool)?]
+        var failure: Int32 = 0
         do throws(SystemFileError) {
-            bound = try identityFiles.bind(wwid: wwid, prefix: profile.aliasPrefix,
-                                           preferred: existing == wwid ? nil : existing, taken: taken)
+            results = try identityFiles.bindAll(requests) { alias, wwid in
+                used.contains(alias) || uuidByKernelName[alias].map { $0 != DMControl.multipathUUIDPrefix + wwid } ?? false
+            }
         } catch {
             // A read-only bindings file still names the WWIDs it lists.
-            if case .success(let bindings) = identityFiles.readBindings(), let alias = bindings.aliasByWWID[wwid] {
-                bound = (alias, false)
-            } else {
-                notices.append(.bindingFailed(map: handle, errno: error.errno))
-                return wwid
+            failure = error.errno
+            let bindings = try? identityFiles.readBindings().get()
+            results = requests.map { request in bindings?.aliasByWWID[request.wwid].map { ($0, false) } }
+        }
+        for (k, m) in indices.enumerated() {
+            guard let bound = results[k] else {
+                notices.append(.bindingFailed(map: maps[m].handle, errno: failure))
+                continue
             }
+            if used.contains(bound.alias) || uuidByKernelName[bound.alias].map({ $0 != DMControl.multipathUUIDPrefix + maps[m].wwid }) ?? false {
+                notices.append(.bindingTaken(map: maps[m].handle))
+                continue
+            }
+            if bound.added { notices.append(.bindingAdded(map: maps[m].handle)) }
+            maps[m].name = bound.alias
+            used.insert(bound.alias)
         }
-        if taken(bound.alias) {
-            notices.append(.bindingTaken(map: handle))
-            return wwid
-        }
-        if bound.added { notices.append(.bindingAdded(map: handle)) }
-        return bound.alias
     }
 
     /// multipath-tools' user-friendly suffix (`Bindings.friendlySuffix`).

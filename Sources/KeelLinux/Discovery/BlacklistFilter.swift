@@ -24,7 +24,21 @@ public struct BlacklistFilter: DiscoveryFilter, Sendable {
     }
 
     public func exclusionReason(for path: DiscoveredPath) -> String? {
-        let verdict = configuration.isBlacklisted(Self.identity(of: path))
+        reason(for: path, verdict: configuration.isBlacklisted(Self.identity(of: path)))
+    }
+
+    /// `exclusionReason` for each of `paths`, judging each vendor and product pair once.
+    public func exclusionReasons(for paths: [DiscoveredPath]) -> [String?] {
+        var deviceVerdicts: [String: BlacklistVerdict] = [:]
+        return paths.map { path in
+            let key = path.vendor + "\u{0}" + path.model
+            let device = deviceVerdicts[key] ?? configuration.deviceVerdict(vendor: path.vendor, product: path.model)
+            deviceVerdicts[key] = device
+            return reason(for: path, verdict: configuration.isBlacklisted(Self.identity(of: path), deviceVerdict: device))
+        }
+    }
+
+    private func reason(for path: DiscoveredPath, verdict: BlacklistVerdict) -> String? {
         guard verdict.isBlacklisted else { return nil }
         if verdict == .missingRequiredProperty && (uidAttribute.isEmpty || path.udevProperties?[uidAttribute] == nil) {
             return nil

@@ -38,6 +38,20 @@ public struct MapIdentityFiles: Sendable {
         }
     }
 
+    /// One map to name (`bindAll`).
+    public struct BindingRequest: Sendable, Equatable {
+        public var wwid: String
+        public var prefix: String
+        /// The name of a map the kernel already has for this WWID, bound when it is free.
+        public var preferred: String?
+
+        public init(wwid: String, prefix: String, preferred: String? = nil) {
+            self.wwid = wwid
+            self.prefix = prefix
+            self.preferred = preferred
+        }
+    }
+
     /// The alias bound to `wwid`, binding the lowest free `prefix` name when it has none. The
     /// file is locked, read again (multipath(8) may have added lines) and appended to with one
     /// write and an fsync, so a name is on disk before any map carries it. `taken` refuses names
@@ -45,14 +59,45 @@ public struct MapIdentityFiles: Sendable {
     /// `preferred` (the name of a map the kernel already has) is bound when it is free.
     public func bind(wwid: String, prefix: String, preferred: String? = nil,
                      taken: (String) -> Bool) throws(SystemFileError) -> (alias: String, added: Bool) {
+        try bindAll([BindingRequest(wwid: wwid, prefix: prefix, preferred: preferred)], taken: { alias, _ in taken(alias) })[0]
+    }
+
+    /// `bind` for many maps at once, in order: the file is locked, read and parsed once, and
+    /// every new line goes out in one write and one fsync (a host that brings hundreds of new
+    /// LUNs pays for one sync, and reads the file once, not once per map). `taken(alias, wwid)`
+    /// refuses names in use elsewhere for that WWID. A name given to an earlier request of the
+    /// batch is not given again.
+    public func bindAll(_ requests: [BindingRequest],
+                        taken: (String, String) -> Bool) throws(SystemFileError) -> [(alias: String, added: Bool)] {
+        guard !requests.isEmpty else { return [] }
         let file = try LockedAppendFile(path: bindingsPath, header: Bindings.header)
         defer { file.close() }
-        let bindings = Bindings(text: try file.contents())
-        if let alias = bindings.aliasByWWID[wwid] { return (alias, false) }
-        var alias = bindings.freeAlias(prefix: prefix, taken: taken)
-        if let preferred, bindings.wwidByAlias[preferred] == nil, !taken(preferred) { alias = preferred }
-        try file.append(Bindings.line(alias: alias, wwid: wwid))
-        return (alias, true)
+        var bindings = Bindings(text: try file.contents())
+        var results: [(alias: String, added: Bool)] = []
+        var lines = ""
+        // Where the search for a free name goes on, per prefix: names below it were bound or
+        // refused when the last one was handed out, and neither changes during the batch.
+        var searchFrom: [String: Int] = [:]
+        for request in requests {
+            if let alias = bindings.aliasByWWID[request.wwid] {
+                results.append((alias, false))
+                continue
+            }
+            let alias: String
+            if let preferred = request.preferred, bindings.wwidByAlias[preferred] == nil, !taken(preferred, request.wwid) {
+                alias = preferred
+            } else {
+                let free = bindings.freeAlias(prefix: request.prefix, from: searchFrom[request.prefix] ?? 0,
+                                              taken: { taken($0, request.wwid) })
+                searchFrom[request.prefix] = free.index + 1
+                alias = free.alias
+            }
+            bindings.bind(alias: alias, wwid: request.wwid)
+            lines += Bindings.line(alias: alias, wwid: request.wwid)
+            results.append((alias, true))
+        }
+        if !lines.isEmpty { try file.append(lines) }
+        return results
     }
 
     /// Adds `wwid` to the wwids file unless it is there; true when a line was added.
