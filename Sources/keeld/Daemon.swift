@@ -164,7 +164,7 @@ enum Daemon {
         // One thread per online CPU, at most 8: on a host of a thousand paths the per-disk reads
         // are most of the start-up time, and they do not depend on each other. Their stacks are
         // unmapped when they end (ScratchThread), so nothing of them is pinned.
-        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll(threads: min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), 8))
+        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll(threads: SysfsDiscovery.threadsForHost)
         phases.mark("discovery (\(report.paths.count) paths)")
         let discoveredMaps = Set(report.paths.compactMap(\.wwid)).count
         let initial = (paths: TableSizing.capacity(for: report.paths.count, floor: TableSizing.pathsFloor, ceiling: capacities.pathsMax),

@@ -149,6 +149,7 @@ final class EventsThread: @unchecked Sendable {
             rediscover()
         }
         var added: [String] = []
+        var addedNames: Set<String> = []
         var removed = false
         var changedMaps: Set<MapHandle> = []
         for record in batch.records where !record.isDeviceMapper {
@@ -156,7 +157,9 @@ final class EventsThread: @unchecked Sendable {
             let name = record.kernelName.description
             // An `add` brings back a device the operator deleted; a `change` does not.
             if record.action == .add { operatorRemoved.remove(name) }
-            if record.action == .add || (record.action == .change && !operatorRemoved.contains(name)) { added.append(name) }
+            if (record.action == .add || (record.action == .change && !operatorRemoved.contains(name))) && addedNames.insert(name).inserted {
+                added.append(name)
+            }
             if record.action == .change, let map = assembler.maps.first(where: { $0.paths.contains { $0.kernelName == name } }) {
                 changedMaps.insert(map.handle)
             }
@@ -174,11 +177,10 @@ final class EventsThread: @unchecked Sendable {
             shared.publish(assembler)
         }
         guard !added.isEmpty else { return }
-        let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
-        var paths: [DiscoveredPath] = []
-        for name in added {
-            if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
-        }
+        // A burst (a new array, a fabric coming back) is discovered on a thread per CPU, as at
+        // start-up: each device's sysfs reads are milliseconds, and nothing else is read here
+        // meanwhile.
+        let paths = SysfsDiscovery(uidAttribute: assembler.uidAttribute).discover(names: added, threads: SysfsDiscovery.threadsForHost).paths
         guard !paths.isEmpty else { return }
         for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
             report(error)

@@ -48,6 +48,15 @@ struct DiscoverySysfsTests {
             #expect(f.discovery.discoverAll(threads: threads) == serial, "\(threads) threads")
         }
         #expect(f.discovery.discoverAll(threads: 1) == serial)
+        // A burst of uevents: some of the names, in their own order, one of them gone already.
+        let names = (0..<300).reversed().filter { $0 % 3 != 1 }.map { "sd\($0)" } + ["sdgone", "loop3"]
+        let expected = names.compactMap { name -> DiscoveredPath? in
+            if case .path(let path) = f.discovery.discoverPath(named: name) { return path } else { return nil }
+        }
+        #expect(expected.count > 150)
+        for threads in [1, 2, 8] {
+            #expect(f.discovery.discover(names: names, threads: threads).paths == expected, "\(threads) threads")
+        }
     }
 
     @Test func nonSCSIBlockDevicesAreIgnored() {

@@ -1,4 +1,5 @@
 // Path discovery from sysfs alone: every SCSI disk under <root>/block, with its WWID and keys.
+import Glibc
 import KeelCore
 
 /// Why a SCSI disk was not reported as a path.
@@ -73,6 +74,9 @@ public struct SysfsDiscovery: Sendable {
         self.uidAttribute = uidAttribute
     }
 
+    /// Threads for a large discovery: one per online CPU, at most 8.
+    public static var threadsForHost: Int { min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), 8) }
+
     /// Every block device name under `<root>/block`, sorted.
     public func blockDeviceNames() -> [String] {
         SysfsFiles.directoryEntries(sysfsRoot + "/block")
@@ -90,7 +94,14 @@ public struct SysfsDiscovery: Sendable {
     /// threads end, and their stacks are unmapped, before this returns. A host with fewer than 64
     /// devices per thread, or a thread that cannot be created, is served by the calling thread.
     public func discoverAll(threads: Int) -> DiscoveryReport {
-        let names = blockDeviceNames()
+        discover(names: blockDeviceNames(), threads: threads)
+    }
+
+    /// The report of the block devices `names` (a burst of `add` uevents, or every device),
+    /// discovered as `discoverAll(threads:)` does: up to `threads` threads, at least 64 devices
+    /// each, on stacks of their own unmapped when they end (after mlockall they are locked
+    /// while they run, and gone after).
+    public func discover(names: [String], threads: Int) -> DiscoveryReport {
         let count = min(max(threads, 1), max(names.count / 64, 1))
         guard count > 1 else { return report(names: names, outcomes: names.map { discoverPath(named: $0) }, filter: AdmitAllPaths()) }
         // Slice `index`: every `count`-th device from `index` on.
