@@ -352,7 +352,7 @@ struct KeeldProcessKernelTests {
         #expect(Array(UnsafeRawBufferPointer(start: raw, count: 4096)) == block)
     }
 
-    @Test("SIGHUP applies a changed no_path_retry without tearing the map down; a bad file is refused and the old one kept")
+    @Test("SIGHUP applies a changed no_path_retry without tearing the map down, and a new eh_deadline to every path's SCSI host; a bad file is refused and the old one kept")
     func sighupReloadsWithoutTeardown() throws {
         try withReadyKeeld("/tmp/keeld-hup") { keeld, disks, control in
             #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
@@ -379,8 +379,11 @@ struct KeeldProcessKernelTests {
             #expect(rejectedAgain != nil, "the log does not show the nested file refused")
             #expect(keeld.process.isRunning, "keeld died on a nested file: \(readText(keeld.stderrFile).suffix(2000))")
             #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
-            // Then a good one that stops queueing.
-            try daemonConfiguration.replacingOccurrences(of: "no_path_retry queue", with: "no_path_retry fail")
+            // Then a good one that stops queueing and sets eh_deadline (the one transport timeout
+            // a scsi_debug host has).
+            let deadline = { (host: UInt32) in readText("/sys/class/scsi_host/host\(host)/eh_deadline").trimmingCharacters(in: .whitespacesAndNewlines) }
+            #expect(disks.keys.allSatisfy { deadline($0) != "17" })
+            try daemonConfiguration.replacingOccurrences(of: "no_path_retry queue", with: "no_path_retry fail\n    eh_deadline 17")
                 .write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
             kill(keeld.pid, SIGHUP)
             let applied = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath }
@@ -389,6 +392,7 @@ struct KeeldProcessKernelTests {
             #expect(after.device == before.device, "the map was recreated: \(before.device) -> \(after.device)")
             #expect(keeld.command("show maps").contains("queueing=no"), "show maps: \(keeld.command("show maps"))")
             #expect(try pathStates(control, map: "mpatha").count == 4)
+            for host in disks.keys.sorted() { #expect(deadline(host) == "17", "host\(host) eh_deadline after SIGHUP") }
         }
     }
 
@@ -769,7 +773,7 @@ struct MultipathdClientKernelTests {
             #expect(try control.info(name: "mpatha") == nil, "the kernel's map is gone")
             #expect(keeld.command("show paths").hasPrefix("no paths"), "its paths are not checked")
             #expect(try run("add map mpatha").hasPrefix("ok"), "\(transcript)")
-            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
+            #expect(waitFor(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
             #expect(try run("del map nosuchmap").contains("device not found"), "\(transcript)")
             print("multipathd client changing keeld's topology:\n\(transcript)")
         }

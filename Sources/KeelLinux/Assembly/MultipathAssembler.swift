@@ -82,6 +82,10 @@ public struct AssembledPath: Sendable, Equatable {
     public var priority: Int32
     /// The backend that checks it (tur falls back to directio without a SCSI generic node).
     public var checker: CheckerKind = .unassigned
+    /// Its transport and transport object (FC remote port, iSCSI session): where its map's
+    /// transport timeouts are written, at assembly and again when a reconfigure changes them.
+    public var transport: SCSITransport = .unspecified
+    public var transportObject: String = ""
 }
 
 /// One map as the assembler knows it.
@@ -500,17 +504,25 @@ public struct MultipathAssembler {
             try? topology.removePath(handle, nowNs: nowNs)
             return AssemblyError(map: map.name, operation: .registerChecker, errno: error.errno, detail: "\(path.kernelName): \(error)")
         }
-        maps[index].paths.append(AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device,
-                                               address: path.address, priority: priority, checker: kind))
+        let assembled = AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device, address: path.address,
+                                      priority: priority, checker: kind, transport: path.transport, transportObject: path.transportObject)
+        maps[index].paths.append(assembled)
         knownDevices.insert(path.device)
-        if !map.profile.transport.isEmpty {
-            for write in TransportTimeoutsWriter.apply(map.profile.transport, to: path, sysfsRoot: sysfsRoot) where write.errno != 0 {
-                guard let attribute = TransportAttribute(path: write.attribute) else { continue }
-                notices.append(.transportTimeoutRefused(device: path.device, attribute: attribute,
-                                                        seconds: write.value == "off" ? -1 : Int(write.value) ?? -1, errno: write.errno))
-            }
-        }
+        applyTransport(map.profile.transport, to: assembled)
         return nil
+    }
+
+    /// Writes a map's transport timeouts to one of its paths (`TransportTimeoutsWriter`); each
+    /// refusal is a notice.
+    private mutating func applyTransport(_ timeouts: TransportTimeouts, to path: AssembledPath) {
+        guard !timeouts.isEmpty else { return }
+        let writes = TransportTimeoutsWriter.apply(timeouts, transport: path.transport, object: path.transportObject,
+                                                   host: path.address.host, sysfsRoot: sysfsRoot)
+        for write in writes where write.errno != 0 {
+            guard let attribute = TransportAttribute(path: write.attribute) else { continue }
+            notices.append(.transportTimeoutRefused(device: path.device, attribute: attribute,
+                                                    seconds: write.value == "off" ? -1 : Int(write.value) ?? -1, errno: write.errno))
+        }
     }
 
     /// Opens the path's device with the backend its map's `path_checker` names and records the
@@ -1007,6 +1019,11 @@ public struct MultipathAssembler {
             Self.applyDetection(&profile, prio: maps[m].detectedPrio, handler: maps[m].attachedHandler)
             profile.checker = maps[m].profile.checker
             guard profile != maps[m].profile else { continue }
+            // New transport timeouts go to the paths now, as multipathd's reconfigure does (the
+            // kernel keeps the old ones otherwise until the path is added again).
+            if profile.transport != maps[m].profile.transport {
+                for path in maps[m].paths { applyTransport(profile.transport, to: path) }
+            }
             // Any change (features, selector, policy) needs a new table: `setPolicy` asks for one.
             maps[m].profile = profile
             changed.append((maps[m].handle, profile.policy))

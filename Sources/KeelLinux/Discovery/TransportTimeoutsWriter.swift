@@ -25,10 +25,18 @@ public enum TransportTimeoutsWriter {
     /// session's `recovery_tmo` takes fast_io_fail_tmo. Any SCSI host: `eh_deadline`.
     @discardableResult
     public static func apply(_ timeouts: TransportTimeouts, to path: DiscoveredPath, sysfsRoot: String = "/sys") -> [TransportWrite] {
+        apply(timeouts, transport: path.transport, object: path.transportObject, host: path.address.host, sysfsRoot: sysfsRoot)
+    }
+
+    /// `apply` for a path known by its transport, its transport object (remote port or session
+    /// name) and its SCSI host number.
+    @discardableResult
+    public static func apply(_ timeouts: TransportTimeouts, transport: SCSITransport, object: String, host: UInt32,
+                             sysfsRoot: String = "/sys") -> [TransportWrite] {
         var writes: [TransportWrite] = []
-        switch path.transport {
-        case .fibreChannel where !path.transportObject.isEmpty:
-            let port = sysfsRoot + "/class/fc_remote_ports/" + path.transportObject
+        switch transport {
+        case .fibreChannel where !object.isEmpty:
+            let port = sysfsRoot + "/class/fc_remote_ports/" + object
             let fast = timeouts.fastIOFail.map { (port + "/fast_io_fail_tmo", $0.description) }
             let loss = timeouts.devLoss.map { (port + "/dev_loss_tmo", "\($0.seconds)") }
             // Lowering dev_loss_tmo below the current fast_io_fail_tmo needs fast_io_fail_tmo
@@ -40,15 +48,15 @@ public enum TransportTimeoutsWriter {
                 first = ordered.reversed().map { write($0.0, $0.1) }
             }
             writes += first
-        case .iscsi where !path.transportObject.isEmpty:
+        case .iscsi where !object.isEmpty:
             if case .seconds(let s)? = timeouts.fastIOFail {
-                writes.append(write(sysfsRoot + "/class/iscsi_session/" + path.transportObject + "/recovery_tmo", "\(s)"))
+                writes.append(write(sysfsRoot + "/class/iscsi_session/" + object + "/recovery_tmo", "\(s)"))
             }
         default:
             break
         }
         if let deadline = timeouts.ehDeadline {
-            writes.append(write(sysfsRoot + "/class/scsi_host/host\(path.address.host)/eh_deadline", deadline.description))
+            writes.append(write(sysfsRoot + "/class/scsi_host/host\(host)/eh_deadline", deadline.description))
         }
         return writes
     }
