@@ -292,7 +292,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
                 return PathView(hcil: entry?.address.description ?? "#:#:#:#", dev: name.isEmpty ? "#" : name, devT: device.description,
                                 dmState: active.map { $0 ? "active" : "failed" } ?? "undef",
                                 checkerState: Self.checkerWord(state), devState: devState, priority: Int(entry?.priority ?? 0),
-                                checker: Self.checkerName(entry?.checker), wwid: map.wwid, vendor: map.vendor, product: map.product,
+                                checker: Self.checkerName(entry?.checker, check: entry.flatMap { e in checker.tur?.check(of: e.handle) }), wwid: map.wwid, vendor: map.vendor, product: map.product,
                                 map: map.name, orphanedCheck: entry.map { checker.isOrphaned($0.handle) } ?? false)
             }
             var groups: [GroupView] = []
@@ -399,9 +399,10 @@ final class ControlThread: ControlService, @unchecked Sendable {
         }
     }
 
-    static func checkerName(_ kind: CheckerKind?) -> String {
+    /// multipathd's checker name of a path: for the sg-based backend, the SCSI check it gets.
+    static func checkerName(_ kind: CheckerKind?, check: SCSICheck? = nil) -> String {
         switch kind {
-        case .tur?: return "tur"
+        case .tur?: return (check ?? .tur).description
         case .directIO?: return "directio"
         default: return "none"
         }

@@ -62,6 +62,19 @@ enum FuzzTarget: String, CaseIterable {
             _ = VPDPage83.targetDeviceName(in: page)
             _ = try? VPDPage80.serial(fromPage: page)
             _ = VPDPage83.wwid(fromKernelWWID: String(decoding: bytes, as: UTF8.self))
+            // The same bytes as a path checker's answer: a returned page (rdac 0xC9, emc_clariion
+            // 0xC0) and sense data, with status bytes taken from the front.
+            page.withUnsafeBytes { raw in
+                _ = SCSICheckDecode.rdac(raw)
+                _ = SCSICheckDecode.emcClariion(raw, knownWWN: 1)
+                let sense = TURSense.parse(raw)
+                func byte(_ i: Int) -> UInt8 { i < page.count ? page[i] : 0 }
+                let answer = SGAnswer(status: byte(0), hostStatus: UInt16(byte(1)), driverStatus: UInt16(byte(2)), info: UInt32(byte(3) & 1),
+                                      senseKey: sense?.key ?? 0, asc: sense?.asc ?? 0, ascq: sense?.ascq ?? 0)
+                for check in SCSICheck.allCases {
+                    for stage: UInt8 in 0...1 { _ = SCSICheckDecode.decide(check, stage: stage, answer: answer, page: raw, knownWWN: 0) }
+                }
+            }
         case .command:
             let text = String(decoding: bytes, as: UTF8.self)
             _ = ControlGrammar.parse(text)

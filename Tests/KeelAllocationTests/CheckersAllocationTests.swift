@@ -113,6 +113,40 @@ private struct AllocationLoop {
         #expect(checker.lastReason(of: PathHandle(index: 1)).kind == .good)
     }
 
+    /// The other SCSI checks on the same machinery: rdac (INQUIRY page 0xC9, its page decoded
+    /// from the shared data buffer) and hp_sw (INQUIRY page 0x80, then a TUR sent from the
+    /// answer's settlement): 200,000 checks each, without a malloc.
+    @Test(arguments: [SCSICheck.rdac, .hpSW, .emcClariion, .readsector0])
+    func otherSCSIChecksAllocateNothing(_ check: SCSICheck) throws {
+        var checker = try TURChecker(TURConfiguration(pathsMax: 4))
+        defer { checker.close() }
+        let targets = try SGFakeTargets(paths: 2, checker: checker, check: check)
+        var page = [UInt8](repeating: 0, count: 128)
+        switch check {
+        case .rdac: page[8] = 0x01  // the owning controller
+        case .emcClariion: page[1] = 0xc0; page[4] = 2; page[27] = 3; page[28] = 4; page[30] = 4
+        default: break
+        }
+        let answer = SGFakeTargets.Answer(data: page)
+        let request = CheckRequest(path: PathHandle(index: 1), device: DevNo(major: 8, minor: 16), token: 1, timeoutNs: 5 * Time.nsPerSecond)
+        var sink = CountingSink()
+        func roundTrip() {
+            let before = sink.up + sink.other
+            _ = checker.submit(request, nowNs: nowNs())
+            while sink.up + sink.other == before {
+                targets.answer(1, answer)
+                checker.reap(nowNs: nowNs(), into: &sink)
+            }
+        }
+        for _ in 0..<100 { roundTrip() }
+        sink = CountingSink()
+        let iterations = 200_000
+        let mallocs = mallocCount(iterations: iterations) { roundTrip() }
+        #expect(mallocs == 0)
+        #expect(sink.up >= iterations)
+        #expect(sink.other == 0)
+    }
+
     /// The daemon's dispatching checker over the TUR backend, with its latency histogram:
     /// 1,000,000 checks submitted, reaped through the timing sink and counted, without a malloc.
     @Test func daemonCheckerWithLatencyHistogramAllocatesNothing() throws {

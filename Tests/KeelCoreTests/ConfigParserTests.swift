@@ -206,7 +206,7 @@ import Testing
 
     @Test func pathCheckerRefusesWordsMultipathToolsDoesNotKnow() {
         #expect(configErrors(inDefaults("path_checker banana")) == [
-            "multipath.conf:2: path_checker: \"banana\" is not a supported checker (tur, directio, none)",
+            "multipath.conf:2: path_checker: \"banana\" is not a supported checker (tur, directio, none, readsector0, hp_sw, rdac, emc_clariion)",
         ])
     }
 

@@ -46,10 +46,20 @@ private func load(_ text: String) throws -> LoadedConfiguration {
         #expect(try Configuration.load(files: [(name: "again", text: c.render())]).get().configuration.devices.first?.productBlacklist?.pattern == "^Gateway")
     }
 
+    @Test("the table's arrays get their own checkers: rdac for E-series, hp_sw for HP MSA, emc_clariion for CLARiiON")
+    func arraysGetTheirCheckers() throws {
+        let c = Configuration()
+        #expect(c.profile(wwid: "w", vendor: "NETAPP", product: "INF-01-00").checker == .rdac)
+        #expect(c.profile(wwid: "w", vendor: "DGC", product: "VRAID").checker == .emcClariion)
+        #expect(c.profile(wwid: "w", vendor: "HP", product: "MSA110").checker == .hpSW)
+        #expect(c.profile(wwid: "w", vendor: "Linux", product: "scsi_debug").checker == .tur)
+        #expect(try load("defaults {\n    path_checker readsector0\n}\n").configuration.defaults.pathChecker == .readsector0)
+    }
+
     @Test func valuesKeelLacksFallBackWithAWarningNamingTheFallback() throws {
         let loaded = try load("""
             defaults {
-                path_checker rdac
+                path_checker cciss_tur
                 prio ontap
                 path_grouping_policy group_by_tpg
             }
@@ -60,7 +70,7 @@ private func load(_ text: String) throws -> LoadedConfiguration {
         #expect(loaded.configuration.defaults.grouping == .groupByPrio)
         let texts = loaded.warnings.map(\.message)
         #expect(texts.count == 3, "\(texts)")
-        #expect(texts.contains { $0.contains("rdac") && $0.contains("tur is used") })
+        #expect(texts.contains { $0.contains("cciss_tur") && $0.contains("tur is used") })
         #expect(texts.contains { $0.contains("ontap") })
         #expect(texts.contains { $0.contains("group_by_tpg") && $0.contains("group_by_prio") })
         guard case .failure = Configuration.load(files: [(name: "c", text: "defaults {\n    path_checker banana\n}\n")]) else {

@@ -64,7 +64,7 @@ struct ConfigLoader {
     ]
 
     /// multipath-tools checkers Keel does not have: a warning, and tur.
-    static let checkersNotInKeel: Set<String> = ["rdac", "emc_clariion", "hp_sw", "readsector0", "cciss_tur"]
+    static let checkersNotInKeel: Set<String> = ["cciss_tur"]
     /// multipath-tools prioritizers Keel does not have: a warning, and the setting is skipped.
     static let prioritizersNotInKeel: Set<String> = [
         "emc", "hds", "hp_sw", "ontap", "rdac", "weightedpath", "path_latency", "ana", "random", "iet", "datacore",

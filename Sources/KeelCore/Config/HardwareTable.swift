@@ -46,7 +46,7 @@ extension Configuration {
             vendor "DEC"
             product "HSG80"
             path_grouping_policy group_by_prio
-            # path_checker hp_sw (not in Keel: tur is used)
+            path_checker hp_sw
             # prio hp_sw (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             hardware_handler "1 hp_sw"
             no_path_retry queue
@@ -61,7 +61,7 @@ extension Configuration {
             vendor "(COMPAQ|HP)"
             product "(MSA|HSV)1[01]0"
             path_grouping_policy group_by_prio
-            # path_checker hp_sw (not in Keel: tur is used)
+            path_checker hp_sw
             # prio hp_sw (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             hardware_handler "1 hp_sw"
             no_path_retry 12
@@ -156,7 +156,7 @@ extension Configuration {
             product "TP9[3457]00"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -168,7 +168,7 @@ extension Configuration {
             product "IS"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -241,7 +241,7 @@ extension Configuration {
             product "^(RAID|DISK|VRAID)"
             product_blacklist "LUNZ"
             path_grouping_policy group_by_prio
-            # path_checker emc_clariion (not in Keel: tur is used)
+            path_checker emc_clariion
             # prio emc (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             hardware_handler "1 emc"
             failback immediate
@@ -272,7 +272,7 @@ extension Configuration {
             product "^MD3"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -341,7 +341,7 @@ extension Configuration {
             product "ETERNUS_AHB"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -380,7 +380,7 @@ extension Configuration {
             product "^1722-600"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -392,7 +392,7 @@ extension Configuration {
             product "^1724"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -404,7 +404,7 @@ extension Configuration {
             product "^1726"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -416,7 +416,7 @@ extension Configuration {
             product "^1742"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -428,7 +428,7 @@ extension Configuration {
             product "^1746"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -440,7 +440,7 @@ extension Configuration {
             product "^1813"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -452,7 +452,7 @@ extension Configuration {
             product "^1814"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -464,7 +464,7 @@ extension Configuration {
             product "^1815"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -476,7 +476,7 @@ extension Configuration {
             product "^1818"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -488,7 +488,7 @@ extension Configuration {
             product "^3526"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -500,7 +500,7 @@ extension Configuration {
             product "^(3542|3552)"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -630,7 +630,7 @@ extension Configuration {
             product "DE_Series"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -656,7 +656,7 @@ extension Configuration {
             product "INF-01-00"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -707,7 +707,7 @@ extension Configuration {
             product "BladeCtlr"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -719,7 +719,7 @@ extension Configuration {
             product "OPENstorage"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -731,7 +731,7 @@ extension Configuration {
             product "FLEXLINE 380"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -748,7 +748,7 @@ extension Configuration {
             product "STK6580_6780"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -760,7 +760,7 @@ extension Configuration {
             product "CSM[12]00_R"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -772,7 +772,7 @@ extension Configuration {
             product "LCSM100_[IEFS]"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -784,7 +784,7 @@ extension Configuration {
             product "SUN_6180"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
@@ -796,7 +796,7 @@ extension Configuration {
             product "ArrayStorage"
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
-            # path_checker rdac (not in Keel: tur is used)
+            path_checker rdac
             # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"

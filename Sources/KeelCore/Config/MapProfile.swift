@@ -50,6 +50,19 @@ public struct MapProfile: Sendable, Equatable {
         case directio
         /// No check: the path is taken as up.
         case none
+        /// READ(10) of the first block (multipath-tools' `readsector0`).
+        case readsector0
+        /// INQUIRY page 0x80, then TEST UNIT READY: a path that fails only the TUR is a passive
+        /// path (ghost) of an HP active/passive array.
+        case hpSW = "hp_sw"
+        /// INQUIRY page 0xC9 (volume access) of LSI/Engenio/NetApp E-series arrays: owner, AVT or
+        /// I/O shipping up, otherwise ghost; a controller unavailable or starting up is down.
+        case rdac
+        /// INQUIRY page 0xC0 (unit path report) of EMC CLARiiON/VNX arrays.
+        case emcClariion = "emc_clariion"
+
+        /// Whether the checker speaks SCSI through the path's SCSI generic node.
+        public var usesSCSIGeneric: Bool { self != .directio && self != .none }
     }
 
     /// The prioritizers Keel has (`prio`).

@@ -532,13 +532,15 @@ public struct MultipathAssembler {
     private mutating func registerChecker(_ handle: PathHandle, _ entry: UnopenedPath, device: DevNo) throws(SystemError) -> CheckerKind {
         let kind: CheckerKind
         switch entry.checker {
-        case .tur where entry.genericName != nil && checkers.tur != nil:
-            try checkers.tur!.register(path: handle, devicePath: devRoot + "/" + entry.genericName!)
+        case let checker where checker.usesSCSIGeneric && entry.genericName != nil && checkers.tur != nil:
+            // Every SCSI check goes through the sg node asynchronously, tur's machinery with the
+            // path's own command.
+            try checkers.tur!.register(path: handle, devicePath: devRoot + "/" + entry.genericName!, check: SCSICheck(entry.checker) ?? .tur)
             kind = .tur
-        case .tur, .directio:
+        case .tur, .readsector0, .hpSW, .rdac, .emcClariion, .directio:
             guard let directIO = checkers.directIO else { throw SystemError("directio checker", errno: ENODEV) }
             try directIO.register(path: handle, devicePath: devRoot + "/" + entry.kernelName)
-            if entry.checker == .tur { turFallbacks.append(device) }
+            if entry.checker.usesSCSIGeneric { turFallbacks.append(device) }
             kind = .directIO
         case .none:
             kind = .alwaysUp

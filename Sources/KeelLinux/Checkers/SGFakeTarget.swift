@@ -18,7 +18,12 @@ public final class SGFakeTargets {
         public var senseKey: UInt8
         public var asc: UInt8
         public var ascq: UInt8
-        public init(status: UInt8 = 0, hostStatus: UInt16 = 0, senseKey: UInt8 = 0, asc: UInt8 = 0, ascq: UInt8 = 0) {
+        /// The data the command returns (an INQUIRY page, a block): copied to the request's
+        /// buffer when the answer is given (the sg driver copies it when the answer is read, so a
+        /// test answers one data-carrying path per reap: the checker has one buffer).
+        public var data: [UInt8]
+        public init(status: UInt8 = 0, hostStatus: UInt16 = 0, senseKey: UInt8 = 0, asc: UInt8 = 0, ascq: UInt8 = 0, data: [UInt8] = []) {
+            self.data = data
             self.status = status
             self.hostStatus = hostStatus
             self.senseKey = senseKey
@@ -40,10 +45,14 @@ public final class SGFakeTargets {
     private let waiting: UnsafeMutablePointer<Int>
     private let senseOfWaiting: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private let senseCapacity: UnsafeMutablePointer<Int>
+    private let dataOfWaiting: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    private let dataCapacity: UnsafeMutablePointer<UInt32>
+    /// Operation code and page (CDB bytes 0 and 2) of each path's latest request.
+    private let commands: UnsafeMutablePointer<(UInt8, UInt8)>
     private let header: UnsafeMutablePointer<sg_io_hdr>
 
     /// Creates `paths` targets and registers each with `checker` as path `index` (0..<paths).
-    public init(paths: Int, checker: TURChecker) throws(SystemError) {
+    public init(paths: Int, checker: TURChecker, check: SCSICheck = .tur) throws(SystemError) {
         pathsCount = paths
         ends = .allocate(capacity: paths)
         ends.initialize(repeating: -1, count: paths)
@@ -53,6 +62,12 @@ public final class SGFakeTargets {
         senseOfWaiting.initialize(repeating: nil, count: paths)
         senseCapacity = .allocate(capacity: paths)
         senseCapacity.initialize(repeating: 0, count: paths)
+        dataOfWaiting = .allocate(capacity: paths)
+        dataOfWaiting.initialize(repeating: nil, count: paths)
+        dataCapacity = .allocate(capacity: paths)
+        dataCapacity.initialize(repeating: 0, count: paths)
+        commands = .allocate(capacity: paths)
+        commands.initialize(repeating: (0, 0), count: paths)
         header = .allocate(capacity: 1)
         header.initialize(to: sg_io_hdr())
         for path in 0..<paths {
@@ -60,7 +75,7 @@ public final class SGFakeTargets {
             let type = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
             _ = try systemCall("socketpair") { socketpair(AF_UNIX, type, 0, &pair) }
             ends[path] = pair[0]
-            try checker.register(path: PathHandle(index: path), transport: pair[1])
+            try checker.register(path: PathHandle(index: path), transport: pair[1], check: check)
         }
     }
 
@@ -70,6 +85,9 @@ public final class SGFakeTargets {
         waiting.deallocate()
         senseOfWaiting.deallocate()
         senseCapacity.deallocate()
+        dataOfWaiting.deallocate()
+        dataCapacity.deallocate()
+        commands.deallocate()
         header.deallocate()
     }
 
@@ -85,9 +103,15 @@ public final class SGFakeTargets {
             waiting[path] += 1
             senseOfWaiting[path] = header.pointee.sbp.map { UnsafeMutableRawPointer($0) }
             senseCapacity[path] = Int(header.pointee.mx_sb_len)
+            dataOfWaiting[path] = header.pointee.dxferp
+            dataCapacity[path] = header.pointee.dxfer_len
+            if let cdb = header.pointee.cmdp, header.pointee.cmd_len >= 3 { commands[path] = (cdb[0], cdb[2]) }
         }
         return waiting[path]
     }
+
+    /// Operation code and page (CDB bytes 0 and 2) of `path`'s latest request read by `take`.
+    public func lastCommand(_ path: Int) -> (operation: UInt8, page: UInt8) { commands[path] }
 
     /// Answers `path`'s oldest waiting request; false when none waits.
     @discardableResult
@@ -101,6 +125,14 @@ public final class SGFakeTargets {
         header.pointee.masked_status = answer.status >> 1
         header.pointee.host_status = answer.hostStatus
         if answer.status != 0 || answer.hostStatus != 0 { header.pointee.info = 1 }
+        let capacity = dataCapacity[path]
+        header.pointee.dxfer_len = capacity
+        header.pointee.resid = Int32(capacity)
+        if capacity > 0, let buffer = dataOfWaiting[path] {
+            let count = min(answer.data.count, Int(capacity))
+            answer.data.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: count) }
+            header.pointee.resid = Int32(Int(capacity) - count)
+        }
         if answer.senseKey != 0, let sense = senseOfWaiting[path], senseCapacity[path] >= 14 {
             // Fixed-format sense: response code 0x70, key at 2, ASC/ASCQ at 12/13.
             let bytes = sense.assumingMemoryBound(to: UInt8.self)

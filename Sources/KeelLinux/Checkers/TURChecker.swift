@@ -84,10 +84,11 @@ public struct TURChecker: PathCheckBackend {
     /// Opens `devicePath`, which must be a SCSI generic node (`/dev/sgN`; anything else is refused
     /// with ENOTTY, since a request written to a block device would be written as data), for
     /// `path` (control plane). Replaces an earlier registration.
-    public func register(path: PathHandle, devicePath: String) throws(SystemError) {
+    /// `check` is the SCSI check the path gets (tur unless its `path_checker` names another).
+    public func register(path: PathHandle, devicePath: String, check: SCSICheck = .tur) throws(SystemError) {
         let fd = Int32(try systemCall("open(sg)") { keel_checkers_open_sg(devicePath) })
         do throws(SystemError) {
-            try core.install(path: path.index, fd: fd)
+            try core.install(path: path.index, fd: fd, check: check)
         } catch {
             Glibc.close(fd)
             throw error
@@ -98,13 +99,13 @@ public struct TURChecker: PathCheckBackend {
     /// peer answers like one (a fake target: reads each `sg_io_hdr` request, writes the answering
     /// header, fills the sense buffer the request points at). Anything else is refused with
     /// ENOTTY. The checker owns `fd` from here on (it is closed on a refusal too).
-    public func register(path: PathHandle, transport fd: Int32) throws(SystemError) {
+    public func register(path: PathHandle, transport fd: Int32, check: SCSICheck = .tur) throws(SystemError) {
         guard keel_checkers_sg_kind(fd) != 0 else {
             Glibc.close(fd)
             throw SystemError("register(sg transport)", errno: ENOTTY)
         }
         do throws(SystemError) {
-            try core.install(path: path.index, fd: fd)
+            try core.install(path: path.index, fd: fd, check: check)
         } catch {
             Glibc.close(fd)
             throw error
@@ -117,6 +118,11 @@ public struct TURChecker: PathCheckBackend {
     /// Closes descriptors parked by `unregister` whose commands have come back (control plane).
     @discardableResult
     public func closeRetiredDescriptors() -> Int { core.descriptors.closeRetired(isIdle: core.isIdle) }
+
+    /// The SCSI check the path gets (any thread may read it).
+    public func check(of path: PathHandle) -> SCSICheck {
+        path.index < pathCapacity ? core.check(path.index) : .tur
+    }
 
     /// Why the path's last check ended as it did (any thread may read it).
     public func lastReason(of path: PathHandle) -> TURReason {
@@ -183,6 +189,13 @@ final class TURCore: @unchecked Sendable {
     private let timeoutsMs: UnsafeMutablePointer<UInt32>
     /// errno of a write refused for good, reported at the next reap.
     private let submitErrnos: UnsafeMutablePointer<Int32>
+    /// The check each path gets (`SCSICheck.rawValue`; written at registration, before the path's
+    /// first check is sent).
+    private let checks: UnsafeMutablePointer<Atomic<UInt8>>
+    /// The stage of the check in flight (hp_sw: 0 the INQUIRY, 1 the TUR).
+    private let stages: UnsafeMutablePointer<UInt8>
+    /// emc_clariion: a digest of the LUN WWN each path reported first (0: none yet).
+    private let wwns: UnsafeMutablePointer<UInt64>
     // One request header, CDB and sense buffer for every command: requests are written and
     // answers read on the recovery thread only, and the sg driver copies the header and CDB in at
     // `write` and the sense out (to the address given at `write`) during `read`, where the answer
@@ -190,6 +203,10 @@ final class TURCore: @unchecked Sendable {
     private let header: UnsafeMutablePointer<sg_io_hdr>
     private let command: UnsafeMutablePointer<UInt8>
     private let sense: UnsafeMutablePointer<UInt8>
+    /// The data buffer of every command that returns data (INQUIRY pages, the block of
+    /// readsector0): the sg driver copies an answer's data to it during that answer's `read`, and
+    /// it is decoded before the next answer is read.
+    private let data: UnsafeMutablePointer<UInt8>
     private let eventData: UnsafeMutablePointer<UInt64>
     private let eventFlags: UnsafeMutablePointer<UInt8>
     private var closed = false
@@ -206,10 +223,15 @@ final class TURCore: @unchecked Sendable {
         attempts = memory.reserve(UInt8.self, count: pathsMax)
         timeoutsMs = memory.reserve(UInt32.self, count: pathsMax)
         submitErrnos = memory.reserve(Int32.self, count: pathsMax)
+        checks = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
+        stages = memory.reserve(UInt8.self, count: pathsMax)
+        wwns = memory.reserve(UInt64.self, count: pathsMax)
         header = .allocate(capacity: 1)
         header.initialize(to: sg_io_hdr())
-        command = .allocate(capacity: 6)
-        command.initialize(repeating: 0, count: 6)
+        command = .allocate(capacity: 10)
+        command.initialize(repeating: 0, count: 10)
+        data = .allocate(capacity: SCSICheck.dataBytes)
+        data.initialize(repeating: 0, count: SCSICheck.dataBytes)
         sense = .allocate(capacity: TURCore.senseBytes)
         sense.initialize(repeating: 0, count: TURCore.senseBytes)
         eventData = .allocate(capacity: TURCore.eventsPerPoll)
@@ -223,6 +245,7 @@ final class TURCore: @unchecked Sendable {
     static let bytesPerPath = DeviceDescriptors.bytesPerPath + InFlightChecks.bytesPerSlot
         + MemoryLayout<Atomic<UInt32>>.stride + MemoryLayout<Atomic<UInt64>>.stride + MemoryLayout<UInt8>.stride
         + MemoryLayout<UInt32>.stride + MemoryLayout<Int32>.stride
+        + MemoryLayout<Atomic<UInt8>>.stride + MemoryLayout<UInt8>.stride + MemoryLayout<UInt64>.stride
 
     /// Commits and clears the tables of paths up to `paths` (the thread that grows tables).
     func prepare(paths: Int) {
@@ -235,10 +258,16 @@ final class TURCore: @unchecked Sendable {
         memory.commit(attempts, from: old, to: new)
         memory.commit(timeoutsMs, from: old, to: new)
         memory.commit(submitErrnos, from: old, to: new)
+        memory.commit(checks, from: old, to: new)
+        memory.commit(stages, from: old, to: new)
+        memory.commit(wwns, from: old, to: new)
         for i in old..<new {
             (states + i).initialize(to: Atomic(TURPathState.idle.rawValue))
             (reasons + i).initialize(to: Atomic(0))
+            (checks + i).initialize(to: Atomic(SCSICheck.tur.rawValue))
         }
+        (stages + old).initialize(repeating: 0, count: new - old)
+        (wwns + old).initialize(repeating: 0, count: new - old)
         (attempts + old).initialize(repeating: 0, count: new - old)
         (timeoutsMs + old).initialize(repeating: 0, count: new - old)
         (submitErrnos + old).initialize(repeating: 0, count: new - old)
@@ -252,8 +281,12 @@ final class TURCore: @unchecked Sendable {
         memory.release(attempts, count: pathsMax)
         memory.release(timeoutsMs, count: pathsMax)
         memory.release(submitErrnos, count: pathsMax)
+        memory.release(checks, count: pathsMax)
+        memory.release(stages, count: pathsMax)
+        memory.release(wwns, count: pathsMax)
         header.deallocate()
         command.deallocate()
+        data.deallocate()
         sense.deallocate()
         eventData.deallocate()
         eventFlags.deallocate()
@@ -270,8 +303,9 @@ final class TURCore: @unchecked Sendable {
     /// Adds `fd` to the epoll set and makes it the path's descriptor (control plane). The epoll
     /// event carries the path and the descriptor, so an answer on a descriptor parked by
     /// `unregister` is still read from the descriptor it arrived on.
-    func install(path: Int, fd: Int32) throws(SystemError) {
+    func install(path: Int, fd: Int32, check: SCSICheck) throws(SystemError) {
         precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
+        checks[path].store(check.rawValue, ordering: .releasing)
         let data = (UInt64(UInt32(path)) << 32) | UInt64(UInt32(bitPattern: fd))
         _ = try systemCall("epoll_ctl(ADD)") { keel_checkers_epoll_add(epollFD, fd, data) }
         descriptors.install(path, fd: fd, blockBytes: 0, isIdle: isIdle)
@@ -280,6 +314,10 @@ final class TURCore: @unchecked Sendable {
     func unregister(path: Int) {
         precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
         descriptors.retire(path, isIdle: isIdle)
+    }
+
+    func check(_ path: Int) -> SCSICheck {
+        SCSICheck(rawValue: checks[path].load(ordering: .acquiring)) ?? .tur
     }
 
     func lastReason(_ path: Int) -> TURReason {
@@ -305,6 +343,7 @@ final class TURCore: @unchecked Sendable {
         let timeoutMs = UInt32(clamping: max(1, request.timeoutNs / Time.nsPerMs))
         timeoutsMs[path] = timeoutMs
         attempts[path] = 1
+        stages[path] = 0
         let error = send(fd: device.fd, path: path, timeoutMs: timeoutMs)
         if error == EAGAIN || error == EDOM || error == ENOMEM {
             // The driver's queue for this descriptor is full: not an answer about the path.
@@ -323,13 +362,20 @@ final class TURCore: @unchecked Sendable {
         return true
     }
 
-    /// Writes one TEST UNIT READY (CDB all zero) for `path`; 0 or the write's errno.
+    /// Writes the command of `path`'s check at its stage (TEST UNIT READY: a CDB all zero); 0 or
+    /// the write's errno.
     private func send(fd: Int32, path: Int, timeoutMs: UInt32) -> Int32 {
-        command.update(repeating: 0, count: 6)
+        let shape = check(path).writeCommand(stage: stages[path], into: command)
         header.pointee = sg_io_hdr()
         header.pointee.interface_id = Int32(UInt8(ascii: "S"))
-        header.pointee.dxfer_direction = SG_DXFER_NONE
-        header.pointee.cmd_len = 6
+        if shape.dataBytes > 0 {
+            header.pointee.dxfer_direction = SG_DXFER_FROM_DEV
+            header.pointee.dxfer_len = shape.dataBytes
+            header.pointee.dxferp = UnsafeMutableRawPointer(data)
+        } else {
+            header.pointee.dxfer_direction = SG_DXFER_NONE
+        }
+        header.pointee.cmd_len = shape.length
         header.pointee.cmdp = command
         header.pointee.mx_sb_len = UInt8(TURCore.senseBytes)
         header.pointee.sbp = sense
@@ -420,20 +466,34 @@ final class TURCore: @unchecked Sendable {
             answer.asc = parsed.asc
             answer.ascq = parsed.ascq
         }
+        let check = self.check(path)
+        // The data the command returned: what it asked for less the residual the driver reports.
+        let asked = Int(header.pointee.dxfer_len)
+        let returned = min(max(0, asked - Int(header.pointee.resid)), SCSICheck.dataBytes)
+        let (step, wwn) = SCSICheckDecode.decide(check, stage: stages[path], answer: answer,
+                                                 page: UnsafeRawBufferPointer(start: data, count: asked > 0 ? returned : 0), knownWWN: wwns[path])
+        if wwn != 0 { wwns[path] = wwn }
         let result: CheckResult
         let reason: TURReason
-        switch TURSense.decide(answer) {
+        switch step {
         case .final(let r, let why):
             result = r
             reason = why
         case .retry(let why):
-            if Int(attempts[path]) < TURSense.attemptsMax {
+            if Int(attempts[path]) < check.attemptsMax {
                 attempts[path] += 1
                 let error = send(fd: fd, path: path, timeoutMs: timeoutsMs[path])
                 if error == 0 { return }  // Same deadline: the check is still in flight.
             }
             result = .down
             reason = why
+        case .nextStage:
+            stages[path] += 1
+            attempts[path] = 1
+            let error = send(fd: fd, path: path, timeoutMs: timeoutsMs[path])
+            if error == 0 { return }  // The next command of the same check, same deadline.
+            result = .down
+            reason = TURReason(kind: .ioctlFailed, errno: error, check: check)
         }
         inFlight.remove(path)
         states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)

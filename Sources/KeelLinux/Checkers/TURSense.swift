@@ -4,7 +4,7 @@ import Glibc
 import KeelCore
 
 /// Why a TUR check ended as it did; readable by the control plane (`TURChecker.lastReason`).
-/// Packs into 56 bits so a checker thread hands it over with the result in one word.
+/// Packs into one 64-bit word (the check in the top byte), kept per path in an atomic.
 public struct TURReason: Sendable, Equatable, CustomStringConvertible {
     /// The kind of answer.
     public enum Kind: UInt8, Sendable {
@@ -30,6 +30,28 @@ public struct TURReason: Sendable, Equatable, CustomStringConvertible {
         case retriesExhausted
         /// No answer within the check's timeout.
         case timedOut
+        /// The INQUIRY of hp_sw, rdac or emc_clariion did not succeed.
+        case inquiryFailed
+        /// hp_sw: the INQUIRY answered, the TEST UNIT READY did not: the passive controller.
+        case passive
+        /// rdac: the LUN is not connected through this controller.
+        case lunNotConnected
+        /// rdac: the controller's port group is unavailable (reset, firmware download, service mode...).
+        case controllerUnavailable
+        /// rdac: the controller alone is transitioning: it is starting up.
+        case controllerStarting
+        /// rdac: not the owning controller, and neither AVT nor I/O shipping is on.
+        case notOwner
+        /// emc_clariion: page 0xC0 is not in the known format.
+        case unknownPageFormat
+        /// emc_clariion: initiator type, failover mode or arraycommpath not set for failover.
+        case notConfiguredForFailover
+        /// emc_clariion: the LUN is not available for normal operations.
+        case notNormalOperations
+        /// emc_clariion: the LUN is unbound, or it is the LUNZ.
+        case unbound
+        /// emc_clariion: the LUN's WWN is not the one this path had.
+        case wwnChanged
     }
 
     public var kind: Kind
@@ -42,8 +64,12 @@ public struct TURReason: Sendable, Equatable, CustomStringConvertible {
     public var senseKey: UInt8
     public var asc: UInt8
     public var ascq: UInt8
+    /// The check that gave the answer.
+    public var check: SCSICheck
 
-    public init(kind: Kind, errno: Int32 = 0, status: UInt8 = 0, hostStatus: UInt8 = 0, senseKey: UInt8 = 0, asc: UInt8 = 0, ascq: UInt8 = 0) {
+    public init(kind: Kind, errno: Int32 = 0, status: UInt8 = 0, hostStatus: UInt8 = 0, senseKey: UInt8 = 0, asc: UInt8 = 0, ascq: UInt8 = 0,
+                check: SCSICheck = .tur) {
+        self.check = check
         self.kind = kind
         self.errno = errno
         self.status = status
@@ -53,34 +79,57 @@ public struct TURReason: Sendable, Equatable, CustomStringConvertible {
         self.ascq = ascq
     }
 
-    /// The 56-bit form carried next to a check result.
+    /// The 64-bit form kept per path (the check in the top byte).
     public var packed: UInt64 {
         UInt64(kind.rawValue) | UInt64(UInt8(truncatingIfNeeded: errno)) << 8 | UInt64(status) << 16 | UInt64(hostStatus) << 24
-            | UInt64(senseKey) << 32 | UInt64(asc) << 40 | UInt64(ascq) << 48
+            | UInt64(senseKey) << 32 | UInt64(asc) << 40 | UInt64(ascq) << 48 | UInt64(check.rawValue) << 56
     }
 
     /// Unpacks `packed`.
     public init(packed: UInt64) {
         func byte(_ shift: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: packed >> shift) }
         self.init(kind: Kind(rawValue: byte(0)) ?? .none, errno: Int32(byte(8)), status: byte(16), hostStatus: byte(24),
-                  senseKey: byte(32), asc: byte(40), ascq: byte(48))
+                  senseKey: byte(32), asc: byte(40), ascq: byte(48), check: SCSICheck(rawValue: byte(56)) ?? .tur)
+    }
+
+    /// The command the answer is about, as the description names it.
+    var command: String {
+        switch check {
+        case .tur: return "TEST UNIT READY"
+        case .readsector0: return "READ(10) of block 0"
+        case .hpSW: return kind == .passive || kind == .good ? "hp_sw TEST UNIT READY" : "hp_sw INQUIRY page 0x80"
+        case .rdac: return "rdac INQUIRY page 0xC9"
+        case .emcClariion: return "emc_clariion INQUIRY page 0xC0"
+        }
     }
 
     public var description: String {
         func hex(_ v: UInt8) -> String { v < 16 ? "0\(String(v, radix: 16))" : String(v, radix: 16) }
         let sense = "sense key \(hex(senseKey)) asc/ascq \(hex(asc))/\(hex(ascq))"
+        let command = self.command
         switch kind {
         case .none: return "not checked yet"
-        case .good: return "TEST UNIT READY: GOOD"
-        case .reservationConflict: return "TEST UNIT READY: reservation conflict (path usable)"
-        case .standby: return "TEST UNIT READY: not ready, target port in standby (04/0b)"
-        case .transitioning: return "TEST UNIT READY: not ready, ALUA state transition (04/0a)"
-        case .lunNotSupported: return "TEST UNIT READY: logical unit not supported (25/00)"
+        case .good: return "\(command): GOOD"
+        case .reservationConflict: return "\(command): reservation conflict (path usable)"
+        case .standby: return "\(command): not ready, target port in standby (04/0b)"
+        case .transitioning: return "\(command): not ready, ALUA state transition (04/0a)"
+        case .lunNotSupported: return "\(command): logical unit not supported (25/00)"
         case .notSCSIDevice: return "not a SCSI generic device: SG_IO failed with \(String(cString: strerror(errno))) (errno \(errno))"
         case .ioctlFailed: return "SG_IO failed: \(String(cString: strerror(errno))) (errno \(errno))"
-        case .checkCondition: return "TEST UNIT READY: check condition, status 0x\(hex(status)), \(sense)"
-        case .retriesExhausted: return "TEST UNIT READY: still failing after retries (host status 0x\(hex(hostStatus)), \(sense))"
-        case .timedOut: return "TEST UNIT READY: no answer within the checker timeout"
+        case .checkCondition: return "\(command): check condition, status 0x\(hex(status)), \(sense)"
+        case .retriesExhausted: return "\(command): still failing after retries (host status 0x\(hex(hostStatus)), \(sense))"
+        case .timedOut: return "\(command): no answer within the checker timeout"
+        case .inquiryFailed: return "\(command): failed, status 0x\(hex(status)), host status 0x\(hex(hostStatus)), \(sense)"
+        case .passive: return "\(command): refused after INQUIRY answered: passive controller (ghost)"
+        case .lunNotConnected: return "\(command): logical unit not connected"
+        case .controllerUnavailable: return "\(command): controller unavailable (reset, firmware download, quiesced or service mode)"
+        case .controllerStarting: return "\(command): controller in its start-up sequence"
+        case .notOwner: return "\(command): not the owning controller, AVT off (ghost)"
+        case .unknownPageFormat: return "\(command): unit path report in an unknown format"
+        case .notConfiguredForFailover: return "\(command): path not set up for failover (initiator type, failover mode, arraycommpath)"
+        case .notNormalOperations: return "\(command): logical unit not available for normal operations"
+        case .unbound: return "\(command): logical unit unbound, or LUNZ"
+        case .wwnChanged: return "\(command): the logical unit's WWN changed since the last check"
         }
     }
 }
