@@ -118,7 +118,7 @@ private struct AllocationLoop {
     /// answer's settlement): 200,000 checks each, without a malloc.
     @Test(arguments: [SCSICheck.rdac, .hpSW, .emcClariion, .readsector0])
     func otherSCSIChecksAllocateNothing(_ check: SCSICheck) throws {
-        var checker = try TURChecker(TURConfiguration(pathsMax: 4))
+        let checker = try TURChecker(TURConfiguration(pathsMax: 4))
         defer { checker.close() }
         let targets = try SGFakeTargets(paths: 2, checker: checker, check: check)
         var page = [UInt8](repeating: 0, count: 128)

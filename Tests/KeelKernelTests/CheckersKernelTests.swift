@@ -119,6 +119,50 @@ struct CheckersKernelTests {
         }
     }
 
+    /// The other SCSI checks on real sg nodes. readsector0 reads block 0 and is up on every port,
+    /// the standby one included: the ALUA handler rejects block-layer reads there (directio is
+    /// down), but an sg pass-through read reaches scsi_debug, which serves it in any port state.
+    /// hp_sw (INQUIRY 0x80, then TUR) is up on every port. scsi_debug has no vendor
+    /// pages 0xC9 or 0xC0: it refuses the INQUIRY (ILLEGAL REQUEST), so rdac and emc_clariion are
+    /// down with that reason, which shows the command went to the device and back.
+    @Test func otherSCSIChecksOnScsiDebug() throws {
+        try withScsiDebug { disks in
+            for check in [SCSICheck.readsector0, .hpSW, .rdac, .emcClariion] {
+                var checker = try TURChecker(TURConfiguration(pathsMax: disks.count))
+                defer { checker.close() }
+                for (p, disk) in disks.enumerated() {
+                    try checker.register(path: PathHandle(index: p), devicePath: disk.genericPath, check: check)
+                }
+                let results = checkAll(&checker, paths: disks.count, token: 1)
+                for (p, disk) in disks.enumerated() {
+                    let reason = checker.lastReason(of: PathHandle(index: p))
+                    print("\(check) \(disk): \(results[p]) (\(reason))")
+                    switch check {
+                    case .readsector0, .hpSW: #expect(results[p] == .up, "\(disk): \(reason)")
+                    default:
+                        #expect(results[p] == .down, "\(disk): \(reason)")
+                        #expect(reason.kind == .inquiryFailed && reason.senseKey == 0x5, "\(disk): \(reason)")
+                    }
+                }
+            }
+            // Offline and back, through readsector0 and hp_sw.
+            let disk = try #require(disks.first { $0.host % 3 == 0 })
+            var read = try TURChecker(TURConfiguration(pathsMax: 1))
+            defer { read.close() }
+            var hp = try TURChecker(TURConfiguration(pathsMax: 1))
+            defer { hp.close() }
+            try read.register(path: PathHandle(index: 0), devicePath: disk.genericPath, check: .readsector0)
+            try hp.register(path: PathHandle(index: 0), devicePath: disk.genericPath, check: .hpSW)
+            try setState(disk, "offline")
+            defer { try? setState(disk, "running") }
+            #expect(checkAll(&read, paths: 1, token: 2) == [.down])
+            #expect(checkAll(&hp, paths: 1, token: 2) == [.down])
+            try setState(disk, "running")
+            #expect(checkAll(&read, paths: 1, token: 3) == [.up])
+            #expect(checkAll(&hp, paths: 1, token: 3) == [.up])
+        }
+    }
+
     @Test func directIOIsUpOnActivePaths() throws {
         try withScsiDebug { disks in
             var checker = try DirectIOChecker(DirectIOConfiguration(pathsMax: disks.count))

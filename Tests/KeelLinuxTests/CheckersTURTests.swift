@@ -196,7 +196,7 @@ private func request(_ path: Int, token: UInt32 = 1, timeoutNs: Nanoseconds = 5 
     }
 
     @Test func anUnregisteredOrphanKeepsItsDescriptorUntilItsCommandReturns() throws {
-        var checker = try TURChecker(TURConfiguration(pathsMax: 1))
+        let checker = try TURChecker(TURConfiguration(pathsMax: 1))
         defer { checker.close() }
         let targets = try SGFakeTargets(paths: 1, checker: checker)
         let start = checkerNowNs()
