@@ -108,4 +108,26 @@ private func kernelTable() throws -> MultipathTable {
         MultipathAssembler.applyDetection(&noALUA, prio: nil, handler: nil)
         #expect(noALUA.prio == .const && noALUA.hardwareHandler == "0")
     }
+
+    @Test("detect_checker: ALUA paths get tur over a configured checker, rdac arrays keep rdac, CLARiiON keeps emc_clariion")
+    func checkerDetection() throws {
+        func checker(_ text: String, vendor: String = "ACME", product: String = "disk", alua: Bool = true) throws -> MapProfile.Checker {
+            let c = try Configuration.load(files: [(name: "multipath.conf", text: text)]).get().configuration
+            var p = c.profile(wwid: "w1", vendor: vendor, product: product)
+            MultipathAssembler.applyDetection(&p, prio: alua ? .sysfs : nil, handler: nil)
+            return p.checker
+        }
+        #expect(try checker("defaults {\n    path_checker readsector0\n}\n") == .tur, "detected over defaults")
+        #expect(try checker("devices {\n    device {\n        vendor ACME\n        product disk\n        path_checker hp_sw\n    }\n}\n") == .tur,
+                "and over a devices entry")
+        #expect(try checker("defaults {\n    path_checker readsector0\n}\n", alua: false) == .readsector0, "no ALUA: the setting")
+        #expect(try checker("defaults {\n    path_checker readsector0\n    detect_checker no\n}\n") == .readsector0)
+        #expect(try checker("overrides {\n    detect_checker no\n}\ndefaults {\n    path_checker directio\n}\n") == .directio)
+        #expect(try checker("", vendor: "NETAPP", product: "INF-01-00") == .rdac, "E-series keeps rdac with ALUA")
+        #expect(try checker("", vendor: "DGC", product: "VRAID") == .emcClariion, "the table turns detection off for CLARiiON")
+        #expect(try checker("", vendor: "HP", product: "MSA110") == .tur, "an ALUA MSA gets tur")
+        #expect(try checker("", vendor: "HP", product: "MSA110", alua: false) == .hpSW)
+        let inMultipath = try Configuration.load(files: [(name: "c", text: "multipaths {\n    multipath {\n        wwid w\n        detect_checker no\n    }\n}\n")]).get()
+        #expect(inMultipath.warnings.contains { $0.message.contains("detect_checker") }, "not a multipath-section option, as in multipath-tools")
+    }
 }

@@ -105,6 +105,7 @@ struct ConfigWriter {
         if let v = s.grouping { option("path_grouping_policy", v.description) }
         if let v = s.pathSelector { quoted("path_selector", v) }
         if let v = s.pathChecker { option("path_checker", v.rawValue) }
+        if let v = s.detectChecker { option("detect_checker", v ? "yes" : "no") }
         if let v = s.prio { option("prio", v.rawValue) }
         if let v = s.prioArgs { quoted("prio_args", v) }
         if let v = s.failback { option("failback", v.description) }

@@ -176,6 +176,9 @@ public struct MapSettings: Sendable, Equatable {
     /// `auto_resize`: whether a map follows its paths' new size when they report one (a
     /// `change` uevent after the LUN was resized).
     public var autoResize: AutoResize?
+    /// `detect_checker`: paths that support ALUA are checked with tur (an rdac array keeps
+    /// rdac), whatever `path_checker` says.
+    public var detectChecker: Bool?
 
     /// Nothing set.
     public init() {}
@@ -197,6 +200,7 @@ public struct MapSettings: Sendable, Equatable {
         s.userFriendlyNames = false
         s.aliasPrefix = "mpath"
         s.fastIOFailTmo = .seconds(5)
+        s.detectChecker = true
         return s
     }()
 
@@ -222,6 +226,7 @@ public struct MapSettings: Sendable, Equatable {
         if other.ehDeadline != nil { s.ehDeadline = nil }
         if other.flushOnLastDel != nil { s.flushOnLastDel = nil }
         if other.autoResize != nil { s.autoResize = nil }
+        if other.detectChecker != nil { s.detectChecker = nil }
         return s
     }
 
@@ -247,6 +252,7 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.ehDeadline { s.ehDeadline = v }
         if let v = other.flushOnLastDel { s.flushOnLastDel = v }
         if let v = other.autoResize { s.autoResize = v }
+        if let v = other.detectChecker { s.detectChecker = v }
         return s
     }
 }

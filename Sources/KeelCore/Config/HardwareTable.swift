@@ -246,7 +246,7 @@ extension Configuration {
             hardware_handler "1 emc"
             failback immediate
             no_path_retry 60
-            # detect_checker no (not in Keel)
+            detect_checker no
         }
         device {
             vendor "EMC"

@@ -30,6 +30,9 @@ public struct MapProfile: Sendable, Equatable {
     /// `detect_prio`: ALUA paths choose the prioritizer, over any `prio` setting (as in
     /// multipath-tools, where detection comes before every section).
     public var detectsPrio: Bool = false
+    /// `detect_checker`: ALUA paths get tur unless the checker is rdac (multipath-tools 0.9.4
+    /// sends rdac's page 0xC9 first and keeps rdac when the array answers it).
+    public var detectsChecker: Bool = true
     /// `retain_attached_hw_handler`: a handler the kernel attached to the paths is used, over
     /// any `hardware_handler` setting.
     public var retainsAttachedHandler: Bool = false
@@ -149,6 +152,7 @@ extension Configuration {
             aliasPrefix: pick(\.aliasPrefix) ?? "mpath"
         )
         profile.detectsPrio = detectPrio
+        profile.detectsChecker = pick(\.detectChecker) ?? true
         profile.retainsAttachedHandler = retainAttachedHardwareHandler
         profile.flushesOnLastDel = pick(\.flushOnLastDel) ?? false
         profile.autoResize = pick(\.autoResize) ?? .never

@@ -393,6 +393,9 @@ public struct MultipathAssembler {
     /// paths support ALUA.)
     public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?) {
         if profile.detectsPrio, let prio { profile.prio = prio }
+        // detect_checker: ALUA paths are checked with tur, except on an rdac array (which
+        // multipathd recognises by its page 0xC9; here, the configuration naming rdac).
+        if profile.detectsChecker && prio != nil && profile.checker != .rdac { profile.checker = .tur }
         if profile.retainsAttachedHandler, let handler {
             profile.hardwareHandler = "1 " + handler
         } else if profile.hardwareHandlerIsDefault && prio != nil {
