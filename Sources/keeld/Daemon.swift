@@ -59,6 +59,33 @@ enum Daemon {
 
     /// Starts keeld and runs it until it is told to stop. Returns the exit status.
     static func run(_ options: Options) -> Int32 {
+        guard let running = start(options) else { return 1 }
+        let stopSignal = supervise(running)
+        stop(running, signal: stopSignal)
+        return 0
+    }
+
+    /// What a started keeld is made of, for supervision and shutdown.
+    struct Running {
+        let options: Options
+        let shared: DaemonShared
+        let signals: SignalChannel
+        let notifier: ServiceNotifier?
+        let schedulingFact: String
+        let mainLog: LogProducer
+        let logger: KeelLogger
+        let exitPolicy: (mode: ExitQueueing, reason: String)
+        let mapHandles: [MapHandle]
+        let recoveryThread: RealtimeThread
+        let eventsThread: RealtimeThread
+        let controlThread: RealtimeThread
+        let tur: TURChecker
+        let directIO: DirectIOChecker
+    }
+
+    /// Steps 0-11: privileges, configuration, the logger, discovery and assembly, pinning, the
+    /// threads, seccomp, and the first tables. Nil when keeld cannot start (it said why).
+    static func start(_ options: Options) -> Running? {
         signal(SIGPIPE, SIG_IGN)
         var phases = StartupPhases()
         // 0. Least privilege, before the first thread (capabilities are per thread; every thread
@@ -81,7 +108,7 @@ enum Daemon {
         switch loadConfiguration(options) {
         case .failure(let error):
             say("configuration rejected:\n\(error)")
-            return 1
+            return nil
         case .success(let loaded):
             for warning in loaded.warnings { say("configuration warning: \(warning)") }
             configuration = loaded.configuration
@@ -95,7 +122,7 @@ enum Daemon {
         case .success: break
         case .failure(let failure):
             say("\(failure)")
-            return 1
+            return nil
         }
         // Room for one descriptor per path before any path is opened.
         let fileLimit = FileLimit.raise(forPaths: capacities.pathsMax)
@@ -106,7 +133,7 @@ enum Daemon {
         let signals: SignalChannel
         do { signals = try SignalChannel() } catch {
             say("cannot set up signals: \(error)")
-            return 1
+            return nil
         }
 
         phases.mark("configuration")
@@ -128,14 +155,14 @@ enum Daemon {
             try logger.start()
         } catch {
             say("cannot start the logger: \(error)")
-            return 1
+            return nil
         }
         guard let mainLog = logger.registerProducer(name: "main"),
               let recoveryLog = logger.registerProducer(name: "recovery"),
               let eventsLog = logger.registerProducer(name: "events"),
               let controlLog = logger.registerProducer(name: "control") else {
             say("logger has no room for keeld's threads")
-            return 1
+            return nil
         }
         mainLog.log(.started, LogArgument.signed(capacities.pathsMax), LogArgument.signed(capacities.mapsMax))
         mainLog.log(.configurationLoaded, LogArgument.signed(configuration.multipaths.count + configuration.devices.count),
@@ -183,7 +210,7 @@ enum Daemon {
             control = try DMControl()
         } catch {
             say("cannot set up: \(error)")
-            return 1
+            return nil
         }
         if let hint = directIO.fallbackHint { say("warning: \(hint)") }
         let checker = DaemonChecker(pathsMax: capacities.pathsMax, initial: initial.paths, memory: memory, tur: tur, directIO: directIO)
@@ -199,7 +226,7 @@ enum Daemon {
         do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, metricsPort: options.metricsPort,
                                                            log: controlLog, checker: checker) } catch {
             say("cannot open the control socket: \(error)")
-            return 1
+            return nil
         }
 
         phases.mark("arenas, checkers, sockets")
@@ -239,39 +266,11 @@ enum Daemon {
 
         phases.mark("assembly (checkers registered)")
         // 7. Pin: everything allocated so far, and every page mapped from now on.
-        var memoryFact: String
-        do { try MemoryDiscipline.tuneMalloc() } catch { say("warning: \(error)") }
-        do {
-            try MemoryDiscipline.lockAll()
-            // mlockall locked the tables' reservations whole; only their committed parts stay.
-            PinnedTableMemory.unlockUncommitted()
-            let locked = try? MemoryDiscipline.lockedMemory()
-            memoryFact = "mlockall(MCL_CURRENT|MCL_FUTURE), \((locked?.lockedBytes ?? 0) / 1024) KiB locked"
-            mainLog.log(.memoryLocked, LogArgument.signed(Int((locked?.lockedBytes ?? 0) / 1024)))
-            let heap = MemoryDiscipline.mallocStatistics()
-            say("memory locked: \((locked?.lockedBytes ?? 0) / 1024) KiB, resident \((locked?.residentBytes ?? 0) / 1024) KiB; "
-                + "malloc heap \(heap.heapBytes / 1024) KiB, \(heap.inUseBytes / 1024) KiB in use")
-        } catch {
-            mainLog.log(.mlockFailed, LogArgument.errno(error.errno))
-            guard options.allowUnpinned else {
-                say("cannot lock memory: \(error)\nrefusing to run unpinned (start with --allow-unpinned to accept it)")
-                logger.stop()
-                return 1
-            }
-            say("warning: running unpinned (--allow-unpinned): \(error)")
-            memoryFact = "NOT pinned (\(error))"
-        }
+        guard let memoryFact = pinMemory(options, mainLog: mainLog, logger: logger) else { return nil }
 
         phases.mark("pinning")
         // 8. The OOM killer leaves keeld alone.
-        var oomFact: String
-        do {
-            _ = try OOMScore.protect()
-            oomFact = "\((try? OOMScore.current()) ?? 0)"
-        } catch {
-            say("warning: \(error)")
-            oomFact = "\((try? OOMScore.current()) ?? 0) (not protected: \(error))"
-        }
+        let oomFact = protectFromOOMKiller()
 
         // 9. Threads: recovery (real-time when permitted), events, control. Every stack is locked
         //    whole. Sizes from the stacks' high-water marks (`show daemon`, Tools/footprint:
@@ -296,7 +295,7 @@ enum Daemon {
             }
         } catch {
             say("cannot start threads: \(error)")
-            return 1
+            return nil
         }
         shared.stacks.withLock { $0 = [recoveryThread.stack, eventsThread.stack, controlHandle.stack, shared.logger.stack] }
         let schedulingFact: String
@@ -312,16 +311,7 @@ enum Daemon {
         }
 
         // 10. No process creation from here on, in any thread.
-        var seccompFact: String
-        do {
-            try Seccomp.denyProcessCreation()
-            mainLog.log(.seccompInstalled, LogArgument.signed(5))
-            seccompFact = "filter installed: fork, vfork, process clone, execve and execveat denied"
-        } catch {
-            mainLog.log(.seccompFailed, LogArgument.errno(0))
-            say("warning: seccomp filter not installed: \(error)")
-            seccompFact = "not installed (\(error))"
-        }
+        let seccompFact = denyProcessCreation(mainLog)
         shared.directory.withLock {
             $0.memory = memoryFact
             $0.oomScore = oomFact
@@ -348,11 +338,71 @@ enum Daemon {
         mainLog.log(.ready, LogArgument.signed(loadedMaps), LogArgument.signed(pathCount))
         say("ready: \(loadedMaps) maps, \(pathCount) paths" + (loadedMaps < mapHandles.count ? " (\(mapHandles.count - loadedMaps) maps failed to load; see the log)" : ""))
         notifier?.notifyReady()
-        var lastStatus = Self.serviceStatus(shared, scheduling: schedulingFact)
-        notifier?.notifyStatus(lastStatus)
+        notifier?.notifyStatus(Self.serviceStatus(shared, scheduling: schedulingFact))
+        return Running(options: options, shared: shared, signals: signals, notifier: notifier, schedulingFact: schedulingFact,
+                       mainLog: mainLog, logger: logger, exitPolicy: exitPolicy, mapHandles: mapHandles,
+                       recoveryThread: recoveryThread, eventsThread: eventsThread, controlThread: controlHandle,
+                       tur: tur, directIO: directIO)
+    }
 
-        // 12. Supervise: signals, shutdown requests, the watchdog (fed only while the recovery
-        // loop makes progress).
+    /// Step 7: locks everything allocated so far and every page mapped from now on (then
+    /// unlocks the tables' uncommitted reservations). Returns what `show daemon` says about it;
+    /// nil when memory cannot be locked and `--allow-unpinned` was not given (keeld then stops).
+    static func pinMemory(_ options: Options, mainLog: LogProducer, logger: KeelLogger) -> String? {
+        do { try MemoryDiscipline.tuneMalloc() } catch { say("warning: \(error)") }
+        do {
+            try MemoryDiscipline.lockAll()
+            // mlockall locked the tables' reservations whole; only their committed parts stay.
+            PinnedTableMemory.unlockUncommitted()
+            let locked = try? MemoryDiscipline.lockedMemory()
+            mainLog.log(.memoryLocked, LogArgument.signed(Int((locked?.lockedBytes ?? 0) / 1024)))
+            let heap = MemoryDiscipline.mallocStatistics()
+            say("memory locked: \((locked?.lockedBytes ?? 0) / 1024) KiB, resident \((locked?.residentBytes ?? 0) / 1024) KiB; "
+                + "malloc heap \(heap.heapBytes / 1024) KiB, \(heap.inUseBytes / 1024) KiB in use")
+            return "mlockall(MCL_CURRENT|MCL_FUTURE), \((locked?.lockedBytes ?? 0) / 1024) KiB locked"
+        } catch {
+            mainLog.log(.mlockFailed, LogArgument.errno(error.errno))
+            guard options.allowUnpinned else {
+                say("cannot lock memory: \(error)\nrefusing to run unpinned (start with --allow-unpinned to accept it)")
+                logger.stop()
+                return nil
+            }
+            say("warning: running unpinned (--allow-unpinned): \(error)")
+            return "NOT pinned (\(error))"
+        }
+    }
+
+    /// Step 8: the OOM killer leaves keeld alone. Returns the score, and why when it is not.
+    static func protectFromOOMKiller() -> String {
+        do {
+            _ = try OOMScore.protect()
+            return "\((try? OOMScore.current()) ?? 0)"
+        } catch {
+            say("warning: \(error)")
+            return "\((try? OOMScore.current()) ?? 0) (not protected: \(error))"
+        }
+    }
+
+    /// Step 10: no process creation from here on, in any thread. Returns what `show daemon`
+    /// says about the filter.
+    static func denyProcessCreation(_ mainLog: LogProducer) -> String {
+        do {
+            try Seccomp.denyProcessCreation()
+            mainLog.log(.seccompInstalled, LogArgument.signed(5))
+            return "filter installed: fork, vfork, process clone, execve and execveat denied"
+        } catch {
+            mainLog.log(.seccompFailed, LogArgument.errno(0))
+            say("warning: seccomp filter not installed: \(error)")
+            return "not installed (\(error))"
+        }
+    }
+
+    /// Step 12, until a stop: signals (SIGHUP reconfigures), shutdown requests, the watchdog
+    /// (fed only while the recovery loop makes progress) and the service status. Returns the
+    /// signal that stops keeld (SIGTERM for a `shutdown` command).
+    static func supervise(_ running: Running) -> Int32 {
+        let shared = running.shared, signals = running.signals, notifier = running.notifier
+        var lastStatus = Self.serviceStatus(shared, scheduling: running.schedulingFact)
         var stopSignal: Int32 = 0
         var lastPasses = shared.board.loopPasses.load(ordering: .relaxed)
         let watchdogMs = notifier?.watchdogIntervalNs.map { Int32(clamping: $0 / Time.nsPerMs / 4) } ?? 1000
@@ -381,7 +431,7 @@ enum Daemon {
             lastPasses = passes
             if let notifier {
                 // STATUS= follows the maps and usable paths as they change (checked each wake-up).
-                let status = Self.serviceStatus(shared, scheduling: schedulingFact)
+                let status = Self.serviceStatus(shared, scheduling: running.schedulingFact)
                 if status != lastStatus {
                     notifier.notifyStatus(status)
                     lastStatus = status
@@ -389,19 +439,26 @@ enum Daemon {
             }
         }
 
-        // Shutdown: a stuck kernel call must not keep keeld from exiting.
+        return stopSignal
+    }
+
+    /// Shutdown: queueing maps failed if the exit policy says so, the events and recovery
+    /// threads joined, the checkers closed and the log flushed. A stuck kernel call must not
+    /// keep keeld from exiting.
+    static func stop(_ running: Running, signal stopSignal: Int32) {
+        let shared = running.shared, mainLog = running.mainLog, options = running.options
         alarm(10)
         mainLog.log(.stopping, LogArgument.signed(Int(stopSignal)))
-        notifier?.notifyStopping()
+        running.notifier?.notifyStopping()
         // The control thread is told to stop but not waited for: a client holding it (a slow or
         // silent one) must not delay the stop, nor let the alarm end keeld before queued I/O is
         // failed as asked and the log is flushed. It ends with the process.
         shared.controlStop.store(true, ordering: .releasing)
         shared.controlWake.signal()
-        _ = controlHandle
+        _ = running.controlThread
         unlink(options.controlSocket)
-        if exitPolicy.mode == .failQueued && !shared.forceQueueingAtExit.load(ordering: .acquiring) {
-            let queueing = mapHandles.filter { shared.board.queueing($0) }
+        if running.exitPolicy.mode == .failQueued && !shared.forceQueueingAtExit.load(ordering: .acquiring) {
+            let queueing = running.mapHandles.filter { shared.board.queueing($0) }
             for (i, map) in queueing.enumerated() {
                 shared.send(.command(.disableQueueing(map), ticket: 0x8000_0000 | UInt32(i)), unless: shared.recoveryStop)
             }
@@ -413,15 +470,14 @@ enum Daemon {
         }
         shared.eventsStop.store(true, ordering: .releasing)
         shared.eventsWake.signal()
-        try? eventsThread.join()
+        try? running.eventsThread.join()
         shared.recoveryStop.store(true, ordering: .releasing)
         shared.inputDoorbell.signal()
-        try? recoveryThread.join()
-        tur.close()
-        directIO.close()
-        logger.stop()
+        try? running.recoveryThread.join()
+        running.tur.close()
+        running.directIO.close()
+        running.logger.stop()
         say("stopped (signal \(stopSignal))")
-        return 0
     }
 }
 
