@@ -577,6 +577,22 @@ struct KeeldProcessKernelTests {
         }
     }
 
+    @Test("prio weightedpath gives the paths the priorities prio_args names, and group_by_prio groups them by it")
+    func weightedPathPriorities() throws {
+        let configuration = daemonConfiguration
+            .replacingOccurrences(of: "    prio alua\n", with: "    prio weightedpath\n    prio_args \"hbtl ^0: 50 ^[12]: 20 .* 5\"\n    detect_prio no\n")
+        try withReadyKeeld("/tmp/keeld-weighted", configuration: configuration) { keeld, disks, control in
+            let lines = keeld.command("show paths format \"%d %p\"").split(separator: "\n").map(String.init)
+            for (host, disk) in disks {
+                let want = host == 0 ? 50 : host <= 2 ? 20 : 5
+                #expect(lines.contains("\(disk) \(want)"), "\(disk) (host\(host)) should have priority \(want): \(lines)")
+            }
+            let groups = try control.multipathStatus(name: "mpatha").groups
+            #expect(groups.count == 3, "one group per priority: \(groups)")
+            #expect(try control.multipathTable(name: "mpatha").groups.first?.paths.count == 1, "the priority-50 path's group first")
+        }
+    }
+
     @Test("with flush_on_last_del yes, a map whose last path is deleted is removed; without it the map stays")
     func flushOnLastDelRemovesTheMap() throws {
         for flush in [true, false] {

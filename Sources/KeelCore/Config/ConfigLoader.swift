@@ -67,7 +67,7 @@ struct ConfigLoader {
     static let checkersNotInKeel: Set<String> = ["cciss_tur"]
     /// multipath-tools prioritizers Keel does not have: a warning, and the setting is skipped.
     static let prioritizersNotInKeel: Set<String> = [
-        "emc", "hds", "hp_sw", "ontap", "rdac", "weightedpath", "path_latency", "ana", "random", "iet", "datacore",
+        "emc", "hds", "hp_sw", "ontap", "rdac", "path_latency", "ana", "iet", "datacore",
     ]
 
     /// Map options that multipath-tools does not accept in a `multipath` entry.

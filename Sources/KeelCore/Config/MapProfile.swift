@@ -76,6 +76,11 @@ public struct MapProfile: Sendable, Equatable {
         case alua
         /// From the `access_state` / `preferred_path` sysfs attributes.
         case sysfs
+        /// From `prio_args` (`WeightedPathRule`): the first expression matching the path's
+        /// H:C:T:L, name, serial or WWNs.
+        case weightedpath
+        /// A random priority from 1 to 10 at every evaluation.
+        case random
     }
 }
 

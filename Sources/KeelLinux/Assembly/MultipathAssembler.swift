@@ -86,6 +86,8 @@ public struct AssembledPath: Sendable, Equatable {
     /// transport timeouts are written, at assembly and again when a reconfigure changes them.
     public var transport: SCSITransport = .unspecified
     public var transportObject: String = ""
+    /// Its VPD unit serial number ("" when none): what `weightedpath serial` matches.
+    public var serial: String = ""
 }
 
 /// One map as the assembler knows it.
@@ -229,6 +231,8 @@ public struct MultipathAssembler {
     private var portKeys: [String: UInt32] = [:]
     private var serialKeys: [String: UInt32] = [:]
     private var nodeKeys: [String: UInt32] = [:]
+    /// `weightedpath` arguments parsed once per distinct `prio_args` (nil: not valid).
+    private var weightedRules: [String: WeightedPathRule?] = [:]
     private var statusResync: StatusResync
     /// Every device assembled so far.
     private var knownDevices: Set<DevNo> = []
@@ -480,7 +484,7 @@ public struct MultipathAssembler {
             error.sizeMismatch = AssemblyError.SizeMismatch(device: path.device, pathSectors: path.sizeSectors, mapSectors: map.sizeSectors)
             return error
         }
-        let priority = Int32(clamping: priorityOf(path, prioritizer: map.profile.prio))
+        let priority = Int32(clamping: priority(map.profile.prio, args: map.profile.prioArgs, of: PrioritizedPath(path)) ?? 0)
         let descriptor = PathDescriptor(
             device: path.device, priority: priority,
             portKey: Self.intern(path.portKey.isEmpty ? "\(path.address.host):\(path.address.channel):\(path.address.target)" : path.portKey, in: &portKeys),
@@ -508,7 +512,8 @@ public struct MultipathAssembler {
             return AssemblyError(map: map.name, operation: .registerChecker, errno: error.errno, detail: "\(path.kernelName): \(error)")
         }
         let assembled = AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device, address: path.address,
-                                      priority: priority, checker: kind, transport: path.transport, transportObject: path.transportObject)
+                                      priority: priority, checker: kind, transport: path.transport, transportObject: path.transportObject,
+                                      serial: path.serial ?? "")
         maps[index].paths.append(assembled)
         knownDevices.insert(path.device)
         applyTransport(map.profile.transport, to: assembled)
@@ -561,12 +566,67 @@ public struct MultipathAssembler {
         checkers.dispatch?.assign(handle, to: .unassigned)
     }
 
-    private func priorityOf(_ path: DiscoveredPath, prioritizer: MapProfile.Prioritizer) -> Int {
-        switch prioritizer {
-        case .const: return ConstPrioritizer().priority()
-        case .alua: return ALUAPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: path.address.description) ?? 0
-        case .sysfs: return SysfsPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: path.address.description) ?? 0
+    /// What a prioritizer looks at of a path.
+    struct PrioritizedPath {
+        var address: SCSIAddress
+        var kernelName: String
+        var serial: String
+        var transport: SCSITransport
+        var transportObject: String
+
+        init(_ path: DiscoveredPath) {
+            address = path.address
+            kernelName = path.kernelName
+            serial = path.serial ?? ""
+            transport = path.transport
+            transportObject = path.transportObject
         }
+
+        init(_ path: AssembledPath) {
+            address = path.address
+            kernelName = path.kernelName
+            serial = path.serial
+            transport = path.transport
+            transportObject = path.transportObject
+        }
+    }
+
+    /// The priority `prio` (with `args`, its `prio_args`) gives `path`; nil when it has no
+    /// answer now (the path keeps the priority it has).
+    private mutating func priority(_ prio: MapProfile.Prioritizer, args: String, of path: PrioritizedPath) -> Int? {
+        let hctl = path.address.description
+        switch prio {
+        case .const: return ConstPrioritizer().priority()
+        case .alua: return ALUAPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
+        case .sysfs: return SysfsPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
+        case .random: return Int.random(in: 1...10)
+        case .weightedpath:
+            let rule: WeightedPathRule?
+            if let parsed = weightedRules[args] {
+                rule = parsed
+            } else {
+                rule = WeightedPathRule(arguments: args)
+                weightedRules[args] = .some(rule)
+            }
+            guard let rule else { return 0 }
+            switch rule.key {
+            case .hbtl: return rule.priority(of: hctl)
+            case .devname: return rule.priority(of: path.kernelName)
+            case .serial: return rule.priority(of: path.serial)
+            case .wwn: return rule.priority(of: fcWWNs(path))
+            }
+        }
+    }
+
+    /// `host_wwnn:host_wwpn:target_wwnn:target_wwpn` of an FC path (empty fields otherwise), as
+    /// `weightedpath wwn` matches it.
+    private func fcWWNs(_ path: PrioritizedPath) -> String {
+        let fcHost = sysfsRoot + "/class/fc_host/host\(path.address.host)/"
+        let port = sysfsRoot + "/class/fc_remote_ports/" + path.transportObject + "/"
+        let fc = path.transport == .fibreChannel && !path.transportObject.isEmpty
+        func read(_ file: String) -> String { fc ? SysfsFiles.readText(file) ?? "" : "" }
+        return [read(fcHost + "node_name"), read(fcHost + "port_name"), read(port + "node_name"), read(port + "port_name")]
+            .joined(separator: ":")
     }
 
     /// Names the maps at `indices` (new, with `user_friendly_names` and no `multipaths` alias)
@@ -992,16 +1052,10 @@ public struct MultipathAssembler {
     public mutating func refreshPriorities() -> [(path: PathHandle, priority: Int32)] {
         var changed: [(path: PathHandle, priority: Int32)] = []
         for m in maps.indices {
-            let prio = maps[m].profile.prio
+            let prio = maps[m].profile.prio, args = maps[m].profile.prioArgs
             for p in maps[m].paths.indices {
                 let path = maps[m].paths[p]
-                let hctl = path.address.description
-                let now: Int?
-                switch prio {
-                case .const: now = ConstPrioritizer().priority()
-                case .alua: now = ALUAPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
-                case .sysfs: now = SysfsPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
-                }
+                let now = priority(prio, args: args, of: PrioritizedPath(path))
                 guard let value = now.map({ Int32(clamping: $0) }), value != path.priority else { continue }
                 maps[m].paths[p].priority = value
                 changed.append((path.handle, value))
