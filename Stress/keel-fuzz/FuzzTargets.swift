@@ -85,6 +85,7 @@ enum FuzzTarget: String, CaseIterable {
             while case .complete = ControlServer.request(in: &lines, framing: .line, bytesMax: 512) {}
             _ = MultipathdViews.paths([Self.samplePath], format: text)
             _ = MultipathdViews.maps([Self.sampleMap], format: text, raw: true)
+            _ = MultipathdViews.map(Self.sampleMap.name, in: [Self.sampleMap], format: text)
         case .sysfs:
             let text = String(decoding: bytes, as: UTF8.self)
             _ = SCSIAddress(parsing: text)

@@ -43,6 +43,9 @@ private let sample = MapView(
         #expect(try ControlGrammar.parse("resize map mpatha").get() == .resizeMap("mpatha"))
         #expect(try ControlGrammar.parse("reset map mpatha stats").get() == .resetStats(map: "mpatha"))
         #expect(try ControlGrammar.parse("reset maps stats").get() == .resetStats(map: nil))
+        #expect(try ControlGrammar.parse("show map mpatha format \"%n %S\"").get() == .showMapFormat(map: "mpatha", format: "%n %S", raw: false))
+        #expect(try ControlGrammar.parse("list multipath mpatha raw format %n").get() == .showMapFormat(map: "mpatha", format: "%n", raw: true))
+        #expect(try ControlGrammar.parse("show map mpatha format %n").get().readOnly)
         #expect(try ControlGrammar.parse("reset map mpatha").get() == .unsupported("reset map"))
         #expect(try ControlGrammar.parse("setprkey map mpatha key 0x12").get() == .unsupported("setprkey map key"))
         #expect(try ControlGrammar.parse("reload multipath mpatha").get() == .reloadMap("mpatha"))
@@ -83,6 +86,18 @@ private let sample = MapView(
         #expect(lines[1] == "0:0:0:0 sda 8:0   50  active ready  running -")
         #expect(lines[3] == "2:0:0:0 sdc 8:32  1   failed faulty running -")
         #expect(MultipathdViews.paths(sample.paths, format: "%d %t", raw: true) == "sda active\nsdd active\nsdc failed\n")
+    }
+
+    @Test("show map X format: that map's line, no header, padded as in the whole table; raw unpadded; unknown map nil")
+    func oneMapsLine() {
+        var other = sample
+        other.name = "mpathlongername"
+        other.wwid = "36001405b"
+        let maps = [other, sample]
+        #expect(MultipathdViews.map("mpatha", in: maps, format: "%n %S") == "mpatha          8.0M\n")
+        #expect(MultipathdViews.map("36001405a", in: maps, format: "%n %S") == "mpatha          8.0M\n", "by WWID too")
+        #expect(MultipathdViews.map("mpatha", in: maps, format: "%n %S", raw: true) == "mpatha 8.0M\n")
+        #expect(MultipathdViews.map("mpathz", in: maps, format: "%n") == nil)
     }
 
     @Test func formatsWithUnknownOrTrailingPercentAreTextNotCrashes() {

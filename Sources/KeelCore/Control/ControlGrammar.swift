@@ -10,6 +10,8 @@ public enum ControlRequest: Sendable, Equatable {
     case showPathsFormat(String, raw: Bool)
     /// `show maps [raw] format F`.
     case showMapsFormat(String, raw: Bool)
+    /// `show map X [raw] format F`: that map's line (no header), padded as in the whole table.
+    case showMapFormat(map: String, format: String, raw: Bool)
     /// `show maps status`, `show maps stats`.
     case showMapsStatus
     case showMapsStats
@@ -70,7 +72,7 @@ public enum ControlRequest: Sendable, Equatable {
     /// Whether any user may ask it (multipathd lets non-root users `list`/`show` only).
     public var readOnly: Bool {
         switch self {
-        case .showDaemon, .showMaps, .showPaths, .showPathsFormat, .showMapsFormat, .showMapsStatus, .showMapsStats,
+        case .showDaemon, .showMaps, .showPaths, .showPathsFormat, .showMapsFormat, .showMapFormat, .showMapsStatus, .showMapsStats,
              .showTopology, .showJSON, .showStatus, .showConfig, .showBlacklist, .showDevices, .showWildcards, .showMetrics, .quit:
             return true
         default:
@@ -182,6 +184,7 @@ public enum ControlGrammar {
         case ["show", "paths"]: return .showPaths
         case ["show", "paths", "format"], ["show", "paths", "raw", "format"]: return .showPathsFormat(p["format"]!, raw: raw)
         case ["show", "maps", "format"], ["show", "maps", "raw", "format"]: return .showMapsFormat(p["format"]!, raw: raw)
+        case ["show", "map", "format"], ["show", "map", "raw", "format"]: return .showMapFormat(map: p["map"]!, format: p["format"]!, raw: raw)
         case ["show", "maps", "status"]: return .showMapsStatus
         case ["show", "maps", "stats"]: return .showMapsStats
         case ["show", "topology"], ["show", "maps", "topology"]: return .showTopology(map: nil)
@@ -223,7 +226,7 @@ public enum ControlGrammar {
              ["getprstatus", "map"], ["setprstatus", "map"], ["unsetprstatus", "map"], ["getprkey", "map"],
              ["setprkey", "map", "key"], ["unsetprkey", "map"], ["getprhold", "map"], ["setprhold", "map"],
              ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],
-             ["show", "path"], ["show", "map", "format"], ["show", "map", "raw", "format"], ["show", "maps", "status", "json"]:
+             ["show", "path"], ["show", "maps", "status", "json"]:
             let order = ["getprstatus", "setprstatus", "unsetprstatus", "getprkey", "setprkey", "unsetprkey", "getprhold",
                          "setprhold", "unsetprhold", "setmarginal", "unsetmarginal", "forcequeueing", "restorequeueing", "show",
                          "add", "del", "resize", "reload", "reset", "suspend", "resume", "raw", "map", "maps", "path", "format",

@@ -263,6 +263,15 @@ public enum MultipathdViews {
         table(maps, format: format, raw: raw, field: mapField)
     }
 
+    /// `show map X [raw] format F`: the line of the map named (or with the WWID) `name`, without
+    /// a header; padded as in the table of every map unless `raw`. Nil when there is no such map.
+    public static func map(_ name: String, in maps: [MapView], format: String, raw: Bool = false) -> String? {
+        guard let index = maps.firstIndex(where: { $0.name == name || $0.wwid == name }) else { return nil }
+        if raw { return Self.maps([maps[index]], format: format, raw: true) }
+        let lines = Self.maps(maps, format: format).split(separator: "\n", omittingEmptySubsequences: false)
+        return 1 + index < lines.count ? String(lines[1 + index]) + "\n" : nil
+    }
+
     /// multipathd's size: KiB, MiB, ... with one decimal (`8.0M`).
     public static func size(_ sectors: UInt64) -> String {
         var value = Double(sectors) / 2
