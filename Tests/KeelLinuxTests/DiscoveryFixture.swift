@@ -9,6 +9,8 @@ final class SysfsFixture {
         case fibreChannel(rport: String, nodeName: String)
         case iscsi(session: String, targetName: String)
         case sas(address: String)
+        /// A USB storage device on port `port` (e.g. "2-1") of root hub usb2.
+        case usb(port: String)
     }
 
     struct Disk {
@@ -72,6 +74,11 @@ final class SysfsFixture {
             write(sysfs + "/class/iscsi_session/\(session)/targetname", name + "\n")
         case .sas:
             parent += "/port-\(host):0/end_device-\(host):0"
+        case .usb(let port):
+            // Root hub, device and interface all have subsystem usb.
+            let hub = "devices/pci0000:00/0000:00:14.0/usb2"
+            parent = "\(hub)/\(port)/\(port):1.0/host\(host)"
+            for dir in [hub, "\(hub)/\(port)", "\(hub)/\(port)/\(port):1.0"] { link(sysfs + "/" + dir + "/subsystem", to: sysfs + "/bus/usb") }
         }
         let deviceDir = "\(parent)/\(target)/\(disk.hctl)"
         let d = sysfs + "/" + deviceDir

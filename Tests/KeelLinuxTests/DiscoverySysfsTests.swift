@@ -237,6 +237,22 @@ struct DiscoverySysfsTests {
         #expect(p.transportObject == "rport-3:0-1")
     }
 
+    @Test("a disk under a USB root hub is USB, named by its nearest usb-subsystem parent; others are not probed as USB")
+    func usbDiskIsFoundByItsParents() throws {
+        let f = SysfsFixture()
+        var d = disk("sda", "6:0:0:0", "8:0")
+        d.transport = .usb(port: "2-1")
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.transport == .usb)
+        #expect(p.targetNodeName == "2-1:1.0")
+        // A plain disk next to a subsystem link that says usb is not USB: no usbN hub above it.
+        let g = SysfsFixture()
+        g.add(disk("sdb", "1:0:0:0", "8:16"))
+        g.link(g.sysfs + "/devices/platform/subsystem", to: g.sysfs + "/bus/usb")
+        #expect(try onlyPath(g).transport == .unspecified)
+    }
+
     @Test func transportTimeoutsAreWrittenToTheRemotePortAndHostAndRefusalsReported() throws {
         let f = SysfsFixture()
         var d = disk("sda", "3:0:1:0", "8:0")

@@ -249,9 +249,14 @@ public struct SysfsDiscovery: Sendable {
            names.contains(where: { $0.hasPrefix("end_device-") }) {
             return (.sas, sasAddress, "")
         }
-        for dir in ancestors {
-            if let subsystem = SysfsFiles.readLink(dir + "/subsystem"), SysfsFiles.lastComponent(subsystem) == "usb" {
-                return (.usb, String(SysfsFiles.lastComponent(dir)), "")
+        // A USB device sits under its bus's root hub (`usbN`): without one among the ancestors
+        // there is no USB parent, and the subsystem links need not be read (a dozen failed
+        // readlinks per disk otherwise, most of discovery's system calls on a large host).
+        if names.contains(where: { $0.hasPrefix("usb") }) {
+            for dir in ancestors {
+                if let subsystem = SysfsFiles.readLink(dir + "/subsystem"), SysfsFiles.lastComponent(subsystem) == "usb" {
+                    return (.usb, String(SysfsFiles.lastComponent(dir)), "")
+                }
             }
         }
         // The target is the device's parent; an FC remote port is the target's parent.
