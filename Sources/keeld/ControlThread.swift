@@ -116,6 +116,9 @@ final class ControlThread: ControlService, @unchecked Sendable {
         case .showPaths: return .reply(framing == .line ? showPaths() : MultipathdViews.paths(views().flatMap(\.paths)))
         case .showPathsFormat(let format, let raw): return .reply(MultipathdViews.paths(views().flatMap(\.paths), format: format, raw: raw))
         case .showMapsFormat(let format, let raw): return .reply(MultipathdViews.maps(views(), format: format, raw: raw))
+        case .showPath(let name):
+            guard let line = MultipathdViews.path(name, in: views().flatMap(\.paths)) else { return .reply(failure("device not found", framing)) }
+            return .reply(line)
         case .showMapFormat(let name, let format, let raw):
             guard let line = MultipathdViews.map(name, in: views(), format: format, raw: raw) else { return .reply(failure("device not found", framing)) }
             return .reply(line)

@@ -86,6 +86,7 @@ enum FuzzTarget: String, CaseIterable {
             _ = MultipathdViews.paths([Self.samplePath], format: text)
             _ = MultipathdViews.maps([Self.sampleMap], format: text, raw: true)
             _ = MultipathdViews.map(Self.sampleMap.name, in: [Self.sampleMap], format: text)
+            _ = MultipathdViews.path(text, in: Self.sampleMap.paths)
         case .sysfs:
             let text = String(decoding: bytes, as: UTF8.self)
             _ = SCSIAddress(parsing: text)

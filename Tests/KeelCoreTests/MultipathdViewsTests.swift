@@ -100,6 +100,16 @@ private let sample = MapView(
         #expect(MultipathdViews.map("mpathz", in: maps, format: "%n") == nil)
     }
 
+    @Test("show path P: the path's device state, by name, /dev/ name or dev_t")
+    func onePath() throws {
+        #expect(try ControlGrammar.parse("show path sdc").get() == .showPath("sdc"))
+        #expect(try ControlGrammar.parse("show path sdc").get().readOnly)
+        #expect(MultipathdViews.path("sda", in: sample.paths) == "running\n")
+        #expect(MultipathdViews.path("/dev/sdc", in: sample.paths) == "running\n")
+        #expect(MultipathdViews.path("8:32", in: sample.paths) == MultipathdViews.path("sdc", in: sample.paths))
+        #expect(MultipathdViews.path("sdz", in: sample.paths) == nil)
+    }
+
     @Test func formatsWithUnknownOrTrailingPercentAreTextNotCrashes() {
         #expect(MultipathdViews.paths([sample.paths[0]], format: "%d %q 100%", raw: true) == "sda %q 100%\n")
         #expect(MultipathdViews.paths([sample.paths[0]], format: "%", raw: true) == "%\n")

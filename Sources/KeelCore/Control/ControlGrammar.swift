@@ -8,6 +8,8 @@ public enum ControlRequest: Sendable, Equatable {
     case showPaths
     /// `show paths [raw] format F`.
     case showPathsFormat(String, raw: Bool)
+    /// `show path P`: the path's device state, as multipathd answers it (`%o`).
+    case showPath(String)
     /// `show maps [raw] format F`.
     case showMapsFormat(String, raw: Bool)
     /// `show map X [raw] format F`: that map's line (no header), padded as in the whole table.
@@ -72,7 +74,7 @@ public enum ControlRequest: Sendable, Equatable {
     /// Whether any user may ask it (multipathd lets non-root users `list`/`show` only).
     public var readOnly: Bool {
         switch self {
-        case .showDaemon, .showMaps, .showPaths, .showPathsFormat, .showMapsFormat, .showMapFormat, .showMapsStatus, .showMapsStats,
+        case .showDaemon, .showMaps, .showPaths, .showPathsFormat, .showPath, .showMapsFormat, .showMapFormat, .showMapsStatus, .showMapsStats,
              .showTopology, .showJSON, .showStatus, .showConfig, .showBlacklist, .showDevices, .showWildcards, .showMetrics, .quit:
             return true
         default:
@@ -185,6 +187,7 @@ public enum ControlGrammar {
         case ["show", "paths", "format"], ["show", "paths", "raw", "format"]: return .showPathsFormat(p["format"]!, raw: raw)
         case ["show", "maps", "format"], ["show", "maps", "raw", "format"]: return .showMapsFormat(p["format"]!, raw: raw)
         case ["show", "map", "format"], ["show", "map", "raw", "format"]: return .showMapFormat(map: p["map"]!, format: p["format"]!, raw: raw)
+        case ["show", "path"]: return .showPath(p["path"]!)
         case ["show", "maps", "status"]: return .showMapsStatus
         case ["show", "maps", "stats"]: return .showMapsStats
         case ["show", "topology"], ["show", "maps", "topology"]: return .showTopology(map: nil)
@@ -226,7 +229,7 @@ public enum ControlGrammar {
              ["getprstatus", "map"], ["setprstatus", "map"], ["unsetprstatus", "map"], ["getprkey", "map"],
              ["setprkey", "map", "key"], ["unsetprkey", "map"], ["getprhold", "map"], ["setprhold", "map"],
              ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],
-             ["show", "path"], ["show", "maps", "status", "json"]:
+             ["show", "maps", "status", "json"]:
             let order = ["getprstatus", "setprstatus", "unsetprstatus", "getprkey", "setprkey", "unsetprkey", "getprhold",
                          "setprhold", "unsetprhold", "setmarginal", "unsetmarginal", "forcequeueing", "restorequeueing", "show",
                          "add", "del", "resize", "reload", "reset", "suspend", "resume", "raw", "map", "maps", "path", "format",

@@ -263,6 +263,14 @@ public enum MultipathdViews {
         table(maps, format: format, raw: raw, field: mapField)
     }
 
+    /// `show path P` (P a kernel name, `/dev/` name or major:minor): the path's `%o` field
+    /// (device state) and a newline, as multipathd prints it; nil when there is no such path.
+    public static func path(_ name: String, in paths: [PathView]) -> String? {
+        let wanted = name.hasPrefix("/dev/") ? String(name.dropFirst(5)) : name
+        guard let path = paths.first(where: { $0.dev == wanted || $0.devT == wanted }) else { return nil }
+        return Self.paths([path], format: "%o", raw: true)
+    }
+
     /// `show map X [raw] format F`: the line of the map named (or with the WWID) `name`, without
     /// a header; padded as in the table of every map unless `raw`. Nil when there is no such map.
     public static func map(_ name: String, in maps: [MapView], format: String, raw: Bool = false) -> String? {
