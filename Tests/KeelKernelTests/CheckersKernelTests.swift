@@ -22,7 +22,6 @@ private struct ScsiDebugDisk: CustomStringConvertible {
     var description: String { "\(name) (host\(host))" }
 }
 
-private func kernelNowNs() -> Nanoseconds { LogClock.nowNs() }
 
 private func shell(_ command: String) throws {
     let process = Process()
@@ -45,7 +44,7 @@ private func withScsiDebug(_ body: ([ScsiDebugDisk]) throws -> Void) throws {
 
 /// The scsi_debug disks, waiting for all 4 to appear.
 private func scsiDebugDisks() throws -> [ScsiDebugDisk] {
-    let deadline = kernelNowNs() + 60 * Time.nsPerSecond
+    let deadline = kernelTestNowNs() + 60 * Time.nsPerSecond
     while true {
         var disks: [ScsiDebugDisk] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block")) ?? [] where name.hasPrefix("sd") {
@@ -65,7 +64,7 @@ private func scsiDebugDisks() throws -> [ScsiDebugDisk] {
             return state == ["active/optimized", "active/non-optimized", "standby"][disk.host % 3]
         }
         if disks.count >= 4 && settled { return disks.sorted { $0.host < $1.host } }
-        if kernelNowNs() > deadline { throw CocoaError(.fileNoSuchFile) }
+        if kernelTestNowNs() > deadline { throw CocoaError(.fileNoSuchFile) }
         usleep(100_000)
     }
 }
@@ -83,7 +82,7 @@ private struct KernelSink: CheckCompletionSink {
 
 /// Submits one check per path and returns each path's result (index = path), `.timeout` when none came.
 private func checkAll<C: PathCheckBackend>(_ checker: inout C, paths: Int, token: UInt32) -> [CheckResult] {
-    let now = kernelNowNs()
+    let now = kernelTestNowNs()
     var results = [CheckResult](repeating: .timeout, count: paths)
     var submitted = 0
     for p in 0..<paths where checker.submit(CheckRequest(path: PathHandle(index: p), device: DevNo(major: 8, minor: UInt32(p * 16)),
@@ -91,9 +90,9 @@ private func checkAll<C: PathCheckBackend>(_ checker: inout C, paths: Int, token
         submitted += 1
     }
     var sink = KernelSink()
-    let deadline = kernelNowNs() + 30 * Time.nsPerSecond
-    while sink.completions.count < submitted && kernelNowNs() < deadline {
-        checker.reap(nowNs: kernelNowNs(), into: &sink)
+    let deadline = kernelTestNowNs() + 30 * Time.nsPerSecond
+    while sink.completions.count < submitted && kernelTestNowNs() < deadline {
+        checker.reap(nowNs: kernelTestNowNs(), into: &sink)
         usleep(1_000)
     }
     for completion in sink.completions { results[completion.path.index] = completion.result }

@@ -28,17 +28,6 @@ defaults {
 
 private struct DaemonTestError: Error, CustomStringConvertible { var description: String }
 
-private func nowNs() -> Nanoseconds { LogClock.nowNs() }
-
-private func shell(_ command: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", command]
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw DaemonTestError(description: "`\(command)` exited \(process.terminationStatus)") }
-}
-
 private func readText(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
 /// Where keeld is: KEEL_KEELD, else beside the test bundle.
@@ -53,9 +42,9 @@ private func loadPaths() throws -> [UInt32: String] {
     // A fresh module: one left loaded by an earlier test would keep its hosts (and ignore the
     // parameters).
     if FileManager.default.fileExists(atPath: "/sys/module/scsi_debug") { cleanUp(nil, disks: [:]) }
-    try shell("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
-    let deadline = nowNs() + 60 * Time.nsPerSecond
-    while nowNs() < deadline {
+    try keeldGuestShell("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
+    let deadline = kernelTestNowNs() + 60 * Time.nsPerSecond
+    while kernelTestNowNs() < deadline {
         let report = SysfsDiscovery().discoverAll()
         let ready = report.paths.filter {
             $0.model == "scsi_debug" && FileManager.default.fileExists(atPath: "/dev/\($0.kernelName)")
@@ -65,10 +54,6 @@ private func loadPaths() throws -> [UInt32: String] {
         usleep(100_000)
     }
     throw DaemonTestError(description: "scsi_debug's 4 disks did not settle within 60 s")
-}
-
-private func setState(_ disk: String, _ state: String) throws {
-    try (state + "\n").write(toFile: "/sys/block/\(disk)/device/state", atomically: false, encoding: .utf8)
 }
 
 /// One running keeld with its files in a directory of its own.
@@ -101,8 +86,8 @@ private final class Keeld {
 
     /// Waits for "ready:" on its stderr.
     func waitReady(timeoutNs: Nanoseconds = 60 * Time.nsPerSecond) throws {
-        let deadline = nowNs() + timeoutNs
-        while nowNs() < deadline {
+        let deadline = kernelTestNowNs() + timeoutNs
+        while kernelTestNowNs() < deadline {
             if readText(stderrFile).contains("keeld: ready:") { return }
             guard process.isRunning else { throw DaemonTestError(description: "keeld exited \(process.terminationStatus): \(readText(stderrFile))") }
             usleep(50_000)
@@ -177,9 +162,9 @@ private func devNo(of disk: String) -> DevNo? {
 
 /// Polls every millisecond until `done` holds; the time it took, or nil after `timeoutNs`.
 private func waitFor(timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
-    let start = nowNs()
-    while nowNs() - start < timeoutNs {
-        if try done() { return nowNs() - start }
+    let start = kernelTestNowNs()
+    while kernelTestNowNs() - start < timeoutNs {
+        if try done() { return kernelTestNowNs() - start }
         usleep(1000)
     }
     return nil
@@ -189,11 +174,11 @@ private func ms(_ ns: Nanoseconds) -> String { String(format: "%.1f ms", Double(
 
 /// Removes the map and scsi_debug whatever state the test left.
 private func cleanUp(_ control: DMControl?, disks: [UInt32: String]) {
-    for disk in disks.values { try? setState(disk, "running") }
+    for disk in disks.values { try? keeldSetDiskState(disk, "running") }
     // The kernel may hold the map or the module a moment after the daemon has gone: retry.
     for _ in 0..<20 {
         if let control { try? control.remove(name: "mpatha") }
-        if (try? shell("dmsetup remove --force mpatha 2>/dev/null; modprobe -r scsi_debug")) != nil { return }
+        if (try? keeldGuestShell("dmsetup remove --force mpatha 2>/dev/null; modprobe -r scsi_debug")) != nil { return }
         usleep(250_000)
     }
 }
@@ -210,13 +195,13 @@ struct KeeldProcessKernelTests {
             #expect(table.groups.count == 3, "group_by_prio over ALUA 50/10/1: \(table.groups.count) groups")
             let disk = try #require(disks[1])
             let device = try #require(devNo(of: disk))
-            try setState(disk, "offline")
+            try keeldSetDiskState(disk, "offline")
             let failedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
                 try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false
             }
             #expect(failedAfter != nil, "keeld did not fail \(disk) within 15 s")
             #expect(keeld.command("show paths").contains("\(disk) \(device) mpatha"))
-            try setState(disk, "running")
+            try keeldSetDiskState(disk, "running")
             let reinstatedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
                 try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true
             }
@@ -285,9 +270,9 @@ struct KeeldProcessKernelTests {
         try first.waitReady()
         let disk = try #require(disks[0])
         let device = try #require(devNo(of: disk))
-        try setState(disk, "offline")
+        try keeldSetDiskState(disk, "offline")
         _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false }
-        try setState(disk, "running")
+        try keeldSetDiskState(disk, "running")
         _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true }
         let failCount = try #require(try pathStates(control, map: "mpatha").first { $0.device == device }?.failCount)
         #expect(failCount >= 1)
@@ -308,7 +293,7 @@ struct KeeldProcessKernelTests {
         defer { cleanUp(control, disks: disks) }
         let first = try Keeld(directory: "/tmp/keeld-apd-1")
         try first.waitReady()
-        for disk in disks.values { try setState(disk, "offline") }
+        for disk in disks.values { try keeldSetDiskState(disk, "offline") }
         let allDown = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").allSatisfy { !$0.active } }
         #expect(allDown != nil, "not every path failed within 20 s")
         // A write queued on the dead map, on a thread of its own.
@@ -335,8 +320,8 @@ struct KeeldProcessKernelTests {
         try second.waitReady()
         #expect(done.value == nil, "the write ended before a path returned")
         let optimized = try #require(disks[0])
-        let returned = nowNs()
-        try setState(optimized, "running")
+        let returned = kernelTestNowNs()
+        try keeldSetDiskState(optimized, "running")
         let completed = waitFor(timeoutNs: 30 * Time.nsPerSecond) { done.value != nil }
         let result = try #require(done.value, "the queued write never completed")
         #expect(result.bytes == 4096, "write returned \(result.bytes), errno \(result.errno)")
@@ -418,10 +403,10 @@ struct KeeldProcessKernelTests {
     @Test("with the open-file limit at 1,024, keeld raises it and builds 256 maps over 1,024 paths")
     func fileLimitRaisedForAThousandPaths() throws {
         if FileManager.default.fileExists(atPath: "/sys/module/scsi_debug") { cleanUp(nil, disks: [:]) }
-        try shell("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=256 vpd_use_hostno=0 dev_size_mb=16")
+        try keeldGuestShell("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=256 vpd_use_hostno=0 dev_size_mb=16")
         defer {
             for _ in 0..<20 {
-                if (try? shell("dmsetup remove_all --force >/dev/null 2>&1; modprobe -r scsi_debug")) != nil { break }
+                if (try? keeldGuestShell("dmsetup remove_all --force >/dev/null 2>&1; modprobe -r scsi_debug")) != nil { break }
                 usleep(250_000)
             }
         }
@@ -441,10 +426,10 @@ struct KeeldProcessKernelTests {
         let keeld = try Keeld(directory: "/tmp/keeld-fds", configuration: configuration)
         setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved)
         defer { keeld.stop() }
-        let started = nowNs()
+        let started = kernelTestNowNs()
         try keeld.waitReady(timeoutNs: 600 * Time.nsPerSecond)
         let said = readText(keeld.stderrFile)
-        print("keeld figures: 1,024 paths, start -> ready \(ms(nowNs() - started)); \(said.split(separator: "\n").first { $0.contains("open files") } ?? "")")
+        print("keeld figures: 1,024 paths, start -> ready \(ms(kernelTestNowNs() - started)); \(said.split(separator: "\n").first { $0.contains("open files") } ?? "")")
         #expect(said.contains("keeld: open files: 16640"), "\(said.prefix(2000))")
         #expect(said.contains("ready: 256 maps, 1024 paths"), "\(said.suffix(2000))")
         let limits = readText("/proc/\(keeld.pid)/limits").split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
@@ -531,24 +516,24 @@ struct KeeldProcessKernelTests {
         var messages: [String] = []
         func receive(untilNs deadline: Nanoseconds) {
             var buffer = [UInt8](repeating: 0, count: 2048)
-            while nowNs() < deadline {
+            while kernelTestNowNs() < deadline {
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n > 0 { messages.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
             }
         }
         try keeld.waitReady()
-        receive(untilNs: nowNs() + 3 * Time.nsPerSecond)
+        receive(untilNs: kernelTestNowNs() + 3 * Time.nsPerSecond)
         // A path going offline changes the status line.
         let offline = try #require(disks[2])
         let offlineDevice = try #require(devNo(of: offline))
-        try setState(offline, "offline")
+        try keeldSetDiskState(offline, "offline")
         // Healthy paths are checked every max_polling_interval (4 s here): wait for the failure.
         _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
             try pathStates(control, map: "mpatha").first { $0.device == offlineDevice }?.active == false
         }
-        receive(untilNs: nowNs() + 2 * Time.nsPerSecond)
+        receive(untilNs: kernelTestNowNs() + 2 * Time.nsPerSecond)
         keeld.stop()
-        receive(untilNs: nowNs() + Time.nsPerSecond)
+        receive(untilNs: kernelTestNowNs() + Time.nsPerSecond)
         #expect(messages.contains("READY=1"), "messages: \(messages)")
         #expect(messages.contains { $0.hasPrefix("STATUS=1 maps, 4 paths (4 usable)") }, "messages: \(messages)")
         #expect(messages.contains { $0.hasPrefix("STATUS=1 maps, 4 paths (3 usable)") }, "STATUS= follows a path going offline: \(messages)")
@@ -562,7 +547,7 @@ struct KeeldProcessKernelTests {
         try withReadyKeeld("/tmp/keeld-hotplug") { keeld, disks, control in
             #expect(try pathStates(control, map: "mpatha").count == 4)
             // scsi_debug with vpd_use_hostno=0: one more host is one more path to the same LUN.
-            let added = nowNs()
+            let added = kernelTestNowNs()
             try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/add_host", atomically: false, encoding: .utf8)
             let joined = try waitFor(timeoutNs: 30 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").count == 5 }
             let pathCount = try pathStates(control, map: "mpatha").count
@@ -573,7 +558,7 @@ struct KeeldProcessKernelTests {
             }
             #expect(checked != nil, "show paths: \(keeld.command("show paths"))")
             #expect(try pathStates(control, map: "mpatha").allSatisfy { $0.active })
-            print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(nowNs() - added))")
+            print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(kernelTestNowNs() - added))")
         }
     }
 
@@ -646,7 +631,7 @@ struct KeeldProcessKernelTests {
             #expect(try pathStates(control, map: "mpatha").count == 4)
             let disk = try #require(disks[1])
             let device = try #require(devNo(of: disk))
-            let deleted = nowNs()
+            let deleted = kernelTestNowNs()
             try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
             let left = try waitFor(timeoutNs: 30 * Time.nsPerSecond) {
                 let paths = try pathStates(control, map: "mpatha")
@@ -662,7 +647,7 @@ struct KeeldProcessKernelTests {
             _ = posix_memalign(&raw, 4096, 4096)
             defer { free(raw); close(fd) }
             #expect(pread(fd, raw, 4096, 0) == 4096)
-            print("keeld figures: \(disk) deleted -> out of the table \(left.map(ms) ?? "-") (after \(ms(nowNs() - deleted)) the map still reads)")
+            print("keeld figures: \(disk) deleted -> out of the table \(left.map(ms) ?? "-") (after \(ms(kernelTestNowNs() - deleted)) the map still reads)")
         }
     }
 }

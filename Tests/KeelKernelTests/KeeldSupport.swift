@@ -2,6 +2,11 @@
 // its control socket, waiting for its maps, and the scsi_debug paths it runs on.
 import Foundation
 import Glibc
+import KeelCore
+import KeelLinux
+
+/// The monotonic clock every kernel test reads (keeld's log clock).
+func kernelTestNowNs() -> Nanoseconds { LogClock.nowNs() }
 
 /// Whether the real-kernel keeld suites run (Tools/kernel-tests sets KEEL_KERNEL_TESTS=1 in the VM).
 let keeldKernelTestsEnabled = ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"

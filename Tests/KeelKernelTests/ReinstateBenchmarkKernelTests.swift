@@ -57,7 +57,6 @@ fileprivate struct BenchError: Error, CustomStringConvertible {
     var description: String
 }
 
-fileprivate func benchNowNs() -> Nanoseconds { LogClock.nowNs() }
 
 /// Milliseconds with one decimal, e.g. "1234.5".
 fileprivate func benchMs(_ ns: Nanoseconds) -> String {
@@ -139,9 +138,9 @@ fileprivate func benchSetState(_ disk: BenchDisk, _ state: String) throws {
 fileprivate func benchLoadScsiDebug() throws -> [BenchDisk] {
     try benchShellChecked("modprobe scsi_debug add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 dev_size_mb=64")
     let states = ["active/optimized", "active/non-optimized", "standby"]
-    let deadline = benchNowNs() + benchWaitLimitNs
+    let deadline = kernelTestNowNs() + benchWaitLimitNs
     var disks: [BenchDisk] = []
-    while benchNowNs() < deadline {
+    while kernelTestNowNs() < deadline {
         disks = benchScsiDebugDisks()
         let ready = disks.count == 4 && benchRead("/sys/module/scsi_debug/refcnt") == "0" && disks.allSatisfy {
             FileManager.default.fileExists(atPath: "/dev/\($0.name)")
@@ -278,13 +277,13 @@ fileprivate final class BenchRun {
     /// Polls `condition` every `benchPollIntervalNs` until it holds; when it first held, nil after
     /// `benchWaitLimitNs`. Counts the polls to report the timer's real resolution.
     func waitUntil(_ condition: () -> Bool) -> Nanoseconds? {
-        let start = benchNowNs()
+        let start = kernelTestNowNs()
         let deadline = start + benchWaitLimitNs
-        defer { pollingNs += benchNowNs() - start }
+        defer { pollingNs += kernelTestNowNs() - start }
         while true {
             polls += 1
-            if condition() { return benchNowNs() }
-            if benchNowNs() >= deadline { return nil }
+            if condition() { return kernelTestNowNs() }
+            if kernelTestNowNs() >= deadline { return nil }
             benchSleep(benchPollIntervalNs)
         }
     }
@@ -343,7 +342,7 @@ fileprivate final class BenchRun {
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
-        let startedAt = benchNowNs()
+        let startedAt = kernelTestNowNs()
         try process.run()
         self.process = process
         print("reinstate-benchmark: \(daemon.rawValue): started \(executable) \(arguments.joined(separator: " ")) (pid \(process.processIdentifier))")
@@ -382,13 +381,13 @@ fileprivate final class BenchRun {
         var failNs: [Nanoseconds] = []
         var reinstateNs: [Nanoseconds] = []
         for round in 1...benchRounds {
-            let offlineAt = benchNowNs()
+            let offlineAt = kernelTestNowNs()
             try benchSetState(path, "offline")
             guard let failedAt = waitUntil({ pathActive(map: map, device: path.device) == false }) else {
                 throw failure("round \(round): \(path.name) (\(path.device)) not F in dm 60 s after offline")
             }
             benchSleep(benchFailedDwellNs(round: round))
-            let runningAt = benchNowNs()
+            let runningAt = kernelTestNowNs()
             try benchSetState(path, "running")
             guard let activeAt = waitUntil({ pathActive(map: map, device: path.device) == true }) else {
                 throw failure("round \(round): \(path.name) (\(path.device)) not A in dm 60 s after running")
@@ -409,8 +408,8 @@ fileprivate final class BenchRun {
         for disk in disks { try? benchSetState(disk, "running") }
         if let process, process.isRunning {
             process.terminate()
-            let deadline = benchNowNs() + 30 * Time.nsPerSecond
-            while process.isRunning && benchNowNs() < deadline { benchSleep(20 * Time.nsPerMs) }
+            let deadline = kernelTestNowNs() + 30 * Time.nsPerSecond
+            while process.isRunning && kernelTestNowNs() < deadline { benchSleep(20 * Time.nsPerMs) }
             if process.isRunning {
                 print("reinstate-benchmark: \(daemon.rawValue) ignored SIGTERM for 30 s; killing it")
                 kill(process.processIdentifier, SIGKILL)
