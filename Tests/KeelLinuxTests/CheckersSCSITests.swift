@@ -223,6 +223,15 @@ private func request(_ path: Int, token: UInt32 = 1) -> CheckRequest {
         #expect(emc(emcPage(), token: 2) == .up)
         #expect(emc(emcPage(wwnSeed: 0x70), token: 3) == .down, "the path now leads to another LUN")
         #expect(emcChecker.lastReason(of: PathHandle(index: 0)).kind == .wwnChanged)
+        // The slot given to another path (another LUN): its first WWN is its own, not a change.
+        emcChecker.unregister(path: PathHandle(index: 0))
+        _ = emcChecker.closeRetiredDescriptors()
+        let again = try SGFakeTargets(paths: 1, checker: emcChecker, check: .emcClariion)
+        var s = CheckerCollectingSink()
+        #expect(emcChecker.submit(request(0, token: 4), nowNs: checkerNowNs()))
+        #expect(again.answer(0, .init(data: emcPage(wwnSeed: 0x70))))
+        checkerReapUntil(&emcChecker, sink: &s, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
+        #expect(s.completions.first?.result == .up, "\(emcChecker.lastReason(of: PathHandle(index: 0)))")
     }
 
     @Test func readsector0ReadsBlockZero() throws {

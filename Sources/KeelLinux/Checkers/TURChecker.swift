@@ -305,6 +305,10 @@ final class TURCore: @unchecked Sendable {
     /// `unregister` is still read from the descriptor it arrived on.
     func install(path: Int, fd: Int32, check: SCSICheck) throws(SystemError) {
         precondition(path < ready.load(ordering: .acquiring), "path handle beyond the checker's slots")
+        // A slot is reused by later paths: nothing of an earlier path's check may carry over
+        // (emc_clariion's remembered LUN WWN would fail the new path as "WWN changed").
+        wwns[path] = 0
+        stages[path] = 0
         checks[path].store(check.rawValue, ordering: .releasing)
         let data = (UInt64(UInt32(path)) << 32) | UInt64(UInt32(bitPattern: fd))
         _ = try systemCall("epoll_ctl(ADD)") { keel_checkers_epoll_add(epollFD, fd, data) }
