@@ -653,12 +653,14 @@ public struct MultipathAssembler {
             return MapIdentityFiles.BindingRequest(wwid: wwid, prefix: maps[m].profile.aliasPrefix,
                                                    preferred: existing == wwid ? nil : existing)
         }
+        // Taken for `wwid`: a configured alias, another map's name, or a kernel map of another uuid.
+        func taken(_ alias: String, _ wwid: String) -> Bool {
+            used.contains(alias) || uuidByKernelName[alias].map { $0 != DMControl.multipathUUIDPrefix + wwid } ?? false
+        }
         var results: [(alias: String, added: Bool)?]
         var failure: Int32 = 0
         do throws(SystemFileError) {
-            results = try identityFiles.bindAll(requests) { alias, wwid in
-                used.contains(alias) || uuidByKernelName[alias].map { $0 != DMControl.multipathUUIDPrefix + wwid } ?? false
-            }
+            results = try identityFiles.bindAll(requests, taken: taken)
         } catch {
             // A read-only bindings file still names the WWIDs it lists.
             failure = error.errno
@@ -670,7 +672,7 @@ public struct MultipathAssembler {
                 notices.append(.bindingFailed(map: maps[m].handle, errno: failure))
                 continue
             }
-            if used.contains(bound.alias) || uuidByKernelName[bound.alias].map({ $0 != DMControl.multipathUUIDPrefix + maps[m].wwid }) ?? false {
+            if taken(bound.alias, maps[m].wwid) {
                 notices.append(.bindingTaken(map: maps[m].handle))
                 continue
             }

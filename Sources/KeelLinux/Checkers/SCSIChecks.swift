@@ -100,7 +100,7 @@ public enum SCSICheckStep: Sendable, Equatable {
     case nextStage
 }
 
-/// How the checks other than tur read their answers.
+/// How every SCSI check reads its answers (tur's through `TURSense.decide`).
 public enum SCSICheckDecode {
     /// Decides one answer of `check` at `stage`. `page` is the data the command returned (the
     /// INQUIRY page; empty for commands without data); `knownWWN` is emc_clariion's record of the
@@ -111,21 +111,13 @@ public enum SCSICheckDecode {
             TURReason(kind: kind, status: answer.status, hostStatus: UInt8(truncatingIfNeeded: answer.hostStatus),
                       senseKey: answer.senseKey, asc: answer.asc, ascq: answer.ascq, check: check)
         }
-        if answer.ioctlErrno != 0 {
-            let kind: TURReason.Kind = answer.ioctlErrno == ENOTTY || answer.ioctlErrno == EINVAL ? .notSCSIDevice : .ioctlFailed
-            var why = TURReason(kind: kind, errno: answer.ioctlErrno)
-            why.check = check
-            return (.final(.down, why), 0)
-        }
+        // tur's own table reads a failed ioctl too.
+        if answer.ioctlErrno != 0 && check != .tur { return (.final(.down, TURSense.ioctlFailure(answer.ioctlErrno, check: check)), 0) }
         switch (check, stage) {
         case (.tur, _):
             switch TURSense.decide(answer) {
-            case .final(let result, var why):
-                why.check = check
-                return (.final(result, why), 0)
-            case .retry(var why):
-                why.check = check
-                return (.retry(why), 0)
+            case .final(let result, let why): return (.final(result, why), 0)
+            case .retry(let why): return (.retry(why), 0)
             }
         case (.readsector0, _):
             if answer.status == 0 && answer.hostStatus == 0 && answer.driverStatus == 0 { return (.final(.up, reason(.good)), 0) }

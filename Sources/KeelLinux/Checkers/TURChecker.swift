@@ -414,8 +414,7 @@ final class TURCore: @unchecked Sendable {
             let token = inFlight.token(path)
             if state(path) == .failedAtSubmit {
                 states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)
-                reasons[path].store(TURReason(kind: submitErrnos[path] == ENOTTY ? .notSCSIDevice : .ioctlFailed,
-                                              errno: submitErrnos[path]).packed, ordering: .relaxed)
+                reasons[path].store(TURSense.ioctlFailure(submitErrnos[path], check: check(path)).packed, ordering: .relaxed)
                 counters.completed += 1
                 sink.checkCompleted(CheckCompletion(path: PathHandle(index: path), token: token, result: .down))
                 continue
@@ -423,7 +422,7 @@ final class TURCore: @unchecked Sendable {
             // Still in the kernel: its path keeps the command as an orphan until it comes back.
             states[path].store(TURPathState.orphaned.rawValue, ordering: .sequentiallyConsistent)
             orphans.wrappingAdd(1, ordering: .relaxed)
-            reasons[path].store(TURReason(kind: .timedOut).packed, ordering: .relaxed)
+            reasons[path].store(TURReason(kind: .timedOut, check: check(path)).packed, ordering: .relaxed)
             counters.timedOut += 1
             sink.checkCompleted(CheckCompletion(path: PathHandle(index: path), token: token, result: .timeout))
         }
@@ -497,7 +496,7 @@ final class TURCore: @unchecked Sendable {
             let error = send(fd: fd, path: path, timeoutMs: timeoutsMs[path])
             if error == 0 { return }  // The next command of the same check, same deadline.
             result = .down
-            reason = TURReason(kind: .ioctlFailed, errno: error, check: check)
+            reason = TURSense.ioctlFailure(error, check: check)
         }
         inFlight.remove(path)
         states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)

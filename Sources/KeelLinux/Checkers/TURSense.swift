@@ -188,6 +188,12 @@ public enum TURSense {
         return nil
     }
 
+    /// Why a check whose SG_IO failed with `errno` is down: ENOTTY or EINVAL, the device does not
+    /// speak SG_IO; anything else (ENODEV: an offline device, ...), the ioctl failed.
+    public static func ioctlFailure(_ errno: Int32, check: SCSICheck = .tur) -> TURReason {
+        TURReason(kind: errno == ENOTTY || errno == EINVAL ? .notSCSIDevice : .ioctlFailed, errno: errno, check: check)
+    }
+
     /// Host statuses that mean "the path answered, do not retry": DID_OK, DID_NO_CONNECT,
     /// DID_BAD_TARGET, DID_ABORT, DID_TRANSPORT_FAILFAST. Any other host status is transient.
     @inlinable
@@ -202,10 +208,7 @@ public enum TURSense {
     /// ILLEGAL REQUEST 25/00 -> removed; anything else -> down.
     public static func decide(_ answer: SGAnswer) -> TURVerdict {
         let host = UInt8(truncatingIfNeeded: answer.hostStatus)
-        if answer.ioctlErrno != 0 {
-            let kind: TURReason.Kind = answer.ioctlErrno == ENOTTY || answer.ioctlErrno == EINVAL ? .notSCSIDevice : .ioctlFailed
-            return .final(.down, TURReason(kind: kind, errno: answer.ioctlErrno))
-        }
+        if answer.ioctlErrno != 0 { return .final(.down, ioctlFailure(answer.ioctlErrno)) }
         let reason = { (kind: TURReason.Kind) in
             TURReason(kind: kind, status: answer.status, hostStatus: host, senseKey: answer.senseKey, asc: answer.asc, ascq: answer.ascq)
         }
