@@ -275,7 +275,7 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "AC
         }
         #expect(e.problems.map(\.description) == [
             "multipath.conf:2: polling_interval: \"x\" is not a whole number of seconds",
-            "conf.d/b.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs, weightedpath, random)",
+            "conf.d/b.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs, weightedpath, random, emc, hds, hp_sw, ontap, rdac, datacore, path_latency, iet)",
         ])
     }
 

@@ -60,7 +60,7 @@ private func load(_ text: String) throws -> LoadedConfiguration {
         let loaded = try load("""
             defaults {
                 path_checker cciss_tur
-                prio ontap
+                prio ana
                 path_grouping_policy group_by_tpg
             }
 
@@ -71,7 +71,7 @@ private func load(_ text: String) throws -> LoadedConfiguration {
         let texts = loaded.warnings.map(\.message)
         #expect(texts.count == 3, "\(texts)")
         #expect(texts.contains { $0.contains("cciss_tur") && $0.contains("tur is used") })
-        #expect(texts.contains { $0.contains("ontap") })
+        #expect(texts.contains { $0.contains("prio ana") && $0.contains("NVMe") })
         #expect(texts.contains { $0.contains("group_by_tpg") && $0.contains("group_by_prio") })
         guard case .failure = Configuration.load(files: [(name: "c", text: "defaults {\n    path_checker banana\n}\n")]) else {
             Issue.record("an unknown checker was accepted")

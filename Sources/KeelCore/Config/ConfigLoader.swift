@@ -66,9 +66,8 @@ struct ConfigLoader {
     /// multipath-tools checkers Keel does not have: a warning, and tur.
     static let checkersNotInKeel: Set<String> = ["cciss_tur"]
     /// multipath-tools prioritizers Keel does not have: a warning, and the setting is skipped.
-    static let prioritizersNotInKeel: Set<String> = [
-        "emc", "hds", "hp_sw", "ontap", "rdac", "path_latency", "ana", "iet", "datacore",
-    ]
+    /// (`ana` reads NVMe namespaces; Keel's maps are made of SCSI paths.)
+    static let prioritizersNotInKeel: Set<String> = ["ana"]
 
     /// Map options that multipath-tools does not accept in a `multipath` entry.
     static let notInMultipath: Set<String> = ["path_checker", "hardware_handler", "alias_prefix", "fast_io_fail_tmo",
@@ -325,7 +324,7 @@ struct ConfigLoader {
             } else if let v = check(node, Self.checker(value)) { s.pathChecker = v }
         case "prio":
             if Self.prioritizersNotInKeel.contains(value) {
-                warn(node.line, "prio \(value) is not in Keel: ignored here (detect_prio still picks sysfs or alua on ALUA paths, else the next setting, const by default)")
+                warn(node.line, "prio \(value) is not in Keel (it reads NVMe namespaces; Keel makes maps of SCSI paths): ignored here (detect_prio still picks sysfs or alua on ALUA paths, else the next setting, const by default)")
             } else if let v = check(node, Self.prio(value)) { s.prio = v }
         case "prio_args":
             s.prioArgs = value

@@ -47,7 +47,7 @@ extension Configuration {
             product "HSG80"
             path_grouping_policy group_by_prio
             path_checker hp_sw
-            # prio hp_sw (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio hp_sw
             hardware_handler "1 hp_sw"
             no_path_retry queue
         }
@@ -62,7 +62,7 @@ extension Configuration {
             product "(MSA|HSV)1[01]0"
             path_grouping_policy group_by_prio
             path_checker hp_sw
-            # prio hp_sw (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio hp_sw
             hardware_handler "1 hp_sw"
             no_path_retry 12
         }
@@ -157,7 +157,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -169,7 +169,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -242,7 +242,7 @@ extension Configuration {
             product_blacklist "LUNZ"
             path_grouping_policy group_by_prio
             path_checker emc_clariion
-            # prio emc (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio emc
             hardware_handler "1 emc"
             failback immediate
             no_path_retry 60
@@ -273,7 +273,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -342,7 +342,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -359,7 +359,7 @@ extension Configuration {
             vendor "HITACHI"
             product "^DF"
             path_grouping_policy group_by_prio
-            # prio hds (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio hds
             failback immediate
             no_path_retry queue
         }
@@ -381,7 +381,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -393,7 +393,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -405,7 +405,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -417,7 +417,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -429,7 +429,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -441,7 +441,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -453,7 +453,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -465,7 +465,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -477,7 +477,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -489,7 +489,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -501,7 +501,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -631,7 +631,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -643,7 +643,7 @@ extension Configuration {
             vendor "NETAPP"
             product "LUN"
             path_grouping_policy group_by_prio
-            # prio ontap (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio ontap
             features "2 pg_init_retries 50"
             failback immediate
             no_path_retry queue
@@ -657,7 +657,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -708,7 +708,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -720,7 +720,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -732,7 +732,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -749,7 +749,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -761,7 +761,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -773,7 +773,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -785,7 +785,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate
@@ -797,7 +797,7 @@ extension Configuration {
             product_blacklist "Universal Xport"
             path_grouping_policy group_by_prio
             path_checker rdac
-            # prio rdac (not in Keel: detect_prio picks sysfs or alua on ALUA paths, else const)
+            prio rdac
             features "2 pg_init_retries 50"
             hardware_handler "1 rdac"
             failback immediate

@@ -81,6 +81,30 @@ public struct MapProfile: Sendable, Equatable {
         case weightedpath
         /// A random priority from 1 to 10 at every evaluation.
         case random
+        /// INQUIRY page 0xC0 of EMC CLARiiON/VNX: LUN state, plus 2 on the default owner.
+        case emc
+        /// Standard INQUIRY of Hitachi modular arrays: controller and LDEV parity.
+        case hds
+        /// TEST UNIT READY of HP active/standby arrays: 4 active, 2 standby.
+        case hpSW = "hp_sw"
+        /// NetApp ONTAP: iSCSI kind, else FCP proxy or not.
+        case ontap
+        /// INQUIRY page 0xC9 of LSI/Engenio/NetApp E-series: owner, preferred, I/O shipping.
+        case rdac
+        /// Standard INQUIRY of DataCore SANsymphony: the preferred SDS (`prio_args preferredsds=`).
+        case datacore
+        /// READ latency of block 0 on a logarithmic scale (`prio_args io_num= base_num=`).
+        case pathLatency = "path_latency"
+        /// iSCSI paths to the portal `prio_args preferredip=` names: 20, others 10.
+        case iet
+
+        /// Whether it sends SCSI commands through the path's SCSI generic node.
+        public var asksTheArray: Bool {
+            switch self {
+            case .emc, .hds, .hpSW, .ontap, .rdac, .datacore, .pathLatency: return true
+            case .const, .alua, .sysfs, .weightedpath, .random, .iet: return false
+            }
+        }
     }
 }
 

@@ -88,6 +88,8 @@ public struct AssembledPath: Sendable, Equatable {
     public var transportObject: String = ""
     /// Its VPD unit serial number ("" when none): what `weightedpath serial` matches.
     public var serial: String = ""
+    /// Its SCSI generic node (`sg2`), where prioritizers that ask the array send their commands.
+    public var genericName: String? = nil
 }
 
 /// One map as the assembler knows it.
@@ -233,6 +235,11 @@ public struct MultipathAssembler {
     private var nodeKeys: [String: UInt32] = [:]
     /// `weightedpath` arguments parsed once per distinct `prio_args` (nil: not valid).
     private var weightedRules: [String: WeightedPathRule?] = [:]
+    /// Sends the commands of the prioritizers that ask the array (emc, rdac, hds, ...).
+    public let priorityQueries = SGQueryRunner()
+    /// Their answers for the paths being added or refreshed, by kernel name (nil: no priority).
+    private var askedPriorities: [String: Int?] = [:]
+    private var byPath: [(name: String, target: String)]? = nil
     private var statusResync: StatusResync
     /// Every device assembled so far.
     private var knownDevices: Set<DevNo> = []
@@ -376,6 +383,8 @@ public struct MultipathAssembler {
             work.append((index, paths))
         }
         nameFriendly(unnamed)
+        askArrays(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.genericName) } })
+        defer { askedPriorities.removeAll(); byPath = nil }
         for (index, paths) in work {
             for path in paths {
                 if let error = add(path, toMapAt: index, nowNs: nowNs, topology: &topology) { errors.append(error) }
@@ -513,7 +522,7 @@ public struct MultipathAssembler {
         }
         let assembled = AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device, address: path.address,
                                       priority: priority, checker: kind, transport: path.transport, transportObject: path.transportObject,
-                                      serial: path.serial ?? "")
+                                      serial: path.serial ?? "", genericName: path.genericName)
         maps[index].paths.append(assembled)
         knownDevices.insert(path.device)
         applyTransport(map.profile.transport, to: assembled)
@@ -573,6 +582,7 @@ public struct MultipathAssembler {
         var serial: String
         var transport: SCSITransport
         var transportObject: String
+        var genericName: String?
 
         init(_ path: DiscoveredPath) {
             address = path.address
@@ -580,6 +590,7 @@ public struct MultipathAssembler {
             serial = path.serial ?? ""
             transport = path.transport
             transportObject = path.transportObject
+            genericName = path.genericName
         }
 
         init(_ path: AssembledPath) {
@@ -588,7 +599,42 @@ public struct MultipathAssembler {
             serial = path.serial
             transport = path.transport
             transportObject = path.transportObject
+            genericName = path.genericName
         }
+    }
+
+    /// Longest wait for the array's answers to one round of prioritizer commands. A path slower
+    /// than this (or hung) keeps the priority it has; its command stays an orphan of the path
+    /// until the kernel returns it, and the path is not asked again before.
+    public static let priorityWaitNs: Nanoseconds = 2 * Time.nsPerSecond
+
+    /// Asks the array for the priorities of `paths` (map index, kernel name, sg node) whose map's
+    /// prioritizer sends SCSI commands, all in one batch; the answers wait in `askedPriorities`.
+    private mutating func askArrays(_ paths: [(map: Int, kernelName: String, genericName: String?)]) {
+        var subjects: [SCSIPriorities.Subject] = []
+        for path in paths {
+            let profile = maps[path.map].profile
+            guard profile.prio.asksTheArray, let generic = path.genericName,
+                  let prioritizer = SCSIPrioritizer(profile.prio, args: profile.prioArgs) else { continue }
+            // The checker's timeout, as multipath-tools gives its prioritizers.
+            let timeoutNs = CheckerTimeout.select(configuredSeconds: configuration.checkerTimeoutSeconds.map(Int.init), sysfsRoot: sysfsRoot,
+                                                  blockDevice: path.kernelName)
+            subjects.append(SCSIPriorities.Subject(key: path.kernelName, genericPath: devRoot + "/" + generic, prioritizer: prioritizer,
+                                                   timeoutMs: UInt32(clamping: timeoutNs / 1_000_000)))
+        }
+        guard !subjects.isEmpty else { return }
+        askedPriorities = SCSIPriorities.evaluate(subjects, runner: priorityQueries, waitNs: Self.priorityWaitNs)
+    }
+
+    /// `iet`'s view of udev's by-path links: entry names and link targets, read once per batch.
+    private mutating func byPathLinks() -> [(name: String, target: String)] {
+        if let links = byPath { return links }
+        let directory = devRoot + "/disk/by-path"
+        let links = SysfsFiles.directoryEntries(directory).compactMap { name in
+            SysfsFiles.readLink(directory + "/" + name).map { (name, $0) }
+        }
+        byPath = links
+        return links
     }
 
     /// The priority `prio` (with `args`, its `prio_args`) gives `path`; nil when it has no
@@ -600,6 +646,12 @@ public struct MultipathAssembler {
         case .alua: return ALUAPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
         case .sysfs: return SysfsPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
         case .random: return Int.random(in: 1...10)
+        case .emc, .hds, .hpSW, .ontap, .rdac, .datacore, .pathLatency:
+            // Asked in a batch before (`askArrays`); absent: no answer in time, or no sg node.
+            return askedPriorities[path.kernelName] ?? nil
+        case .iet:
+            guard let rule = IETRule(arguments: args) else { return 0 }
+            return rule.priority(of: path.kernelName, byPath: byPathLinks())
         case .weightedpath:
             let rule: WeightedPathRule?
             if let parsed = weightedRules[args] {
@@ -1053,6 +1105,8 @@ public struct MultipathAssembler {
     /// priority changed, with the new value, for the engine's thread to apply (`setPriority`).
     public mutating func refreshPriorities() -> [(path: PathHandle, priority: Int32)] {
         var changed: [(path: PathHandle, priority: Int32)] = []
+        askArrays(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.genericName) } })
+        defer { askedPriorities.removeAll(); byPath = nil }
         for m in maps.indices {
             let prio = maps[m].profile.prio, args = maps[m].profile.prioArgs
             for p in maps[m].paths.indices {
