@@ -74,6 +74,20 @@ enum FuzzTarget: String, CaseIterable {
                 for check in SCSICheck.allCases {
                     for stage: UInt8 in 0...1 { _ = SCSICheckDecode.decide(check, stage: stage, answer: answer, page: raw, knownWWN: 0) }
                 }
+                // And as a prioritizer's answer, to every stage it has (ontap's two pages,
+                // hp_sw's resent TUR, path_latency's reads).
+                let text = String(decoding: bytes, as: UTF8.self)
+                for prio in MapProfile.Prioritizer.allCases {
+                    guard let prioritizer = SCSIPrioritizer(prio, args: text) else { continue }
+                    var evaluation = SCSIPriorityEvaluation(prioritizer)
+                    var rounds = 0
+                    while case .more = evaluation.take(SGReply(answer: answer, data: page, latencyNs: Nanoseconds(byte(4)) << 20)) {
+                        rounds += 1
+                        if rounds > 1_000 { fatalError("\(prio) never settles") }
+                    }
+                }
+                _ = IETRule(arguments: text)?.priority(of: "sda", byPath: [(text, text)])
+                _ = IETRule.init(arguments: "preferredip=" + text)
             }
         case .command:
             let text = String(decoding: bytes, as: UTF8.self)
