@@ -70,6 +70,8 @@ private func scsiDebugDisks() throws -> [ScsiDebugDisk] {
 }
 
 /// Writes the SCSI device state; the kernel wants the trailing newline `echo` adds.
+private func ms(_ ns: Nanoseconds) -> String { String(format: "%.1f ms", Double(ns) / 1e6) }
+
 private func setState(_ disk: ScsiDebugDisk, _ state: String) throws {
     try (state + "\n").write(toFile: "/sys/block/\(disk.name)/device/state", atomically: false, encoding: .utf8)
 }
@@ -159,6 +161,62 @@ struct CheckersKernelTests {
             try setState(disk, "running")
             #expect(checkAll(&read, paths: 1, token: 3) == [.up])
             #expect(checkAll(&hp, paths: 1, token: 3) == [.up])
+        }
+    }
+
+    /// The prioritizers that ask the array, on scsi_debug: hp_sw's TUR is answered (4), the READs
+    /// of path_latency are timed (a priority on base 10's scale), and the vendor pages and the
+    /// NetApp command scsi_debug does not have are refused, which rdac, ontap and datacore read as
+    /// 0 and emc and hds as no priority. Then every device stops answering (scsi_debug's
+    /// `every_nth 1` with `opts 4`: commands are dropped): the batch returns after its wait,
+    /// each path's command is its orphan, and once the kernel gives them back (sg's timeout) the
+    /// paths are asked again.
+    @Test func prioritizersThatAskTheArrayOnScsiDebug() throws {
+        try withScsiDebug { disks in
+            let runner = SGQueryRunner()
+            func subjects(_ prioritizer: SCSIPrioritizer, timeoutMs: UInt32 = 10_000) -> [SCSIPriorities.Subject] {
+                disks.map { SCSIPriorities.Subject(key: $0.name, genericPath: $0.genericPath, prioritizer: prioritizer, timeoutMs: timeoutMs) }
+            }
+            let expected: [(SCSIPrioritizer, Int?)] = [
+                (.hpSW, 4), (.rdac, 0), (.ontap, 0), (SCSIPrioritizer(.datacore, args: "preferredsds=NORTH")!, 0), (.emc, nil), (.hds, nil),
+            ]
+            for (prioritizer, want) in expected {
+                let results = SCSIPriorities.evaluate(subjects(prioritizer), runner: runner, waitNs: 20 * Time.nsPerSecond)
+                for disk in disks {
+                    #expect(results[disk.name] == .some(want), "\(prioritizer) \(disk): \(String(describing: results[disk.name]))")
+                }
+            }
+            let latency = SCSIPrioritizer(.pathLatency, args: "io_num=20 base_num=10")!
+            let started = kernelTestNowNs()
+            let timed = SCSIPriorities.evaluate(subjects(latency), runner: runner, waitNs: 20 * Time.nsPerSecond)
+            print("path_latency (20 reads of block 0 per path, \(disks.count) paths at once) took \(ms(kernelTestNowNs() - started)): \(timed)")
+            for disk in disks {
+                let priority = timed[disk.name] ?? nil
+                #expect(priority != nil && (1...8).contains(priority!), "\(disk): \(String(describing: priority))")
+            }
+            #expect(runner.timedOut == 0)
+
+            // Every device drops its commands.
+            let parameters = "/sys/bus/pseudo/drivers/scsi_debug/"
+            try "1\n".write(toFile: parameters + "every_nth", atomically: false, encoding: .utf8)
+            try "4\n".write(toFile: parameters + "opts", atomically: false, encoding: .utf8)
+            let hungAt = kernelTestNowNs()
+            let hung = SCSIPriorities.evaluate(subjects(.rdac, timeoutMs: 3_000), runner: runner, waitNs: 500_000_000)
+            let waited = kernelTestNowNs() - hungAt
+            try "0\n".write(toFile: parameters + "opts", atomically: false, encoding: .utf8)
+            try "0\n".write(toFile: parameters + "every_nth", atomically: false, encoding: .utf8)
+            print("rdac with every device hung: returned after \(ms(waited)), orphans \(runner.orphanKeys.sorted())")
+            #expect(hung.isEmpty, "\(hung)")
+            #expect(runner.orphanKeys == Set(disks.map(\.name)))
+            #expect(waited < 10 * Time.nsPerSecond, "the batch waited \(ms(waited)) for hung devices")
+            // Orphans are not asked again: an evaluation now sends nothing and answers nothing.
+            #expect(SCSIPriorities.evaluate(subjects(.rdac), runner: runner, waitNs: 100_000_000).isEmpty)
+            let giveUp = kernelTestNowNs() + 60 * Time.nsPerSecond
+            while !runner.orphanKeys.isEmpty && kernelTestNowNs() < giveUp { usleep(100_000) }
+            #expect(runner.orphanKeys.isEmpty, "orphans still out: \(runner.orphanKeys)")
+            print("the kernel gave the hung commands back after \(ms(kernelTestNowNs() - hungAt)) (sg timeout 3 s)")
+            let again = SCSIPriorities.evaluate(subjects(.rdac), runner: runner, waitNs: 20 * Time.nsPerSecond)
+            #expect(again.count == disks.count, "\(again)")
         }
     }
 
