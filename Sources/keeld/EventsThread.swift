@@ -103,6 +103,7 @@ final class EventsThread: @unchecked Sendable {
                     log.log(.priorityChanged, LogArgument.path(change.path), LogArgument.signed(Int(change.priority)))
                     shared.send(.setPriority(change.path, change.priority), unless: shared.eventsStop)
                 }
+                Self.logNotices(&assembler, to: log)
                 nextPrioritiesNs = after + priorityIntervalNs
             }
         }
@@ -288,6 +289,7 @@ final class EventsThread: @unchecked Sendable {
             case .transportTimeoutRefused(let device, let attribute, let seconds, let errno):
                 log.log(.transportTimeoutRefused, LogArgument.device(device), LogArgument.signed(attribute.rawValue),
                         LogArgument.signed(seconds), LogArgument.errno(errno))
+            case .priorityUnanswered(let device): log.log(.priorityUnanswered, LogArgument.device(device))
             }
         }
         assembler.notices.removeAll()

@@ -578,6 +578,25 @@ struct KeeldProcessKernelTests {
         }
     }
 
+    @Test("prio path_latency: keeld times READs of block 0 on every path at once and shows the priorities; the map's groups follow them")
+    func pathLatencyPriorities() throws {
+        let configuration = daemonConfiguration
+            .replacingOccurrences(of: "    prio alua\n", with: "    prio path_latency\n    prio_args \"io_num=20 base_num=10\"\n    detect_prio no\n")
+        try withReadyKeeld("/tmp/keeld-latency", configuration: configuration) { keeld, disks, control in
+            let lines = keeld.command("show paths format \"%d %p\"").split(separator: "\n").map(String.init)
+            print("keeld path_latency priorities: \(lines)")
+            var priorities: Set<Int> = []
+            for disk in disks.values {
+                let line = lines.first { $0.hasPrefix(disk + " ") }
+                let priority = line.flatMap { Int($0.split(separator: " ").last ?? "") }
+                #expect(priority.map { (1...8).contains($0) } == true, "\(disk): \(line ?? "no line"): \(lines)")
+                if let priority { priorities.insert(priority) }
+            }
+            let groups = try control.multipathStatus(name: "mpatha").groups
+            #expect(groups.count == priorities.count, "one group per priority \(priorities.sorted()): \(groups)")
+        }
+    }
+
     @Test("with flush_on_last_del yes, a map whose last path is deleted is removed; without it the map stays")
     func flushOnLastDelRemovesTheMap() throws {
         for flush in [true, false] {

@@ -141,6 +141,9 @@ public enum AssemblyNotice: Sendable, Equatable {
     /// A transport timeout could not be set on the path's FC remote port, iSCSI session or SCSI
     /// host (`attribute` is the attribute's name, e.g. dev_loss_tmo).
     case transportTimeoutRefused(device: DevNo, attribute: TransportAttribute, seconds: Int, errno: Int32)
+    /// The prioritizer's command to this path was not answered within `priorityWaitNs`: the path
+    /// keeps its priority, and the command stays the path's orphan until the kernel returns it.
+    case priorityUnanswered(device: DevNo)
 }
 
 /// The transport attributes keeld writes.
@@ -383,7 +386,7 @@ public struct MultipathAssembler {
             work.append((index, paths))
         }
         nameFriendly(unnamed)
-        askArrays(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.genericName) } })
+        askArrays(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.device, $0.genericName) } })
         defer { askedPriorities.removeAll(); byPath = nil }
         for (index, paths) in work {
             for path in paths {
@@ -610,8 +613,9 @@ public struct MultipathAssembler {
 
     /// Asks the array for the priorities of `paths` (map index, kernel name, sg node) whose map's
     /// prioritizer sends SCSI commands, all in one batch; the answers wait in `askedPriorities`.
-    private mutating func askArrays(_ paths: [(map: Int, kernelName: String, genericName: String?)]) {
+    private mutating func askArrays(_ paths: [(map: Int, kernelName: String, device: DevNo, genericName: String?)]) {
         var subjects: [SCSIPriorities.Subject] = []
+        var devices: [String: DevNo] = [:]
         for path in paths {
             let profile = maps[path.map].profile
             guard profile.prio.asksTheArray, let generic = path.genericName,
@@ -621,9 +625,14 @@ public struct MultipathAssembler {
                                                   blockDevice: path.kernelName)
             subjects.append(SCSIPriorities.Subject(key: path.kernelName, genericPath: devRoot + "/" + generic, prioritizer: prioritizer,
                                                    timeoutMs: UInt32(clamping: timeoutNs / 1_000_000)))
+            devices[path.kernelName] = path.device
         }
         guard !subjects.isEmpty else { return }
+        let orphansBefore = priorityQueries.orphanKeys
         askedPriorities = SCSIPriorities.evaluate(subjects, runner: priorityQueries, waitNs: Self.priorityWaitNs)
+        for key in priorityQueries.orphanKeys.subtracting(orphansBefore).sorted() {
+            if let device = devices[key] { notices.append(.priorityUnanswered(device: device)) }
+        }
     }
 
     /// `iet`'s view of udev's by-path links: entry names and link targets, read once per batch.
@@ -1105,7 +1114,7 @@ public struct MultipathAssembler {
     /// priority changed, with the new value, for the engine's thread to apply (`setPriority`).
     public mutating func refreshPriorities() -> [(path: PathHandle, priority: Int32)] {
         var changed: [(path: PathHandle, priority: Int32)] = []
-        askArrays(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.genericName) } })
+        askArrays(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.device, $0.genericName) } })
         defer { askedPriorities.removeAll(); byPath = nil }
         for m in maps.indices {
             let prio = maps[m].profile.prio, args = maps[m].profile.prioArgs
