@@ -290,6 +290,7 @@ final class EventsThread: @unchecked Sendable {
                 log.log(.transportTimeoutRefused, LogArgument.device(device), LogArgument.signed(attribute.rawValue),
                         LogArgument.signed(seconds), LogArgument.errno(errno))
             case .priorityUnanswered(let device): log.log(.priorityUnanswered, LogArgument.device(device))
+            case .groupByTPGFallback(let map): log.log(.groupByTPGFallback, LogArgument.map(map))
             }
         }
         assembler.notices.removeAll()

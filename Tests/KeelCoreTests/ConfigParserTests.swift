@@ -217,7 +217,7 @@ import Testing
 
     @Test func groupingPolicyRefusesOthers() {
         #expect(configErrors(inDefaults("path_grouping_policy by_mood")) == [
-            "multipath.conf:2: path_grouping_policy: \"by_mood\" is not a grouping policy (failover, multibus, group_by_prio, group_by_serial, group_by_node_name)",
+            "multipath.conf:2: path_grouping_policy: \"by_mood\" is not a grouping policy (failover, multibus, group_by_prio, group_by_serial, group_by_node_name, group_by_tpg)",
         ])
     }
 

@@ -30,6 +30,18 @@ import KeelCore
         // node 5: mean (10+50)/2 = 30; node 6: (1+50)/2 = 25.5
         #expect(try layout(.groupByNodeName, ds) == [[dev(0), dev(16)], [dev(32), dev(48)]])
     }
+    @Test func groupByTPGMakesOneGroupPerTargetPortGroup() throws {
+        let ports = [
+            PathDescriptor(device: dev(0), priority: 50, tpgKey: 2),
+            PathDescriptor(device: dev(16), priority: 10, tpgKey: 3),
+            PathDescriptor(device: dev(32), priority: 50, tpgKey: 2),
+            PathDescriptor(device: dev(48), priority: 50, tpgKey: 3),
+        ]
+        // Port group 1 (key 2): mean 50, first; port group 2 (key 3): mean 30. group_by_prio
+        // would have put sdd with the first group's paths.
+        #expect(try layout(.groupByTPG, ports) == [[dev(0), dev(32)], [dev(16), dev(48)]])
+        #expect(try layout(.groupByPrio, ports) == [[dev(0), dev(32), dev(48)], [dev(16)]])
+    }
     @Test func theInitialGroupIsTheBest() throws {
         let f = try EngineFixture(policy: MapPolicy(grouping: .groupByPrio), descriptors: ds)
         #expect(f.engine.initialGroup(of: f.map) == 1)

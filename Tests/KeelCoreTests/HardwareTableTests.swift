@@ -67,12 +67,11 @@ private func load(_ text: String) throws -> LoadedConfiguration {
             """)
         #expect(loaded.configuration.defaults.pathChecker == .tur)
         #expect(loaded.configuration.defaults.prio == .const, "the built-in value stays")
-        #expect(loaded.configuration.defaults.grouping == .groupByPrio)
+        #expect(loaded.configuration.defaults.grouping == .groupByTPG)
         let texts = loaded.warnings.map(\.message)
-        #expect(texts.count == 3, "\(texts)")
+        #expect(texts.count == 2, "\(texts)")
         #expect(texts.contains { $0.contains("cciss_tur") && $0.contains("tur is used") })
         #expect(texts.contains { $0.contains("prio ana") && $0.contains("NVMe") })
-        #expect(texts.contains { $0.contains("group_by_tpg") && $0.contains("group_by_prio") })
         guard case .failure = Configuration.load(files: [(name: "c", text: "defaults {\n    path_checker banana\n}\n")]) else {
             Issue.record("an unknown checker was accepted")
             return

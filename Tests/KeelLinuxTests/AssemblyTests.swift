@@ -109,6 +109,21 @@ private func kernelTable() throws -> MultipathTable {
         #expect(noALUA.prio == .const && noALUA.hardwareHandler == "0")
     }
 
+    @Test("group_by_tpg stands with prio alua or sysfs (detected or set), and gives way to failover otherwise, as in multipath-tools")
+    func groupByTPGNeedsAnALUAPrioritizer() throws {
+        func grouping(_ text: String, alua: Bool) throws -> (GroupingPolicy, fellBack: Bool) {
+            let c = try Configuration.load(files: [(name: "multipath.conf", text: text)]).get().configuration
+            var p = c.profile(wwid: "w1", vendor: "ACME", product: "disk")
+            let fellBack = MultipathAssembler.applyDetection(&p, prio: alua ? .sysfs : nil, handler: nil)
+            return (p.policy.grouping, fellBack)
+        }
+        let tpg = "defaults {\n    path_grouping_policy group_by_tpg\n}\n"
+        #expect(try grouping(tpg, alua: true) == (.groupByTPG, false))
+        #expect(try grouping(tpg, alua: false) == (.failover, true), "no ALUA: const prio, failover")
+        #expect(try grouping("defaults {\n    path_grouping_policy group_by_tpg\n    detect_prio no\n    prio alua\n}\n", alua: false) == (.groupByTPG, false))
+        #expect(try grouping("defaults {\n    path_grouping_policy group_by_tpg\n    detect_prio no\n    prio rdac\n}\n", alua: true) == (.failover, true))
+    }
+
     @Test("detect_checker: ALUA paths get tur over a configured checker, rdac arrays keep rdac, CLARiiON keeps emc_clariion")
     func checkerDetection() throws {
         func checker(_ text: String, vendor: String = "ACME", product: String = "disk", alua: Bool = true) throws -> MapProfile.Checker {

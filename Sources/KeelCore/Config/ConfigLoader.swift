@@ -311,10 +311,7 @@ struct ConfigLoader {
     private mutating func readMapOption(_ node: ConfigNode, _ value: String, into s: inout MapSettings) {
         switch node.keyword {
         case "path_grouping_policy":
-            if value == "group_by_tpg" {
-                warn(node.line, "path_grouping_policy group_by_tpg is not in Keel: group_by_prio is used (the same groups where the port groups' ALUA states differ)")
-                s.grouping = .groupByPrio
-            } else if let v = check(node, Self.grouping(value)) { s.grouping = v }
+            if let v = check(node, Self.grouping(value)) { s.grouping = v }
         case "path_selector":
             if let v = check(node, Self.selector(value)) { s.pathSelector = v }
         case "path_checker":

@@ -1,4 +1,4 @@
-// Path grouping policies (failover, multibus, group_by_prio/serial/node_name) and group choice.
+// Path grouping policies (failover, multibus, group_by_prio/serial/node_name/tpg) and group choice.
 
 /// Splits a map's paths into ordered path groups and picks the best usable group.
 /// Works in preallocated scratch space: regrouping allocates nothing.
@@ -34,6 +34,7 @@ public enum Grouping {
         case .groupByPrio: return -Int64(d.priority)
         case .groupBySerial: return Int64(d.serialKey)
         case .groupByNodeName: return Int64(d.nodeKey)
+        case .groupByTPG: return Int64(d.tpgKey)
         }
     }
 

@@ -12,13 +12,16 @@ public struct PathDescriptor: BitwiseCopyable, Sendable, Equatable {
     public var serialKey: UInt32
     /// Interned target node name (group_by_node_name).
     public var nodeKey: UInt32
+    /// ALUA target port group + 1 (group_by_tpg); 0 when the path reports none.
+    public var tpgKey: UInt32
 
-    public init(device: DevNo, priority: Int32 = 1, portKey: UInt32 = 0, serialKey: UInt32 = 0, nodeKey: UInt32 = 0) {
+    public init(device: DevNo, priority: Int32 = 1, portKey: UInt32 = 0, serialKey: UInt32 = 0, nodeKey: UInt32 = 0, tpgKey: UInt32 = 0) {
         self.device = device
         self.priority = priority
         self.portKey = portKey
         self.serialKey = serialKey
         self.nodeKey = nodeKey
+        self.tpgKey = tpgKey
     }
 }
 

@@ -13,6 +13,8 @@ public enum GroupingPolicy: UInt8, BitwiseCopyable, Sendable, CaseIterable, Cust
     case groupBySerial
     /// One group per target node name (FC WWNN / iSCSI target).
     case groupByNodeName
+    /// One group per ALUA target port group.
+    case groupByTPG
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum GroupingPolicy: UInt8, BitwiseCopyable, Sendable, CaseIterable, Cust
         case .groupByPrio: return "group_by_prio"
         case .groupBySerial: return "group_by_serial"
         case .groupByNodeName: return "group_by_node_name"
+        case .groupByTPG: return "group_by_tpg"
         }
     }
 

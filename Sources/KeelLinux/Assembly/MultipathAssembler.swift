@@ -144,6 +144,9 @@ public enum AssemblyNotice: Sendable, Equatable {
     /// The prioritizer's command to this path was not answered within `priorityWaitNs`: the path
     /// keeps its priority, and the command stays the path's orphan until the kernel returns it.
     case priorityUnanswered(device: DevNo)
+    /// `group_by_tpg` was asked for a map whose prioritizer is not alua or sysfs: failover is
+    /// used, as multipath-tools does.
+    case groupByTPGFallback(map: MapHandle)
 }
 
 /// The transport attributes keeld writes.
@@ -367,7 +370,7 @@ public struct MultipathAssembler {
                 let first = paths[0]
                 let detectedPrio = Self.detectPrio(first)
                 var profile = configuration.profile(wwid: wwid, vendor: first.vendor, product: first.model)
-                Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler)
+                let tpgFallback = Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler)
                 let handle: MapHandle
                 do {
                     handle = try topology.addMap(policy: profile.policy)
@@ -375,6 +378,7 @@ public struct MultipathAssembler {
                     errors.append(AssemblyError(map: wwid, operation: .addMap, errno: Self.errno(of: error), detail: error.description))
                     continue
                 }
+                if tpgFallback { notices.append(.groupByTPGFallback(map: handle)) }
                 let name = profile.alias ?? wwid
                 if profile.alias == nil && profile.userFriendlyNames { unnamed.append(maps.count) }
                 maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
@@ -407,7 +411,10 @@ public struct MultipathAssembler {
     /// (`detect_prio`), the device handler the kernel attached (`retain_attached_hw_handler`),
     /// else "1 alua" for ALUA paths when nobody set `hardware_handler`. (`prio` non-nil means the
     /// paths support ALUA.)
-    public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?) {
+    /// Returns whether `group_by_tpg` had to give way to failover: it groups by the ALUA target
+    /// port group, which multipath-tools allows only with the alua or sysfs prioritizer.
+    @discardableResult
+    public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?) -> Bool {
         if profile.detectsPrio, let prio { profile.prio = prio }
         // detect_checker: ALUA paths are checked with tur, except on an rdac array (which
         // multipathd recognises by its page 0xC9; here, the configuration naming rdac).
@@ -417,6 +424,9 @@ public struct MultipathAssembler {
         } else if profile.hardwareHandlerIsDefault && prio != nil {
             profile.hardwareHandler = "1 alua"
         }
+        guard profile.policy.grouping == .groupByTPG && profile.prio != .alua && profile.prio != .sysfs else { return false }
+        profile.policy.grouping = .failover
+        return true
     }
 
     /// Keeps `paths` of `wwid` out of any map for now; each device is noticed once.
@@ -501,7 +511,8 @@ public struct MultipathAssembler {
             device: path.device, priority: priority,
             portKey: Self.intern(path.portKey.isEmpty ? "\(path.address.host):\(path.address.channel):\(path.address.target)" : path.portKey, in: &portKeys),
             serialKey: Self.intern(path.serial ?? "", in: &serialKeys),
-            nodeKey: Self.intern(path.targetNodeName, in: &nodeKeys))
+            nodeKey: Self.intern(path.targetNodeName, in: &nodeKeys),
+            tpgKey: path.alua.targetPortGroup.map { UInt32($0) + 1 } ?? 0)
         let handle: PathHandle
         do {
             handle = try topology.addPath(descriptor, to: map.handle, nowNs: nowNs)

@@ -114,6 +114,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case flushedOnLastDel = 434
     case flushOnLastDelKept = 435
     case priorityUnanswered = 436
+    case groupByTPGFallback = 437
 
     // The logger itself.
     case loggerStarted = 500
@@ -136,7 +137,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
-             .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept, .priorityUnanswered:
+             .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept, .priorityUnanswered, .groupByTPGFallback:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
@@ -207,6 +208,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .wwidsFileFailed: return "wwids file not read or written (%errno): find_multipaths knows fewer WWIDs"
         case .bindingsLineSkipped: return "bindings file line %n skipped: malformed, or a second name for one WWID or alias"
         case .wwidsLineSkipped: return "wwids file line %n skipped: not a /wwid/ line"
+        case .groupByTPGFallback: return "%map: path_grouping_policy group_by_tpg needs prio alua or sysfs on every path: failover used"
         case .priorityUnanswered: return "prioritizer's command to %dev not answered within 2 s: the path keeps its priority and is not asked again until the kernel returns the command"
         case .transportTimeoutRefused: return "transport timeout of %dev not set (attribute %n: 1 fast_io_fail_tmo, 2 dev_loss_tmo, 3 iSCSI recovery_tmo, 4 eh_deadline; %n s, -1 off): %errno"
         case .topologyRequestTimedOut: return "the recovery thread did not answer a topology request in 2 s; a late path addition is undone and rediscovery adds the path again"
