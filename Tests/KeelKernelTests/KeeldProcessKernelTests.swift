@@ -597,6 +597,18 @@ struct KeeldProcessKernelTests {
         }
     }
 
+    @Test("path_grouping_policy group_by_tpg: one group per ALUA target port group (scsi_debug gives each host its own)")
+    func groupByTargetPortGroup() throws {
+        let configuration = daemonConfiguration.replacingOccurrences(of: "group_by_prio", with: "group_by_tpg")
+        try withReadyKeeld("/tmp/keeld-tpg", configuration: configuration) { keeld, disks, control in
+            let table = try control.multipathTable(name: "mpatha")
+            print("keeld group_by_tpg: \(table.groups.map { $0.paths.map(\.device) }), paths \(keeld.command("show paths format \"%d %p\""))")
+            #expect(table.groups.count == Set(disks.keys).count, "one group per host's port group: \(table.groups)")
+            #expect(table.groups.allSatisfy { $0.paths.count == 1 })
+            #expect(!readText(keeld.logFile).contains("group_by_tpg needs"), "prio alua: no fallback")
+        }
+    }
+
     @Test("with flush_on_last_del yes, a map whose last path is deleted is removed; without it the map stays")
     func flushOnLastDelRemovesTheMap() throws {
         for flush in [true, false] {
