@@ -26,6 +26,8 @@ struct ScenarioPlan {
     /// and topology requests given up on before the recovery thread answered.
     var ueventLossPerMillion: UInt32 = 0
     var topologyTimeoutPerMillion: UInt32 = 0
+    /// Operator commands sent as keeld's control thread sends them (through the input ring).
+    var operatorSteps: [OperatorStep] = []
     /// One line saying what this seed drew, for the replay output.
     var drawn: String
 }
@@ -37,7 +39,7 @@ struct Scenario: Sendable {
     let plan: @Sendable (UInt64) -> ScenarioPlan
 
     static let all: [Scenario] = [ndu, flapping, hungChecks, pathChurn, aluaHandover, fabric16k,
-                                  controllerHang, reloadFailures, ringFull, ueventLoss, topologyTimeouts]
+                                  controllerHang, reloadFailures, ringFull, ueventLoss, topologyTimeouts, operatorCommands]
 
     static func named(_ name: String) -> Scenario? { all.first { $0.name == name } }
 }
@@ -335,5 +337,67 @@ extension Scenario {
                             configuration: conf(""), script: FaultScript(script.steps.sorted { $0.atNs < $1.atNs }),
                             endNs: quiet + Rediscovery.intervalNs + 15 * sec, quietFromNs: quiet, dampedDevices: churned,
                             drawn: "path churn until \(formatMs(last)) ms")
+    }
+
+    /// An administrator at work during a port outage: paths failed by hand and reinstated
+    /// (some never), path groups switched, queueing disabled and restored on a map.
+    static let operatorCommands = Scenario(name: "operator", about: "fail/reinstate path, switchgroup and disable/restore queueing by hand during a port outage") { seed in
+        var r = SimRandom(seed: seed, stream: 112)
+        let fabric = smallFabric(luns: 4)
+        let port = r.below(fabric.targetPortCount)
+        let portStart = r.range(1 * sec...10 * sec), portFor = r.range(1 * sec...10 * sec)
+        var steps: [OperatorStep] = []
+        var last = portStart + portFor
+        var failedMaps: Set<Int> = []
+        var kept = 0
+        for _ in 0..<Int(r.range(3...8)) {
+            let path = r.below(fabric.pathCount)
+            let device = fabric.device(ofPath: path)
+            let at = r.range(500 * ms...15 * sec)
+            failedMaps.insert(fabric.lun(ofPath: path))
+            steps.append(OperatorStep(atNs: at, .failPath(device)))
+            // One in five is left failed: it must stay out of the kernel to the end.
+            if r.chance(perMillion: 200_000) { kept += 1; continue }
+            let back = at + r.range(100 * ms...8 * sec)
+            steps.append(OperatorStep(atNs: back, .reinstatePath(device)))
+            last = max(last, back)
+        }
+        for _ in 0..<Int(r.range(1...3)) {
+            let at = r.range(500 * ms...15 * sec)
+            steps.append(OperatorStep(atNs: at, .switchGroup(map: r.below(fabric.lunCount), group: UInt16(r.range(1...3)))))
+            last = max(last, at)
+        }
+        // Queueing off only where no path is failed by hand: the map keeps usable paths, so no
+        // I/O may fail while it is off.
+        if let map = (0..<fabric.lunCount).first(where: { !failedMaps.contains($0) }) {
+            let off = r.range(500 * ms...12 * sec)
+            let on = off + r.range(100 * ms...5 * sec)
+            steps += [OperatorStep(atNs: off, .disableQueueing(map: map)), OperatorStep(atNs: on, .restoreQueueing(map: map))]
+            last = max(last, on)
+        }
+        let quiet = last + 1 * sec
+        var plan = ScenarioPlan(fabric: fabric, workload: steadyWorkload, options: SimOptions(), configuration: conf(""),
+                                script: FaultScript.targetPortOutage(port, startNs: portStart, durationNs: portFor),
+                                endNs: quiet + 20 * sec, quietFromNs: quiet,
+                                drawn: "port \(port) down at \(formatMs(portStart)) ms for \(formatMs(portFor)) ms, \(steps.count) operator commands, \(kept) paths left failed")
+        plan.operatorSteps = steps.sorted { $0.atNs < $1.atNs }
+        return plan
+    }
+}
+
+/// One operator command of a scenario, by device and map index (handles are the run's).
+struct OperatorStep {
+    enum Action {
+        case failPath(DevNo)
+        case reinstatePath(DevNo)
+        case switchGroup(map: Int, group: UInt16)
+        case disableQueueing(map: Int)
+        case restoreQueueing(map: Int)
+    }
+    var atNs: Nanoseconds
+    var action: Action
+    init(atNs: Nanoseconds, _ action: Action) {
+        self.atNs = atNs
+        self.action = action
     }
 }

@@ -81,6 +81,12 @@ final class TortureRun {
     var service: RecoveryService<SimChecker, SimMessenger, RunOutput>
     let inputs: MPSCRing<RecoveryInput>
     let topologyReplies: SPSCRing<TopologyReply>
+    /// Answers to operator commands, as keeld's control thread reads them.
+    let commandReplies: SPSCRing<CommandReply>
+    /// Paths failed by an operator command and not reinstated since: never in service.
+    var operatorFailed: Set<DevNo> = []
+    var nextOperatorStep = 0
+    var commandTickets: UInt32 = 0
     let reloads: ReloadHandoff
     /// Grows the engine and board when a hot-added path finds the tables full: the run starts
     /// them at exactly the world's paths and maps, so every hot-add exercises keeld's growth.
@@ -132,10 +138,11 @@ final class TortureRun {
         do {
             inputs = MPSCRing(capacity: capacities.ringSlots)
             topologyReplies = SPSCRing(capacity: 64)
+            commandReplies = SPSCRing(capacity: 64)
             reloads = ReloadHandoff(mapsMax: capacities.mapsMax, pathsPerMapMax: capacities.pathsPerMapMax, doorbell: try EventFD())
             let daemonOutput = DaemonRecoveryOutput(log: output, engine: engine, board: board, reloads: reloads)
             let loop = RecoveryLoop(engine: engine, checker: world.checker, messenger: world.messenger, output: daemonOutput)
-            service = RecoveryService(loop: loop, inputs: inputs, inputDoorbell: try EventFD(), replies: SPSCRing(capacity: 64),
+            service = RecoveryService(loop: loop, inputs: inputs, inputDoorbell: try EventFD(), replies: commandReplies,
                                       replyDoorbell: try EventFD(), topologyReplies: topologyReplies, topologyDoorbell: try EventFD())
         } catch {
             throw TortureSetupError(message: "daemon plumbing: \(error)")
@@ -266,7 +273,8 @@ final class TortureRun {
         service.pass(nowNs: 0)
         serviceReloads(nowNs: 0)
         while nowNs < plan.endNs {
-            var next = min(world.nextEventNs(), recoveryDeadlineNs, nextResyncNs, reloadRetries.nextDueNs(), nextRediscoveryNs, plan.endNs)
+            let nextOperatorNs = nextOperatorStep < plan.operatorSteps.count ? plan.operatorSteps[nextOperatorStep].atNs : plan.endNs
+            var next = min(world.nextEventNs(), recoveryDeadlineNs, nextResyncNs, reloadRetries.nextDueNs(), nextRediscoveryNs, nextOperatorNs, plan.endNs)
             if next <= nowNs {
                 next = nowNs
                 stalledSteps += 1
@@ -299,6 +307,7 @@ final class TortureRun {
                 nextRediscoveryNs = nowNs + Rediscovery.intervalNs
             }
             world.drainHealthChanges { change in noteHealth(change, nowNs: nowNs) }
+            runOperatorSteps(nowNs: nowNs)
             // Most world events are I/O the engine does not see; step it only when it has work,
             // as the daemon's recovery thread sleeps until a completion, an input or a deadline.
             if delivered || world.checksWaitingForReap > 0 || recoveryDeadlineNs <= nowNs {
@@ -369,6 +378,48 @@ final class TortureRun {
         }
     }
 
+    /// Sends the operator commands due now through the input ring, as keeld's control thread
+    /// does, and reads their answers. A path failed by hand leaves the reinstatement watch; one
+    /// reinstated by hand while healthy joins it (the checker decides, within the fast probe).
+    func runOperatorSteps(nowNs: Nanoseconds) {
+        while nextOperatorStep < plan.operatorSteps.count && plan.operatorSteps[nextOperatorStep].atNs <= nowNs {
+            let step = plan.operatorSteps[nextOperatorStep]
+            nextOperatorStep += 1
+            let command: OperatorCommand
+            switch step.action {
+            case .failPath(let device), .reinstatePath(let device):
+                guard let p = assembled[device] else { violate("operator: \(device) is not assembled"); continue }
+                if case .failPath = step.action {
+                    command = .failPath(p)
+                    operatorFailed.insert(device)
+                    returning[device] = nil
+                } else {
+                    command = .reinstatePath(p)
+                    // Reinstating a path not failed by hand changes nothing (it may be in service).
+                    if operatorFailed.remove(device) != nil && world.expectedCheckResult(of: device) == .up {
+                        returning[device] = (nowNs, fastNs + plan.options.checkLatencyMaxNs + 2 * Time.nsPerMs)
+                    }
+                }
+            case .switchGroup(let map, let group): command = .switchGroup(world.maps[map].map, group: group)
+            case .disableQueueing(let map): command = .disableQueueing(world.maps[map].map)
+            case .restoreQueueing(let map): command = .restoreQueueing(world.maps[map].map)
+            }
+            commandTickets &+= 1
+            narrate("operator: \(command)")
+            send(.command(command, ticket: commandTickets), nowNs: nowNs)
+            service.pass(nowNs: nowNs)
+            serviceReloads(nowNs: nowNs)
+            while let reply = commandReplies.pop() {
+                let acceptable: Bool
+                switch (command, reply.outcome) {
+                case (_, .done), (.switchGroup, .noSuchGroup): acceptable = true
+                default: acceptable = false
+                }
+                if !acceptable { violate("operator: \(command) answered \(reply.outcome)") }
+            }
+        }
+    }
+
     /// A fault step changed what a path's check would say. Priorities go to the engine as a
     /// prioritizer run would; a path that is healthy again must be back in the kernel in time.
     func noteHealth(_ change: SimHealthChange, nowNs: Nanoseconds) {
@@ -377,6 +428,7 @@ final class TortureRun {
             send(.setPriority(p, Int32(change.priorityTo)), nowNs: nowNs)
         }
         let usable = change.to == .up || change.to == .ghost
+        if operatorFailed.contains(change.device) { return }   // out of service until reinstated by hand
         let inService = engine.pathHandle(for: change.device).flatMap { engine.path($0) }.map {
             $0.state.wantsActiveInKernel && world.target.isActive($0.map, device: change.device) == true
         } ?? false
@@ -435,6 +487,12 @@ final class TortureRun {
 
     /// The bounds that must hold at every resync.
     func checkBounds(nowNs: Nanoseconds) {
+        for device in operatorFailed {
+            guard let p = assembled[device], let view = engine.path(p) else { continue }
+            if view.state != .operatorFailed || world.target.isActive(view.map, device: device) == true {
+                violate("\(device) was failed by the operator but engine says \(view.state), kernel says \(world.target.isActive(view.map, device: device).map { $0 ? "A" : "F" } ?? "absent")")
+            }
+        }
         for (device, since) in returning where nowNs - since.sinceNs > since.boundNs {
             // Standby (ghost) paths may be failed again by I/O the kernel sends them; only up paths count.
             guard world.expectedCheckResult(of: device) == .up else { continue }
@@ -446,6 +504,7 @@ final class TortureRun {
     /// End of run: data integrity, resume latency, and the engine's view against the kernel's.
     func finish(nowNs: Nanoseconds) {
         resync(nowNs: nowNs)
+        checkBounds(nowNs: nowNs)
         settleLateReplies(nowNs: nowNs)
         result.undoneAdds = requests.undoneAdds
         let stats = world.workload.total
@@ -496,6 +555,7 @@ final class TortureRun {
                 let expected = world.expectedCheckResult(of: path.device)
                 if view.state == .delayed { result.delayedHolds += 1 }
                 let kernel = world.target.isActive(info.map, device: path.device)
+                if operatorFailed.contains(path.device) { continue }   // checkBounds holds them out
                 if expected == .up && (view.state != .up || kernel != true) {
                     violate("\(path.device) is healthy but engine says \(view.state), kernel says \(kernel.map { $0 ? "A" : "F" } ?? "absent")")
                 }
@@ -505,6 +565,10 @@ final class TortureRun {
                 if let kernel, kernel != view.kernelActive {
                     violate("\(path.device): engine believes kernel \(view.kernelActive ? "A" : "F"), kernel has \(kernel ? "A" : "F")")
                 }
+            }
+            // Queueing disabled by hand was restored: the kernel queues again (no_path_retry queue).
+            if profiles[info.map]?.policy.noPathRetry == .queue && !world.target.queueIfNoPath(info.map) {
+                violate("\(info.map): queue_if_no_path is off at the end under no_path_retry queue")
             }
             if let view = engine.map(info.map), view.groupCount > 0 {
                 let best = engine.initialGroup(of: info.map)
