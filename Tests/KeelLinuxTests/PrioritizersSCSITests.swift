@@ -390,6 +390,13 @@ private final class SGResponder: @unchecked Sendable {
         #expect(SCSIPriorities.evaluate([emc], runner: runner, waitNs: Time.nsPerSecond)["sdq"] == .some(nil))
     }
 
+    @Test func outOfDescriptorsIsNoAnswerNotAPriority() {
+        // rdac reads a failed command as 0: a process out of descriptors must not demote its paths.
+        let runner = SGQueryRunner(open: { _ in -EMFILE })
+        #expect(SCSIPriorities.evaluate([rdacSubject("sdq")], runner: runner, waitNs: Time.nsPerSecond).isEmpty)
+        #expect(FileLimit.reserve >= 256 + UInt64(SGQueryRunner.window))
+    }
+
     @Test func aRealNodeThatIsNotSCSIGenericIsRefused() {
         let runner = SGQueryRunner()
         let replies = runner.run([SGQuery(key: "null", genericPath: "/dev/null", cdb: [0, 0, 0, 0, 0, 0], dataBytes: 0, timeoutMs: 1000)],

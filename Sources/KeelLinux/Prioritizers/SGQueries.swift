@@ -51,8 +51,9 @@ public final class SGQueryRunner {
     /// Opens a query's node: a descriptor, or -errno. Tests give the fake target's end.
     public typealias Opener = (SGQuery) -> Int32
 
-    /// Commands in flight at once (descriptors opened beside the checkers' own).
-    public static let window = 256
+    /// Commands in flight at once (descriptors opened beside the checkers' own; `FileLimit`
+    /// keeps room for them).
+    public static let window = 128
     static let senseBytes = 32
 
     private struct Request {
@@ -111,8 +112,9 @@ public final class SGQueryRunner {
 
     /// Sends every query (at most `window` in flight) and waits for the answers until `waitNs`
     /// after its start. Returns what was answered, by key. A query whose path has an orphan is
-    /// not sent (no answer); a query that cannot be sent gets an answer carrying the errno; one
-    /// unanswered at the deadline becomes its path's orphan and gets no answer.
+    /// not sent (no answer); a query that cannot be sent gets an answer carrying the errno (but
+    /// none when the process is out of descriptors); one unanswered at the deadline becomes its
+    /// path's orphan and gets no answer.
     public func run(_ queries: [SGQuery], waitNs: Nanoseconds) -> [String: SGReply] {
         reapOrphans()
         let deadline = clock() &+ waitNs
@@ -125,9 +127,9 @@ public final class SGQueryRunner {
                 let sent = send(query)
                 if let request = sent.request {
                     inFlight.append(request)
-                } else {
+                } else if sent.errno != EMFILE && sent.errno != ENFILE {
                     replies[query.key] = SGReply(answer: SGAnswer(ioctlErrno: sent.errno))
-                }
+                }   // out of descriptors: no answer, the path keeps its priority until next time
             }
             guard !inFlight.isEmpty else { break }
             let now = clock()

@@ -14,8 +14,8 @@ public struct FileLimit: Sendable, Equatable, CustomStringConvertible {
     public var errno: Int32
 
     /// Descriptors kept for what is not a path: sockets, dm control, netlink, the log, epoll
-    /// and eventfds, sysfs reads.
-    public static let reserve: UInt64 = 256
+    /// and eventfds, sysfs reads (256), and the prioritizers' commands in flight.
+    public static let reserve: UInt64 = 256 + UInt64(SGQueryRunner.window)
 
     public var isEnough: Bool { softAfter >= wanted }
 
