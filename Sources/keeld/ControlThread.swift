@@ -173,7 +173,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
             shared.forceQueueingAtExit.store(request == .forceQueueingDaemon, ordering: .releasing)
             return .reply(success(framing, detail: request == .forceQueueingDaemon
                                   ? "maps keep queueing when keeld stops" : "queueing at exit follows the configuration again"))
-        case .addPath, .delPath, .addMap, .delMap, .delMaps, .suspendMap, .resumeMap, .resizeMap:
+        case .addPath, .delPath, .addMap, .delMap, .delMaps, .suspendMap, .resumeMap, .resizeMap, .reassignMap:
             return order(request, token: token, framing: framing)
         case .resetStats(let name):
             let maps = views().filter { name == nil || $0.name == name || $0.wwid == name }

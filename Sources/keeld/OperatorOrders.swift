@@ -1,5 +1,5 @@
 // The operator's changes to maps and paths (`add`/`del path`, `add`/`del map`, `del maps`,
-// `suspend`/`resume map`, `resize map`), carried out on the events thread: it owns assembly and
+// `suspend`/`resume map`, `resize map`, `reset map`), carried out on the events thread: it owns assembly and
 // table loads, so an order never races a load. Answers go back through the order desk.
 import Glibc
 import KeelCore
@@ -89,6 +89,24 @@ extension EventsThread {
             pendingResizes[map.handle, default: []].append(id)
             shared.send(.requestReload(map.handle), unless: shared.eventsStop)
             return nil
+        case .reassignMap(let key):
+            guard let map = findMap(key) else { return refused("device not found: no map named \(key)") }
+            let device: DevNo
+            do throws(DMError) {
+                guard let state = try assembler.control.info(name: map.name) else { return refused("device not found: \(map.name) is not in the kernel") }
+                device = state.device
+            } catch {
+                return refused("\(map.name): \(error.description)")
+            }
+            let outcome = DMReassign.reassign(mapName: map.name, mapDevice: device, paths: map.paths.map { ($0.kernelName, $0.device) },
+                                              control: assembler.control)
+            var detail = outcome.reassigned.isEmpty ? "no device-mapper device held a path of \(map.name)"
+                : "\(outcome.reassigned.joined(separator: " ")) moved onto \(map.name)"
+            if !outcome.onPartitions.isEmpty { detail += "; left on path partitions: \(outcome.onPartitions.joined(separator: " "))" }
+            guard outcome.failed.isEmpty else {
+                return refused(detail + "; not moved: " + outcome.failed.map { "\($0.device) (\($0.why))" }.joined(separator: ", "))
+            }
+            return done(detail)
         default:
             return refused("not a change the events thread carries out")
         }

@@ -47,6 +47,8 @@ enum FuzzTarget: String, CaseIterable {
             let text = String(decoding: bytes, as: UTF8.self)
             _ = try? MultipathTable.parse(text)
             _ = try? DMTableLine.parse(text)
+            // `reset map`'s rewrite of another device's table.
+            _ = DMReassign.rewrite(params: text, from: DevNo(major: 8, minor: 32), to: DevNo(major: 253, minor: 0))
         case .dmStatus:
             let text = String(decoding: bytes, as: UTF8.self)
             _ = try? MultipathStatus.parse(text)

@@ -46,7 +46,8 @@ private let sample = MapView(
         #expect(try ControlGrammar.parse("show map mpatha format \"%n %S\"").get() == .showMapFormat(map: "mpatha", format: "%n %S", raw: false))
         #expect(try ControlGrammar.parse("list multipath mpatha raw format %n").get() == .showMapFormat(map: "mpatha", format: "%n", raw: true))
         #expect(try ControlGrammar.parse("show map mpatha format %n").get().readOnly)
-        #expect(try ControlGrammar.parse("reset map mpatha").get() == .unsupported("reset map"))
+        #expect(try ControlGrammar.parse("reset map mpatha").get() == .reassignMap("mpatha"))
+        #expect(try ControlGrammar.parse("reset maps").get() == .unsupported("reset maps"))
         #expect(try ControlGrammar.parse("setprkey map mpatha key 0x12").get() == .unsupported("setprkey map key"))
         #expect(try ControlGrammar.parse("reload multipath mpatha").get() == .reloadMap("mpatha"))
         #expect(try ControlGrammar.parse("forcequeueing daemon").get() == .forceQueueingDaemon)
@@ -54,7 +55,7 @@ private let sample = MapView(
         #expect(try !ControlGrammar.parse("forcequeueing daemon").get().readOnly)
         #expect(try ControlGrammar.parse("suspend map mpatha").get() == .suspendMap("mpatha"))
         for change in ["add path sdc", "del path sdc", "add map m", "del maps", "suspend map m", "resume map m", "resize map m",
-                       "reset maps stats"] {
+                       "reset maps stats", "reset map m"] {
             #expect(try !ControlGrammar.parse(change).get().readOnly, "\(change) is for root only")
         }
     }

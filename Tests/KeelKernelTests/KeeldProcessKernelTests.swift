@@ -750,7 +750,7 @@ struct MultipathdClientKernelTests {
         }
     }
 
-    @Test("Debian's multipathd client changes keeld's topology: del/add path, suspend/resume, resize, reset stats, del map (refused while open), add map")
+    @Test("Debian's multipathd client changes keeld's topology: del/add path, suspend/resume, resize, reset stats, reset map (reassign), del map (refused while open), add map")
     func debiansClientChangesTopology() throws {
         guard multipathdClientInstalled() else { return }
         try withReadyKeeld("/tmp/keeld-mptopology") { keeld, disks, control in
@@ -794,6 +794,16 @@ struct MultipathdClientKernelTests {
             #expect(!counted.contains("mpatha:0"), "the fail was counted: \(counted)")
             #expect(try run("reset map mpatha stats").hasPrefix("ok"))
             #expect(try run("show maps format %n:%0").contains("mpatha:0"), "\(transcript)")
+
+            // reset map (multipathd's reassign): a linear device made on a path itself moves onto the map
+            let mapDevice = try #require(try control.info(name: "mpatha")?.device)
+            _ = try keeldGuestShell("dmsetup create --noudevsync keel-on-path --table '0 2048 linear \(device) 0'")
+            defer { _ = try? keeldGuestShell("dmsetup remove --noudevsync keel-on-path 2>/dev/null") }
+            #expect(try control.table(name: "keel-on-path").first?.params == "\(device) 0")
+            #expect(try run("reset map mpatha").hasPrefix("ok"), "\(transcript)")
+            #expect(try control.table(name: "keel-on-path").first?.params == "\(mapDevice) 0", "\(transcript)")
+            #expect(try run("reset map mpatha").hasPrefix("ok"), "a second reset finds nothing left on the paths: \(transcript)")
+            _ = try keeldGuestShell("dmsetup remove --noudevsync keel-on-path")
 
             // del map: refused while open, done once closed; add map brings it back
             let fd = open("/dev/mapper/mpatha", O_RDONLY)

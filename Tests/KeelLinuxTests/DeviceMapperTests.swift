@@ -288,3 +288,15 @@ struct DeviceMapperListingDiffTests {
         #expect(DMEventPoller.decodeDevice((259 << 8) | (300 & 0xff) | ((300 & ~0xff) << 12)) == DevNo(major: 259, minor: 300))
     }
 }
+
+@Suite struct DMReassignTests {
+    @Test func aPathsDeviceWordIsReplacedWholeAndOnlyIt() {
+        let path = DevNo(major: 8, minor: 32), map = DevNo(major: 253, minor: 4)
+        #expect(DMReassign.rewrite(params: "8:32 0", from: path, to: map) == "253:4 0")
+        #expect(DMReassign.rewrite(params: "2 8:32 2048 8:48 2048", from: path, to: map) == "2 253:4 2048 8:48 2048")
+        // 8:320 and 18:32 are other devices.
+        #expect(DMReassign.rewrite(params: "8:320 0", from: path, to: map) == nil)
+        #expect(DMReassign.rewrite(params: "18:32 0", from: path, to: map) == nil)
+        #expect(DMReassign.rewrite(params: "", from: path, to: map) == nil)
+    }
+}

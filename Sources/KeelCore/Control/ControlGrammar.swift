@@ -68,6 +68,9 @@ public enum ControlRequest: Sendable, Equatable {
     case resizeMap(String)
     /// `reset map M stats` / `reset maps stats` (nil): the map's counters start again from 0.
     case resetStats(map: String?)
+    /// `reset map M` (multipathd's reassign): device-mapper devices built on M's path devices
+    /// (a linear or LVM volume made before the map) are moved onto the map.
+    case reassignMap(String)
     /// A multipathd command Keel knows but does not carry out; the text names it.
     case unsupported(String)
 
@@ -99,7 +102,7 @@ public enum ControlGrammar {
         show [maps] topology, show map M topology, show maps json, show map M json, show status, show daemon, show config, \
         show blacklist, show devices, show wildcards, show metrics, fail path P, reinstate path P, switchgroup map M group N, \
         add path P, del path P, add map M, del map M, del maps, suspend map M, resume map M, resize map M, reload map M, \
-        reset map M stats, reset maps stats, disablequeueing map M|maps|daemon, restorequeueing map M|maps|daemon, \
+        reset map M stats, reset maps stats, reset map M, disablequeueing map M|maps|daemon, restorequeueing map M|maps|daemon, \
         forcequeueing daemon, reconfigure, shutdown, quit \
         (list = show, multipath = map, multipaths = maps, switch = switchgroup, exit = quit)
         """
@@ -222,10 +225,11 @@ public enum ControlGrammar {
         case ["resize", "map"]: return .resizeMap(p["map"]!)
         case ["reset", "map", "stats"]: return .resetStats(map: p["map"]!)
         case ["reset", "maps", "stats"]: return .resetStats(map: nil)
+        case ["reset", "map"]: return .reassignMap(p["map"]!)
         case ["switchgroup", "map", "group"]:
             guard let n = Int(p["group"]!), n >= 1, n <= Int(UInt16.max) else { return nil }
             return .switchGroup(map: p["map"]!, group: n)
-        case ["reset", "map"], ["reset", "maps"],
+        case ["reset", "maps"],
              ["getprstatus", "map"], ["setprstatus", "map"], ["unsetprstatus", "map"], ["getprkey", "map"],
              ["setprkey", "map", "key"], ["unsetprkey", "map"], ["getprhold", "map"], ["setprhold", "map"],
              ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],

@@ -154,6 +154,16 @@ public struct DMControl: Sendable {
         try resume(name: name, noFlush: true)
     }
 
+    /// Replaces the live table of any device `name` with `targets` (any target types), then
+    /// resumes it without flushing: `reset map`'s reassignment of a device built on a path.
+    public func reload(name: String, targets: [DMTarget]) throws(DMError) {
+        try withTask(DM_DEVICE_RELOAD, map: name, operation: .reload, configure: { task in
+            guard dm_task_set_name(task, name) != 0 else { return false }
+            return targets.allSatisfy { dm_task_add_target(task, $0.startSector, $0.lengthSectors, $0.targetType, $0.params) != 0 }
+        }) { _ in () }
+        try resume(name: name, noFlush: true)
+    }
+
     /// Suspends `name` (DM_DEVICE_SUSPEND). With `noFlush`, queued I/O stays queued instead of
     /// being flushed (and failed) first. Messages to a suspended map fail with EBUSY.
     public func suspend(name: String, noFlush: Bool = true) throws(DMError) {
