@@ -117,13 +117,14 @@ extension Configuration {
     /// where no `no_path_retry` is set anywhere; the profile's features then carry
     /// `queue_if_no_path` exactly when queueing is on.
     public func profile(wwid: String, vendor: String, product: String) -> MapProfile {
+        profile(wwid: wwid, deviceLayers: deviceLayers(vendor: vendor, product: product))
+    }
+
+    /// The `devices` entries (the user's, then the hardware table's) that match this vendor and
+    /// product, later first: the part of a profile that only the device decides, worth reusing
+    /// across the maps of one array (each match is a regular expression test).
+    public func deviceLayers(vendor: String, product: String) -> [MapSettings] {
         var layers: [MapSettings] = []
-        var alias: String? = nil
-        for entry in multipaths.reversed() where entry.wwid == wwid {
-            layers.append(entry.settings)
-            if alias == nil { alias = entry.alias }
-        }
-        layers.append(overrides)
         for entry in devices.reversed() where entry.matches(vendor: vendor, product: product) {
             layers.append(entry.settings)
         }
@@ -132,6 +133,19 @@ extension Configuration {
                 layers.append(entry.settings)
             }
         }
+        return layers
+    }
+
+    /// `profile(wwid:vendor:product:)` with the device's layers already found (`deviceLayers`).
+    public func profile(wwid: String, deviceLayers: [MapSettings]) -> MapProfile {
+        var layers: [MapSettings] = []
+        var alias: String? = nil
+        for entry in multipaths.reversed() where entry.wwid == wwid {
+            layers.append(entry.settings)
+            if alias == nil { alias = entry.alias }
+        }
+        layers.append(overrides)
+        layers += deviceLayers
         let explicitLayers = layers + [writtenDefaults]   // the hardware table counts as set, as in multipath-tools
         layers.append(defaults)
         layers.append(MapSettings.builtIn)

@@ -340,6 +340,8 @@ public struct MultipathAssembler {
             }
         }
         let byWWID = DiscoveryReport(paths: admitted, skipped: []).pathsByWWID()
+        // The devices sections matched once per vendor/product in this batch, not once per map.
+        var deviceLayers: [String: [MapSettings]] = [:]
         let rule = FindMultipathsRule(configuration)
         var kernelWWIDs: Set<String>?
         // Maps first, then their friendly names in one pass over the bindings file, then the
@@ -369,7 +371,10 @@ public struct MultipathAssembler {
                 held[wwid] = nil
                 let first = paths[0]
                 let detectedPrio = Self.detectPrio(first)
-                var profile = configuration.profile(wwid: wwid, vendor: first.vendor, product: first.model)
+                let deviceKey = first.vendor + "\u{0}" + first.model
+                let layers = deviceLayers[deviceKey] ?? configuration.deviceLayers(vendor: first.vendor, product: first.model)
+                deviceLayers[deviceKey] = layers
+                var profile = configuration.profile(wwid: wwid, deviceLayers: layers)
                 let tpgFallback = Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler)
                 let handle: MapHandle
                 do {
@@ -1149,8 +1154,12 @@ public struct MultipathAssembler {
         identityFiles = MapIdentityFiles(newConfiguration)
         rereadWWIDs()
         var changed: [(map: MapHandle, policy: MapPolicy)] = []
+        var deviceLayers: [String: [MapSettings]] = [:]
         for m in maps.indices {
-            var profile = newConfiguration.profile(wwid: maps[m].wwid, vendor: maps[m].vendor, product: maps[m].product)
+            let deviceKey = maps[m].vendor + "\u{0}" + maps[m].product
+            let layers = deviceLayers[deviceKey] ?? newConfiguration.deviceLayers(vendor: maps[m].vendor, product: maps[m].product)
+            deviceLayers[deviceKey] = layers
+            var profile = newConfiguration.profile(wwid: maps[m].wwid, deviceLayers: layers)
             Self.applyDetection(&profile, prio: maps[m].detectedPrio, handler: maps[m].attachedHandler)
             profile.checker = maps[m].profile.checker
             guard profile != maps[m].profile else { continue }
