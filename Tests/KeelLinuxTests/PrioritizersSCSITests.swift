@@ -258,6 +258,7 @@ private func evaluate(_ prioritizer: SCSIPrioritizer, _ replies: [SGReply]) -> (
 private final class SGResponder: @unchecked Sendable {
     struct Answer {
         var status: UInt8 = 0
+        var hostStatus: UInt16 = 0
         var data: [UInt8] = []
         var delayMs: Int = 0
     }
@@ -319,7 +320,8 @@ private final class SGResponder: @unchecked Sendable {
                     header.resid = Int32(Int(header.dxfer_len) - count)
                 }
                 header.status = entry.answer.status
-                header.info = entry.answer.status != 0 ? 1 : 0
+                header.host_status = entry.answer.hostStatus
+                header.info = entry.answer.status != 0 || entry.answer.hostStatus != 0 ? 1 : 0
                 _ = write(entry.fd, &header, MemoryLayout<sg_io_hdr>.size)
             }
             late.removeAll { $0.due <= now }
@@ -384,10 +386,23 @@ private final class SGResponder: @unchecked Sendable {
         let replies = runner.run([SGQuery(key: "sdq", genericPath: "/dev/sgq", cdb: [0x12, 1, 0xC9, 0, 0x80, 0], dataBytes: 128, timeoutMs: 1000)],
                                  waitNs: Time.nsPerSecond)
         #expect(replies["sdq"]?.answer.ioctlErrno == ENXIO)
-        // rdac reads a failed command as 0, emc as no priority.
-        #expect(SCSIPriorities.evaluate([rdacSubject("sdq")], runner: runner, waitNs: Time.nsPerSecond)["sdq"] == .some(0))
+        // A device that cannot be reached keeps its priority: no result, where multipath-tools'
+        // rdac would read the failed command as 0 (it does not ask a path it knows is down).
+        #expect(SCSIPriorities.evaluate([rdacSubject("sdq")], runner: runner, waitNs: Time.nsPerSecond).isEmpty)
         let emc = SCSIPriorities.Subject(key: "sdq", genericPath: "/dev/sgq", prioritizer: .emc, timeoutMs: 1000)
-        #expect(SCSIPriorities.evaluate([emc], runner: runner, waitNs: Time.nsPerSecond)["sdq"] == .some(nil))
+        #expect(SCSIPriorities.evaluate([emc], runner: runner, waitNs: Time.nsPerSecond).isEmpty)
+    }
+
+    @Test func aPathTheCommandCannotReachKeepsItsPriority() {
+        // DID_NO_CONNECT from the host: the device said nothing; a GOOD neighbour is read.
+        let responder = SGResponder { key, _ in
+            key == "sdx" ? SGResponder.Answer(hostStatus: 0x01) : SGResponder.Answer(data: rdacPage(flags: 1, preference: 1))
+        }
+        defer { responder.stop() }
+        let results = SCSIPriorities.evaluate(["sdx", "sdy"].map(rdacSubject), runner: SGQueryRunner(open: responder.open),
+                                              waitNs: 10 * Time.nsPerSecond)
+        #expect(results["sdx"] == nil)
+        #expect(results["sdy"] == .some(6))
     }
 
     @Test func outOfDescriptorsIsNoAnswerNotAPriority() {

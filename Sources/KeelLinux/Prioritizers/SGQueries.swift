@@ -262,6 +262,10 @@ public enum SCSIPriorities {
 
     /// The priorities of `subjects` by key: a value, or nil when the prioritizer has none. A path
     /// whose command was not answered in time, or has an orphan, is absent (it keeps what it has).
+    /// So is a path the command could not reach (the ioctl failed, or the host or transport
+    /// reported an error): the device did not answer, and a dead path keeps its priority until it
+    /// answers again, as multipathd does not ask a path it knows is down. Only the device's own
+    /// answers (GOOD, or a status with sense) are read.
     public static func evaluate(_ subjects: [Subject], runner: SGQueryRunner, waitNs: Nanoseconds) -> [String: Int?] {
         var results: [String: Int?] = [:]
         var open: [String: (path: String, timeoutMs: UInt32, evaluation: SCSIPriorityEvaluation)] = [:]
@@ -278,6 +282,7 @@ public enum SCSIPriorities {
             var next: [String: (path: String, timeoutMs: UInt32, evaluation: SCSIPriorityEvaluation)] = [:]
             for (key, var entry) in open {
                 guard let reply = replies[key] else { continue }   // unanswered: no result this time
+                guard reply.answer.ioctlErrno == 0 && reply.answer.hostStatus == 0 else { continue }   // not reached
                 switch entry.evaluation.take(reply) {
                 case .done(let priority): results[key] = .some(priority)
                 case .more: next[key] = entry
