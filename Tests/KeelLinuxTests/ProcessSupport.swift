@@ -67,13 +67,33 @@ let processChildPassCode: Int32 = 42
 /// Forks, runs `body` in the child with an alarm of `timeoutSeconds` (a hung child is killed by
 /// SIGALRM and fails), and returns what it reported. The child ends with `_exit`, running no
 /// atexit handlers of the test runner.
+///
+/// A child forked from this multi-threaded test runner can inherit a lock another test's thread
+/// held at that instant (the Swift runtime's conformance cache, malloc's arenas) and wait on it
+/// forever at its first use. So the child unblocks SIGALRM for its alarm (the forking thread may
+/// have it blocked), the parent stops waiting `timeoutSeconds` + 5 s later and kills it, and a
+/// child that hung is run once more (said on stderr). A body that hangs by itself hangs twice
+/// and fails.
 func runInProcessChild(timeoutSeconds: UInt32 = 30, _ body: (ProcessChildLog) -> Void) -> ProcessChildReport {
+    let first = forkChild(timeoutSeconds: timeoutSeconds, body)
+    guard first.signal == SIGALRM || first.signal == SIGKILL else { return first }
+    let text = "runInProcessChild: a child hung (signal \(first.signal!), after: \(first.lines.joined(separator: " | "))); forked again\n"
+    _ = write(2, text, text.utf8.count)
+    return forkChild(timeoutSeconds: timeoutSeconds, body)
+}
+
+private func forkChild(timeoutSeconds: UInt32, _ body: (ProcessChildLog) -> Void) -> ProcessChildReport {
     var ends: [Int32] = [0, 0]
     precondition(pipe(&ends) == 0, "pipe failed")
     let pid = fork()
     precondition(pid >= 0, "fork failed")
     if pid == 0 {
         close(ends[0])
+        var alarmOnly = sigset_t()
+        sigemptyset(&alarmOnly)
+        sigaddset(&alarmOnly, SIGALRM)
+        pthread_sigmask(SIG_UNBLOCK, &alarmOnly, nil)
+        signal(SIGALRM, SIG_DFL)
         alarm(timeoutSeconds)
         let log = ProcessChildLog(descriptor: ends[1])
         body(log)
@@ -83,7 +103,21 @@ func runInProcessChild(timeoutSeconds: UInt32 = 30, _ body: (ProcessChildLog) ->
     close(ends[1])
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
+    var deadline = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &deadline)
+    deadline.tv_sec += Int(timeoutSeconds) + 5
     while true {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let leftMs = (deadline.tv_sec - now.tv_sec) * 1000 + (deadline.tv_nsec - now.tv_nsec) / 1_000_000
+        if leftMs <= 0 {
+            kill(pid, SIGKILL)   // the alarm did not end it: the parent does
+            break
+        }
+        var descriptor = pollfd(fd: ends[0], events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, Int32(clamping: leftMs))
+        if ready < 0 && errno == EINTR { continue }
+        if ready <= 0 { continue }
         let n = read(ends[0], &chunk, chunk.count)
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { break }
