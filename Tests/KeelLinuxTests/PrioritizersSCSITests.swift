@@ -361,9 +361,9 @@ private final class SGResponder: @unchecked Sendable {
         }
         defer { responder.stop() }
         let runner = SGQueryRunner(open: responder.open)
-        let started = SGQueryRunner.monotonic()
+        let started = LogClock.nowNs()
         let first = SCSIPriorities.evaluate(["sda", "sdh", "sdl"].map(rdacSubject), runner: runner, waitNs: 200_000_000)
-        let waited = SGQueryRunner.monotonic() - started
+        let waited = LogClock.nowNs() - started
         // The healthy path answered; the hung one and the slow one are orphans, with no priority.
         #expect(first["sda"] == .some(0))
         #expect(first["sdh"] == nil && first["sdl"] == nil)

@@ -1130,7 +1130,9 @@ public struct MultipathAssembler {
     /// priority changed, with the new value, for the engine's thread to apply (`setPriority`).
     public mutating func refreshPriorities() -> [(path: PathHandle, priority: Int32)] {
         var changed: [(path: PathHandle, priority: Int32)] = []
-        askArrays(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.device, $0.genericName) } })
+        if maps.contains(where: { $0.profile.prio.asksTheArray }) {
+            askArrays(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.device, $0.genericName) } })
+        }
         defer { askedPriorities.removeAll(); byPath = nil }
         for m in maps.indices {
             let prio = maps[m].profile.prio, args = maps[m].profile.prioArgs

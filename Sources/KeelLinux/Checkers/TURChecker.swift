@@ -461,14 +461,7 @@ final class TURCore: @unchecked Sendable {
         case .inFlight:
             break
         }
-        var answer = SGAnswer(status: header.pointee.status, hostStatus: header.pointee.host_status,
-                              driverStatus: header.pointee.driver_status, info: header.pointee.info)
-        let senseLength = min(Int(header.pointee.sb_len_wr), TURCore.senseBytes)
-        if let parsed = TURSense.parse(UnsafeRawBufferPointer(start: sense, count: senseLength)) {
-            answer.senseKey = parsed.key
-            answer.asc = parsed.asc
-            answer.ascq = parsed.ascq
-        }
+        let answer = SGAnswer(header: header.pointee, sense: sense, senseCapacity: TURCore.senseBytes)
         let check = self.check(path)
         // The data the command returned: what it asked for less the residual the driver reports.
         let asked = Int(header.pointee.dxfer_len)
@@ -512,5 +505,19 @@ final class TURCore: @unchecked Sendable {
         // reused under that command); it goes with the process.
         descriptors.closeAll(isIdle: isIdle)
         Glibc.close(epollFD)
+    }
+}
+
+extension SGAnswer {
+    /// The answer an `sg_io_hdr` read back from the sg driver carries, with the sense data the
+    /// driver wrote (`sb_len_wr` bytes, at most `senseCapacity`) parsed. Allocates nothing.
+    @inlinable
+    public init(header: sg_io_hdr, sense: UnsafeRawPointer, senseCapacity: Int) {
+        self.init(status: header.status, hostStatus: header.host_status, driverStatus: header.driver_status, info: header.info)
+        if let parsed = TURSense.parse(UnsafeRawBufferPointer(start: sense, count: min(Int(header.sb_len_wr), senseCapacity))) {
+            senseKey = parsed.key
+            asc = parsed.asc
+            ascq = parsed.ascq
+        }
     }
 }

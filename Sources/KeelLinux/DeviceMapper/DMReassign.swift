@@ -19,17 +19,13 @@ public enum DMReassign {
     }
 
     /// What reassigning one map did.
-    public struct Outcome: Sendable, Equatable {
+    public struct Outcome: Sendable {
         /// dm devices whose tables now use the map instead of a path.
         public var reassigned: [String] = []
         /// dm devices on a path's partition, left as they are.
         public var onPartitions: [String] = []
         /// dm devices whose table could not be read or loaded, with why.
         public var failed: [(device: String, why: String)] = []
-
-        public static func == (a: Outcome, b: Outcome) -> Bool {
-            a.reassigned == b.reassigned && a.onPartitions == b.onPartitions && a.failed.map(\.device) == b.failed.map(\.device)
-        }
     }
 
     /// Moves every dm device other than the map itself that holds one of `paths` (kernel name

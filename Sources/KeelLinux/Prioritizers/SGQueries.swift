@@ -83,7 +83,7 @@ public final class SGQueryRunner {
     public private(set) var timedOut = 0
     public private(set) var lateAnswers = 0
 
-    public init(open: @escaping Opener = SGQueryRunner.openGeneric, clock: @escaping () -> Nanoseconds = SGQueryRunner.monotonic) {
+    public init(open: @escaping Opener = SGQueryRunner.openGeneric, clock: @escaping () -> Nanoseconds = LogClock.nowNs) {
         self.open = open
         self.clock = clock
     }
@@ -96,12 +96,6 @@ public final class SGQueryRunner {
     public static func openGeneric(_ query: SGQuery) -> Int32 {
         let fd = keel_checkers_open_sg(query.genericPath)
         return fd >= 0 ? fd : -keel_errno()
-    }
-
-    public static func monotonic() -> Nanoseconds {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Nanoseconds(now.tv_sec) * Time.nsPerSecond + Nanoseconds(now.tv_nsec)
     }
 
     /// Paths with a command still in the kernel.
@@ -224,13 +218,7 @@ public final class SGQueryRunner {
             if got < 0 && keel_errno() == EAGAIN { return nil }
             return SGReply(answer: SGAnswer(ioctlErrno: got < 0 ? keel_errno() : EIO))
         }
-        var answer = SGAnswer(status: header.status, hostStatus: header.host_status, driverStatus: header.driver_status, info: header.info)
-        let senseLength = min(Int(header.sb_len_wr), Self.senseBytes)
-        if let parsed = TURSense.parse(UnsafeRawBufferPointer(start: request.sense, count: senseLength)) {
-            answer.senseKey = parsed.key
-            answer.asc = parsed.asc
-            answer.ascq = parsed.ascq
-        }
+        let answer = SGAnswer(header: header, sense: request.sense, senseCapacity: Self.senseBytes)
         var data: [UInt8] = []
         if let buffer = request.data {
             let length = Int(header.dxfer_len)
