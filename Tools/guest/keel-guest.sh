@@ -9,6 +9,11 @@
 #   keel_path_online sdb
 #   keel_scsi_debug_unload       # after every dm map on it is removed
 #   keel_start_udevd             # only for what needs udev (multipathd does; Keel's tests do not)
+#   keel_iscsi 2 2               # iSCSI over loopback: 2 LUNs behind 2 portals = 4 paths; prints
+#                                # "sdX PORTAL" per disk (portal 1 or 2)
+#   keel_iscsi_portal_hang 2     # portal 2's commands hang (its session in recovery); others answer
+#   keel_iscsi_portal_answer 2   # portal 2 serves again (the initiator logs in again by itself)
+#   keel_iscsi_down              # log out, unload the target: no iSCSI disk left
 #
 # The state Keel's real-kernel tests (Tests/KeelKernelTests) can assume, as set up by
 # Tools/kernel-tests, which runs each suite in a fresh VM with `keel_prelude` done first:
@@ -136,4 +141,117 @@ keel_start_udevd() {
   udevadm control --ping > /dev/null 2>&1 && return 0
   /lib/systemd/systemd-udevd --daemon || return 1
   udevadm control --ping -t 10 > /dev/null
+}
+
+# ------------------------------------------------------------------------------- iSCSI over loopback
+# A hung *subset* of paths, which scsi_debug cannot give (its error options apply to every device at
+# once). The kernel's own iSCSI target (LIO, configured through configfs: no targetcli) exports
+# RAM-disk LUNs through several portals on 127.0.0.1 ports 3260.. (one target portal group each);
+# open-iscsi's initiator logs in to every portal, so each LUN has one path per portal, all with
+# the same WWID (naa.6001405..., from the LUN's unit serial).
+# Facts (measured in this VM, Debian 6.1 kernel, open-iscsi 2.1.8):
+#   - configfs is a module here: mount it after target_core_mod is loaded; lo must be up.
+#   - Disabling a portal's target portal group (tpgt_N/enable = 0) drops its session. The initiator
+#     puts the session in recovery and blocks its SCSI devices (state `blocked`): every command,
+#     SG_IO included, waits, neither completing nor failing, until the session comes back or the
+#     session's recovery_tmo (replacement_timeout) expires (then `transport-offline`, fast failure).
+#     The other portal's session is untouched.
+#   - Enabling it again: iscsid logs back in within a few seconds and the devices run again.
+#   - Without a unit serial, LIO's VPD page 0x83 has no NAA designator and the disk has no WWID.
+#   - iscsiadm's node database goes to /etc/iscsi, under the VM's throw-away overlay.
+#   - A daemon started from a test must not inherit the test's descriptors: Foundation's Process
+#     in the test process waits for the shell until every copy of them is closed (keel_daemon).
+KEEL_ISCSI_TARGET=iqn.2026-12.org.keel:paths
+
+# keel_daemon COMMAND [ARGS...]: run a daemon that forks into the background with only
+# stdin/stdout/stderr of this shell: every other inherited descriptor is closed first.
+keel_daemon() {
+  (
+    local fd
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      (( fd > 2 )) && eval "exec $fd>&-" 2> /dev/null
+    done
+    exec "$@" < /dev/null > /dev/null 2>&1
+  )
+}
+
+# keel_iscsi LUNS PORTALS: export LUNS 16 MiB RAM-disk LUNs through PORTALS portals, log in to
+# every portal, wait (at most 60 s) for LUNS x PORTALS disks; prints "sdX PORTAL" for each disk.
+keel_iscsi() {
+  local luns=$1 portals=$2 core=/sys/kernel/config/target/core l g
+  local t=/sys/kernel/config/target/iscsi/$KEEL_ISCSI_TARGET
+  modprobe -a target_core_mod iscsi_target_mod iscsi_tcp || return 1
+  mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config || return 1
+  ip link set lo up || return 1
+  for ((l = 0; l < luns; l++)); do
+    mkdir -p "$core/rd_mcp_$l/lun$l" || return 1
+    echo rd_pages=4096 > "$core/rd_mcp_$l/lun$l/control"
+    echo "keel-iscsi-lun-$l" > "$core/rd_mcp_$l/lun$l/wwn/vpd_unit_serial"
+    echo 1 > "$core/rd_mcp_$l/lun$l/enable" || return 1
+  done
+  mkdir -p "$t" || return 1
+  for ((g = 1; g <= portals; g++)); do
+    mkdir -p "$t/tpgt_$g" || return 1
+    for ((l = 0; l < luns; l++)); do
+      mkdir -p "$t/tpgt_$g/lun/lun_$l" && ln -s "$core/rd_mcp_$l/lun$l" "$t/tpgt_$g/lun/lun_$l/disk" || return 1
+    done
+    mkdir "$t/tpgt_$g/np/127.0.0.1:$((3259 + g))" || return 1
+    echo 1 > "$t/tpgt_$g/attrib/generate_node_acls"
+    echo 0 > "$t/tpgt_$g/attrib/demo_mode_write_protect"
+    echo 0 > "$t/tpgt_$g/attrib/authentication"
+    echo 1 > "$t/tpgt_$g/attrib/cache_dynamic_acls"
+    echo 1 > "$t/tpgt_$g/enable" || return 1
+  done
+  mkdir -p /run/lock/iscsi /var/lib/iscsi
+  pidof iscsid > /dev/null || keel_daemon iscsid || return 1
+  iscsiadm -m discovery -t sendtargets -p 127.0.0.1:3260 > /dev/null || return 1
+  iscsiadm -m node -T "$KEEL_ISCSI_TARGET" --login > /dev/null || return 1
+  keel_wait 60 keel_iscsi_ready $((luns * portals)) \
+    || { echo "keel_iscsi: ${#KEEL_ISCSI_DISKS[@]} of $((luns * portals)) disks after 60 s" >&2; return 1; }
+  printf '%s\n' "${KEEL_ISCSI_DISKS[@]}"
+}
+
+# keel_find_iscsi_disks: set KEEL_ISCSI_DISKS to "sdX PORTAL" for every iSCSI disk with its device
+# node (the portal from its session's connection: port 3259 + PORTAL).
+keel_find_iscsi_disks() {
+  local dev session port disk
+  KEEL_ISCSI_DISKS=()
+  for dev in /sys/class/iscsi_session/session*/device/target*/*:*:*:*/block/sd*; do
+    [ -e "$dev" ] || continue
+    disk=${dev##*/}
+    [ -b "/dev/$disk" ] || continue
+    session=${dev#/sys/class/iscsi_session/}; session=${session%%/*}
+    read -r port < /sys/class/iscsi_connection/connection${session#session}:0/persistent_port || continue
+    KEEL_ISCSI_DISKS+=("$disk $((port - 3259))")
+  done
+}
+
+keel_iscsi_ready() {
+  keel_find_iscsi_disks
+  [ ${#KEEL_ISCSI_DISKS[@]} -ge "$1" ]
+}
+
+# keel_iscsi_portal_hang N / keel_iscsi_portal_answer N: disable or enable portal N's target portal
+# group (see the facts above).
+keel_iscsi_portal_hang() { echo 0 > "/sys/kernel/config/target/iscsi/$KEEL_ISCSI_TARGET/tpgt_$1/enable"; }
+keel_iscsi_portal_answer() { echo 1 > "/sys/kernel/config/target/iscsi/$KEEL_ISCSI_TARGET/tpgt_$1/enable"; }
+
+# keel_iscsi_down: log out of every session and take the target apart (remove the dm maps on its
+# disks first). Errors are ignored: used on the way out.
+keel_iscsi_down() {
+  local t=/sys/kernel/config/target/iscsi/$KEEL_ISCSI_TARGET core=/sys/kernel/config/target/core g l
+  [ -d "$t" ] || return 0
+  for g in "$t"/tpgt_*; do echo 1 > "$g/enable" 2> /dev/null; done
+  iscsiadm -m node -T "$KEEL_ISCSI_TARGET" --logout > /dev/null 2>&1
+  for g in "$t"/tpgt_*; do
+    echo 0 > "$g/enable" 2> /dev/null
+    rmdir "$g"/np/* 2> /dev/null
+    for l in "$g"/lun/lun_*; do rm -f "$l"/disk; rmdir "$l"; done 2> /dev/null
+    rmdir "$g" 2> /dev/null
+  done
+  rmdir "$t" 2> /dev/null
+  for l in "$core"/rd_mcp_*/lun*; do rmdir "$l"; done 2> /dev/null
+  rmdir "$core"/rd_mcp_* 2> /dev/null
+  return 0
 }

@@ -1,0 +1,146 @@
+// A hung subset of paths on the real kernel (VM only): two LUNs exported over iSCSI through two
+// loopback portals (the kernel's own target, LIO), and one portal's session dropped, so the
+// commands of its paths wait in the kernel (devices `blocked`) while the other portal's paths
+// answer. This is the array-controller reboot of a firmware upgrade, or an iSCSI session in
+// recovery, on a real SCSI stack: what scsi_debug cannot give, since its error options hang every
+// device at once. Its own suite, so its iSCSI disks never meet the scsi_debug suites' keeld.
+import Foundation
+import Glibc
+import KeelCore
+import KeelLinux
+import Testing
+
+/// One iSCSI disk and the portal (1 or 2) its session goes through.
+private struct PortalDisk {
+    var disk: String
+    var portal: Int
+    var device: DevNo
+}
+
+private func portalDisks(_ listing: String) throws -> [PortalDisk] {
+    try listing.split(separator: "\n").map { line in
+        let fields = line.split(separator: " ")
+        let text = ((try? String(contentsOfFile: "/sys/block/\(fields[0])/dev", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let parts = text.split(separator: ":").compactMap { UInt32($0) }
+        guard fields.count == 2, let portal = Int(fields[1]), parts.count == 2 else {
+            throw RideThroughError("keel_iscsi printed `\(line)` (dev \(text))")
+        }
+        return PortalDisk(disk: String(fields[0]), portal: portal, device: DevNo(major: parts[0], minor: parts[1]))
+    }
+}
+
+/// Polls every 50 ms until `done` holds; the time it took, or nil after `timeoutNs`.
+private func poll(timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
+    let start = kernelTestNowNs()
+    while kernelTestNowNs() - start < timeoutNs {
+        if try done() { return kernelTestNowNs() - start }
+        usleep(50_000)
+    }
+    return nil
+}
+
+private func ms(_ ns: Nanoseconds) -> String { "\(ns / 1_000_000) ms" }
+
+@Suite("a hung iSCSI portal", .serialized, .enabled(if: keeldKernelTestsEnabled))
+struct HungPortalKernelTests {
+    @Test("one portal's commands hang: only its paths are failed, each hung check is its path's orphan, the other portal's paths are never failed and stay checked on schedule, the maps read through them; the portal back, every path is reinstated")
+    func aHungPortalHoldsOnlyItsOwnPaths() throws {
+        let disks = try portalDisks(try keeldGuestShell("keel_iscsi 2 2"))
+        defer { _ = try? keeldGuestShell("keel_iscsi_down") }
+        #expect(disks.count == 4, "\(disks)")
+        // fast_io_fail_tmo is also the iSCSI session's recovery_tmo: 60 s keeps the hung commands
+        // waiting for the whole test. It goes in `overrides`, with queueing: the hardware table's
+        // LIO-ORG entry says no_path_retry 12, which makes dev_loss_tmo 12 s and so turns a
+        // fast_io_fail_tmo of 60 off (multipath-tools' rule), leaving the session's own 120 s.
+        let configuration = keeldTestConfiguration.replacingOccurrences(
+            of: "    path_checker tur\n", with: "    path_checker tur\n    checker_timeout 3\n")
+            + "overrides {\n    no_path_retry queue\n    fast_io_fail_tmo 60\n}\n"
+        let keeld = try KeeldDaemon(configuration: configuration)
+        var names: [String] = []
+        defer {
+            keeld.stop()
+            for name in names { keeldRemoveMap(name) }
+        }
+        try keeld.waitReady()
+        let built = poll(timeoutNs: 60 * Time.nsPerSecond) {
+            let maps = keeld.maps()
+            names = maps.map(\.name)
+            return maps.count == 2 && maps.allSatisfy { $0.usable == 2 }
+        }
+        try #require(built != nil, "maps: \(keeld.maps())\n\(keeld.stderrTail())")
+        // keeld wrote fast_io_fail_tmo to both sessions (multipathd's reading of it for iSCSI).
+        let sessions = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/iscsi_session")) ?? []
+        let recovery = sessions.map {
+            ((try? String(contentsOfFile: "/sys/class/iscsi_session/\($0)/recovery_tmo", encoding: .utf8)) ?? "")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(recovery.count == 2 && recovery.allSatisfy { $0 == "60" }, "recovery_tmo: \(recovery)")
+
+        let control = try DMControl()
+        func states() throws -> [DevNo: Bool] {
+            var active: [DevNo: Bool] = [:]
+            for name in names {
+                for group in try control.multipathStatus(name: name).groups {
+                    for path in group.paths { active[path.device] = path.active }
+                }
+            }
+            return active
+        }
+        let hung = disks.filter { $0.portal == 2 }
+        let healthy = disks.filter { $0.portal == 1 }
+        #expect(try states().values.allSatisfy { $0 }, "every path active before the hang")
+
+        try keeldGuestShell("keel_iscsi_portal_hang 2")
+        var healthyFailures: [String] = []
+        var mostOrphans = 0
+        var orphanRows: [String] = []
+        var slowestAnswerNs: Nanoseconds = 0
+        func shown() -> String { (try? keeld.command("show paths format \"%d %t %C\"")) ?? "(no answer)" }
+        let failed = try poll(timeoutNs: 40 * Time.nsPerSecond) {
+            let asked = kernelTestNowNs()
+            let daemon = try keeld.command("show daemon")
+            let paths = try keeld.command("show paths format \"%d %t %C\"")
+            slowestAnswerNs = max(slowestAnswerNs, kernelTestNowNs() - asked)
+            let line = daemon.split(separator: "\n").first { $0.hasPrefix("orphaned checks ") }
+            let orphans = line.flatMap { Int($0.split(separator: " ")[2]) } ?? 0
+            if orphans > mostOrphans {
+                mostOrphans = orphans
+                orphanRows = paths.split(separator: "\n").map(String.init).filter { $0.hasSuffix("orphan") }
+            }
+            let now = try states()
+            for path in healthy where now[path.device] != true { healthyFailures.append(path.disk) }
+            return mostOrphans > 0 && hung.allSatisfy { now[$0.device] == false }
+        }
+        #expect(failed != nil, "the hung portal's paths failed and an orphan seen (most \(mostOrphans)): \(shown())")
+        #expect(healthyFailures.isEmpty, "a path of the answering portal was failed: \(healthyFailures)")
+        #expect(orphanRows.allSatisfy { row in hung.contains { row.hasPrefix($0.disk + " ") } }, "orphans: \(orphanRows)")
+        #expect(!orphanRows.isEmpty, "show paths marks the orphaned paths")
+
+        // The maps read through the answering portal while the other one hangs.
+        for name in names {
+            try keeldGuestShell("timeout 20 dd if=/dev/mapper/\(name) of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null")
+        }
+        // The answering portal's paths are still checked on schedule: one taken offline is failed
+        // within a polling interval or so, and reinstated as soon as it runs again.
+        let probe = try #require(healthy.first)
+        try keeldSetDiskState(probe.disk, "offline")
+        let probeFailed = try poll(timeoutNs: 20 * Time.nsPerSecond) { try states()[probe.device] == false }
+        try keeldSetDiskState(probe.disk, "running")
+        let probeBack = try poll(timeoutNs: 20 * Time.nsPerSecond) { try states()[probe.device] == true }
+        #expect(probeFailed != nil && probeBack != nil, "\(probe.disk) offline -> failed \(probeFailed.map(ms) ?? "never"), running -> reinstated \(probeBack.map(ms) ?? "never")")
+        // All of this happened while the hung portal's devices still held their commands.
+        for path in hung {
+            let state = ((try? String(contentsOfFile: "/sys/block/\(path.disk)/device/state", encoding: .utf8)) ?? "")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(state == "blocked", "\(path.disk) is \(state), not blocked: the proof above was not taken during the hang")
+        }
+
+        try keeldGuestShell("keel_iscsi_portal_answer 2")
+        let back = try poll(timeoutNs: 60 * Time.nsPerSecond) { try states().values.allSatisfy { $0 } }
+        #expect(back != nil, "paths after the portal answers again: \(shown())")
+        let settled = poll(timeoutNs: 10 * Time.nsPerSecond) { (try? keeld.command("show daemon"))?.contains("orphaned checks 0") == true }
+        #expect(settled != nil, "orphans left: \((try? keeld.command("show daemon")) ?? "(no answer)")")
+        print("keeld with one of two iSCSI portals hung: its \(hung.count) paths failed after \(failed.map(ms) ?? "-"), at most \(mostOrphans) checks orphaned (\(orphanRows)), 0 of the \(healthy.count) answering paths failed; slowest show daemon + show paths \(ms(slowestAnswerNs)); during the hang \(probe.disk) offline -> failed \(probeFailed.map(ms) ?? "-"), running -> reinstated \(probeBack.map(ms) ?? "-"); portal back -> every path reinstated \(back.map(ms) ?? "-")")
+    }
+}
