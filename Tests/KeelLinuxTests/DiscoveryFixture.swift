@@ -32,6 +32,9 @@ final class SysfsFixture {
     }
 
     let root: String
+    /// Lay disks out as the kernel does (`block/<name>` a link into `devices/`) instead of as a
+    /// directory of its own holding a `device` link.
+    var kernelLayout = false
     var sysfs: String { root + "/sys" }
     var udevData: String { root + "/udev" }
 
@@ -93,6 +96,16 @@ final class SysfsFixture {
         if let a = disk.accessState { write(d + "/access_state", a + "\n") }
         if let p = disk.preferredPath { write(d + "/preferred_path", p + "\n") }
         if case .sas(let address) = disk.transport { write(d + "/sas_address", address + "\n") }
+        if kernelLayout {
+            // As the kernel lays it out: the block directory under its device, and
+            // /sys/block/<name> a link to it.
+            let block = d + "/block/" + disk.name
+            write(block + "/dev", disk.dev + "\n")
+            write(block + "/size", disk.sizeSectors + "\n")
+            link(block + "/device", to: "../../../" + disk.hctl)
+            link(sysfs + "/block/" + disk.name, to: "../" + deviceDir + "/block/" + disk.name)
+            return
+        }
         let block = sysfs + "/block/" + disk.name
         write(block + "/dev", disk.dev + "\n")
         write(block + "/size", disk.sizeSectors + "\n")

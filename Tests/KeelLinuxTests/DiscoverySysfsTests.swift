@@ -294,6 +294,38 @@ struct DiscoverySysfsTests {
         #expect(SysfsFiles.readText(session) == "5")
     }
 
+    @Test func theKernelsLinkLayoutResolvesToTheDeviceAndItsTransport() throws {
+        let f = SysfsFixture()
+        f.kernelLayout = true
+        var d = disk("sdab", "4:0:0:3", "65:176")
+        d.transport = .iscsi(session: "session7", targetName: "iqn.2003-01.org.linux-iscsi.array:tgt1")
+        f.add(d)
+        let p = try onlyPath(f)
+        #expect(p.kernelName == "sdab")
+        #expect(p.device == DevNo(major: 65, minor: 176))
+        #expect(p.transport == .iscsi)
+        #expect(p.transportObject == "session7")
+        #expect(p.targetNodeName == "iqn.2003-01.org.linux-iscsi.array:tgt1")
+    }
+
+    @Test func sysfsLinksResolveLexically() {
+        #expect(SysfsFiles.lexicallyNormalized("/sys/block/../devices/platform/host4/session7/target4:0:0/4:0:0:3/block/sdab/../../../4:0:0:3")
+                == "/sys/devices/platform/host4/session7/target4:0:0/4:0:0:3")
+        #expect(SysfsFiles.lexicallyNormalized("/a//b/./c/") == "/a/b/c")
+        #expect(SysfsFiles.lexicallyNormalized("/../..") == "/")
+    }
+
+    @Test func aSysfsAttributeIsReadWhole() throws {
+        let f = SysfsFixture()
+        let small = f.sysfs + "/class/x/attr", large = f.sysfs + "/class/x/bin"
+        f.write(small, "running\n")
+        let bytes = (0..<6000).map { UInt8($0 & 0xff) }
+        f.write(large, bytes)
+        #expect(SysfsFiles.readText(small) == "running")
+        #expect(try SysfsFiles.readBytes(large) == bytes, "a file over a page is read to its end")
+        #expect(try SysfsFiles.readBytes(large, limit: 100) == Array(bytes[0..<100]))
+    }
+
     @Test func iscsiNodeNameIsTheSessionTargetName() throws {
         let f = SysfsFixture()
         var d = disk("sda", "4:0:0:0", "8:0")

@@ -174,7 +174,13 @@ public struct SysfsDiscovery: Sendable {
         if let type = SysfsFiles.readText(deviceDir + "/type"), type != "0", type != "14" {
             return .notSCSIDisk
         }
-        guard let resolved = SysfsFiles.resolvedPath(deviceLink) else { return .skipped(.unresolvedDeviceLink) }
+        // The device's real directory. `realpath` would read every component of it as a link (a
+        // dozen failed readlinks per disk); sysfs's two links, resolved lexically, are enough:
+        // /sys/block/sdX -> ../devices/.../H:C:T:L/block/sdX, and its `device` -> ../../../H:C:T:L.
+        let root = SysfsFiles.resolvedPath(sysfsRoot) ?? sysfsRoot
+        let resolvedByLinks = SysfsFiles.linkTarget(name, in: root + "/block").map { SysfsFiles.lexicallyNormalized($0 + "/" + link) }
+        guard let resolved = resolvedByLinks.flatMap({ SysfsFiles.exists($0 + "/type") ? $0 : nil }) ?? SysfsFiles.resolvedPath(deviceLink)
+        else { return .skipped(.unresolvedDeviceLink) }
         guard let devText = SysfsFiles.readText(blockDir + "/dev"), let device = Self.parseDevNo(devText) else {
             return .skipped(.noDeviceNumber)
         }
@@ -208,7 +214,7 @@ public struct SysfsDiscovery: Sendable {
             path.alua.attachedHandler = handler
         }
 
-        (path.transport, path.targetNodeName, path.transportObject) = transportAndNodeName(resolvedDevice: resolved, deviceDir: deviceDir, address: address)
+        (path.transport, path.targetNodeName, path.transportObject) = transportAndNodeName(resolvedDevice: resolved, resolvedRoot: root, deviceDir: deviceDir, address: address)
         if !path.targetNodeName.isEmpty {
             path.nodeNameSource = .transport
         } else if let derived = page83.flatMap({ VPDPage83.targetDeviceName(in: $0) }) {
@@ -233,9 +239,9 @@ public struct SysfsDiscovery: Sendable {
     }
 
     /// The transport and its node name, probed in multipath-tools' order: SAS, USB, FC, iSCSI, ATA.
-    private func transportAndNodeName(resolvedDevice: String, deviceDir: String, address: SCSIAddress) -> (SCSITransport, String, String) {
+    private func transportAndNodeName(resolvedDevice: String, resolvedRoot root: String, deviceDir: String,
+                                      address: SCSIAddress) -> (SCSITransport, String, String) {
         // Ancestors of the scsi_device, nearest first, up to (not including) the sysfs root.
-        let root = SysfsFiles.resolvedPath(sysfsRoot) ?? sysfsRoot
         var ancestors: [String] = []
         var current = resolvedDevice
         while let slash = current.lastIndex(of: "/") {
