@@ -29,6 +29,56 @@ int keel_dm_ioctl(int fd, keel_dm_command command, struct dm_ioctl *io) {
     return ioctl(fd, request, io);
 }
 
+static void keel_dm_header(struct dm_ioctl *io, size_t size, const char *name) {
+    memset(io, 0, sizeof(*io));
+    io->version[0] = KEEL_DM_REQUEST_VERSION_MAJOR;
+    io->version[1] = KEEL_DM_REQUEST_VERSION_MINOR;
+    io->data_size = (uint32_t)size;
+    io->data_start = KEEL_DM_DATA_START;
+    snprintf(io->name, sizeof(io->name), "%s", name);
+}
+
+int keel_dm_create_device(int fd, const char *name, const char *uuid, uint64_t length, const char *type,
+                          const char *params, void *buffer, size_t capacity, uint64_t *dev, int *stage) {
+    struct dm_ioctl *io = buffer;
+    size_t spec_at = KEEL_DM_DATA_START;
+    size_t params_bytes = strlen(params) + 1;
+    size_t needed = spec_at + sizeof(struct dm_target_spec) + params_bytes;
+    *stage = 1;
+    if (capacity < needed || strlen(name) >= DM_NAME_LEN || strlen(uuid) >= DM_UUID_LEN
+        || strlen(type) >= DM_MAX_TYPE_NAME) {
+        *stage = capacity < needed ? 2 : 1;
+        return capacity < needed ? ENOSPC : EINVAL;
+    }
+    keel_dm_header(io, KEEL_DM_DATA_START, name);
+    snprintf(io->uuid, sizeof(io->uuid), "%s", uuid);
+    if (ioctl(fd, DM_DEV_CREATE, io) != 0) return errno;
+    *dev = io->dev;
+
+    *stage = 2;
+    keel_dm_header(io, needed, name);
+    io->target_count = 1;
+    struct dm_target_spec *spec = (struct dm_target_spec *)((char *)buffer + spec_at);
+    memset(spec, 0, sizeof(*spec));
+    spec->sector_start = 0;
+    spec->length = length;
+    spec->next = 0;
+    snprintf(spec->target_type, sizeof(spec->target_type), "%s", type);
+    memcpy((char *)(spec + 1), params, params_bytes);
+    int failure = 0;
+    if (ioctl(fd, DM_TABLE_LOAD, io) != 0) failure = errno;
+    if (failure == 0) {
+        *stage = 3;
+        keel_dm_header(io, KEEL_DM_DATA_START, name);
+        if (ioctl(fd, DM_DEV_SUSPEND, io) != 0) failure = errno;
+    }
+    if (failure != 0) {
+        keel_dm_header(io, KEEL_DM_DATA_START, name);
+        (void)ioctl(fd, DM_DEV_REMOVE, io);
+    }
+    return failure;
+}
+
 int keel_dm_decode_target_msg(const struct dm_ioctl *io, uint64_t *sector, const char **text) {
     // The checks of the kernel's check_ioctl_version(), copy_params() and target_message().
     if (io->version[0] != DM_VERSION_MAJOR || io->version[1] > DM_VERSION_MINOR) return EINVAL;

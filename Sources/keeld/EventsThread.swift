@@ -111,12 +111,34 @@ final class EventsThread: @unchecked Sendable {
 
     /// Loads every table the recovery thread handed over, then returns the snapshot slots.
     func serviceReloads(into sink: inout RingLoopSink) {
-        var serviced = false
+        var tickets: [(ticket: ReloadTicket, layout: [[DevNo]], group: UInt16)] = []
         while let ticket = shared.reloads.ring.pop() {
             let snapshot = shared.reloads.snapshot(ticket)
-            let layout = snapshot.layout()
-            let group = snapshot.initialGroup
-            if let error = assembler.serviceReload(ticket.map, layout: layout, initialGroup: group, into: &sink, nowNs: monotonicNs()) {
+            tickets.append((ticket, snapshot.layout(), snapshot.initialGroup))
+        }
+        guard !tickets.isEmpty else { return }
+        // Maps new to the kernel (start-up, a burst of hot-added LUNs) are created several at a
+        // time when there are enough of them; everything else goes through libdevmapper.
+        var plans: [MultipathAssembler.PlannedCreate?] = Array(repeating: nil, count: tickets.count)
+        var planned: Set<MapHandle> = []
+        for (i, t) in tickets.enumerated() where !planned.contains(t.ticket.map) {
+            plans[i] = assembler.plannedCreate(t.ticket.map, layout: t.layout, initialGroup: t.group)
+            if plans[i] != nil { planned.insert(t.ticket.map) }
+        }
+        if planned.count < DMCreate.threadedBatchMin { plans = Array(repeating: nil, count: tickets.count) }
+        let jobs = plans.compactMap { $0?.job }
+        let createErrors = jobs.isEmpty ? [] : DMCreate.createAll(jobs, threads: min(SysfsDiscovery.threadsForHost, 4))
+        var nextCreate = 0
+        for (i, t) in tickets.enumerated() {
+            let ticket = t.ticket, layout = t.layout
+            let failure: AssemblyError?
+            if let plan = plans[i] {
+                failure = assembler.finishCreate(plan, error: createErrors[nextCreate], into: &sink, nowNs: monotonicNs())
+                nextCreate += 1
+            } else {
+                failure = assembler.serviceReload(ticket.map, layout: layout, initialGroup: t.group, into: &sink, nowNs: monotonicNs())
+            }
+            if let error = failure {
                 report(error)
                 reloadRetries.failed(ticket.map, nowNs: monotonicNs())
                 answerResizes(of: ticket.map, failure: "the table with the new size was not loaded: \(error.description)")
@@ -127,15 +149,11 @@ final class EventsThread: @unchecked Sendable {
                 log.log(.tableLoaded, LogArgument.map(ticket.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(layout.count)))
             }
             shared.send(.reloadDone(ticket), unless: shared.eventsStop)
-            serviced = true
         }
-        if serviced {
-            // The new maps' WWIDs go to the wwids file together: one fsync per batch.
-            assembler.writeRememberedWWIDs()
-            Self.logNotices(&assembler, to: log)
-            let assembler = self.assembler
-            shared.publish(assembler)
-        }
+        // The new maps' WWIDs go to the wwids file together: one fsync per batch.
+        assembler.writeRememberedWWIDs()
+        Self.logNotices(&assembler, to: log)
+        shared.publish(assembler)
     }
 
     /// Block-device uevents: a SCSI disk that appears is discovered and, when it is a path Keel

@@ -134,6 +134,12 @@ final class TestMap {
     func table() throws -> String { try #require(try control.table(name: name).first).params }
 }
 
+/// A device number as `st_rdev` holds it (glibc's makedev).
+private func encodedDevice(_ d: DevNo) -> UInt64 {
+    let major = UInt64(d.major), minor = UInt64(d.minor)
+    return (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12) | ((major & ~0xfff) << 32)
+}
+
 private func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
 
 @Suite("DeviceMapper on the real kernel", .serialized,
@@ -150,6 +156,37 @@ struct DeviceMapperKernelTests {
         #expect(state.eventNumber == listed.eventNumber)
         #expect(try map.control.map(uuid: "mpath-keel_keel-list") == listed, "looked up by uuid: the same map")
         #expect(try map.control.map(uuid: "mpath-keel_no-such-map") == nil)
+    }
+
+    @Test("a batch of maps created from several threads: each live with its table and /dev/mapper node; a refused table is named and leaves no device")
+    func batchCreateOverThreads() throws {
+        let rig = try ScsiDebugPaths.shared.get()
+        let control = try DMControl()
+        let params = groupByPrioParams(rig)
+        var jobs = (0..<12).map { DMCreateJob(name: "keel-batch\($0)", uuid: "mpath-keel_batch\($0)", lengthSectors: rig.sizeSectors, params: params) }
+        // A table the kernel refuses (a path selector it does not have).
+        jobs[5].params = "0 0 1 1 no-such-selector 0 1 1 \(rig.paths[0].device) 1"
+        defer { for job in jobs { try? control.remove(name: job.name) } }
+        let errors = DMCreate.createAll(jobs, threads: 2)
+        #expect(errors.count == jobs.count)
+        for (i, job) in jobs.enumerated() {
+            if i == 5 {
+                let error = try #require(errors[i], "the refused table is an error")
+                #expect(error.map == job.name && error.detail.contains("table load"), "\(error)")
+                #expect(try control.info(name: job.name) == nil, "the half-made device is removed again")
+                continue
+            }
+            #expect(errors[i] == nil, "\(job.name): \(String(describing: errors[i]))")
+            let state = try #require(try control.info(name: job.name))
+            #expect(state.hasLiveTable && !state.suspended)
+            #expect(try control.map(uuid: job.uuid)?.name == job.name)
+            let target = try #require(try control.table(name: job.name).first)
+            #expect(target.targetType == "multipath" && target.lengthSectors == rig.sizeSectors)
+            #expect(try control.multipathStatus(name: job.name).groups.flatMap(\.paths).count == rig.paths.count)
+            var node = stat()
+            #expect(stat("/dev/mapper/" + job.name, &node) == 0 && (node.st_mode & S_IFMT) == S_IFBLK
+                    && node.st_rdev == encodedDevice(state.device), "/dev/mapper/\(job.name)")
+        }
     }
 
     @Test func tableReadsBackAsLoaded() throws {

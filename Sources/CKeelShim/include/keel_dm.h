@@ -61,6 +61,16 @@ int keel_dm_ioctl(int fd, keel_dm_command command, struct dm_ioctl *io);
 /// Returns 0 and the sector and text, or an errno (EINVAL) for a buffer the kernel would refuse.
 int keel_dm_decode_target_msg(const struct dm_ioctl *io, uint64_t *sector, const char **text);
 
+/// Creates the dm device `name` with `uuid`, loads one target (`type`, `params`, sectors 0 to
+/// `length`) into it and resumes it: DM_DEV_CREATE, DM_TABLE_LOAD and DM_DEV_SUSPEND (resume) on
+/// `fd`, in the caller's `buffer` of `capacity` bytes (8-byte aligned). No libdevmapper, so any
+/// number of threads may call it at once, each with its own buffer. Returns 0 and the device's
+/// encoded number in *dev, or an errno with *stage the step that failed (1 create, 2 load,
+/// 3 resume; ENOSPC at 2 when the buffer is too small); a device whose load or resume failed is
+/// removed again. Makes no /dev node.
+int keel_dm_create_device(int fd, const char *name, const char *uuid, uint64_t length, const char *type,
+                          const char *params, void *buffer, size_t capacity, uint64_t *dev, int *stage);
+
 // --- libdevmapper -------------------------------------------------------------------------------
 
 /// Routes libdevmapper's log (errors and fatals) into a per-thread buffer instead of stderr,

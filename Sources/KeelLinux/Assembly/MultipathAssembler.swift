@@ -853,10 +853,54 @@ public struct MultipathAssembler {
         } catch {
             throw AssemblyError(map: map.name, operation: .create, errno: error.errno, detail: error.detail)
         }
+        try created(index)
+    }
+
+    /// The map is in the kernel now, with its first table.
+    private mutating func created(_ index: Int) throws(AssemblyError) {
         maps[index].live = true
         maps[index].tableLoads += 1
         rememberWWID(index)
         try register(index)
+    }
+
+    /// A map's first table, to be created in the kernel beside others (`DMCreate.createAll`), then
+    /// completed by `finishCreate`.
+    public struct PlannedCreate: Sendable {
+        public let handle: MapHandle
+        let table: MultipathTable
+        public let job: DMCreateJob
+    }
+
+    /// For a reload whose map is in no kernel table yet and has no dm device of its uuid: the
+    /// device to create. nil for everything else (a live map, one to adopt, a failed lookup),
+    /// which `serviceReload` handles, errors included.
+    public func plannedCreate(_ handle: MapHandle, layout: [[DevNo]], initialGroup: UInt16) -> PlannedCreate? {
+        guard statusReader != nil, let index = mapIndex[handle], !layout.isEmpty, !maps[index].live else { return nil }
+        do throws(AssemblyError) {
+            if try kernelMap(uuid: maps[index].uuid, name: maps[index].name) != nil { return nil }
+        } catch {
+            return nil
+        }
+        let map = maps[index]
+        let table = TableBuilder.table(layout: layout, profile: map.profile, initialGroup: initialGroup)
+        return PlannedCreate(handle: handle, table: table,
+                             job: DMCreateJob(name: map.name, uuid: map.uuid, lengthSectors: map.sizeSectors, params: table.render()))
+    }
+
+    /// Completes a planned creation with the kernel's answer, as `serviceReload` completes one
+    /// it makes itself: the map is live, registered and confirmed to `sink`, or the error.
+    public mutating func finishCreate<S: AssemblyLoopSink>(_ plan: PlannedCreate, error: DMError?, into sink: inout S,
+                                                           nowNs: Nanoseconds) -> AssemblyError? {
+        guard let index = mapIndex[plan.handle] else { return nil }
+        if let error { return AssemblyError(map: maps[index].name, operation: .create, errno: error.errno, detail: error.detail) }
+        do throws(AssemblyError) {
+            try created(index)
+        } catch {
+            return error
+        }
+        sink.tableLoaded(plan.handle, initialGroup: UInt16(plan.table.initialGroup), queueing: plan.table.queueIfNoPath, nowNs: nowNs)
+        return nil
     }
 
     private mutating func reload(_ index: Int, table: MultipathTable) throws(AssemblyError) {
