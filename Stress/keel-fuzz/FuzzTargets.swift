@@ -19,7 +19,7 @@ enum FuzzTarget: String, CaseIterable {
     case vpd
     /// Operator command lines.
     case command
-    /// sysfs and udev database text: SCSI addresses, the udev `E:` lines.
+    /// sysfs and udev database text: SCSI addresses, link targets, the udev `E:` lines.
     case sysfs
     /// The bindings and wwids files (`alias wwid` and `/wwid/` lines).
     case stateFiles = "state-files"
@@ -107,6 +107,8 @@ enum FuzzTarget: String, CaseIterable {
             let text = String(decoding: bytes, as: UTF8.self)
             _ = SCSIAddress(parsing: text)
             _ = UdevDatabase.parse(text)
+            // A sysfs link's target, resolved as discovery resolves /sys/block/<name>'s.
+            _ = SysfsFiles.lexicallyNormalized("/sys/block/" + text)
             // keel-path-claim's /proc readers.
             _ = PathClaim.mountPoint(of: ["8:33", "8:32"], inMountinfo: text)
             _ = PathClaim.swapSource(of: ["sdc", "sdc1"], inSwaps: text)

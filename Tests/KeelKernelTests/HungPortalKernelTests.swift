@@ -30,16 +30,6 @@ private func portalDisks(_ listing: String) throws -> [PortalDisk] {
     }
 }
 
-/// Polls every 50 ms until `done` holds; the time it took, or nil after `timeoutNs`.
-private func poll(timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
-    let start = kernelTestNowNs()
-    while kernelTestNowNs() - start < timeoutNs {
-        if try done() { return kernelTestNowNs() - start }
-        usleep(50_000)
-    }
-    return nil
-}
-
 private func ms(_ ns: Nanoseconds) -> String { "\(ns / 1_000_000) ms" }
 
 /// fast_io_fail_tmo is also the iSCSI session's recovery_tmo: 60 s keeps the hung commands waiting
@@ -79,7 +69,7 @@ struct HungPortalKernelTests {
             for name in names { keeldRemoveMap(name) }
         }
         try keeld.waitReady()
-        let built = poll(timeoutNs: 60 * Time.nsPerSecond) {
+        let built = kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) {
             let maps = keeld.maps()
             names = maps.map(\.name)
             return maps.count == 2 && maps.allSatisfy { $0.usable == 2 }
@@ -105,7 +95,7 @@ struct HungPortalKernelTests {
         var orphanRows: [String] = []
         var slowestAnswerNs: Nanoseconds = 0
         func shown() -> String { (try? keeld.command("show paths format \"%d %t %C\"")) ?? "(no answer)" }
-        let failed = try poll(timeoutNs: 40 * Time.nsPerSecond) {
+        let failed = try kernelTestWait(every: 50_000, timeoutNs: 40 * Time.nsPerSecond) {
             let asked = kernelTestNowNs()
             let daemon = try keeld.command("show daemon")
             let paths = try keeld.command("show paths format \"%d %t %C\"")
@@ -133,9 +123,9 @@ struct HungPortalKernelTests {
         // within a polling interval or so, and reinstated as soon as it runs again.
         let probe = try #require(healthy.first)
         try keeldSetDiskState(probe.disk, "offline")
-        let probeFailed = try poll(timeoutNs: 20 * Time.nsPerSecond) { try states()[probe.device] == false }
+        let probeFailed = try kernelTestWait(every: 50_000, timeoutNs: 20 * Time.nsPerSecond) { try states()[probe.device] == false }
         try keeldSetDiskState(probe.disk, "running")
-        let probeBack = try poll(timeoutNs: 20 * Time.nsPerSecond) { try states()[probe.device] == true }
+        let probeBack = try kernelTestWait(every: 50_000, timeoutNs: 20 * Time.nsPerSecond) { try states()[probe.device] == true }
         #expect(probeFailed != nil && probeBack != nil, "\(probe.disk) offline -> failed \(probeFailed.map(ms) ?? "never"), running -> reinstated \(probeBack.map(ms) ?? "never")")
         // All of this happened while the hung portal's devices still held their commands.
         for path in hung {
@@ -144,9 +134,9 @@ struct HungPortalKernelTests {
         }
 
         try keeldGuestShell("keel_iscsi_portal_answer 2")
-        let back = try poll(timeoutNs: 60 * Time.nsPerSecond) { try states().values.allSatisfy { $0 } }
+        let back = try kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) { try states().values.allSatisfy { $0 } }
         #expect(back != nil, "paths after the portal answers again: \(shown())")
-        let settled = poll(timeoutNs: 10 * Time.nsPerSecond) { (try? keeld.command("show daemon"))?.contains("orphaned checks 0") == true }
+        let settled = kernelTestWait(every: 50_000, timeoutNs: 10 * Time.nsPerSecond) { (try? keeld.command("show daemon"))?.contains("orphaned checks 0") == true }
         #expect(settled != nil, "orphans left: \((try? keeld.command("show daemon")) ?? "(no answer)")")
         print("keeld with one of two iSCSI portals hung: its \(hung.count) paths failed after \(failed.map(ms) ?? "-"), at most \(mostOrphans) checks orphaned (\(orphanRows)), 0 of the \(healthy.count) answering paths failed; slowest show daemon + show paths \(ms(slowestAnswerNs)); during the hang \(probe.disk) offline -> failed \(probeFailed.map(ms) ?? "-"), running -> reinstated \(probeBack.map(ms) ?? "-"); portal back -> every path reinstated \(back.map(ms) ?? "-")")
     }
@@ -159,7 +149,7 @@ struct HungPortalKernelTests {
         let hung = disks.filter { $0.portal == 2 }
         let healthy = disks.filter { $0.portal == 1 }
         try keeldGuestShell("keel_iscsi_portal_hang 2")
-        let blocked = poll(timeoutNs: 30 * Time.nsPerSecond) { hung.allSatisfy { deviceState($0.disk) == "blocked" } }
+        let blocked = kernelTestWait(every: 50_000, timeoutNs: 30 * Time.nsPerSecond) { hung.allSatisfy { deviceState($0.disk) == "blocked" } }
         try #require(blocked != nil, "the hung portal's devices: \(hung.map { deviceState($0.disk) })")
 
         let started = kernelTestNowNs()
@@ -172,7 +162,7 @@ struct HungPortalKernelTests {
         try keeld.waitReady()
         let ready = kernelTestNowNs() - started
         let control = try DMControl()
-        let failed = try poll(timeoutNs: 60 * Time.nsPerSecond) {
+        let failed = try kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) {
             names = keeld.maps().map(\.name)
             guard names.count == 2 else { return false }
             let now = try pathsActive(control, maps: names)
@@ -185,7 +175,7 @@ struct HungPortalKernelTests {
         }
         #expect(hung.allSatisfy { deviceState($0.disk) == "blocked" }, "still hung while the maps were built and read")
         try keeldGuestShell("keel_iscsi_portal_answer 2")
-        let back = try poll(timeoutNs: 60 * Time.nsPerSecond) { try pathsActive(control, maps: names).values.allSatisfy { $0 } }
+        let back = try kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) { try pathsActive(control, maps: names).values.allSatisfy { $0 } }
         #expect(back != nil, "paths after the portal answers again: \((try? keeld.command("show paths format \"%d %t %C\"")) ?? "(no answer)")")
         print("keeld started with one of two iSCSI portals hung: ready after \(ms(ready)), hung paths failed and answering paths active \(failed.map(ms) ?? "-") after ready (\(shown.split(separator: "\n").joined(separator: ", "))); portal back -> every path reinstated \(back.map(ms) ?? "-")")
     }

@@ -162,12 +162,7 @@ private func devNo(of disk: String) -> DevNo? {
 
 /// Polls every millisecond until `done` holds; the time it took, or nil after `timeoutNs`.
 private func waitFor(timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
-    let start = kernelTestNowNs()
-    while kernelTestNowNs() - start < timeoutNs {
-        if try done() { return kernelTestNowNs() - start }
-        usleep(1000)
-    }
-    return nil
+    try kernelTestWait(timeoutNs: timeoutNs, done)
 }
 
 private func ms(_ ns: Nanoseconds) -> String { String(format: "%.1f ms", Double(ns) / 1e6) }

@@ -8,6 +8,17 @@ import KeelLinux
 /// The monotonic clock every kernel test reads (keeld's log clock).
 func kernelTestNowNs() -> Nanoseconds { LogClock.nowNs() }
 
+/// Runs `done` every `pollingUs` microseconds until it holds; the time it took, or nil after
+/// `timeoutNs`.
+func kernelTestWait(every pollingUs: UInt32 = 1000, timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
+    let start = kernelTestNowNs()
+    while kernelTestNowNs() - start < timeoutNs {
+        if try done() { return kernelTestNowNs() - start }
+        usleep(pollingUs)
+    }
+    return nil
+}
+
 /// Whether the real-kernel keeld suites run (Tools/kernel-tests sets KEEL_KERNEL_TESTS=1 in the VM).
 let keeldKernelTestsEnabled = ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"
 

@@ -49,7 +49,7 @@ public enum SysfsFiles {
     }
 
     /// `path` with `.`, `..` and repeated slashes removed lexically (no link is followed).
-    static func lexicallyNormalized(_ path: String) -> String {
+    public static func lexicallyNormalized(_ path: String) -> String {
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
