@@ -100,8 +100,7 @@ struct HungPortalKernelTests {
             let daemon = try keeld.command("show daemon")
             let paths = try keeld.command("show paths format \"%d %t %C\"")
             slowestAnswerNs = max(slowestAnswerNs, kernelTestNowNs() - asked)
-            let line = daemon.split(separator: "\n").first { $0.hasPrefix("orphaned checks ") }
-            let orphans = line.flatMap { Int($0.split(separator: " ")[2]) } ?? 0
+            let orphans = keeldOrphanedChecks(daemon)
             if orphans > mostOrphans {
                 mostOrphans = orphans
                 orphanRows = paths.split(separator: "\n").map(String.init).filter { $0.hasSuffix("orphan") }

@@ -630,8 +630,7 @@ struct KeeldProcessKernelTests {
                 let daemon = keeld.command("show daemon")
                 let paths = keeld.command("show paths format \"%d %t %C\"")
                 slowestAnswerNs = max(slowestAnswerNs, kernelTestNowNs() - asked)
-                let line = daemon.split(separator: "\n").first { $0.hasPrefix("orphaned checks ") }
-                let orphans = line.flatMap { Int($0.split(separator: " ")[2]) } ?? 0
+                let orphans = keeldOrphanedChecks(daemon)
                 if orphans > mostOrphans {
                     mostOrphans = orphans
                     orphanRows = paths.split(separator: "\n").map(String.init).filter { $0.hasSuffix("orphan") }

@@ -19,6 +19,12 @@ func kernelTestWait(every pollingUs: UInt32 = 1000, timeoutNs: Nanoseconds, _ do
     return nil
 }
 
+/// The count of a `show daemon` answer's `orphaned checks N` line (0 without one).
+func keeldOrphanedChecks(_ showDaemon: String) -> Int {
+    let line = showDaemon.split(separator: "\n").first { $0.hasPrefix("orphaned checks ") }
+    return line.flatMap { Int($0.split(separator: " ")[2]) } ?? 0
+}
+
 /// Whether the real-kernel keeld suites run (Tools/kernel-tests sets KEEL_KERNEL_TESTS=1 in the VM).
 let keeldKernelTestsEnabled = ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"
 

@@ -352,10 +352,8 @@ private final class SGResponder: @unchecked Sendable {
     }
 
     @Test func aHungPathCostsOneWaitThenStaysAnOrphanUntilItAnswers() {
-        let release = NSLock()
-        nonisolated(unsafe) var hangs = true
         let responder = SGResponder { key, _ in
-            if key == "sdh" && release.withLock({ hangs }) { return nil }
+            if key == "sdh" { return nil }
             if key == "sdl" { return SGResponder.Answer(data: rdacPage(flags: 1, preference: 1), delayMs: 400) }
             return SGResponder.Answer(data: rdacPage(flags: 0, preference: 0))
         }

@@ -255,4 +255,15 @@ struct ScratchThreadTests {
         #expect(try !mapped(address), "the stack at \(String(address, radix: 16)) is gone after join")
         thread.join()  // a second join does nothing
     }
+
+    @Test("a strided map gives every index once, in order, each slice its own every-n-th indices")
+    func stridedMapKeepsIndexOrder() {
+        let results = ScratchThread.stridedMap(count: 10, slices: 3, name: "keel-test-map", stackBytes: 64 * 1024) { indices in
+            indices.map { (index: $0, slice: indices[0]) }
+        }
+        #expect(results.map(\.index) == Array(0..<10))
+        #expect(results.map(\.slice) == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+        #expect(ScratchThread.stridedMap(count: 0, slices: 4, name: "keel-test-map", stackBytes: 64 * 1024) { $0 }.isEmpty)
+        #expect(ScratchThread.stridedMap(count: 2, slices: 8, name: "keel-test-map", stackBytes: 64 * 1024) { $0 } == [0, 1])
+    }
 }

@@ -27,18 +27,17 @@ public struct DMCreateJob: Sendable, Equatable {
 /// VM (2 CPUs, 256 one-path maps) one thread took 6.7-9.9 ms a map, two 3.5-4.2 ms.
 /// Control plane only (the events thread waits for the batch).
 public enum DMCreate {
-    /// Below this many maps, threads are not worth starting.
+    /// The fewest new maps worth creating this way; the daemon sends smaller batches through
+    /// libdevmapper one map at a time.
     public static let threadedBatchMin = 8
 
-    /// Creates every job's device (create, load, resume) with up to `threads` threads, each with
-    /// its own descriptor of `controlPath` and buffer, then has libdevmapper make the
-    /// `/dev/mapper` node of each device it created. Returns, in the jobs' order, nil for a
-    /// device now live or the error (a device whose load or resume failed is removed again).
+    /// Creates every job's device (create, load, resume) on up to `threads` threads, each with its
+    /// own descriptor of `controlPath` and buffers, then has libdevmapper make the `/dev/mapper`
+    /// node of each device it created. Returns, in the jobs' order, nil for a device now live or
+    /// the error (a device whose load or resume failed is removed again).
     public static func createAll(_ jobs: [DMCreateJob], threads: Int, controlPath: String = "/dev/mapper/control") -> [DMError?] {
-        let count = jobs.count < threadedBatchMin ? 1 : min(max(threads, 1), jobs.count)
-        let slices = (0..<count).map { _ in CreateSlice() }
-        let work: @Sendable (Int) -> [DMError?] = { index in
-            let indices = Array(stride(from: index, to: jobs.count, by: count))
+        let errors = ScratchThread.stridedMap(count: jobs.count, slices: threads, name: "keel-dm-create", stackBytes: 128 * 1024) {
+            indices -> [DMError?] in
             let fd = open(controlPath, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else {
                 let e = errno
@@ -47,19 +46,6 @@ public enum DMCreate {
             defer { close(fd) }
             return indices.map { create(jobs[$0], fd: fd) }
         }
-        var spawned: [ScratchThread] = []
-        for (index, slice) in slices.enumerated() where index > 0 {
-            if let thread = try? ScratchThread(name: "keel-dm-create", stackBytes: 128 * 1024, body: { slice.errors = work(index) }) {
-                spawned.append(thread)
-            } else {
-                slice.errors = work(index)
-            }
-        }
-        slices[0].errors = work(0)
-        for thread in spawned { thread.join() }
-        var errors: [DMError?] = []
-        errors.reserveCapacity(jobs.count)
-        for position in jobs.indices { errors.append(slices[position % count].errors[position / count]) }
         makeNodes(zip(jobs, errors).compactMap { $0.1 == nil ? $0.0.name : nil })
         return errors
     }
@@ -87,8 +73,4 @@ public enum DMCreate {
         }
         dm_task_update_nodes()
     }
-}
-
-private final class CreateSlice: @unchecked Sendable {
-    var errors: [DMError?] = []
 }

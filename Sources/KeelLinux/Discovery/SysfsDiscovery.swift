@@ -103,29 +103,9 @@ public struct SysfsDiscovery: Sendable {
     /// while they run, and gone after).
     public func discover(names: [String], threads: Int) -> DiscoveryReport {
         let count = min(max(threads, 1), max(names.count / 64, 1))
-        guard count > 1 else { return report(names: names, outcomes: names.map { discoverPath(named: $0) }, filter: AdmitAllPaths()) }
-        // Slice `index`: every `count`-th device from `index` on.
-        let discoverSlice: @Sendable (Int) -> [Outcome] = { [self] index in
-            stride(from: index, to: names.count, by: count).map { discoverPath(named: names[$0]) }
+        let outcomes = ScratchThread.stridedMap(count: names.count, slices: count, name: "keel-discover", stackBytes: 256 * 1024) {
+            [self] indices in indices.map { discoverPath(named: names[$0]) }
         }
-        let slices = (0..<count).map { _ in DiscoverySlice() }
-        // Scratch threads: their stacks are unmapped when they end, never kept by glibc (and
-        // pinned later).
-        var spawned: [ScratchThread] = []
-        for (index, slice) in slices.enumerated() where index > 0 {
-            if let thread = try? ScratchThread(name: "keel-discover", stackBytes: 256 * 1024, body: { slice.outcomes = discoverSlice(index) }) {
-                spawned.append(thread)
-            }
-        }
-        slices[0].outcomes = discoverSlice(0)
-        for thread in spawned { thread.join() }
-        // A slice whose thread could not be created is done here.
-        for (index, slice) in slices.enumerated() where slice.outcomes.count != (names.count - index + count - 1) / count {
-            slice.outcomes = discoverSlice(index)
-        }
-        var outcomes: [Outcome] = []
-        outcomes.reserveCapacity(names.count)
-        for position in names.indices { outcomes.append(slices[position % count].outcomes[position / count]) }
         return report(names: names, outcomes: outcomes, filter: AdmitAllPaths())
     }
 
@@ -300,6 +280,3 @@ public struct SysfsDiscovery: Sendable {
 }
 
 /// One discovery thread's outcomes; written by that thread only, read after it is joined.
-private final class DiscoverySlice: @unchecked Sendable {
-    var outcomes: [SysfsDiscovery.Outcome] = []
-}

@@ -17,18 +17,18 @@ public enum SysfsFiles {
         var bytes = [UInt8](repeating: 0, count: limit)
         var filled = 0
         while filled < limit {
+            let asked = limit - filled
             let result: Result<Int, SystemError> = bytes.withUnsafeMutableBytes { raw in
                 Result { () throws(SystemError) -> Int in
-                    try systemCall("read(sysfs)") { read(fd, raw.baseAddress! + filled, limit - filled) }
+                    try systemCall("read(sysfs)") { read(fd, raw.baseAddress! + filled, asked) }
                 }
             }
             let n = try result.get()
-            if n == 0 { break }
             filled += n
             // sysfs (kernfs) hands out at most a page per read and the whole rest of the file
             // when it fits: a read short of both is the end, and the read that would return 0
             // is saved (a quarter of discovery's system calls).
-            if n < min(limit - (filled - n), pageBytes) { break }
+            if n < min(asked, pageBytes) { break }
         }
         bytes.removeSubrange(filled...)
         return bytes

@@ -52,6 +52,38 @@ public final class ScratchThread {
     deinit { join() }
 }
 
+extension ScratchThread {
+    /// Splits `0..<count` into `slices` strided slices (slice s takes s, s + slices, ...) and runs
+    /// `slice` on each: slice 0 on the calling thread, every other on a scratch thread of its own
+    /// (on the calling thread when that thread cannot be made). `slice` returns one result per index
+    /// it is given, in order; the results come back in index order, after every thread is joined.
+    public static func stridedMap<T>(count: Int, slices: Int, name: String, stackBytes: Int,
+                                     _ slice: @escaping @Sendable (_ indices: [Int]) -> [T]) -> [T] {
+        let n = max(1, min(slices, count))
+        let indices = (0..<n).map { Array(stride(from: $0, to: count, by: n)) }
+        let boxes = (0..<n).map { _ in StridedResults<T>() }
+        var spawned: [ScratchThread] = []
+        for s in 1..<n {
+            let box = boxes[s], mine = indices[s]
+            if let thread = try? ScratchThread(name: name, stackBytes: stackBytes, body: { box.results = slice(mine) }) {
+                spawned.append(thread)
+            } else {
+                box.results = slice(mine)
+            }
+        }
+        boxes[0].results = slice(indices[0])
+        for thread in spawned { thread.join() }
+        var results: [T] = []
+        results.reserveCapacity(count)
+        for i in 0..<count { results.append(boxes[i % n].results[i / n]) }
+        return results
+    }
+}
+
+private final class StridedResults<T>: @unchecked Sendable {
+    var results: [T] = []
+}
+
 private final class ScratchStart {
     let name: [CChar]
     let body: @Sendable () -> Void
