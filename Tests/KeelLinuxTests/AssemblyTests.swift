@@ -124,6 +124,38 @@ private func kernelTable() throws -> MultipathTable {
         #expect(try grouping("defaults {\n    path_grouping_policy group_by_tpg\n    detect_prio no\n    prio rdac\n}\n", alua: true) == (.failover, true))
     }
 
+    @Test("detect_pgpolicy: alua or sysfs prioritizers group by priority (by TPG with use_tpg), under multipaths and overrides, over devices and defaults")
+    func groupingDetection() throws {
+        func grouping(_ text: String, alua: Bool = true, tpgKnown: Bool = true) throws -> GroupingPolicy {
+            let c = try Configuration.load(files: [(name: "multipath.conf", text: text)]).get().configuration
+            var p = c.profile(wwid: "w1", vendor: "ACME", product: "disk")
+            MultipathAssembler.applyDetection(&p, prio: alua ? .sysfs : nil, handler: nil, targetPortGroupKnown: tpgKnown)
+            return p.policy.grouping
+        }
+        #expect(try grouping("") == .failover, "off unless written, as in multipathd 0.9.4")
+        let on = "defaults {\n    detect_pgpolicy yes\n}\n"
+        #expect(try grouping(on) == .groupByPrio)
+        #expect(try grouping(on, alua: false) == .failover, "no ALUA: const prio, the setting stands")
+        #expect(try grouping("defaults {\n    detect_pgpolicy yes\n    detect_prio no\n    prio alua\n}\n", alua: false) == .groupByPrio,
+                "a configured alua prioritizer counts too")
+        #expect(try grouping("defaults {\n    detect_pgpolicy yes\n    path_grouping_policy multibus\n}\n") == .groupByPrio, "over defaults")
+        #expect(try grouping("defaults {\n    detect_pgpolicy yes\n}\ndevices {\n    device {\n        vendor ACME\n        product disk\n        path_grouping_policy multibus\n    }\n}\n") == .groupByPrio,
+                "over a devices entry")
+        #expect(try grouping("defaults {\n    detect_pgpolicy yes\n}\noverrides {\n    path_grouping_policy multibus\n}\n") == .multibus,
+                "overrides win")
+        #expect(try grouping("defaults {\n    detect_pgpolicy yes\n}\nmultipaths {\n    multipath {\n        wwid w1\n        path_grouping_policy multibus\n    }\n}\n") == .multibus,
+                "a multipath entry wins")
+        let tpg = "defaults {\n    detect_pgpolicy yes\n    detect_pgpolicy_use_tpg yes\n}\n"
+        #expect(try grouping(tpg) == .groupByTPG)
+        #expect(try grouping(tpg, tpgKnown: false) == .groupByPrio, "no target port group reported: by priority")
+        #expect(try grouping("overrides {\n    detect_pgpolicy yes\n}\n") == .groupByPrio, "an overrides option too")
+        #expect(try grouping("overrides {\n    detect_pgpolicy no\n}\ndefaults {\n    detect_pgpolicy yes\n}\n") == .failover)
+        let inMultipath = try Configuration.load(files: [(name: "c", text: "multipaths {\n    multipath {\n        wwid w\n        detect_pgpolicy yes\n    }\n}\n")]).get()
+        #expect(inMultipath.warnings.contains { $0.message.contains("detect_pgpolicy") }, "not a multipath-section option, as in multipath-tools")
+        let rendered = try Configuration.load(files: [(name: "c", text: tpg)]).get().configuration.render()
+        #expect(rendered.contains("detect_pgpolicy yes") && rendered.contains("detect_pgpolicy_use_tpg yes"))
+    }
+
     @Test("detect_checker: ALUA paths get tur over a configured checker, rdac arrays keep rdac, CLARiiON keeps emc_clariion")
     func checkerDetection() throws {
         func checker(_ text: String, vendor: String = "ACME", product: String = "disk", alua: Bool = true) throws -> MapProfile.Checker {

@@ -61,6 +61,7 @@ struct ConfigLoader {
         "no_path_retry", "features", "hardware_handler", "san_path_err_threshold",
         "san_path_err_forget_rate", "san_path_err_recovery_time", "user_friendly_names", "alias_prefix",
         "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "flush_on_last_del", "auto_resize", "detect_checker",
+        "detect_pgpolicy", "detect_pgpolicy_use_tpg",
     ]
 
     /// multipath-tools checkers Keel does not have: a warning, and tur.
@@ -71,13 +72,14 @@ struct ConfigLoader {
 
     /// Map options that multipath-tools does not accept in a `multipath` entry.
     static let notInMultipath: Set<String> = ["path_checker", "hardware_handler", "alias_prefix", "fast_io_fail_tmo",
-                                               "dev_loss_tmo", "eh_deadline", "detect_checker"]
+                                               "dev_loss_tmo", "eh_deadline", "detect_checker",
+                                               "detect_pgpolicy", "detect_pgpolicy_use_tpg"]
 
     /// multipath-tools options that Keel knows by name but does not implement.
     static let unsupportedOptions: Set<String> = [
         "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
         "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds",
-        "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "detect_pgpolicy", "detect_pgpolicy_use_tpg", "force_sync",
+        "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
         "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
@@ -327,6 +329,10 @@ struct ConfigLoader {
             s.prioArgs = value
         case "detect_checker":
             if let v = check(node, Self.yesNo(value)) { s.detectChecker = v }
+        case "detect_pgpolicy":
+            if let v = check(node, Self.yesNo(value)) { s.detectPgpolicy = v }
+        case "detect_pgpolicy_use_tpg":
+            if let v = check(node, Self.yesNo(value)) { s.detectPgpolicyUseTPG = v }
         case "failback":
             if let v = check(node, Self.failback(value)) { s.failback = v }
         case "fast_io_fail_tmo":

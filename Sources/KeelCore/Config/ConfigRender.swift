@@ -106,6 +106,8 @@ struct ConfigWriter {
         if let v = s.pathSelector { quoted("path_selector", v) }
         if let v = s.pathChecker { option("path_checker", v.rawValue) }
         if let v = s.detectChecker { option("detect_checker", v ? "yes" : "no") }
+        if let v = s.detectPgpolicy { option("detect_pgpolicy", v ? "yes" : "no") }
+        if let v = s.detectPgpolicyUseTPG { option("detect_pgpolicy_use_tpg", v ? "yes" : "no") }
         if let v = s.prio { option("prio", v.rawValue) }
         if let v = s.prioArgs { quoted("prio_args", v) }
         if let v = s.failback { option("failback", v.description) }

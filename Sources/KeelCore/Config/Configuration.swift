@@ -179,6 +179,14 @@ public struct MapSettings: Sendable, Equatable {
     /// `detect_checker`: paths that support ALUA are checked with tur (an rdac array keeps
     /// rdac), whatever `path_checker` says.
     public var detectChecker: Bool?
+    /// `detect_pgpolicy`: a map whose paths all use the alua or sysfs prioritizer is grouped by
+    /// priority (by target port group with `detect_pgpolicy_use_tpg`), unless a `multipath`
+    /// entry or `overrides` sets `path_grouping_policy`. multipath-tools has it from 0.9.6, on by
+    /// default; Debian 12's multipathd (0.9.4) does not, so it is off unless written.
+    public var detectPgpolicy: Bool?
+    /// `detect_pgpolicy_use_tpg`: what `detect_pgpolicy` picks is `group_by_tpg`, when the
+    /// first path reports its target port group.
+    public var detectPgpolicyUseTPG: Bool?
 
     /// Nothing set.
     public init() {}
@@ -201,6 +209,8 @@ public struct MapSettings: Sendable, Equatable {
         s.aliasPrefix = "mpath"
         s.fastIOFailTmo = .seconds(5)
         s.detectChecker = true
+        s.detectPgpolicy = false
+        s.detectPgpolicyUseTPG = false
         return s
     }()
 
@@ -227,6 +237,8 @@ public struct MapSettings: Sendable, Equatable {
         if other.flushOnLastDel != nil { s.flushOnLastDel = nil }
         if other.autoResize != nil { s.autoResize = nil }
         if other.detectChecker != nil { s.detectChecker = nil }
+        if other.detectPgpolicy != nil { s.detectPgpolicy = nil }
+        if other.detectPgpolicyUseTPG != nil { s.detectPgpolicyUseTPG = nil }
         return s
     }
 
@@ -253,6 +265,8 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.flushOnLastDel { s.flushOnLastDel = v }
         if let v = other.autoResize { s.autoResize = v }
         if let v = other.detectChecker { s.detectChecker = v }
+        if let v = other.detectPgpolicy { s.detectPgpolicy = v }
+        if let v = other.detectPgpolicyUseTPG { s.detectPgpolicyUseTPG = v }
         return s
     }
 }

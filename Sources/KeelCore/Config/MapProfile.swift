@@ -33,6 +33,14 @@ public struct MapProfile: Sendable, Equatable {
     /// `detect_checker`: ALUA paths get tur unless the checker is rdac (multipath-tools 0.9.4
     /// sends rdac's page 0xC9 first and keeps rdac when the array answers it).
     public var detectsChecker: Bool = true
+    /// `detect_pgpolicy`: paths that all use the alua or sysfs prioritizer are grouped by
+    /// priority, unless `groupingIsOperatorChoice`.
+    public var detectsPgpolicy: Bool = false
+    /// `detect_pgpolicy_use_tpg`: detection groups by target port group instead.
+    public var detectedPgpolicyUsesTPG: Bool = false
+    /// `path_grouping_policy` came from a `multipath` entry or `overrides`, which win over
+    /// detection (in multipath-tools, detection sits between `overrides` and `devices`).
+    public var groupingIsOperatorChoice: Bool = false
     /// `retain_attached_hw_handler`: a handler the kernel attached to the paths is used, over
     /// any `hardware_handler` setting.
     public var retainsAttachedHandler: Bool = false
@@ -145,6 +153,7 @@ extension Configuration {
             if alias == nil { alias = entry.alias }
         }
         layers.append(overrides)
+        let operatorLayers = layers.count
         layers += deviceLayers
         let explicitLayers = layers + [writtenDefaults]   // the hardware table counts as set, as in multipath-tools
         layers.append(defaults)
@@ -196,6 +205,9 @@ extension Configuration {
         )
         profile.detectsPrio = detectPrio
         profile.detectsChecker = pick(\.detectChecker) ?? true
+        profile.detectsPgpolicy = pick(\.detectPgpolicy) ?? false
+        profile.detectedPgpolicyUsesTPG = pick(\.detectPgpolicyUseTPG) ?? false
+        profile.groupingIsOperatorChoice = layers.prefix(operatorLayers).contains { $0.grouping != nil }
         profile.retainsAttachedHandler = retainAttachedHardwareHandler
         profile.flushesOnLastDel = pick(\.flushOnLastDel) ?? false
         profile.autoResize = pick(\.autoResize) ?? .never

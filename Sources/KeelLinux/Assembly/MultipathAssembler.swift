@@ -116,6 +116,8 @@ public struct AssembledMap: Sendable, Equatable {
     public var detectedPrio: MapProfile.Prioritizer? = nil
     /// The device handler the kernel attached to the first path (nil: none).
     public var attachedHandler: String? = nil
+    /// Whether the first path reported its ALUA target port group (`detect_pgpolicy_use_tpg`).
+    public var targetPortGroupKnown = false
 
     /// The dm uuid Keel gives the map (multipath-tools' convention).
     public var uuid: String { DMControl.multipathUUIDPrefix + wwid }
@@ -375,7 +377,8 @@ public struct MultipathAssembler {
                 let layers = deviceLayers[deviceKey] ?? configuration.deviceLayers(vendor: first.vendor, product: first.model)
                 deviceLayers[deviceKey] = layers
                 var profile = configuration.profile(wwid: wwid, deviceLayers: layers)
-                let tpgFallback = Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler)
+                let tpgFallback = Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler,
+                                                      targetPortGroupKnown: first.alua.targetPortGroup != nil)
                 let handle: MapHandle
                 do {
                     handle = try topology.addMap(policy: profile.policy)
@@ -388,7 +391,8 @@ public struct MultipathAssembler {
                 if profile.alias == nil && profile.userFriendlyNames { unnamed.append(maps.count) }
                 maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
                                          vendor: first.vendor, product: first.model, sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0,
-                                         detectedPrio: detectedPrio, attachedHandler: first.alua.attachedHandler))
+                                         detectedPrio: detectedPrio, attachedHandler: first.alua.attachedHandler,
+                                         targetPortGroupKnown: first.alua.targetPortGroup != nil))
                 index = maps.count - 1
                 mapIndex[handle] = index
             }
@@ -416,11 +420,19 @@ public struct MultipathAssembler {
     /// (`detect_prio`), the device handler the kernel attached (`retain_attached_hw_handler`),
     /// else "1 alua" for ALUA paths when nobody set `hardware_handler`. (`prio` non-nil means the
     /// paths support ALUA.)
+    /// `detect_pgpolicy` (multipath-tools 0.9.6) then groups by priority when the prioritizer is
+    /// alua or sysfs, detected or configured, unless a `multipath` entry or `overrides` chose
+    /// the grouping; by target port group with `detect_pgpolicy_use_tpg` when the first path
+    /// reports its group.
     /// Returns whether `group_by_tpg` had to give way to failover: it groups by the ALUA target
     /// port group, which multipath-tools allows only with the alua or sysfs prioritizer.
     @discardableResult
-    public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?) -> Bool {
+    public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?,
+                                      targetPortGroupKnown: Bool = false) -> Bool {
         if profile.detectsPrio, let prio { profile.prio = prio }
+        if profile.detectsPgpolicy && !profile.groupingIsOperatorChoice && (profile.prio == .alua || profile.prio == .sysfs) {
+            profile.policy.grouping = profile.detectedPgpolicyUsesTPG && targetPortGroupKnown ? .groupByTPG : .groupByPrio
+        }
         // detect_checker: ALUA paths are checked with tur, except on an rdac array (which
         // multipathd recognises by its page 0xC9; here, the configuration naming rdac).
         if profile.detectsChecker && prio != nil && profile.checker != .rdac { profile.checker = .tur }
@@ -1206,7 +1218,8 @@ public struct MultipathAssembler {
             let layers = deviceLayers[deviceKey] ?? newConfiguration.deviceLayers(vendor: maps[m].vendor, product: maps[m].product)
             deviceLayers[deviceKey] = layers
             var profile = newConfiguration.profile(wwid: maps[m].wwid, deviceLayers: layers)
-            Self.applyDetection(&profile, prio: maps[m].detectedPrio, handler: maps[m].attachedHandler)
+            Self.applyDetection(&profile, prio: maps[m].detectedPrio, handler: maps[m].attachedHandler,
+                                targetPortGroupKnown: maps[m].targetPortGroupKnown)
             profile.checker = maps[m].profile.checker
             guard profile != maps[m].profile else { continue }
             // New transport timeouts go to the paths now, as multipathd's reconfigure does (the
