@@ -183,6 +183,19 @@ final class ControlThread: ControlService, @unchecked Sendable {
                 statBaselines[map.wwid] = (map.pathFaults + base.faults, map.mapLoads + base.loads)
             }
             return .reply(success(framing, detail: "statistics of \(maps.count) map\(maps.count == 1 ? "" : "s") reset"))
+        case .getPRStatus(let name), .getPRKey(let name):
+            guard let map = shared.directory.withLock({ $0.maps.first { $0.name == name || $0.wwid == name } }) else {
+                return .reply(failure("device not found: no map named \(name)", framing))
+            }
+            if case .getPRStatus = request { return .reply(map.reservation.registered ? "1" : "0") }
+            return .reply((map.reservation.key?.description ?? "none") + "\n")
+        case .setPRKey(let name, let key):
+            guard let parsed = ReservationKey(parsing: key), parsed.value != 0 else {
+                return .reply(failure("\(name): invalid reservation key '\(key)' (up to 16 hex digits, 0x optional, :aptpl optional)", framing))
+            }
+            return order(.setPRKey(map: name, key: parsed.description), token: token, framing: framing)
+        case .setPRStatus, .unsetPRStatus, .unsetPRKey:
+            return order(request, token: token, framing: framing)
         case .unsupported(let what):
             return .reply(failure("'\(what)' is a multipathd command keeld does not carry out", framing))
         }

@@ -302,6 +302,7 @@ final class EventsThread: @unchecked Sendable {
             case .bindingFailed(let map, let errno): log.log(.bindingFailed, LogArgument.map(map), LogArgument.errno(errno))
             case .bindingTaken(let map): log.log(.bindingTaken, LogArgument.map(map))
             case .wwidsFileFailed(let errno): log.log(.wwidsFileFailed, LogArgument.errno(errno))
+            case .prkeysFileFailed(let errno): log.log(.prkeysFileFailed, LogArgument.errno(errno))
             case .stateFileLineSkipped(let wwids, let line):
                 log.log(wwids ? .wwidsLineSkipped : .bindingsLineSkipped, LogArgument.signed(line))
             case .transportTimeoutRefused(let device, let attribute, let seconds, let errno):

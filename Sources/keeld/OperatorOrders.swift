@@ -1,5 +1,5 @@
 // The operator's changes to maps and paths (`add`/`del path`, `add`/`del map`, `del maps`,
-// `suspend`/`resume map`, `resize map`, `reset map`), carried out on the events thread: it owns assembly and
+// `suspend`/`resume map`, `resize map`, `reset map`, the persistent-reservation flag and key), carried out on the events thread: it owns assembly and
 // table loads, so an order never races a load. Answers go back through the order desk.
 import Glibc
 import KeelCore
@@ -107,6 +107,32 @@ extension EventsThread {
                 return refused(detail + "; not moved: " + outcome.failed.map { "\($0.device) (\($0.why))" }.joined(separator: ", "))
             }
             return done(detail)
+        case .setPRStatus(let key), .unsetPRStatus(let key):
+            guard let map = findMap(key) else { return refused("device not found: no map named \(key)") }
+            let registered = order == .setPRStatus(map: key)
+            if assembler.setRegistered(registered, map: map.handle) {
+                log.log(registered ? .reservationFlagSet : .reservationFlagCleared, LogArgument.map(map.handle))
+            }
+            return done("\(map.name): " + (registered ? "registered for persistent reservations" : "not registered"))
+        case .setPRKey(let key, let text):
+            guard let map = findMap(key) else { return refused("device not found: no map named \(key)") }
+            guard let parsed = ReservationKey(parsing: text) else { return refused("\(map.name): invalid reservation key '\(text)'") }
+            do throws(ReservationRefusal) {
+                try assembler.storeReservationKey(parsed, map: map.handle)
+            } catch {
+                return refused(error.description)
+            }
+            log.log(.reservationKeyStored, LogArgument.map(map.handle))
+            return done("\(map.name): reservation key \(parsed)")
+        case .unsetPRKey(let key):
+            guard let map = findMap(key) else { return refused("device not found: no map named \(key)") }
+            do throws(ReservationRefusal) {
+                try assembler.storeReservationKey(nil, map: map.handle)
+            } catch {
+                return refused(error.description)
+            }
+            log.log(.reservationKeyRemoved, LogArgument.map(map.handle))
+            return done("\(map.name): reservation key removed")
         default:
             return refused("not a change the events thread carries out")
         }

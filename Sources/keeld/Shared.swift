@@ -29,6 +29,7 @@ struct Directory {
         var failback: Failback
         var noPathRetry: NoPathRetry
         var tableLoads: Int
+        var reservation: MapReservation
     }
     var maps: [MapEntry] = []
     var configPath = ""
@@ -51,7 +52,8 @@ struct Directory {
                                    address: $0.address, checker: $0.checker)
                      },
                      vendor: map.vendor, product: map.product, sizeSectors: map.sizeSectors,
-                     failback: map.profile.policy.failback, noPathRetry: map.profile.policy.noPathRetry, tableLoads: map.tableLoads)
+                     failback: map.profile.policy.failback, noPathRetry: map.profile.policy.noPathRetry, tableLoads: map.tableLoads,
+                     reservation: map.reservation)
         }
         configurationText = assembler.configuration.render()
     }

@@ -51,7 +51,7 @@ struct ConfigLoader {
     static let globalOptions: Set<String> = [
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
         "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
-        "find_multipaths_timeout", "bindings_file", "wwids_file", "detect_prio", "retain_attached_hw_handler", "hardware_table",
+        "find_multipaths_timeout", "bindings_file", "wwids_file", "prkeys_file", "detect_prio", "retain_attached_hw_handler", "hardware_table",
         "queue_without_daemon",
     ]
 
@@ -61,7 +61,7 @@ struct ConfigLoader {
         "no_path_retry", "features", "hardware_handler", "san_path_err_threshold",
         "san_path_err_forget_rate", "san_path_err_recovery_time", "user_friendly_names", "alias_prefix",
         "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline", "flush_on_last_del", "auto_resize", "detect_checker",
-        "detect_pgpolicy", "detect_pgpolicy_use_tpg",
+        "detect_pgpolicy", "detect_pgpolicy_use_tpg", "reservation_key",
     ]
 
     /// multipath-tools checkers Keel does not have: a warning, and tur.
@@ -75,11 +75,14 @@ struct ConfigLoader {
                                                "dev_loss_tmo", "eh_deadline", "detect_checker",
                                                "detect_pgpolicy", "detect_pgpolicy_use_tpg"]
 
+    /// Map options that multipath-tools accepts only in `defaults` and `multipath` entries.
+    static let onlyDefaultsAndMultipath: Set<String> = ["reservation_key"]
+
     /// multipath-tools options that Keel knows by name but does not implement.
     static let unsupportedOptions: Set<String> = [
         "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
         "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds",
-        "max_retries", "prkeys_file", "log_checker_err", "reservation_key", "all_tg_pt", "force_sync",
+        "max_retries", "log_checker_err", "all_tg_pt", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
         "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
@@ -298,6 +301,8 @@ struct ConfigLoader {
         if Self.mapOptions.contains(key) {
             if scope == .multipath && Self.notInMultipath.contains(key) {
                 warn(node.line, "option \"\(key)\" is not valid in multipath, ignored")
+            } else if (scope == .device || scope == .overrides) && Self.onlyDefaultsAndMultipath.contains(key) {
+                warn(node.line, "option \"\(key)\" is only valid in defaults and multipath, ignored in \(scope.rawValue)")
             } else if let value = singleValue(node) {
                 readMapOption(node, value, into: &settings)
             }
@@ -329,6 +334,8 @@ struct ConfigLoader {
             s.prioArgs = value
         case "detect_checker":
             if let v = check(node, Self.yesNo(value)) { s.detectChecker = v }
+        case "reservation_key":
+            if let v = check(node, Self.reservationKey(value)) { s.reservationKey = v }
         case "detect_pgpolicy":
             if let v = check(node, Self.yesNo(value)) { s.detectPgpolicy = v }
         case "detect_pgpolicy_use_tpg":
@@ -410,9 +417,13 @@ struct ConfigLoader {
             if let v = check(node, Self.yesNo(value)) { configuration.detectPrio = v }
         case "retain_attached_hw_handler":
             if let v = check(node, Self.yesNo(value)) { configuration.retainAttachedHardwareHandler = v }
-        case "bindings_file", "wwids_file":
+        case "bindings_file", "wwids_file", "prkeys_file":
             if value.hasPrefix("/") && value.utf8.count > 1 {
-                if node.keyword == "bindings_file" { configuration.bindingsFile = value } else { configuration.wwidsFile = value }
+                switch node.keyword {
+                case "bindings_file": configuration.bindingsFile = value
+                case "wwids_file": configuration.wwidsFile = value
+                default: configuration.prkeysFile = value
+                }
             } else {
                 error(node.line, "\(node.keyword): \"\(value)\" is not an absolute file path")
             }
@@ -650,6 +661,13 @@ struct ConfigLoader {
     static func secondsOrNo(_ text: String) -> Result<UInt32, ConfigValueProblem> {
         if text == "no" { return .success(0) }
         return seconds(text, min: 0)
+    }
+
+    static func reservationKey(_ text: String) -> Result<ReservationKeySource, ConfigValueProblem> {
+        guard let source = ReservationKeySource(parsing: text) else {
+            return .failure(.init("\"\(text)\" is neither \"file\" nor a non-zero key of up to 16 hex digits (0x optional, \":aptpl\" after it optional)"))
+        }
+        return .success(source)
     }
 
     static func yesNo(_ text: String) -> Result<Bool, ConfigValueProblem> {

@@ -18,6 +18,7 @@ extension Configuration {
         out.option("retain_attached_hw_handler", retainAttachedHardwareHandler ? "yes" : "no")
         out.quoted("bindings_file", bindingsFile)
         out.quoted("wwids_file", wwidsFile)
+        out.quoted("prkeys_file", prkeysFile)
         out.quoted("config_dir", configDirectory)
         out.settings(writtenDefaults)
         // Built-in values nobody wrote, as comments: writing them would switch off detect_prio
@@ -108,6 +109,7 @@ struct ConfigWriter {
         if let v = s.detectChecker { option("detect_checker", v ? "yes" : "no") }
         if let v = s.detectPgpolicy { option("detect_pgpolicy", v ? "yes" : "no") }
         if let v = s.detectPgpolicyUseTPG { option("detect_pgpolicy_use_tpg", v ? "yes" : "no") }
+        if let v = s.reservationKey { option("reservation_key", v.description) }
         if let v = s.prio { option("prio", v.rawValue) }
         if let v = s.prioArgs { quoted("prio_args", v) }
         if let v = s.failback { option("failback", v.description) }

@@ -36,6 +36,8 @@ public struct Configuration: Sendable, Equatable {
     public var bindingsFile: String
     /// `wwids_file`: the WWIDs that have been multipathed, one `/wwid/` line each.
     public var wwidsFile: String
+    /// `prkeys_file`: the persistent-reservation keys `setprkey` stores (`reservation_key file`).
+    public var prkeysFile: String
     /// `fast_probe_interval_ms` (Keel): how often a failed or pending path is probed.
     public var fastProbeIntervalMs: UInt32
     /// `config_dir`: the directory whose `*.conf` files are read after the main file, in name
@@ -61,6 +63,8 @@ public struct Configuration: Sendable, Equatable {
     public static let configDirectoryDefault = "/etc/multipath/conf.d"
     /// multipath-tools' bindings file.
     public static let bindingsFileDefault = "/etc/multipath/bindings"
+    /// multipath-tools' prkeys file.
+    public static let prkeysFileDefault = "/etc/multipath/prkeys"
     /// multipath-tools' wwids file.
     public static let wwidsFileDefault = "/etc/multipath/wwids"
     /// multipath-tools' `find_multipaths_timeout` default.
@@ -84,6 +88,7 @@ public struct Configuration: Sendable, Equatable {
         retainAttachedHardwareHandler = true
         writtenDefaults = MapSettings()
         wwidsFile = Self.wwidsFileDefault
+        prkeysFile = Self.prkeysFileDefault
         configDirectory = Self.configDirectoryDefault
         fastProbeIntervalMs = 200
         capacities = .default
@@ -187,6 +192,9 @@ public struct MapSettings: Sendable, Equatable {
     /// `detect_pgpolicy_use_tpg`: what `detect_pgpolicy` picks is `group_by_tpg`, when the
     /// first path reports its target port group.
     public var detectPgpolicyUseTPG: Bool?
+    /// `reservation_key` (`defaults` and `multipath` entries): the key mpathpersist registers,
+    /// which a path new to the map is registered with before it carries I/O.
+    public var reservationKey: ReservationKeySource?
 
     /// Nothing set.
     public init() {}
@@ -239,6 +247,7 @@ public struct MapSettings: Sendable, Equatable {
         if other.detectChecker != nil { s.detectChecker = nil }
         if other.detectPgpolicy != nil { s.detectPgpolicy = nil }
         if other.detectPgpolicyUseTPG != nil { s.detectPgpolicyUseTPG = nil }
+        if other.reservationKey != nil { s.reservationKey = nil }
         return s
     }
 
@@ -267,6 +276,7 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.detectChecker { s.detectChecker = v }
         if let v = other.detectPgpolicy { s.detectPgpolicy = v }
         if let v = other.detectPgpolicyUseTPG { s.detectPgpolicyUseTPG = v }
+        if let v = other.reservationKey { s.reservationKey = v }
         return s
     }
 }

@@ -41,6 +41,8 @@ public struct MapProfile: Sendable, Equatable {
     /// `path_grouping_policy` came from a `multipath` entry or `overrides`, which win over
     /// detection (in multipath-tools, detection sits between `overrides` and `devices`).
     public var groupingIsOperatorChoice: Bool = false
+    /// `reservation_key`: where the map's persistent-reservation key comes from (nil: none).
+    public var reservationKey: ReservationKeySource?
     /// `retain_attached_hw_handler`: a handler the kernel attached to the paths is used, over
     /// any `hardware_handler` setting.
     public var retainsAttachedHandler: Bool = false
@@ -206,6 +208,7 @@ extension Configuration {
         profile.detectsPrio = detectPrio
         profile.detectsChecker = pick(\.detectChecker) ?? true
         profile.detectsPgpolicy = pick(\.detectPgpolicy) ?? false
+        profile.reservationKey = pick(\.reservationKey)
         profile.detectedPgpolicyUsesTPG = pick(\.detectPgpolicyUseTPG) ?? false
         profile.groupingIsOperatorChoice = layers.prefix(operatorLayers).contains { $0.grouping != nil }
         profile.retainsAttachedHandler = retainAttachedHardwareHandler

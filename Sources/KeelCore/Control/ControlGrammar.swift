@@ -71,6 +71,16 @@ public enum ControlRequest: Sendable, Equatable {
     /// `reset map M` (multipathd's reassign): device-mapper devices built on M's path devices
     /// (a linear or LVM volume made before the map) are moved onto the map.
     case reassignMap(String)
+    /// `getprstatus map M`: whether mpathpersist registered M's paths ("1" or "0", as multipathd
+    /// 0.9.4 answers); `setprstatus` / `unsetprstatus map M` record it.
+    case getPRStatus(map: String)
+    case setPRStatus(map: String)
+    case unsetPRStatus(map: String)
+    /// `getprkey map M`: M's reservation key (`0x...[:aptpl]` or `none`); `setprkey map M key K`
+    /// and `unsetprkey map M` store it in the prkeys file (`reservation_key file`).
+    case getPRKey(map: String)
+    case setPRKey(map: String, key: String)
+    case unsetPRKey(map: String)
     /// A multipathd command Keel knows but does not carry out; the text names it.
     case unsupported(String)
 
@@ -78,7 +88,8 @@ public enum ControlRequest: Sendable, Equatable {
     public var readOnly: Bool {
         switch self {
         case .showDaemon, .showMaps, .showPaths, .showPathsFormat, .showPath, .showMapsFormat, .showMapFormat, .showMapsStatus, .showMapsStats,
-             .showTopology, .showJSON, .showStatus, .showConfig, .showBlacklist, .showDevices, .showWildcards, .showMetrics, .quit:
+             .showTopology, .showJSON, .showStatus, .showConfig, .showBlacklist, .showDevices, .showWildcards, .showMetrics, .quit,
+             .getPRStatus, .getPRKey:
             return true
         default:
             return false
@@ -103,7 +114,8 @@ public enum ControlGrammar {
         show blacklist, show devices, show wildcards, show metrics, fail path P, reinstate path P, switchgroup map M group N, \
         add path P, del path P, add map M, del map M, del maps, suspend map M, resume map M, resize map M, reload map M, \
         reset map M stats, reset maps stats, reset map M, disablequeueing map M|maps|daemon, restorequeueing map M|maps|daemon, \
-        forcequeueing daemon, reconfigure, shutdown, quit \
+        forcequeueing daemon, getprstatus map M, setprstatus map M, unsetprstatus map M, getprkey map M, \
+        setprkey map M key K, unsetprkey map M, reconfigure, shutdown, quit \
         (list = show, multipath = map, multipaths = maps, switch = switchgroup, exit = quit)
         """
 
@@ -229,9 +241,13 @@ public enum ControlGrammar {
         case ["switchgroup", "map", "group"]:
             guard let n = Int(p["group"]!), n >= 1, n <= Int(UInt16.max) else { return nil }
             return .switchGroup(map: p["map"]!, group: n)
-        case ["reset", "maps"],
-             ["getprstatus", "map"], ["setprstatus", "map"], ["unsetprstatus", "map"], ["getprkey", "map"],
-             ["setprkey", "map", "key"], ["unsetprkey", "map"], ["getprhold", "map"], ["setprhold", "map"],
+        case ["getprstatus", "map"]: return .getPRStatus(map: p["map"]!)
+        case ["setprstatus", "map"]: return .setPRStatus(map: p["map"]!)
+        case ["unsetprstatus", "map"]: return .unsetPRStatus(map: p["map"]!)
+        case ["getprkey", "map"]: return .getPRKey(map: p["map"]!)
+        case ["setprkey", "map", "key"]: return .setPRKey(map: p["map"]!, key: p["key"]!)
+        case ["unsetprkey", "map"]: return .unsetPRKey(map: p["map"]!)
+        case ["reset", "maps"], ["getprhold", "map"], ["setprhold", "map"],
              ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],
              ["show", "maps", "status", "json"]:
             let order = ["getprstatus", "setprstatus", "unsetprstatus", "getprkey", "setprkey", "unsetprkey", "getprhold",

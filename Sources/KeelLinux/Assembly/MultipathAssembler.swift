@@ -118,6 +118,8 @@ public struct AssembledMap: Sendable, Equatable {
     public var attachedHandler: String? = nil
     /// Whether the first path reported its ALUA target port group (`detect_pgpolicy_use_tpg`).
     public var targetPortGroupKnown = false
+    /// Its persistent-reservation key and whether its paths are registered.
+    public var reservation = MapReservation()
 
     /// The dm uuid Keel gives the map (multipath-tools' convention).
     public var uuid: String { DMControl.multipathUUIDPrefix + wwid }
@@ -138,6 +140,8 @@ public enum AssemblyNotice: Sendable, Equatable {
     case bindingTaken(map: MapHandle)
     /// The wwids file could not be read or appended to (`errno`).
     case wwidsFileFailed(errno: Int32)
+    /// The prkeys file could not be read (`errno`).
+    case prkeysFileFailed(errno: Int32)
     /// A line of the bindings or wwids file was skipped (its 1-based number).
     case stateFileLineSkipped(wwidsFile: Bool, line: Int)
     /// A transport timeout could not be set on the path's FC remote port, iSCSI session or SCSI
@@ -234,10 +238,10 @@ public struct MultipathAssembler {
     public var devRoot: String
     /// multipath.conf `uid_attribute`, for the blacklist's udev-property rule.
     public var uidAttribute: String
-    public private(set) var maps: [AssembledMap] = []
+    public internal(set) var maps: [AssembledMap] = []
     /// Paths assembly left out (blacklisted, no WWID), with the reason.
     public private(set) var skipped: [SkippedDevice] = []
-    private var mapIndex: [MapHandle: Int] = [:]
+    var mapIndex: [MapHandle: Int] = [:]
     private var portKeys: [String: UInt32] = [:]
     private var serialKeys: [String: UInt32] = [:]
     private var nodeKeys: [String: UInt32] = [:]
@@ -263,6 +267,8 @@ public struct MultipathAssembler {
     public var identityFiles: MapIdentityFiles
     /// The wwids file as last read or written.
     public private(set) var knownWWIDs = KnownWWIDs()
+    /// The prkeys file as last read or written (`reservation_key file`).
+    public internal(set) var prkeys = PRKeys()
     /// Paths find_multipaths keeps out of any map, by WWID.
     public private(set) var held: [String: HeldPaths] = [:]
     /// WWIDs the operator asked a map for (`add map`): find_multipaths does not hold them.
@@ -285,6 +291,7 @@ public struct MultipathAssembler {
         self.uidAttribute = uidAttribute
         statusResync = StatusResync(pathsMax: engine.capacities.pathsPerMapMax)
         rereadWWIDs()
+        rereadPRKeys()
     }
 
     /// Reads the wwids file again (multipath(8) or an administrator may have added to it).
@@ -395,6 +402,7 @@ public struct MultipathAssembler {
                                          targetPortGroupKnown: first.alua.targetPortGroup != nil))
                 index = maps.count - 1
                 mapIndex[handle] = index
+                maps[index].reservation.key = reservationKey(of: maps[index])
             }
             work.append((index, paths))
         }
@@ -1211,6 +1219,7 @@ public struct MultipathAssembler {
         configuration = newConfiguration
         identityFiles = MapIdentityFiles(newConfiguration)
         rereadWWIDs()
+        rereadPRKeys()
         var changed: [(map: MapHandle, policy: MapPolicy)] = []
         var deviceLayers: [String: [MapSettings]] = [:]
         for m in maps.indices {
@@ -1218,6 +1227,7 @@ public struct MultipathAssembler {
             let layers = deviceLayers[deviceKey] ?? newConfiguration.deviceLayers(vendor: maps[m].vendor, product: maps[m].product)
             deviceLayers[deviceKey] = layers
             var profile = newConfiguration.profile(wwid: maps[m].wwid, deviceLayers: layers)
+            maps[m].reservation.key = reservationKey(of: maps[m], profile: profile)
             Self.applyDetection(&profile, prio: maps[m].detectedPrio, handler: maps[m].attachedHandler,
                                 targetPortGroupKnown: maps[m].targetPortGroupKnown)
             profile.checker = maps[m].profile.checker

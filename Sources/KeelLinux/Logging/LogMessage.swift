@@ -115,6 +115,11 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case flushOnLastDelKept = 435
     case priorityUnanswered = 436
     case groupByTPGFallback = 437
+    case reservationFlagSet = 438
+    case reservationFlagCleared = 439
+    case reservationKeyStored = 440
+    case reservationKeyRemoved = 441
+    case prkeysFileFailed = 442
 
     // The logger itself.
     case loggerStarted = 500
@@ -132,7 +137,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
              .mlockFailed, .configurationRejected, .assemblyFailed, .pathSizeMismatch, .bindingFailed, .bindingTaken,
-             .wwidsFileFailed:
+             .wwidsFileFailed, .prkeysFileFailed:
             return .error
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
@@ -143,7 +148,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
              .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown,
              .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded,
-             .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel:
+             .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel,
+             .reservationFlagSet, .reservationFlagCleared, .reservationKeyStored, .reservationKeyRemoved:
             return .notice
         }
     }
@@ -214,6 +220,11 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .topologyRequestTimedOut: return "the recovery thread did not answer a topology request in 2 s; a late path addition is undone and rediscovery adds the path again"
         case .operatorRemovedPath: return "%dev removed by the operator (del path); not checked until it is added again"
         case .operatorRemovedMap: return "map of %dev and %n other paths removed by the operator (del map); its paths are not checked until the map is added again"
+        case .reservationFlagSet: return "%map: its paths are registered for persistent reservations (setprstatus)"
+        case .reservationFlagCleared: return "%map: no longer registered for persistent reservations (unsetprstatus)"
+        case .reservationKeyStored: return "%map: reservation key stored in the prkeys file (setprkey)"
+        case .reservationKeyRemoved: return "%map: reservation key removed from the prkeys file (unsetprkey)"
+        case .prkeysFileFailed: return "prkeys file not read or written (%errno): reservation keys kept there are unknown to keeld"
         case .flushedOnLastDel: return "the last path of a map, %dev, was removed: queueing off and the map removed (flush_on_last_del)"
         case .flushOnLastDelKept: return "the last path of a map, %dev, was removed: queueing off, the map kept (flush_on_last_del; %errno)"
         case .mapResized: return "%map resized from %n to %n sectors; table reload requested"

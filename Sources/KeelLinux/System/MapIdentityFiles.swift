@@ -1,23 +1,58 @@
-// The bindings and wwids files of a multipath-tools host, read and appended to in place: names
-// and known WWIDs survive restarts and are shared with multipath(8). Used on the events thread
+// The bindings, wwids and prkeys files of a multipath-tools host, read and appended to in place:
+// names, known WWIDs and reservation keys survive restarts and are shared with multipath(8) and
+// mpathpersist. Used on the events thread
 // only; nothing here waits for another process (a held lock is retried briefly, then given up).
 import Glibc
 import KeelCore
 
-/// `/etc/multipath/bindings` and `/etc/multipath/wwids` (or the files the configuration names).
+/// `/etc/multipath/bindings`, `/etc/multipath/wwids` and `/etc/multipath/prkeys` (or the files
+/// the configuration names).
 public struct MapIdentityFiles: Sendable {
     public var bindingsPath: String
     public var wwidsPath: String
+    public var prkeysPath: String
 
     /// The files a configuration names.
     public init(_ configuration: Configuration) {
         bindingsPath = configuration.bindingsFile
         wwidsPath = configuration.wwidsFile
+        prkeysPath = configuration.prkeysFile
     }
 
-    public init(bindingsPath: String, wwidsPath: String) {
+    public init(bindingsPath: String, wwidsPath: String, prkeysPath: String = Configuration.prkeysFileDefault) {
         self.bindingsPath = bindingsPath
         self.wwidsPath = wwidsPath
+        self.prkeysPath = prkeysPath
+    }
+
+    /// The reservation keys now in the prkeys file; a missing file has none.
+    public func readPRKeys() -> Result<PRKeys, SystemFileError> {
+        switch readWholeFile(prkeysPath) {
+        case .success(let text): return .success(PRKeys(text: text))
+        case .failure(let error) where error.errno == ENOENT: return .success(PRKeys())
+        case .failure(let error): return .failure(error)
+        }
+    }
+
+    /// Sets (or, with nil, removes) the key of `wwid` in the prkeys file, every other line kept.
+    /// The file is rewritten whole beside itself, synced and renamed over the old one under the
+    /// file's lock, so a crash leaves the old keys or the new ones, never a part.
+    public func storePRKey(_ key: ReservationKey?, wwid: String) throws(SystemFileError) {
+        let file = try LockedAppendFile(path: prkeysPath, header: PRKeys.header)
+        defer { file.close() }
+        let text = PRKeys.updating(try file.contents(), wwid: wwid, to: key)
+        let temporary = prkeysPath + ".keel-new"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw SystemFileError(path: temporary, errno: errno) }
+        let count = text.utf8.count
+        let written = text.withCString { write(fd, $0, count) }
+        let e = written == count ? (fsync(fd) == 0 ? 0 : errno) : (written < 0 ? errno : EIO)
+        Glibc.close(fd)
+        guard e == 0, rename(temporary, prkeysPath) == 0 else {
+            let why = e != 0 ? e : errno
+            unlink(temporary)
+            throw SystemFileError(path: prkeysPath, errno: why)
+        }
     }
 
     /// The bindings now in the file; a missing file has none.
