@@ -147,6 +147,50 @@ private struct AllocationLoop {
         #expect(sink.other == 0)
     }
 
+    /// A path of a map with a reservation key, failing and coming back 100,000 times: each return
+    /// is a TUR, a READ KEYS whose answer is searched for the key, and a REGISTER AND IGNORE
+    /// EXISTING KEY whose parameter list is written, all settled on this thread without a malloc.
+    @Test func returningPathRegistrationAllocatesNothing() throws {
+        let checker = try TURChecker(TURConfiguration(pathsMax: 4))
+        defer { checker.close() }
+        let targets = try SGFakeTargets(paths: 2, checker: checker)
+        let path = PathHandle(index: 1)
+        checker.setReservationKey(0x1234, aptpl: false, path: path)
+        var keys = [UInt8](repeating: 0, count: 16)
+        keys[7] = 8
+        keys[14] = 0x12
+        keys[15] = 0x34
+        let readKeys = SGFakeTargets.Answer(data: keys)
+        let down = SGFakeTargets.Answer.checkCondition(key: 0x02, asc: 0x04, ascq: 0x03)
+        let request = CheckRequest(path: path, device: DevNo(major: 8, minor: 16), token: 1, timeoutNs: 5 * Time.nsPerSecond)
+        var sink = CountingSink()
+        let failing = [down], returning = [SGFakeTargets.Answer.good, readKeys, .good]
+        func check(_ answers: [SGFakeTargets.Answer]) {
+            let before = sink.up + sink.other
+            _ = checker.submit(request, nowNs: nowNs())
+            var next = 0
+            while sink.up + sink.other == before {
+                if targets.take(1) > 0 && next < answers.count {
+                    targets.answer(1, answers[next])
+                    next += 1
+                }
+                checker.reap(nowNs: nowNs(), into: &sink)
+            }
+        }
+        func failAndReturn() {
+            check(failing)
+            check(returning)
+        }
+        for _ in 0..<100 { failAndReturn() }
+        sink = CountingSink()
+        let iterations = 100_000
+        let mallocs = mallocCount(iterations: iterations) { failAndReturn() }
+        #expect(mallocs == 0)
+        #expect(sink.up >= iterations && sink.other >= iterations)
+        #expect(checker.counters.registered >= iterations)
+        #expect(checker.registration(of: path) == .registered)
+    }
+
     /// The daemon's dispatching checker over the TUR backend, with its latency histogram:
     /// 1,000,000 checks submitted, reaped through the timing sink and counted, without a malloc.
     @Test func daemonCheckerWithLatencyHistogramAllocatesNothing() throws {

@@ -1,6 +1,8 @@
 // Persistent reservations of maps (mpathpersist's side of the daemon): each map's key, from
 // `reservation_key` or the prkeys file, and whether its paths are registered (`setprstatus`).
 // Kept by the events thread, which owns the assembler; the prkeys file is written only here.
+// The key goes to the checker of each path, which registers a returning path with it before
+// reporting it up (TURChecker.setReservationKey), so the recovery thread never waits on it.
 import KeelCore
 
 /// A map's persistent-reservation state.
@@ -61,5 +63,17 @@ extension MultipathAssembler {
         }
         prkeys[maps[m].wwid] = key
         maps[m].reservation.key = key
+        giveReservationKey(ofMapAt: m)
+    }
+
+    /// Hands the map's key to the checker of each of its paths checked through the sg node: a
+    /// path that comes back is registered with it before it is reported up (multipathd's
+    /// re-registration of returning paths). Paths checked with directio are not registered.
+    func giveReservationKey(ofMapAt m: Int) {
+        guard let tur = checkers.tur else { return }
+        let key = maps[m].reservation.key
+        for path in maps[m].paths where path.checker == .tur {
+            tur.setReservationKey(key?.value ?? 0, aptpl: key?.aptpl ?? false, path: path.handle)
+        }
     }
 }

@@ -547,7 +547,7 @@ public struct MultipathAssembler {
         let entry = UnopenedPath(kernelName: path.kernelName, genericName: path.genericName, checker: map.profile.checker)
         var kind = CheckerKind.unassigned
         do throws(SystemError) {
-            kind = try registerChecker(handle, entry, device: path.device)
+            kind = try registerChecker(handle, entry, device: path.device, reservation: map.reservation.key)
         } catch where error.errno == ENXIO {
             // An offline device: it keeps its place in the map (the kernel may hold I/O for it)
             // and is opened again later; until then it counts as down.
@@ -585,13 +585,17 @@ public struct MultipathAssembler {
     /// backend in the dispatch table, before the path's first check can be sent. tur needs the
     /// SCSI generic node (its checks are asynchronous sg requests); without one (the sg driver is
     /// not loaded) the path is checked with directio, and the device is noted in `turFallbacks`.
-    private mutating func registerChecker(_ handle: PathHandle, _ entry: UnopenedPath, device: DevNo) throws(SystemError) -> CheckerKind {
+    /// A path checked through its sg node gets its map's reservation key (`reservation`) before
+    /// its first check, so that coming up it is registered with it first.
+    private mutating func registerChecker(_ handle: PathHandle, _ entry: UnopenedPath, device: DevNo,
+                                          reservation: ReservationKey?) throws(SystemError) -> CheckerKind {
         let kind: CheckerKind
         switch entry.checker {
         case let checker where checker.usesSCSIGeneric && entry.genericName != nil && checkers.tur != nil:
             // Every SCSI check goes through the sg node asynchronously, tur's machinery with the
             // path's own command.
             try checkers.tur!.register(path: handle, devicePath: devRoot + "/" + entry.genericName!, check: SCSICheck(entry.checker) ?? .tur)
+            if let reservation { checkers.tur!.setReservationKey(reservation.value, aptpl: reservation.aptpl, path: handle) }
             kind = .tur
         case .tur, .readsector0, .hpSW, .rdac, .emcClariion, .directio:
             guard let directIO = checkers.directIO else { throw SystemError("directio checker", errno: ENODEV) }
@@ -1176,7 +1180,8 @@ public struct MultipathAssembler {
                 continue
             }
             do throws(SystemError) {
-                let kind = try registerChecker(handle, entry, device: device)
+                let key = maps.first { $0.paths.contains { $0.handle == handle } }?.reservation.key
+                let kind = try registerChecker(handle, entry, device: device, reservation: key)
                 unopened[handle] = nil
                 for m in maps.indices {
                     if let p = maps[m].paths.firstIndex(where: { $0.handle == handle }) { maps[m].paths[p].checker = kind }
@@ -1228,6 +1233,7 @@ public struct MultipathAssembler {
             deviceLayers[deviceKey] = layers
             var profile = newConfiguration.profile(wwid: maps[m].wwid, deviceLayers: layers)
             maps[m].reservation.key = reservationKey(of: maps[m], profile: profile)
+            giveReservationKey(ofMapAt: m)
             Self.applyDetection(&profile, prio: maps[m].detectedPrio, handler: maps[m].attachedHandler,
                                 targetPortGroupKnown: maps[m].targetPortGroupKnown)
             profile.checker = maps[m].profile.checker

@@ -200,3 +200,52 @@ public enum SCSICheckDecode {
         return (.up, .good, digest)
     }
 }
+
+/// The persistent-reservation commands a returning path is registered with (SPC-4 PERSISTENT
+/// RESERVE IN / OUT). Writing and decoding them allocates nothing.
+public enum SCSIReservation {
+    /// Bytes asked of READ KEYS: its 8-byte header and up to 127 keys.
+    public static let readKeysBytes = 1024
+    /// Sends of one command while it answers UNIT ATTENTION.
+    public static let attemptsMax = 3
+
+    /// PERSISTENT RESERVE IN, READ KEYS (service action 0).
+    public static func readKeys(into cdb: UnsafeMutablePointer<UInt8>, allocationBytes: UInt16) -> (length: UInt8, dataBytes: UInt32) {
+        cdb.update(repeating: 0, count: 10)
+        cdb[0] = 0x5E
+        cdb[7] = UInt8(allocationBytes >> 8)
+        cdb[8] = UInt8(truncatingIfNeeded: allocationBytes)
+        return (10, UInt32(allocationBytes))
+    }
+
+    /// PERSISTENT RESERVE OUT, REGISTER AND IGNORE EXISTING KEY (service action 6) with `key` as
+    /// the service action reservation key; its 24-byte parameter list is written to `parameters`.
+    public static func registerAndIgnore(key: UInt64, aptpl: Bool, cdb: UnsafeMutablePointer<UInt8>,
+                                         parameters: UnsafeMutablePointer<UInt8>) -> (length: UInt8, dataBytes: UInt32) {
+        cdb.update(repeating: 0, count: 10)
+        cdb[0] = 0x5F
+        cdb[1] = 0x06
+        cdb[8] = 24
+        parameters.update(repeating: 0, count: 24)
+        for i in 0..<8 { parameters[8 + i] = UInt8(truncatingIfNeeded: key >> (56 - 8 * UInt64(i))) }
+        if aptpl { parameters[20] = 0x01 }
+        return (10, 24)
+    }
+
+    /// Whether a READ KEYS answer lists `key` (the header's additional length bounds the list,
+    /// as does what the device returned).
+    public static func keys(_ answer: UnsafeRawBufferPointer, contain key: UInt64) -> Bool {
+        guard answer.count >= 8, key != 0 else { return false }
+        var listed = 0
+        for i in 4..<8 { listed = listed << 8 | Int(answer[i]) }
+        let end = min(answer.count, 8 + listed)
+        var offset = 8
+        while offset + 8 <= end {
+            var k: UInt64 = 0
+            for i in 0..<8 { k = k << 8 | UInt64(answer[offset + i]) }
+            if k == key { return true }
+            offset += 8
+        }
+        return false
+    }
+}

@@ -113,6 +113,14 @@ public final class SGFakeTargets {
     /// Operation code and page (CDB bytes 0 and 2) of `path`'s latest request read by `take`.
     public func lastCommand(_ path: Int) -> (operation: UInt8, page: UInt8) { commands[path] }
 
+    /// The first `count` bytes of the data buffer of `path`'s latest request (what a data-out
+    /// command sends), read from the checker's buffer in this process. For tests.
+    public func requestData(_ path: Int, count: Int) -> [UInt8] {
+        guard let data = dataOfWaiting[path] else { return [] }
+        let bytes = min(count, Int(dataCapacity[path]))
+        return Array(UnsafeRawBufferPointer(start: data, count: bytes))
+    }
+
     /// Answers `path`'s oldest waiting request; false when none waits.
     @discardableResult
     public func answer(_ path: Int, _ answer: Answer = .good) -> Bool {

@@ -36,6 +36,13 @@ public struct TURCounters: Sendable, Equatable {
     public var refusedUnregistered = 0
     /// Refusals: the sg driver would not take the request now (EAGAIN, EDOM: its queue is full).
     public var refusedSubmit = 0
+    /// Returning paths registered with their map's reservation key before being reported up.
+    public var registered = 0
+    /// Returning paths not registered because the LUN does not have the key (nobody registered it).
+    public var registrationKeyAbsent = 0
+    /// Returning paths whose PERSISTENT RESERVE IN or OUT failed (reported up all the same, as
+    /// multipathd reinstates them).
+    public var registrationFailed = 0
     public init() {}
 }
 
@@ -124,6 +131,22 @@ public struct TURChecker: PathCheckBackend {
         path.index < pathCapacity ? core.check(path.index) : .tur
     }
 
+    /// The persistent-reservation key a returning path of this map is registered with before it
+    /// is reported up (0: none), as multipathd does for a map whose paths mpathpersist registered:
+    /// PERSISTENT RESERVE IN (READ KEYS) through the path, then, when the LUN has the key,
+    /// PERSISTENT RESERVE OUT (REGISTER AND IGNORE EXISTING KEY) with it, both within the check's
+    /// deadline. Any thread may set it; the recovery thread reads it when a check ends up.
+    public func setReservationKey(_ key: UInt64, aptpl: Bool, path: PathHandle) {
+        guard path.index < pathCapacity else { return }
+        core.reservationFlags[path.index].store(aptpl ? 1 : 0, ordering: .relaxed)
+        core.reservationKeys[path.index].store(key, ordering: .releasing)
+    }
+
+    /// What registering the path with its reservation key last came to (any thread may read it).
+    public func registration(of path: PathHandle) -> ReservationRegistration {
+        path.index < pathCapacity ? ReservationRegistration(rawValue: core.registrationOutcomes[path.index].load(ordering: .relaxed)) ?? .none : .none
+    }
+
     /// Why the path's last check ended as it did (any thread may read it).
     public func lastReason(of path: PathHandle) -> TURReason {
         path.index < pathCapacity ? core.lastReason(path.index) : TURReason(packed: 0)
@@ -149,6 +172,26 @@ public struct TURChecker: PathCheckBackend {
 
     /// Closes every descriptor without a command in the kernel, and the epoll set.
     public func close() { core.close() }
+}
+
+/// What registering a returning path with its map's reservation key came to.
+public enum ReservationRegistration: UInt8, Sendable, CustomStringConvertible {
+    /// Not tried (no key, or the path has not come back since it was added or the key set).
+    case none = 0
+    case registered = 1
+    /// The LUN does not have the key: nobody registered it, so this path is not registered either.
+    case keyAbsent = 2
+    /// PERSISTENT RESERVE IN or OUT failed; the path was reported up all the same.
+    case failed = 3
+
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case .registered: return "registered"
+        case .keyAbsent: return "key not on the LUN"
+        case .failed: return "registration failed"
+        }
+    }
 }
 
 /// Per-path states of the TUR checker. The recovery thread moves a path out of `idle` and back;
@@ -196,6 +239,20 @@ final class TURCore: @unchecked Sendable {
     private let stages: UnsafeMutablePointer<UInt8>
     /// emc_clariion: a digest of the LUN WWN each path reported first (0: none yet).
     private let wwns: UnsafeMutablePointer<UInt64>
+    /// The reservation key each path is registered with when it comes back (0: none), and its
+    /// flags (bit 0: APTPL); set by the control plane.
+    let reservationKeys: UnsafeMutablePointer<Atomic<UInt64>>
+    let reservationFlags: UnsafeMutablePointer<Atomic<UInt8>>
+    /// `ReservationRegistration` of each path's last attempt.
+    let registrationOutcomes: UnsafeMutablePointer<Atomic<UInt8>>
+    /// 1 when the path has not been up since it was installed or last failed a check: its next
+    /// up answer is followed by the registration (recovery thread, and install before the
+    /// path's first check).
+    private let armed: UnsafeMutablePointer<UInt8>
+    /// The registration command in flight after an up answer: 0 none, 1 READ KEYS, 2 REGISTER.
+    private let registering: UnsafeMutablePointer<UInt8>
+    /// The result (`CheckResult`) the check came to, held while the path is registered.
+    private let heldResults: UnsafeMutablePointer<UInt8>
     // One request header, CDB and sense buffer for every command: requests are written and
     // answers read on the recovery thread only, and the sg driver copies the header and CDB in at
     // `write` and the sense out (to the address given at `write`) during `read`, where the answer
@@ -226,6 +283,12 @@ final class TURCore: @unchecked Sendable {
         checks = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
         stages = memory.reserve(UInt8.self, count: pathsMax)
         wwns = memory.reserve(UInt64.self, count: pathsMax)
+        reservationKeys = memory.reserve(Atomic<UInt64>.self, count: pathsMax)
+        reservationFlags = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
+        registrationOutcomes = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
+        armed = memory.reserve(UInt8.self, count: pathsMax)
+        registering = memory.reserve(UInt8.self, count: pathsMax)
+        heldResults = memory.reserve(UInt8.self, count: pathsMax)
         header = .allocate(capacity: 1)
         header.initialize(to: sg_io_hdr())
         command = .allocate(capacity: 10)
@@ -246,6 +309,7 @@ final class TURCore: @unchecked Sendable {
         + MemoryLayout<Atomic<UInt32>>.stride + MemoryLayout<Atomic<UInt64>>.stride + MemoryLayout<UInt8>.stride
         + MemoryLayout<UInt32>.stride + MemoryLayout<Int32>.stride
         + MemoryLayout<Atomic<UInt8>>.stride + MemoryLayout<UInt8>.stride + MemoryLayout<UInt64>.stride
+        + MemoryLayout<Atomic<UInt64>>.stride + 2 * MemoryLayout<Atomic<UInt8>>.stride + 3 * MemoryLayout<UInt8>.stride
 
     /// Commits and clears the tables of paths up to `paths` (the thread that grows tables).
     func prepare(paths: Int) {
@@ -261,11 +325,23 @@ final class TURCore: @unchecked Sendable {
         memory.commit(checks, from: old, to: new)
         memory.commit(stages, from: old, to: new)
         memory.commit(wwns, from: old, to: new)
+        memory.commit(reservationKeys, from: old, to: new)
+        memory.commit(reservationFlags, from: old, to: new)
+        memory.commit(registrationOutcomes, from: old, to: new)
+        memory.commit(armed, from: old, to: new)
+        memory.commit(registering, from: old, to: new)
+        memory.commit(heldResults, from: old, to: new)
         for i in old..<new {
             (states + i).initialize(to: Atomic(TURPathState.idle.rawValue))
             (reasons + i).initialize(to: Atomic(0))
             (checks + i).initialize(to: Atomic(SCSICheck.tur.rawValue))
+            (reservationKeys + i).initialize(to: Atomic(0))
+            (reservationFlags + i).initialize(to: Atomic(0))
+            (registrationOutcomes + i).initialize(to: Atomic(0))
         }
+        (armed + old).initialize(repeating: 1, count: new - old)
+        (registering + old).initialize(repeating: 0, count: new - old)
+        (heldResults + old).initialize(repeating: 0, count: new - old)
         (stages + old).initialize(repeating: 0, count: new - old)
         (wwns + old).initialize(repeating: 0, count: new - old)
         (attempts + old).initialize(repeating: 0, count: new - old)
@@ -284,6 +360,12 @@ final class TURCore: @unchecked Sendable {
         memory.release(checks, count: pathsMax)
         memory.release(stages, count: pathsMax)
         memory.release(wwns, count: pathsMax)
+        memory.release(reservationKeys, count: pathsMax)
+        memory.release(reservationFlags, count: pathsMax)
+        memory.release(registrationOutcomes, count: pathsMax)
+        memory.release(armed, count: pathsMax)
+        memory.release(registering, count: pathsMax)
+        memory.release(heldResults, count: pathsMax)
         header.deallocate()
         command.deallocate()
         data.deallocate()
@@ -309,6 +391,10 @@ final class TURCore: @unchecked Sendable {
         // (emc_clariion's remembered LUN WWN would fail the new path as "WWN changed").
         wwns[path] = 0
         stages[path] = 0
+        armed[path] = 1
+        registering[path] = 0
+        reservationKeys[path].store(0, ordering: .relaxed)
+        registrationOutcomes[path].store(ReservationRegistration.none.rawValue, ordering: .relaxed)
         checks[path].store(check.rawValue, ordering: .releasing)
         let data = (UInt64(UInt32(path)) << 32) | UInt64(UInt32(bitPattern: fd))
         _ = try systemCall("epoll_ctl(ADD)") { keel_checkers_epoll_add(epollFD, fd, data) }
@@ -348,6 +434,7 @@ final class TURCore: @unchecked Sendable {
         timeoutsMs[path] = timeoutMs
         attempts[path] = 1
         stages[path] = 0
+        registering[path] = 0
         let error = send(fd: device.fd, path: path, timeoutMs: timeoutMs)
         if error == EAGAIN || error == EDOM || error == ENOMEM {
             // The driver's queue for this descriptor is full: not an answer about the path.
@@ -369,11 +456,27 @@ final class TURCore: @unchecked Sendable {
     /// Writes the command of `path`'s check at its stage (TEST UNIT READY: a CDB all zero); 0 or
     /// the write's errno.
     private func send(fd: Int32, path: Int, timeoutMs: UInt32) -> Int32 {
-        let shape = check(path).writeCommand(stage: stages[path], into: command)
+        switch registering[path] {
+        case 1:
+            return write(fd: fd, path: path, timeoutMs: timeoutMs,
+                         shape: SCSIReservation.readKeys(into: command, allocationBytes: UInt16(SCSIReservation.readKeysBytes)), toDevice: false)
+        case 2:
+            let shape = SCSIReservation.registerAndIgnore(key: reservationKeys[path].load(ordering: .acquiring),
+                                                          aptpl: reservationFlags[path].load(ordering: .relaxed) & 1 != 0,
+                                                          cdb: command, parameters: data)
+            return write(fd: fd, path: path, timeoutMs: timeoutMs, shape: shape, toDevice: true)
+        default:
+            return write(fd: fd, path: path, timeoutMs: timeoutMs, shape: check(path).writeCommand(stage: stages[path], into: command), toDevice: false)
+        }
+    }
+
+    /// Writes the command already in `command` (`shape.length` bytes), with `shape.dataBytes` of
+    /// `data` to or from the device; 0 or the write's errno.
+    private func write(fd: Int32, path: Int, timeoutMs: UInt32, shape: (length: UInt8, dataBytes: UInt32), toDevice: Bool) -> Int32 {
         header.pointee = sg_io_hdr()
         header.pointee.interface_id = Int32(UInt8(ascii: "S"))
         if shape.dataBytes > 0 {
-            header.pointee.dxfer_direction = SG_DXFER_FROM_DEV
+            header.pointee.dxfer_direction = toDevice ? SG_DXFER_TO_DEV : SG_DXFER_FROM_DEV
             header.pointee.dxfer_len = shape.dataBytes
             header.pointee.dxferp = UnsafeMutableRawPointer(data)
         } else {
@@ -387,7 +490,7 @@ final class TURCore: @unchecked Sendable {
         header.pointee.pack_id = Int32(truncatingIfNeeded: path)
         let size = MemoryLayout<sg_io_hdr>.size
         while true {
-            let written = write(fd, header, size)
+            let written = Glibc.write(fd, header, size)
             if written == size { return 0 }
             let error = written < 0 ? keel_errno() : EIO
             if error != EINTR { return error }
@@ -462,6 +565,10 @@ final class TURCore: @unchecked Sendable {
             break
         }
         let answer = SGAnswer(header: header.pointee, sense: sense, senseCapacity: TURCore.senseBytes)
+        if registering[path] != 0 {
+            settleRegistration(path: path, fd: fd, answer: answer, into: &sink)
+            return
+        }
         let check = self.check(path)
         // The data the command returned: what it asked for less the residual the driver reports.
         let asked = Int(header.pointee.dxfer_len)
@@ -491,6 +598,62 @@ final class TURCore: @unchecked Sendable {
             result = .down
             reason = TURSense.ioctlFailure(error, check: check)
         }
+        if result == .up || result == .ghost {
+            // Back (or new): registered with the map's reservation key before it is reported up.
+            if armed[path] != 0 && reservationKeys[path].load(ordering: .acquiring) != 0 {
+                reasons[path].store(reason.packed, ordering: .relaxed)
+                heldResults[path] = result.rawValue
+                registering[path] = 1
+                attempts[path] = 1
+                if send(fd: fd, path: path, timeoutMs: timeoutsMs[path]) == 0 { return }
+                registering[path] = 0
+                registrationOutcomes[path].store(ReservationRegistration.failed.rawValue, ordering: .relaxed)
+                counters.registrationFailed += 1
+            }
+            armed[path] = 0
+        } else if result != .pending {
+            armed[path] = 1
+        }
+        finish(path: path, result: result, reason: reason, into: &sink)
+    }
+
+    /// The answer to a registration command: READ KEYS is followed by REGISTER AND IGNORE
+    /// EXISTING KEY when the LUN has the key; then the check ends with the result it came to.
+    /// UNIT ATTENTION (a path coming back has some to tell) is answered by sending again.
+    private func settleRegistration<S: CheckCompletionSink>(path: Int, fd: Int32, answer: SGAnswer, into sink: inout S) {
+        let stage = registering[path]
+        if answer.senseKey == 0x06 && Int(attempts[path]) < SCSIReservation.attemptsMax {
+            attempts[path] += 1
+            if send(fd: fd, path: path, timeoutMs: timeoutsMs[path]) == 0 { return }
+        }
+        let good = answer.status == 0 && answer.hostStatus == 0 && answer.senseKey == 0
+        var outcome = ReservationRegistration.failed
+        if good && stage == 1 {
+            let returned = min(max(0, Int(header.pointee.dxfer_len) - Int(header.pointee.resid)), SCSICheck.dataBytes)
+            let key = reservationKeys[path].load(ordering: .acquiring)
+            if SCSIReservation.keys(UnsafeRawBufferPointer(start: data, count: returned), contain: key) {
+                registering[path] = 2
+                attempts[path] = 1
+                if send(fd: fd, path: path, timeoutMs: timeoutsMs[path]) == 0 { return }
+            } else {
+                outcome = .keyAbsent
+            }
+        } else if good {
+            outcome = .registered
+        }
+        switch outcome {
+        case .registered: counters.registered += 1
+        case .keyAbsent: counters.registrationKeyAbsent += 1
+        default: counters.registrationFailed += 1
+        }
+        registrationOutcomes[path].store(outcome.rawValue, ordering: .relaxed)
+        registering[path] = 0
+        armed[path] = 0
+        finish(path: path, result: CheckResult(rawValue: heldResults[path]) ?? .up, reason: TURReason(packed: reasons[path].load(ordering: .relaxed)),
+               into: &sink)
+    }
+
+    private func finish<S: CheckCompletionSink>(path: Int, result: CheckResult, reason: TURReason, into sink: inout S) {
         inFlight.remove(path)
         states[path].store(TURPathState.idle.rawValue, ordering: .sequentiallyConsistent)
         reasons[path].store(reason.packed, ordering: .relaxed)
