@@ -378,6 +378,13 @@ final class ControlThread: ControlService, @unchecked Sendable {
                [("", "\(maps.filter { board.queueing($0.handle) }.count)")])
         metric("keel_path_transitions_total", "counter", "Path state changes.", [("", "\(board.transitions.load(ordering: .relaxed))")])
         metric("keel_orphaned_checks", "gauge", "Checks timed out and still in the kernel.", [("", "\(checker.orphansInFlight)")])
+        var registrations: [ReservationRegistration: Int] = [:]
+        for map in maps where map.reservation.key != nil {
+            for path in map.paths { registrations[checker.registration(of: path.handle), default: 0] += 1 }
+        }
+        metric("keel_paths_reservation", "gauge",
+               "Paths of maps with a reservation key, by what registering them with it on their last return came to.",
+               [ReservationRegistration.none, .registered, .keyAbsent, .failed].map { ("registration=\"\($0.word)\"", "\(registrations[$0] ?? 0)") })
         out += checker.latency.exposition(name: "keel_check_latency_seconds",
                                           help: "Path checks from dispatch to the recovery pass that took their answer (timeouts at their deadline).")
         out += checker.pathBack.exposition(name: "keel_path_back_seconds",
@@ -510,7 +517,9 @@ final class ControlThread: ControlService, @unchecked Sendable {
             for path in map.paths.sorted(by: { $0.kernelName < $1.kernelName }) {
                 let state = board.state(path.handle)?.description ?? "undef"
                 let orphan = checker.isOrphaned(path.handle) ? " orphan=yes" : ""
-                lines.append("\(path.kernelName) \(path.device) \(map.name) \(path.handle) \(map.handle) \(state) prio=\(path.priority) checker=\(checker.kind(of: path.handle))\(orphan)")
+                let registration = checker.registration(of: path.handle)
+                let reservation = registration == .none ? "" : " reservation=\(registration.word)"
+                lines.append("\(path.kernelName) \(path.device) \(map.name) \(path.handle) \(map.handle) \(state) prio=\(path.priority) checker=\(checker.kind(of: path.handle))\(orphan)\(reservation)")
             }
         }
         return lines.isEmpty ? "no paths" : lines.joined(separator: "\n")

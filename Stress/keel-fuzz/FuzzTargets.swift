@@ -117,6 +117,12 @@ enum FuzzTarget: String, CaseIterable {
             let bindings = Bindings(text: text)
             _ = bindings.freeAlias(prefix: "mpath", taken: { $0.count % 3 == 0 })
             _ = KnownWWIDs(text: text)
+            // The prkeys file, read and rewritten with one key changed, then read back.
+            let keys = PRKeys(text: text)
+            let wwid = keys.keys.keys.first ?? "w"
+            _ = PRKeys(text: PRKeys.updating(text, wwid: wwid, to: ReservationKey(UInt64(text.utf8.count))))
+            _ = PRKeys.updating(text, wwid: wwid, to: nil)
+            _ = ReservationKeySource(parsing: text)
         }
     }
 

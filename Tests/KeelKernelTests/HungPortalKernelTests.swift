@@ -10,26 +10,6 @@ import KeelCore
 import KeelLinux
 import Testing
 
-/// One iSCSI disk and the portal (1 or 2) its session goes through.
-private struct PortalDisk {
-    var disk: String
-    var portal: Int
-    var device: DevNo
-}
-
-private func portalDisks(_ listing: String) throws -> [PortalDisk] {
-    try listing.split(separator: "\n").map { line in
-        let fields = line.split(separator: " ")
-        let text = ((try? String(contentsOfFile: "/sys/block/\(fields[0])/dev", encoding: .utf8)) ?? "")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let parts = text.split(separator: ":").compactMap { UInt32($0) }
-        guard fields.count == 2, let portal = Int(fields[1]), parts.count == 2 else {
-            throw RideThroughError("keel_iscsi printed `\(line)` (dev \(text))")
-        }
-        return PortalDisk(disk: String(fields[0]), portal: portal, device: DevNo(major: parts[0], minor: parts[1]))
-    }
-}
-
 private func ms(_ ns: Nanoseconds) -> String { "\(ns / 1_000_000) ms" }
 
 /// fast_io_fail_tmo is also the iSCSI session's recovery_tmo: 60 s keeps the hung commands waiting
@@ -39,17 +19,6 @@ private func ms(_ ns: Nanoseconds) -> String { "\(ns / 1_000_000) ms" }
 private let portalConfiguration = keeldTestConfiguration.replacingOccurrences(
     of: "    path_checker tur\n", with: "    path_checker tur\n    checker_timeout 3\n")
     + "overrides {\n    no_path_retry queue\n    fast_io_fail_tmo 60\n}\n"
-
-/// Whether each path of `maps` is active in the kernel's status, by device.
-private func pathsActive(_ control: DMControl, maps: [String]) throws -> [DevNo: Bool] {
-    var active: [DevNo: Bool] = [:]
-    for name in maps {
-        for group in try control.multipathStatus(name: name).groups {
-            for path in group.paths { active[path.device] = path.active }
-        }
-    }
-    return active
-}
 
 private func deviceState(_ disk: String) -> String {
     ((try? String(contentsOfFile: "/sys/block/\(disk)/device/state", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)

@@ -302,3 +302,36 @@ final class KeeldDaemon: @unchecked Sendable {
 func keeldRemoveMap(_ name: String) {
     _ = try? keeldGuestShell("dmsetup message \(name) 0 fail_if_no_path 2>/dev/null; for i in $(seq 50); do dmsetup remove --noudevsync \(name) 2>/dev/null && break; dmsetup info \(name) >/dev/null 2>&1 || break; keel_sleep 0.1; done")
 }
+
+/// One iSCSI disk and the portal (1 or 2) its session goes through.
+struct PortalDisk {
+    var disk: String
+    var portal: Int
+    var device: DevNo
+}
+
+/// The disks `keel_iscsi` printed ("sdX PORTAL" lines), with their device numbers.
+func portalDisks(_ listing: String) throws -> [PortalDisk] {
+    try listing.split(separator: "\n").map { line in
+        let fields = line.split(separator: " ")
+        let text = ((try? String(contentsOfFile: "/sys/block/\(fields[0])/dev", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let parts = text.split(separator: ":").compactMap { UInt32($0) }
+        guard fields.count == 2, let portal = Int(fields[1]), parts.count == 2 else {
+            throw RideThroughError("keel_iscsi printed `\(line)` (dev \(text))")
+        }
+        return PortalDisk(disk: String(fields[0]), portal: portal, device: DevNo(major: parts[0], minor: parts[1]))
+    }
+}
+
+
+/// Whether each path of `maps` is active in the kernel's status, by device.
+func pathsActive(_ control: DMControl, maps: [String]) throws -> [DevNo: Bool] {
+    var active: [DevNo: Bool] = [:]
+    for name in maps {
+        for group in try control.multipathStatus(name: name).groups {
+            for path in group.paths { active[path.device] = path.active }
+        }
+    }
+    return active
+}

@@ -158,6 +158,9 @@ keel_start_udevd() {
 #     The other portal's session is untouched.
 #   - Enabling it again: iscsid logs back in within a few seconds and the devices run again.
 #   - Without a unit serial, LIO's VPD page 0x83 has no NAA designator and the disk has no WWID.
+#   - LIO carries out every PERSISTENT RESERVE OUT that changes registrations, then writes its
+#     APTPL state file under <dbroot>/pr (/var/target/pr here); without that directory the
+#     command is done but answered NOT READY, LOGICAL UNIT COMMUNICATION FAILURE (02/08/00).
 #   - iscsiadm's node database goes to /etc/iscsi, under the VM's throw-away overlay.
 #   - A daemon started from a test must not inherit the test's descriptors: Foundation's Process
 #     in the test process waits for the shell until every copy of them is closed (keel_daemon).
@@ -184,6 +187,7 @@ keel_iscsi() {
   modprobe -a target_core_mod iscsi_target_mod iscsi_tcp || return 1
   mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config || return 1
   ip link set lo up || return 1
+  mkdir -p "$(cat /sys/kernel/config/target/dbroot 2> /dev/null || echo /var/target)/pr" || return 1
   for ((l = 0; l < luns; l++)); do
     mkdir -p "$core/rd_mcp_$l/lun$l" || return 1
     echo rd_pages=4096 > "$core/rd_mcp_$l/lun$l/control"

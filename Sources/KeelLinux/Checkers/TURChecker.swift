@@ -192,6 +192,16 @@ public enum ReservationRegistration: UInt8, Sendable, CustomStringConvertible {
         case .failed: return "registration failed"
         }
     }
+
+    /// One word for listings and metric labels.
+    public var word: String {
+        switch self {
+        case .none: return "none"
+        case .registered: return "registered"
+        case .keyAbsent: return "key_absent"
+        case .failed: return "failed"
+        }
+    }
 }
 
 /// Per-path states of the TUR checker. The recovery thread moves a path out of `idle` and back;

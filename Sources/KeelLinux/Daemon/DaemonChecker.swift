@@ -120,6 +120,12 @@ public struct DaemonChecker: PathCheckBackend {
         }
     }
 
+    /// What registering the path with its map's reservation key last came to (any thread; only
+    /// paths checked through the sg node are registered).
+    public func registration(of path: PathHandle) -> ReservationRegistration {
+        kind(of: path) == .tur ? tur?.registration(of: path) ?? .none : .none
+    }
+
     /// Commands that timed out and are still in the kernel, both backends (any thread).
     public var orphansInFlight: Int { (tur?.orphansInFlight ?? 0) + (directIO?.orphansInFlight ?? 0) }
 
