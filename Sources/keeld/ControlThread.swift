@@ -187,7 +187,10 @@ final class ControlThread: ControlService, @unchecked Sendable {
             guard let map = shared.directory.withLock({ $0.maps.first { $0.name == name || $0.wwid == name } }) else {
                 return .reply(failure("device not found: no map named \(name)", framing))
             }
-            if case .getPRStatus = request { return .reply(map.reservation.registered ? "1" : "0") }
+            if case .getPRStatus = request {
+                let registered = map.reservation.registered ?? map.paths.contains { checker.registration(of: $0.handle) == .registered }
+                return .reply(registered ? "1" : "0")
+            }
             return .reply((map.reservation.key?.description ?? "none") + "\n")
         case .setPRKey(let name, let key):
             guard let parsed = ReservationKey(parsing: key), parsed.value != 0 else {

@@ -78,6 +78,7 @@ struct ReservationKernelTests {
         #expect(try registeredKeys(kept.disk) == 2, "keeld registered the returning path with the map's key")
         let paths = try keeld.command("show paths")
         #expect(paths.split(separator: "\n").contains { $0.hasPrefix(lost.disk + " ") && $0.contains("reservation=registered") }, "\(paths)")
+        #expect(try keeldGuestShell("multipathd getprstatus map \(name)") == "1", "a path registered with the key: the map is registered")
         let metrics = try keeld.command("show metrics")
         #expect(metrics.contains("keel_paths_reservation{registration=\"registered\"} 1"), "\(metrics)")
 
@@ -86,6 +87,7 @@ struct ReservationKernelTests {
         try keeldGuestShell("mpathpersist --out --register --param-rk=0x123abc /dev/mapper/\(name)")
         #expect(try registeredKeys(kept.disk) == 0)
         #expect(try keeldGuestShell("multipathd getprkey map \(name)") == "none\n")
+        #expect(try keeldGuestShell("multipathd getprstatus map \(name)") == "0")
         #expect(try keeldGuestShell("cat /etc/multipath/prkeys").contains("#x0000000000123abc \(wwid)\n"))
         print("mpathpersist through keeld: key 0x123abc registered on 2 paths and stored in the prkeys file; \(lost.disk) unregistered, offline -> failed \(failed.map { "\($0 / 1_000_000) ms" } ?? "-"), running -> reinstated \(back.map { "\($0 / 1_000_000) ms" } ?? "-") and registered again (2 keys)")
     }

@@ -219,6 +219,10 @@ private func readKeysAnswer(_ keys: [UInt64]) -> SGFakeTargets.Answer {
         #expect(sink.completions.first?.result == .up)
         #expect(checker.registration(of: path) == .failed)
         #expect(checker.counters.registrationFailed == 1 && checker.counters.registrationKeyAbsent == 1)
+        checker.setReservationKey(0x77, aptpl: true, path: path)
+        #expect(checker.registration(of: path) == .failed, "the same key: the outcome stands")
+        checker.setReservationKey(0, aptpl: false, path: path)
+        #expect(checker.registration(of: path) == .none, "the key removed: no outcome")
     }
 
     @Test("a registration that never answers times the check out: the path stays down, its command an orphan")

@@ -10,8 +10,10 @@ public struct MapReservation: Sendable, Equatable {
     /// The key in force: the configured one, or the prkeys file's under `reservation_key file`;
     /// nil when there is none.
     public var key: ReservationKey?
-    /// mpathpersist registered the map's paths with the key (`setprstatus`; multipathd's prflag).
-    public var registered = false
+    /// What `setprstatus` (true) or `unsetprstatus` (false) said last (multipathd's prflag); nil
+    /// when neither came, and then `getprstatus` tells whether keeld registered one of the map's
+    /// paths with its key, as multipathd sets the flag when it finds the key on the LUN.
+    public var registered: Bool?
 
     public init() {}
 }
@@ -41,7 +43,7 @@ extension MultipathAssembler {
 
     /// `setprstatus` / `unsetprstatus`: whether the map's paths are registered.
     /// Returns whether that changed.
-    public mutating func setRegistered(_ registered: Bool, map handle: MapHandle) -> Bool {
+    public mutating func setRegistered(_ registered: Bool?, map handle: MapHandle) -> Bool {
         guard let m = mapIndex[handle], maps[m].reservation.registered != registered else { return false }
         maps[m].reservation.registered = registered
         return true

@@ -139,7 +139,10 @@ public struct TURChecker: PathCheckBackend {
     public func setReservationKey(_ key: UInt64, aptpl: Bool, path: PathHandle) {
         guard path.index < pathCapacity else { return }
         core.reservationFlags[path.index].store(aptpl ? 1 : 0, ordering: .relaxed)
-        core.reservationKeys[path.index].store(key, ordering: .releasing)
+        // A new key: what registering with the old one came to no longer says anything.
+        if core.reservationKeys[path.index].exchange(key, ordering: .acquiringAndReleasing) != key {
+            core.registrationOutcomes[path.index].store(ReservationRegistration.none.rawValue, ordering: .relaxed)
+        }
     }
 
     /// What registering the path with its reservation key last came to (any thread may read it).
