@@ -197,6 +197,13 @@ final class ControlThread: ControlService, @unchecked Sendable {
                 return .reply(failure("\(name): invalid reservation key '\(key)' (up to 16 hex digits, 0x optional, :aptpl optional)", framing))
             }
             return order(.setPRKey(map: name, key: parsed.description), token: token, framing: framing)
+        case .setMarginal(let name), .unsetMarginal(let name):
+            guard let path = findPath(name) else { return .reply(failure("device not found: no path named \(name) (give sdb or MAJ:MIN)", framing)) }
+            return send([.setMarginal(path, request == .setMarginal(path: name))], token: token, framing: framing)
+        case .unsetMarginalMap(let name):
+            guard let map = findMap(name) else { return .reply(failure("device not found: no map named \(name)", framing)) }
+            let paths = shared.directory.withLock { $0.maps.first { $0.handle == map }?.paths.map(\.handle) ?? [] }
+            return send(paths.map { .setMarginal($0, false) }, token: token, framing: framing)
         case .setPRStatus, .unsetPRStatus, .unsetPRKey:
             return order(request, token: token, framing: framing)
         case .unsupported(let what):
@@ -311,11 +318,13 @@ final class ControlThread: ControlService, @unchecked Sendable {
                 let state = entry.flatMap { board.state($0.handle) }
                 let name = entry?.kernelName ?? ""
                 let devState = name.isEmpty ? "undef" : (SysfsFiles.readText("/sys/block/\(name)/device/state") ?? "undef")
-                return PathView(hcil: entry?.address.description ?? "#:#:#:#", dev: name.isEmpty ? "#" : name, devT: device.description,
+                var view = PathView(hcil: entry?.address.description ?? "#:#:#:#", dev: name.isEmpty ? "#" : name, devT: device.description,
                                 dmState: active.map { $0 ? "active" : "failed" } ?? "undef",
                                 checkerState: Self.checkerWord(state), devState: devState, priority: Int(entry?.priority ?? 0),
                                 checker: Self.checkerName(entry?.checker, check: entry.flatMap { e in checker.tur?.check(of: e.handle) }), wwid: map.wwid, vendor: map.vendor, product: map.product,
                                 map: map.name, orphanedCheck: entry.map { checker.isOrphaned($0.handle) } ?? false)
+                view.marginal = entry.map { board.marginal($0.handle) } ?? false
+                return view
             }
             var groups: [GroupView] = []
             if let table {
@@ -335,8 +344,10 @@ final class ControlThread: ControlService, @unchecked Sendable {
                     case .disabled?: state = "disabled"
                     case nil: state = "undef"
                     }
-                    groups.append(GroupView(selector: ([group.selector, String(group.selectorArgs.count)] + group.selectorArgs).joined(separator: " "),
-                                            priority: priority, dmState: state, paths: paths))
+                    var view = GroupView(selector: ([group.selector, String(group.selectorArgs.count)] + group.selectorArgs).joined(separator: " "),
+                                         priority: priority, dmState: state, paths: paths)
+                    view.marginal = map.marginalPathGroups && !paths.isEmpty && paths.allSatisfy(\.marginal)
+                    groups.append(view)
                 }
             } else {
                 groups = [GroupView(selector: "", priority: 0, dmState: "undef", paths: map.paths.map { pathView($0.device, active: nil) })]

@@ -30,6 +30,7 @@ struct Directory {
         var noPathRetry: NoPathRetry
         var tableLoads: Int
         var reservation: MapReservation
+        var marginalPathGroups: Bool
     }
     var maps: [MapEntry] = []
     var configPath = ""
@@ -53,7 +54,7 @@ struct Directory {
                      },
                      vendor: map.vendor, product: map.product, sizeSectors: map.sizeSectors,
                      failback: map.profile.policy.failback, noPathRetry: map.profile.policy.noPathRetry, tableLoads: map.tableLoads,
-                     reservation: map.reservation)
+                     reservation: map.reservation, marginalPathGroups: map.profile.policy.marginalPathGroups)
         }
         configurationText = assembler.configuration.render()
     }

@@ -24,7 +24,7 @@ struct DaemonAllocationTests {
         let policy = MapPolicy(grouping: .groupByPrio, failback: .immediate, noPathRetry: .retries(2),
                                flapDamping: FlapDamping(threshold: 3, forgetRate: 2, recoveryTimeNs: 5 * Time.nsPerMs),
                                intervalFastNs: Time.nsPerMs, intervalHealthyNs: Time.nsPerMs,
-                               intervalHealthyMaxNs: 4 * Time.nsPerMs, checkTimeoutNs: 10 * Time.nsPerMs)
+                               intervalHealthyMaxNs: 4 * Time.nsPerMs, checkTimeoutNs: 10 * Time.nsPerMs, marginalPathGroups: true)
         var paths: [PathHandle] = []
         var maps: [MapHandle] = []
         for m in 0..<4 {
@@ -66,6 +66,10 @@ struct DaemonAllocationTests {
             if iteration & 7 == 0 {
                 _ = inputs.push(.command(iteration & 8 == 0 ? .failPath(path) : .reinstatePath(path), ticket: UInt32(truncatingIfNeeded: iteration)))
             }
+            if iteration & 511 == 256 {
+                // An operator's marginal mark (marginal_pathgroups on): a regroup and a table reload.
+                _ = inputs.push(.command(.setMarginal(path, iteration & 512 == 0), ticket: UInt32(truncatingIfNeeded: iteration)))
+            }
             if iteration & 1023 == 0 {
                 // A priority change regroups (group_by_prio, failback immediate): a table reload.
                 _ = inputs.push(.setPriority(path, iteration & 1024 == 0 ? 1 : 50))
@@ -86,6 +90,7 @@ struct DaemonAllocationTests {
         #expect(ticketsServed > 100)
         #expect(board.loopPasses.load(ordering: .relaxed) > 1_000_000)
         #expect(board.state(paths[1]) != nil)
+        #expect(paths.contains { board.marginal($0) }, "marginal marks were applied and published")
     }
 
     @Test("growing the tables on the recovery thread (adopt through the ring, then hot-added paths) allocates nothing")

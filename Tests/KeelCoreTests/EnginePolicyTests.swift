@@ -276,3 +276,73 @@ import KeelCore
         }
     }
 }
+
+@Suite struct MarginalGroupingTests {
+    let ds = [
+        PathDescriptor(device: dev(0), priority: 10),
+        PathDescriptor(device: dev(16), priority: 50),
+        PathDescriptor(device: dev(32), priority: 1),
+        PathDescriptor(device: dev(48), priority: 50),
+    ]
+
+    func fixture(_ grouping: GroupingPolicy, on: Bool = true) throws -> EngineFixture {
+        try EngineFixture(policy: MapPolicy(grouping: grouping, marginalPathGroups: on), descriptors: ds)
+    }
+
+    @Test("with marginal_pathgroups, marginal paths are grouped apart by the same policy, after every normal group; the table is reloaded")
+    func marginalPathsGoLast() throws {
+        var f = try fixture(.groupByPrio)
+        #expect(f.command(.setMarginal(f.paths[1], true)) == .done)
+        #expect(f.engine.groupLayout(of: f.map) == [[dev(48)], [dev(0)], [dev(32)], [dev(16)]])
+        f.advance(to: 10 * ms)
+        #expect(f.sink.actions.contains(.reloadMap(f.map)))
+        var bus = try fixture(.multibus)
+        _ = bus.command(.setMarginal(bus.paths[1], true))
+        #expect(bus.engine.groupLayout(of: bus.map) == [[dev(0), dev(32), dev(48)], [dev(16)]])
+        #expect(bus.command(.setMarginal(bus.paths[1], false)) == .done)
+        #expect(bus.engine.groupLayout(of: bus.map) == [[dev(0), dev(16), dev(32), dev(48)]])
+    }
+
+    @Test("a marginal group is chosen only when no normal path is usable, whatever its priority")
+    func marginalGroupIsTheLastResort() throws {
+        var f = try fixture(.groupByPrio)
+        _ = f.command(.setMarginal(f.paths[1], true))
+        _ = f.command(.setMarginal(f.paths[3], true))
+        #expect(f.engine.groupLayout(of: f.map) == [[dev(0)], [dev(32)], [dev(16), dev(48)]])
+        #expect(f.engine.initialGroup(of: f.map) == 1, "priority 50 in a marginal group does not beat 10")
+        _ = f.command(.failPath(f.paths[0]))
+        #expect(f.engine.initialGroup(of: f.map) == 2)
+        _ = f.command(.failPath(f.paths[2]))
+        #expect(f.engine.initialGroup(of: f.map) == 3, "no normal path left: the marginal group")
+    }
+
+    @Test("without marginal_pathgroups the mark changes no group and asks for no reload (multipathd 0.9.4's default); unknown paths are refused")
+    func markWithoutMarginalGroups() throws {
+        var f = try fixture(.groupByPrio, on: false)
+        let before = f.engine.groupLayout(of: f.map)
+        #expect(f.command(.setMarginal(f.paths[1], true)) == .done)
+        #expect(f.engine.groupLayout(of: f.map) == before)
+        f.advance(to: 10 * ms)
+        #expect(!f.sink.actions.contains(.reloadMap(f.map)))
+        #expect(f.command(.setMarginal(PathHandle(index: 60), true)) == .unknownPath)
+    }
+}
+
+@Suite struct MarginalConfigurationTests {
+    @Test("marginal_pathgroups: on/off (yes/no, 1/0) in defaults, fpin taken as on with a warning, anything else refused; maps' policies follow")
+    func option() throws {
+        func loaded(_ value: String) throws -> (Bool, [String]) {
+            let l = try Configuration.load(files: [(name: "c", text: "defaults {\n    marginal_pathgroups \(value)\n}\n")]).get()
+            #expect(l.configuration.profile(wwid: "w", vendor: "v", product: "p").policy.marginalPathGroups == l.configuration.marginalPathGroups)
+            return (l.configuration.marginalPathGroups, l.warnings.map(\.message))
+        }
+        #expect(try loaded("on").0 && loaded("yes").0 && loaded("1").0)
+        #expect(try !loaded("off").0 && !loaded("no").0)
+        let fpin = try loaded("fpin")
+        #expect(fpin.0 && fpin.1.contains { $0.contains("FPIN") })
+        #expect((try? Configuration.load(files: [(name: "c", text: "defaults {\n    marginal_pathgroups maybe\n}\n")]).get()) == nil)
+        #expect(!Configuration().marginalPathGroups, "off by default, as in multipath-tools")
+        let rendered = try Configuration.load(files: [(name: "c", text: "defaults {\n    marginal_pathgroups on\n}\n")]).get().configuration.render()
+        #expect(try Configuration.load(files: [(name: "c", text: rendered)]).get().configuration.marginalPathGroups)
+    }
+}

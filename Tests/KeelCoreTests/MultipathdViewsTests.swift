@@ -142,6 +142,22 @@ private let sample = MapView(
         #expect(MultipathdViews.size(2 * 1024 * 1024 * 3 / 2) == "1.5G")
     }
 
+    @Test("marginal paths and groups: %M and marginal_st say marginal, others normal")
+    func marginalState() throws {
+        var map = sample
+        map.groups[1].paths[0].marginal = true
+        map.groups[1].marginal = true
+        #expect(MultipathdViews.paths(map.paths, format: "%d %M", raw: true) == "sda normal\nsdd normal\nsdc marginal\n")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(MultipathdViews.json(map: map).utf8)) as? [String: Any])
+        let groups = try #require((object["map"] as? [String: Any])?["path_groups"] as? [[String: Any]])
+        #expect(groups.map { $0["marginal_st"] as? String } == ["normal", "marginal"])
+        #expect((groups[1]["paths"] as? [[String: Any]])?.first?["marginal_st"] as? String == "marginal")
+        #expect(try ControlGrammar.parse("setmarginal path sdc").get() == .setMarginal(path: "sdc"))
+        #expect(try ControlGrammar.parse("path sdc unsetmarginal").get() == .unsetMarginal(path: "sdc"))
+        #expect(try ControlGrammar.parse("unsetmarginal multipath mpatha").get() == .unsetMarginalMap("mpatha"))
+        #expect(try !ControlGrammar.parse("setmarginal path sdc").get().readOnly)
+    }
+
     @Test func jsonParsesAndHasWhatLibdmmpRequires() throws {
         var odd = sample
         odd.name = "weird\"name\\with\ttab"

@@ -51,7 +51,7 @@ struct ConfigLoader {
     static let globalOptions: Set<String> = [
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
         "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
-        "find_multipaths_timeout", "bindings_file", "wwids_file", "prkeys_file", "detect_prio", "retain_attached_hw_handler", "hardware_table",
+        "find_multipaths_timeout", "bindings_file", "wwids_file", "prkeys_file", "marginal_pathgroups", "detect_prio", "retain_attached_hw_handler", "hardware_table",
         "queue_without_daemon",
     ]
 
@@ -85,7 +85,7 @@ struct ConfigLoader {
         "max_retries", "log_checker_err", "all_tg_pt", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
         "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
-        "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time", "marginal_pathgroups",
+        "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time",
         "uxsock_timeout", "retrigger_tries", "retrigger_delay",
         "missing_uev_wait_timeout", "skip_kpartx", "disable_changed_wwids", "remove_retries",
         "max_sectors_kb", "ghost_delay", "enable_foreign", "recheck_wwid",
@@ -411,6 +411,16 @@ struct ConfigLoader {
             }
         case "hardware_table":
             if let v = check(node, Self.yesNo(value)) { configuration.useHardwareTable = v }
+        case "marginal_pathgroups":
+            switch value {
+            case "on", "yes", "1": configuration.marginalPathGroups = true
+            case "off", "no", "0": configuration.marginalPathGroups = false
+            case "fpin":
+                configuration.marginalPathGroups = true
+                warn(node.line, "marginal_pathgroups fpin: Keel has no FC fabric notification (FPIN) receiver; taken as on, so only paths the operator marks (setmarginal) are grouped apart")
+            default:
+                error(node.line, "marginal_pathgroups: \"\(value)\" must be on, off or fpin")
+            }
         case "queue_without_daemon":
             if let v = check(node, Self.yesNo(value)) { configuration.queueWithoutDaemon = v }
         case "detect_prio":

@@ -19,6 +19,7 @@ extension Configuration {
         out.quoted("bindings_file", bindingsFile)
         out.quoted("wwids_file", wwidsFile)
         out.quoted("prkeys_file", prkeysFile)
+        out.option("marginal_pathgroups", marginalPathGroups ? "on" : "off")
         out.quoted("config_dir", configDirectory)
         out.settings(writtenDefaults)
         // Built-in values nobody wrote, as comments: writing them would switch off detect_prio

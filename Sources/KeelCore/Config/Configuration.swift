@@ -36,6 +36,9 @@ public struct Configuration: Sendable, Equatable {
     public var bindingsFile: String
     /// `wwids_file`: the WWIDs that have been multipathed, one `/wwid/` line each.
     public var wwidsFile: String
+    /// `marginal_pathgroups`: paths the operator marks marginal (`setmarginal path`) are grouped
+    /// apart, after every group of normal paths (off: the mark is shown and changes nothing).
+    public var marginalPathGroups: Bool = false
     /// `prkeys_file`: the persistent-reservation keys `setprkey` stores (`reservation_key file`).
     public var prkeysFile: String
     /// `fast_probe_interval_ms` (Keel): how often a failed or pending path is probed.

@@ -190,7 +190,8 @@ extension Configuration {
             intervalFastNs: Nanoseconds(fastProbeIntervalMs) * Time.nsPerMs,
             intervalHealthyNs: Nanoseconds(pollingIntervalSeconds) * Time.nsPerSecond,
             intervalHealthyMaxNs: Nanoseconds(maxPollingIntervalSeconds) * Time.nsPerSecond,
-            checkTimeoutNs: Nanoseconds(checkerTimeoutSeconds ?? Self.checkerTimeoutFallbackSeconds) * Time.nsPerSecond
+            checkTimeoutNs: Nanoseconds(checkerTimeoutSeconds ?? Self.checkerTimeoutFallbackSeconds) * Time.nsPerSecond,
+            marginalPathGroups: marginalPathGroups
         )
         var profile = MapProfile(
             policy: policy,

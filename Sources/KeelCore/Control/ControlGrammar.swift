@@ -81,6 +81,11 @@ public enum ControlRequest: Sendable, Equatable {
     case getPRKey(map: String)
     case setPRKey(map: String, key: String)
     case unsetPRKey(map: String)
+    /// `setmarginal path P` / `unsetmarginal path P`: P is marked marginal or normal; with
+    /// `marginal_pathgroups` its map is regrouped. `unsetmarginal map M`: every path of M normal.
+    case setMarginal(path: String)
+    case unsetMarginal(path: String)
+    case unsetMarginalMap(String)
     /// A multipathd command Keel knows but does not carry out; the text names it.
     case unsupported(String)
 
@@ -115,7 +120,8 @@ public enum ControlGrammar {
         add path P, del path P, add map M, del map M, del maps, suspend map M, resume map M, resize map M, reload map M, \
         reset map M stats, reset maps stats, reset map M, disablequeueing map M|maps|daemon, restorequeueing map M|maps|daemon, \
         forcequeueing daemon, getprstatus map M, setprstatus map M, unsetprstatus map M, getprkey map M, \
-        setprkey map M key K, unsetprkey map M, reconfigure, shutdown, quit \
+        setprkey map M key K, unsetprkey map M, setmarginal path P, unsetmarginal path P, unsetmarginal map M, \
+        reconfigure, shutdown, quit \
         (list = show, multipath = map, multipaths = maps, switch = switchgroup, exit = quit)
         """
 
@@ -247,8 +253,11 @@ public enum ControlGrammar {
         case ["getprkey", "map"]: return .getPRKey(map: p["map"]!)
         case ["setprkey", "map", "key"]: return .setPRKey(map: p["map"]!, key: p["key"]!)
         case ["unsetprkey", "map"]: return .unsetPRKey(map: p["map"]!)
+        case ["setmarginal", "path"]: return .setMarginal(path: p["path"]!)
+        case ["unsetmarginal", "path"]: return .unsetMarginal(path: p["path"]!)
+        case ["unsetmarginal", "map"]: return .unsetMarginalMap(p["map"]!)
         case ["reset", "maps"], ["getprhold", "map"], ["setprhold", "map"],
-             ["unsetprhold", "map"], ["setmarginal", "path"], ["unsetmarginal", "path"], ["unsetmarginal", "map"],
+             ["unsetprhold", "map"],
              ["show", "maps", "status", "json"]:
             let order = ["getprstatus", "setprstatus", "unsetprstatus", "getprkey", "setprkey", "unsetprkey", "getprhold",
                          "setprhold", "unsetprhold", "setmarginal", "unsetmarginal", "forcequeueing", "restorequeueing", "show",

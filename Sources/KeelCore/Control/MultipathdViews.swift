@@ -31,6 +31,8 @@ public struct PathView: Sendable, Equatable {
     public var failures: Int
     /// Keel's note on a check still in the kernel after its deadline.
     public var orphanedCheck: Bool
+    /// Marked marginal by the operator (`%M`, `marginal_st`).
+    public var marginal = false
 
     public init(hcil: String, dev: String, devT: String, dmState: String, checkerState: String, devState: String, priority: Int,
                 checker: String, wwid: String = "", vendor: String = "", product: String = "", revision: String = "",
@@ -63,6 +65,8 @@ public struct GroupView: Sendable, Equatable {
     /// "active", "enabled", "disabled" or "undef".
     public var dmState: String
     public var paths: [PathView]
+    /// A group of marginal paths (`marginal_pathgroups`).
+    public var marginal = false
 
     public init(selector: String, priority: Int, dmState: String, paths: [PathView]) {
         self.selector = selector
@@ -147,7 +151,7 @@ public enum MultipathdViews {
         case "p": return ("pri", "\(p.priority)")
         case "z": return ("serial", p.serial)
         case "m": return ("multipath", p.map)
-        case "M": return ("marginal_st", "normal")
+        case "M": return ("marginal_st", p.marginal ? "marginal" : "normal")
         case "0": return ("failures", "\(p.failures)")
         case "P": return ("protocol", "scsi")
         default: return nil
@@ -369,13 +373,13 @@ public enum MultipathdViews {
                     pair("chk_st", p.checkerState), pair("checker", p.checker), pair("pri", p.priority),
                     pair("host_wwnn", "[undef]"), pair("target_wwnn", "[undef]"), pair("host_wwpn", "[undef]"),
                     pair("target_wwpn", "[undef]"), pair("host_adapter", "[undef]"), pair("lun_hex", "[undef]"),
-                    pair("marginal_st", "normal"),
+                    pair("marginal_st", p.marginal ? "marginal" : "normal"),
                 ]
                 paths.append(object(pathFields, indent: indent + "            "))
             }
             let groupFields = [
                 pair("selector", group.selector), pair("pri", group.priority), pair("dm_st", group.dmState),
-                pair("marginal_st", "normal"), pair("group", g + 1),
+                pair("marginal_st", group.marginal ? "marginal" : "normal"), pair("group", g + 1),
                 "\"paths\": [" + (paths.isEmpty ? "]" : "\n" + paths.joined(separator: ",\n") + "\n" + indent + "         ]"),
             ]
             groups.append(object(groupFields, indent: indent + "      "))

@@ -317,6 +317,15 @@ public final class Engine {
             maps[map.index].operatorQueueingDisabled = false
             ensureQueueing(map.index, sink: &sink)
             return .done
+        case .setMarginal(let path, let marginal):
+            guard isLive(path) else { return .unknownPath }
+            let p = path.index
+            guard paths[p].descriptor.marginal != marginal else { return .done }
+            paths[p].descriptor.marginal = marginal
+            // multipathd reloads the map either way; only with marginal groups does its layout change.
+            let m = paths[p].map.index
+            if maps[m].policy.marginalPathGroups { regroup(m) }
+            return .done
         }
     }
 

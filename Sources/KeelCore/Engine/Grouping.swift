@@ -38,10 +38,17 @@ public enum Grouping {
         }
     }
 
+    /// Whether the path counts as marginal in its map's grouping (`marginal_pathgroups` on).
+    @inlinable
+    static func marginal(_ d: PathDescriptor, _ policy: MapPolicy) -> Bool { policy.marginalPathGroups && d.marginal }
+
     /// Assigns `group` (0-based, in table order) to every path of map `m` and sets its group count.
     /// Groups are ordered by mean path priority, highest first; ties keep the smaller key first.
+    /// With `marginal_pathgroups`, marginal paths are grouped by the same policy among themselves,
+    /// and their groups come after every group of normal paths (multipath-tools' marginal groups).
     static func assign(_ e: Engine, map m: Int) {
-        let policy = e.maps[m].policy.grouping
+        let mapPolicy = e.maps[m].policy
+        let policy = mapPolicy.grouping
         var n = 0
         var p = e.maps[m].firstPath
         while p >= 0 {
@@ -50,16 +57,18 @@ public enum Grouping {
             p = e.paths[Int(p)].nextInMap
         }
         if n == 0 { e.maps[m].groupCount = 0; return }
-        // Insertion sort by (group key, device): maps hold few paths, and this needs no memory.
+        // Insertion sort by (marginal, group key, device): maps hold few paths, and this needs no memory.
         for i in 1..<n {
             let x = e.groupScratch.members[i]
             let kx = groupKey(e.paths[Int(x)].descriptor, policy)
             let dx = e.paths[Int(x)].descriptor.device
+            let mx = marginal(e.paths[Int(x)].descriptor, mapPolicy)
             var j = i - 1
             while j >= 0 {
                 let y = e.groupScratch.members[j]
                 let ky = groupKey(e.paths[Int(y)].descriptor, policy)
-                if ky < kx || (ky == kx && e.paths[Int(y)].descriptor.device < dx) { break }
+                let my = marginal(e.paths[Int(y)].descriptor, mapPolicy)
+                if (!my && mx) || (my == mx && (ky < kx || (ky == kx && e.paths[Int(y)].descriptor.device < dx))) { break }
                 e.groupScratch.members[j + 1] = y
                 j -= 1
             }
@@ -68,20 +77,24 @@ public enum Grouping {
         // Provisional groups: runs of equal key.
         var groups = 0
         var lastKey: Int64 = 0
+        var lastMarginal = false
         for i in 0..<n {
             let d = e.paths[Int(e.groupScratch.members[i])].descriptor
             let k = groupKey(d, policy)
-            if i == 0 || k != lastKey || policy == .failover {
+            let isMarginal = marginal(d, mapPolicy)
+            if i == 0 || k != lastKey || isMarginal != lastMarginal || policy == .failover {
                 e.groupScratch.groupPrioSum[groups] = 0
                 e.groupScratch.groupSize[groups] = 0
+                e.groupScratch.groupKey[groups] = isMarginal ? 1 : 0
                 groups += 1
                 lastKey = k
+                lastMarginal = isMarginal
             }
             e.groupScratch.provisional[i] = UInt16(groups - 1)
             e.groupScratch.groupPrioSum[groups - 1] += Int64(d.priority)
             e.groupScratch.groupSize[groups - 1] += 1
         }
-        // Order groups by mean priority (descending), stable on the key order.
+        // Order groups by mean priority (descending), stable on the key order; marginal groups last.
         for g in 0..<groups { e.groupScratch.order[g] = UInt16(g) }
         if groups > 1 {
             for i in 1..<groups {
@@ -89,8 +102,10 @@ public enum Grouping {
                 var j = i - 1
                 while j >= 0 {
                     let y = e.groupScratch.order[j]
-                    // Compare sum_x/size_x > sum_y/size_y without division.
-                    let better = e.groupScratch.groupPrioSum[Int(x)] * Int64(e.groupScratch.groupSize[Int(y)])
+                    // Compare sum_x/size_x > sum_y/size_y without division (provisional groups
+                    // are already normal first, so a marginal x never passes a normal y).
+                    let better = e.groupScratch.groupKey[Int(x)] == e.groupScratch.groupKey[Int(y)]
+                        && e.groupScratch.groupPrioSum[Int(x)] * Int64(e.groupScratch.groupSize[Int(y)])
                         > e.groupScratch.groupPrioSum[Int(y)] * Int64(e.groupScratch.groupSize[Int(x)])
                     if !better { break }
                     e.groupScratch.order[j + 1] = y
@@ -108,22 +123,27 @@ public enum Grouping {
     }
 
     /// The best group to use now, 1-based: the one with the highest mean priority over its usable
-    /// paths (ties: table order); 0 when no path is usable.
+    /// paths (ties: table order), a marginal group only when no normal group has a usable path;
+    /// 0 when no path is usable.
     static func bestGroup(_ e: Engine, map m: Int) -> UInt16 {
         let groups = Int(e.maps[m].groupCount)
         if groups == 0 { return 0 }
-        for g in 0..<groups { e.groupScratch.groupPrioSum[g] = 0; e.groupScratch.groupSize[g] = 0 }
+        let mapPolicy = e.maps[m].policy
+        for g in 0..<groups { e.groupScratch.groupPrioSum[g] = 0; e.groupScratch.groupSize[g] = 0; e.groupScratch.groupKey[g] = 0 }
+        var normalUsable = false
         var p = e.maps[m].firstPath
         while p >= 0 {
             let r = e.paths[Int(p)]
+            if Int(r.group) < groups && marginal(r.descriptor, mapPolicy) { e.groupScratch.groupKey[Int(r.group)] = 1 }
             if r.isUsable && Int(r.group) < groups {
                 e.groupScratch.groupPrioSum[Int(r.group)] += Int64(r.descriptor.priority)
                 e.groupScratch.groupSize[Int(r.group)] += 1
+                if !marginal(r.descriptor, mapPolicy) { normalUsable = true }
             }
             p = r.nextInMap
         }
         var best = -1
-        for g in 0..<groups where e.groupScratch.groupSize[g] > 0 {
+        for g in 0..<groups where e.groupScratch.groupSize[g] > 0 && !(normalUsable && e.groupScratch.groupKey[g] != 0) {
             if best < 0 {
                 best = g
             } else if e.groupScratch.groupPrioSum[g] * Int64(e.groupScratch.groupSize[best])

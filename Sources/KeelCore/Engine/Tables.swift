@@ -14,6 +14,9 @@ public struct PathDescriptor: BitwiseCopyable, Sendable, Equatable {
     public var nodeKey: UInt32
     /// ALUA target port group + 1 (group_by_tpg); 0 when the path reports none.
     public var tpgKey: UInt32
+    /// Marked marginal by the operator (`setmarginal path`): with `marginal_pathgroups`, grouped
+    /// apart, after every group of normal paths.
+    public var marginal: Bool = false
 
     public init(device: DevNo, priority: Int32 = 1, portKey: UInt32 = 0, serialKey: UInt32 = 0, nodeKey: UInt32 = 0, tpgKey: UInt32 = 0) {
         self.device = device

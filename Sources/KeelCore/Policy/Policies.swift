@@ -119,6 +119,8 @@ public struct MapPolicy: BitwiseCopyable, Sendable, Equatable {
     public var intervalHealthyMaxNs: Nanoseconds
     /// A check that has not completed by then counts as a timeout (`checker_timeout`).
     public var checkTimeoutNs: Nanoseconds
+    /// `marginal_pathgroups`: paths marked marginal are grouped apart, in groups after every other.
+    public var marginalPathGroups: Bool
 
     public init(
         grouping: GroupingPolicy = .failover,
@@ -128,7 +130,8 @@ public struct MapPolicy: BitwiseCopyable, Sendable, Equatable {
         intervalFastNs: Nanoseconds = 200 * Time.nsPerMs,
         intervalHealthyNs: Nanoseconds = 5 * Time.nsPerSecond,
         intervalHealthyMaxNs: Nanoseconds = 20 * Time.nsPerSecond,
-        checkTimeoutNs: Nanoseconds = 30 * Time.nsPerSecond
+        checkTimeoutNs: Nanoseconds = 30 * Time.nsPerSecond,
+        marginalPathGroups: Bool = false
     ) {
         self.grouping = grouping
         self.failback = failback
@@ -138,6 +141,7 @@ public struct MapPolicy: BitwiseCopyable, Sendable, Equatable {
         self.intervalHealthyNs = intervalHealthyNs
         self.intervalHealthyMaxNs = intervalHealthyMaxNs
         self.checkTimeoutNs = checkTimeoutNs
+        self.marginalPathGroups = marginalPathGroups
     }
 }
 

@@ -109,6 +109,9 @@ public enum OperatorCommand: BitwiseCopyable, Sendable, Equatable {
     case disableQueueing(MapHandle)
     /// Return to the map's `no_path_retry` policy.
     case restoreQueueing(MapHandle)
+    /// Mark the path marginal or normal (`setmarginal` / `unsetmarginal path`): with
+    /// `marginal_pathgroups` its map is regrouped and its table reloaded.
+    case setMarginal(PathHandle, Bool)
 }
 
 /// An action the engine asks its world to carry out.

@@ -67,6 +67,8 @@ public struct CommandReply: BitwiseCopyable, Sendable, Equatable {
 public final class StateBoard: @unchecked Sendable {
     /// Per path: `PathState.rawValue + 1`, 0 for a slot never written.
     private let pathStates: UnsafeMutablePointer<Atomic<UInt8>>
+    /// Per path: bit 0 marked marginal by the operator.
+    private let pathFlags: UnsafeMutablePointer<Atomic<UInt8>>
     /// Per map: bit 0 queueing, bit 1 loaded.
     private let mapFlags: UnsafeMutablePointer<Atomic<UInt8>>
     /// The ceilings the board's memory is reserved for.
@@ -93,12 +95,14 @@ public final class StateBoard: @unchecked Sendable {
         self.mapsMax = max(mapsMax, 1)
         self.memory = memory
         pathStates = memory.reserve(Atomic<UInt8>.self, count: self.pathsMax)
+        pathFlags = memory.reserve(Atomic<UInt8>.self, count: self.pathsMax)
         mapFlags = memory.reserve(Atomic<UInt8>.self, count: self.mapsMax)
         prepare(paths: initial?.paths ?? self.pathsMax, maps: initial?.maps ?? self.mapsMax)
     }
 
     deinit {
         memory.release(pathStates, count: pathsMax)
+        memory.release(pathFlags, count: pathsMax)
         memory.release(mapFlags, count: mapsMax)
     }
 
@@ -107,7 +111,11 @@ public final class StateBoard: @unchecked Sendable {
         let oldPaths = pathsReady.load(ordering: .relaxed), newPaths = min(paths, pathsMax)
         if newPaths > oldPaths {
             memory.commit(pathStates, from: oldPaths, to: newPaths)
-            for i in oldPaths..<newPaths { (pathStates + i).initialize(to: Atomic(0)) }
+            memory.commit(pathFlags, from: oldPaths, to: newPaths)
+            for i in oldPaths..<newPaths {
+                (pathStates + i).initialize(to: Atomic(0))
+                (pathFlags + i).initialize(to: Atomic(0))
+            }
             pathsReady.store(newPaths, ordering: .releasing)
         }
         let oldMaps = mapsReady.load(ordering: .relaxed), newMaps = min(maps, mapsMax)
@@ -140,6 +148,21 @@ public final class StateBoard: @unchecked Sendable {
         guard path.index < pathCapacity else { return nil }
         let raw = pathStates[path.index].load(ordering: .relaxed)
         return raw == 0 ? nil : PathState(rawValue: raw &- 1)
+    }
+
+    /// Publishes whether a path is marked marginal (recovery thread).
+    @inlinable
+    public func setMarginal(_ path: PathHandle, _ marginal: Bool) {
+        guard path.index < pathCapacity else { return }
+        storeMarginal(path.index, marginal)
+    }
+
+    @usableFromInline
+    func storeMarginal(_ index: Int, _ marginal: Bool) { pathFlags[index].store(marginal ? 1 : 0, ordering: .relaxed) }
+
+    /// Whether the path is marked marginal, as last published.
+    public func marginal(_ path: PathHandle) -> Bool {
+        path.index < pathCapacity && pathFlags[path.index].load(ordering: .relaxed) & 1 != 0
     }
 
     /// Publishes a map's queueing flag (recovery thread).

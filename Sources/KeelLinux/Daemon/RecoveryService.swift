@@ -116,6 +116,7 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
             loop.output.reloads.returned(ticket, engine: engine)
         case .command(let command, let ticket):
             let outcome = loop.deliver(command, nowNs: nowNs)
+            if outcome == .done, case .setMarginal(let path, let marginal) = command { loop.output.board.setMarginal(path, marginal) }
             if replies.push(CommandReply(ticket: ticket, outcome: outcome)) { replyDoorbell.signal() }
         case .setPriority(let path, let priority):
             try? engine.setPriority(path, priority)
@@ -132,6 +133,7 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
         case .addPath(let descriptor, let map, let ticket):
             do {
                 let path = try engine.addPath(descriptor, to: map, nowNs: nowNs)
+                loop.output.board.setMarginal(path, descriptor.marginal)
                 answer(TopologyReply(ticket: ticket, map: map, path: path))
             } catch {
                 answer(TopologyReply(ticket: ticket, map: map, errno: Self.errno(of: error)))
