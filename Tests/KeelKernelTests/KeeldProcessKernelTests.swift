@@ -795,6 +795,35 @@ struct MultipathdClientKernelTests {
         }
     }
 
+    @Test("Debian's multipathd client marks a path marginal: with marginal_pathgroups on it leaves its group for a last group of its own in the kernel's table, %M and marginal_st say so; unsetmarginal map puts it back")
+    func debiansClientMarksAPathMarginal() throws {
+        guard multipathdClientInstalled() else { return }
+        try withReadyKeeld("/tmp/keeld-marginal", configuration: daemonConfiguration + "defaults {\n    marginal_pathgroups on\n}\n") { keeld, disks, control in
+            func groups() throws -> [[DevNo]] { try control.multipathTable(name: "mpatha").groups.map { $0.paths.map(\.device) } }
+            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try groups().count == 3 } != nil, "group_by_prio over ALUA 50/10/1")
+            let before = try groups()
+            let device = try #require(before.first?.first)
+            let disk = try #require(disks.values.first { devNo(of: $0) == device })
+            let marked = try capture(["multipathd", "setmarginal", "path", disk])
+            #expect(marked.output.hasPrefix("ok"), "\(marked.output)")
+            let moved = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try groups().last == [device] && !groups().dropLast().joined().contains(device) }
+            #expect(moved != nil, "the kernel's groups: \((try? groups()) ?? [])")
+            let shown = try capture(["multipathd", "show", "paths", "format", "%d %M"])
+            #expect(shown.output.contains("\(disk) marginal"), "\(shown.output)")
+            let json = try capture(["multipathd", "show", "maps", "json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any], "\(json.output)")
+            let jsonGroups = try #require((object["maps"] as? [[String: Any]])?.first?["path_groups"] as? [[String: Any]])
+            #expect(jsonGroups.last?["marginal_st"] as? String == "marginal" && jsonGroups.first?["marginal_st"] as? String == "normal")
+            let topology = try capture(["multipathd", "show", "topology"])
+            let cleared = try capture(["multipathd", "unsetmarginal", "map", "mpatha"])
+            #expect(cleared.output.hasPrefix("ok"), "\(cleared.output)")
+            let back = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try groups() == before }
+            #expect(back != nil, "the kernel's groups after unsetmarginal: \((try? groups()) ?? []), before \(before)")
+            #expect(try capture(["multipathd", "show", "paths", "format", "%d %M"]).output.contains("\(disk) normal"))
+            print("multipathd setmarginal path \(disk): in its own last group after \(moved.map(ms) ?? "-"); unsetmarginal map: back after \(back.map(ms) ?? "-")\n\(shown.output)\n\(topology.output)")
+        }
+    }
+
     @Test("Debian's multipathd client changes keeld's topology: del/add path, suspend/resume, resize, reset stats, reset map (reassign), del map (refused while open), add map")
     func debiansClientChangesTopology() throws {
         guard multipathdClientInstalled() else { return }
