@@ -18,6 +18,7 @@ import Testing
         #expect(ReservationKey(parsing: "0x") == nil)
         #expect(ReservationKey(parsing: "0xzz") == nil)
         #expect(ReservationKey(parsing: "-1") == nil)
+        #expect(ReservationKey(parsing: "+1f") == nil && ReservationKey(parsing: "0x+1f") == nil, "no sign, as multipath-tools")
         #expect(ReservationKey(0xab, aptpl: true).description == "0xab:aptpl")
         #expect(ReservationKeySource(parsing: "file") == .file)
         #expect(ReservationKeySource(parsing: "0x0") == nil, "0 is no key")

@@ -23,9 +23,15 @@ public struct ReservationKey: Sendable, Equatable, CustomStringConvertible {
         }
         if digits.first == "0" { digits = digits.dropFirst() }
         if digits.first == "x" || digits.first == "X" { digits = digits.dropFirst() }
-        guard !digits.isEmpty, digits.utf8.count <= 16, let v = UInt64(digits, radix: 16) else { return nil }
+        guard !digits.isEmpty, digits.utf8.count <= 16, digits.utf8.allSatisfy({ Self.isHexDigit($0) }),
+              let v = UInt64(digits, radix: 16) else { return nil }
         value = v
         aptpl = flag == "aptpl"
+    }
+
+    private static func isHexDigit(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f"))
+            || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "F"))
     }
 
     /// As `getprkey` and `show config` print it: `0x1a2b` or `0x1a2b:aptpl`.
