@@ -115,27 +115,26 @@ extension EventsThread {
             }
             return done("\(map.name): " + (registered ? "registered for persistent reservations" : "not registered"))
         case .setPRKey(let key, let text):
-            guard let map = findMap(key) else { return refused("device not found: no map named \(key)") }
-            guard let parsed = ReservationKey(parsing: text) else { return refused("\(map.name): invalid reservation key '\(text)'") }
-            do throws(ReservationRefusal) {
-                try assembler.storeReservationKey(parsed, map: map.handle)
-            } catch {
-                return refused(error.description)
-            }
-            log.log(.reservationKeyStored, LogArgument.map(map.handle))
-            return done("\(map.name): reservation key \(parsed)")
+            guard let parsed = ReservationKey(parsing: text) else { return refused("\(key): invalid reservation key '\(text)'") }
+            return storeReservationKey(parsed, map: key, id: id)
         case .unsetPRKey(let key):
-            guard let map = findMap(key) else { return refused("device not found: no map named \(key)") }
-            do throws(ReservationRefusal) {
-                try assembler.storeReservationKey(nil, map: map.handle)
-            } catch {
-                return refused(error.description)
-            }
-            log.log(.reservationKeyRemoved, LogArgument.map(map.handle))
-            return done("\(map.name): reservation key removed")
+            return storeReservationKey(nil, map: key, id: id)
         default:
             return refused("not a change the events thread carries out")
         }
+    }
+
+    /// `setprkey` (a key) and `unsetprkey` (nil): the key goes to the prkeys file and to the
+    /// checkers of the map's paths.
+    private func storeReservationKey(_ reservation: ReservationKey?, map key: String, id: UInt32) -> OrderDesk.Answer {
+        guard let map = findMap(key) else { return OrderDesk.Answer(id: id, failure: "device not found: no map named \(key)", detail: "") }
+        do throws(ReservationRefusal) {
+            try assembler.storeReservationKey(reservation, map: map.handle)
+        } catch {
+            return OrderDesk.Answer(id: id, failure: error.description, detail: "")
+        }
+        log.log(reservation == nil ? .reservationKeyRemoved : .reservationKeyStored, LogArgument.map(map.handle))
+        return OrderDesk.Answer(id: id, failure: nil, detail: "\(map.name): " + (reservation.map { "reservation key \($0)" } ?? "reservation key removed"))
     }
 
     /// `auto_resize`: a path of `handle`'s map changed (a resized LUN sends a `change` uevent

@@ -31,19 +31,8 @@ struct HungPortalKernelTests {
         let disks = try portalDisks(try keeldGuestShell("keel_iscsi 2 2"))
         defer { _ = try? keeldGuestShell("keel_iscsi_down") }
         #expect(disks.count == 4, "\(disks)")
-        let keeld = try KeeldDaemon(configuration: portalConfiguration)
-        var names: [String] = []
-        defer {
-            keeld.stop()
-            for name in names { keeldRemoveMap(name) }
-        }
-        try keeld.waitReady()
-        let built = kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) {
-            let maps = keeld.maps()
-            names = maps.map(\.name)
-            return maps.count == 2 && maps.allSatisfy { $0.usable == 2 }
-        }
-        try #require(built != nil, "maps: \(keeld.maps())\n\(keeld.stderrTail())")
+        let (keeld, names) = try keeldStartedWithMaps(portalConfiguration, maps: 2, usable: 2)
+        defer { keeldStop(keeld, removing: names) }
         // keeld wrote fast_io_fail_tmo to both sessions (multipathd's reading of it for iSCSI).
         let sessions = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/iscsi_session")) ?? []
         let recovery = sessions.map {
@@ -123,10 +112,7 @@ struct HungPortalKernelTests {
         let started = kernelTestNowNs()
         let keeld = try KeeldDaemon(configuration: portalConfiguration)
         var names: [String] = []
-        defer {
-            keeld.stop()
-            for name in names { keeldRemoveMap(name) }
-        }
+        defer { keeldStop(keeld, removing: names) }
         try keeld.waitReady()
         let ready = kernelTestNowNs() - started
         let control = try DMControl()

@@ -335,3 +335,30 @@ func pathsActive(_ control: DMControl, maps: [String]) throws -> [DevNo: Bool] {
     }
     return active
 }
+
+/// Starts keeld on `configuration` and waits (at most 60 s) for `count` maps of `usable` usable
+/// paths each; returns it with the maps' names. The caller ends it with `keeldStop(_:removing:)`;
+/// when the maps never come, keeld is stopped here and the error says what it had.
+func keeldStartedWithMaps(_ configuration: String, maps count: Int, usable: Int) throws -> (keeld: KeeldDaemon, names: [String]) {
+    let keeld = try KeeldDaemon(configuration: configuration)
+    var names: [String] = []
+    do {
+        try keeld.waitReady()
+        let built = kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) {
+            let maps = keeld.maps()
+            names = maps.map(\.name)
+            return maps.count == count && maps.allSatisfy { $0.usable == usable }
+        }
+        guard built != nil else { throw RideThroughError("keeld's maps after 60 s: \(keeld.maps())\n\(keeld.stderrTail())") }
+    } catch {
+        keeldStop(keeld, removing: names)
+        throw error
+    }
+    return (keeld, names)
+}
+
+/// Stops keeld and removes the maps it made.
+func keeldStop(_ keeld: KeeldDaemon, removing names: [String]) {
+    keeld.stop()
+    for name in names { keeldRemoveMap(name) }
+}

@@ -30,19 +30,8 @@ struct ReservationKernelTests {
         let settings = "defaults {\n    reservation_key file\n}\n"
         try keeldGuestShell("mkdir -p /etc/multipath && rm -f /etc/multipath/prkeys && printf '\(settings.replacingOccurrences(of: "\n", with: "\\n"))' > /etc/multipath.conf")
         defer { _ = try? keeldGuestShell("rm -f /etc/multipath.conf /etc/multipath/prkeys") }
-        let keeld = try KeeldDaemon(configuration: keeldTestConfiguration + settings)
-        var names: [String] = []
-        defer {
-            keeld.stop()
-            for name in names { keeldRemoveMap(name) }
-        }
-        try keeld.waitReady()
-        let built = kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) {
-            let maps = keeld.maps()
-            names = maps.map(\.name)
-            return maps.count == 1 && maps.allSatisfy { $0.usable == 2 }
-        }
-        try #require(built != nil, "maps: \(keeld.maps())\n\(keeld.stderrTail())")
+        let (keeld, names) = try keeldStartedWithMaps(keeldTestConfiguration + settings, maps: 1, usable: 2)
+        defer { keeldStop(keeld, removing: names) }
         let name = try #require(names.first)
         let wwid = try #require(keeld.maps().first?.wwid)
 
