@@ -30,6 +30,8 @@ final class EventsThread: @unchecked Sendable {
     var deletedMaps: [(name: String, wwid: String, paths: [String])] = []
     /// `resize map` orders waiting for their map's table load.
     var pendingResizes: [MapHandle: [UInt32]] = [:]
+    /// Per path slot: how many reservation registrations were logged (`logRegistrations`).
+    var registrationsSeen: [PathHandle: UInt32] = [:]
 
     init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, uevents: UeventMonitor?,
          log: LogProducer, options: Options, growth: TableGrowth? = nil) {
@@ -78,6 +80,7 @@ final class EventsThread: @unchecked Sendable {
             if readable[3], let uevents {
                 handleUevents(uevents)
             }
+            logRegistrations()
             let after = monotonicNs()
             if after >= nextResyncNs {
                 for error in assembler.resync(into: &sink, nowNs: after) { report(error) }
@@ -106,6 +109,20 @@ final class EventsThread: @unchecked Sendable {
                 Self.logNotices(&assembler, to: log)
                 nextPrioritiesNs = after + priorityIntervalNs
             }
+        }
+    }
+
+    /// Logs each reservation registration of a returning path the checker finished since the last
+    /// pass (a reinstatement wakes this thread with its dm event, so the line follows it closely).
+    func logRegistrations() {
+        for done in assembler.finishedRegistrations(since: &registrationsSeen) {
+            let event: LogMessage
+            switch done.outcome {
+            case .registered: event = .pathRegistered
+            case .keyAbsent: event = .pathRegistrationKeyAbsent
+            case .failed, .none: event = .pathRegistrationFailed
+            }
+            log.log(event, LogArgument.device(done.path.device), LogArgument.map(done.map))
         }
     }
 

@@ -339,8 +339,8 @@ func pathsActive(_ control: DMControl, maps: [String]) throws -> [DevNo: Bool] {
 /// Starts keeld on `configuration` and waits (at most 60 s) for `count` maps of `usable` usable
 /// paths each; returns it with the maps' names. The caller ends it with `keeldStop(_:removing:)`;
 /// when the maps never come, keeld is stopped here and the error says what it had.
-func keeldStartedWithMaps(_ configuration: String, maps count: Int, usable: Int) throws -> (keeld: KeeldDaemon, names: [String]) {
-    let keeld = try KeeldDaemon(configuration: configuration)
+func keeldStartedWithMaps(_ configuration: String, maps count: Int, usable: Int, logFile: String? = nil) throws -> (keeld: KeeldDaemon, names: [String]) {
+    let keeld = try KeeldDaemon(configuration: configuration, logFile: logFile)
     var names: [String] = []
     do {
         try keeld.waitReady()

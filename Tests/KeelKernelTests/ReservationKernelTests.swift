@@ -30,7 +30,9 @@ struct ReservationKernelTests {
         let settings = "defaults {\n    reservation_key file\n}\n"
         try keeldGuestShell("mkdir -p /etc/multipath && rm -f /etc/multipath/prkeys && printf '\(settings.replacingOccurrences(of: "\n", with: "\\n"))' > /etc/multipath.conf")
         defer { _ = try? keeldGuestShell("rm -f /etc/multipath.conf /etc/multipath/prkeys") }
-        let (keeld, names) = try keeldStartedWithMaps(keeldTestConfiguration + settings, maps: 1, usable: 2)
+        let logFile = "/tmp/keeld-reservation.log"
+        unlink(logFile)
+        let (keeld, names) = try keeldStartedWithMaps(keeldTestConfiguration + settings, maps: 1, usable: 2, logFile: logFile)
         defer { keeldStop(keeld, removing: names) }
         let name = try #require(names.first)
         let wwid = try #require(keeld.maps().first?.wwid)
@@ -68,6 +70,10 @@ struct ReservationKernelTests {
         let paths = try keeld.command("show paths")
         #expect(paths.split(separator: "\n").contains { $0.hasPrefix(lost.disk + " ") && $0.contains("reservation=registered") }, "\(paths)")
         #expect(try keeldGuestShell("multipathd getprstatus map \(name)") == "1", "a path registered with the key: the map is registered")
+        let logged = kernelTestWait(every: 50_000, timeoutNs: 10 * Time.nsPerSecond) {
+            ((try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "").contains("path \(lost.disk) (\(lost.device)) of \(name) registered with the map's reservation key")
+        }
+        #expect(logged != nil, "keeld's log names the registration: \(((try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "").suffix(2000))")
         let metrics = try keeld.command("show metrics")
         #expect(metrics.contains("keel_paths_reservation{registration=\"registered\"} 1"), "\(metrics)")
 

@@ -145,6 +145,7 @@ private func readKeysAnswer(_ keys: [UInt64]) -> SGFakeTargets.Answer {
         checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
         #expect(sink.completions == [CheckCompletion(path: path, token: 1, result: .up)])
         #expect(checker.registration(of: path) == .registered)
+        #expect(checker.registrationRecord(of: path).attempts == 1)
         #expect(checker.lastReason(of: path).kind == .good)
 
         // Up and staying up: a plain TUR.
@@ -175,6 +176,7 @@ private func readKeysAnswer(_ keys: [UInt64]) -> SGFakeTargets.Answer {
         checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
         #expect(sink.completions == [CheckCompletion(path: path, token: 4, result: .up)])
         #expect(checker.counters.registered == 2)
+        #expect(checker.registrationRecord(of: path) == (2, .registered), "each registration counted once")
     }
 
     @Test("a LUN without the key is not registered with it; a failed REGISTER still reports the path up, as multipathd does; no key, no commands")

@@ -68,6 +68,22 @@ extension MultipathAssembler {
         giveReservationKey(ofMapAt: m)
     }
 
+    /// The registrations of returning paths that finished since the last call (paths of maps with
+    /// a key, checked through the sg node), for the caller to log. `seen` keeps each slot's count.
+    public func finishedRegistrations(since seen: inout [PathHandle: UInt32]) -> [(path: AssembledPath, map: MapHandle, outcome: ReservationRegistration)] {
+        guard let tur = checkers.tur else { return [] }
+        var finished: [(path: AssembledPath, map: MapHandle, outcome: ReservationRegistration)] = []
+        for map in maps where map.reservation.key != nil {
+            for path in map.paths where path.checker == .tur {
+                let record = tur.registrationRecord(of: path.handle)
+                guard seen[path.handle] != record.attempts else { continue }
+                seen[path.handle] = record.attempts
+                if record.outcome != .none { finished.append((path, map.handle, record.outcome)) }
+            }
+        }
+        return finished
+    }
+
     /// Hands the map's key to the checker of each of its paths checked through the sg node: a
     /// path that comes back is registered with it before it is reported up (multipathd's
     /// re-registration of returning paths). Paths checked with directio are not registered.

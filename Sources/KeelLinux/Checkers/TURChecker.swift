@@ -150,6 +150,15 @@ public struct TURChecker: PathCheckBackend {
         path.index < pathCapacity ? ReservationRegistration(rawValue: core.registrationOutcomes[path.index].load(ordering: .relaxed)) ?? .none : .none
     }
 
+    /// Registrations of the path's slot finished so far (it only grows, across the paths that
+    /// use the slot) and what the last came to: a reader that remembers the count sees each new
+    /// attempt once (any thread may read it).
+    public func registrationRecord(of path: PathHandle) -> (attempts: UInt32, outcome: ReservationRegistration) {
+        guard path.index < pathCapacity else { return (0, .none) }
+        let attempts = core.registrationAttempts[path.index].load(ordering: .acquiring)
+        return (attempts, registration(of: path))
+    }
+
     /// Why the path's last check ended as it did (any thread may read it).
     public func lastReason(of path: PathHandle) -> TURReason {
         path.index < pathCapacity ? core.lastReason(path.index) : TURReason(packed: 0)
@@ -256,8 +265,9 @@ final class TURCore: @unchecked Sendable {
     /// flags (bit 0: APTPL); set by the control plane.
     let reservationKeys: UnsafeMutablePointer<Atomic<UInt64>>
     let reservationFlags: UnsafeMutablePointer<Atomic<UInt8>>
-    /// `ReservationRegistration` of each path's last attempt.
+    /// `ReservationRegistration` of each path's last attempt, and how many attempts finished.
     let registrationOutcomes: UnsafeMutablePointer<Atomic<UInt8>>
+    let registrationAttempts: UnsafeMutablePointer<Atomic<UInt32>>
     /// 1 when the path has not been up since it was installed or last failed a check: its next
     /// up answer is followed by the registration (recovery thread, and install before the
     /// path's first check).
@@ -299,6 +309,7 @@ final class TURCore: @unchecked Sendable {
         reservationKeys = memory.reserve(Atomic<UInt64>.self, count: pathsMax)
         reservationFlags = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
         registrationOutcomes = memory.reserve(Atomic<UInt8>.self, count: pathsMax)
+        registrationAttempts = memory.reserve(Atomic<UInt32>.self, count: pathsMax)
         armed = memory.reserve(UInt8.self, count: pathsMax)
         registering = memory.reserve(UInt8.self, count: pathsMax)
         heldResults = memory.reserve(UInt8.self, count: pathsMax)
@@ -323,6 +334,7 @@ final class TURCore: @unchecked Sendable {
         + MemoryLayout<UInt32>.stride + MemoryLayout<Int32>.stride
         + MemoryLayout<Atomic<UInt8>>.stride + MemoryLayout<UInt8>.stride + MemoryLayout<UInt64>.stride
         + MemoryLayout<Atomic<UInt64>>.stride + 2 * MemoryLayout<Atomic<UInt8>>.stride + 3 * MemoryLayout<UInt8>.stride
+        + MemoryLayout<Atomic<UInt32>>.stride
 
     /// Commits and clears the tables of paths up to `paths` (the thread that grows tables).
     func prepare(paths: Int) {
@@ -341,6 +353,7 @@ final class TURCore: @unchecked Sendable {
         memory.commit(reservationKeys, from: old, to: new)
         memory.commit(reservationFlags, from: old, to: new)
         memory.commit(registrationOutcomes, from: old, to: new)
+        memory.commit(registrationAttempts, from: old, to: new)
         memory.commit(armed, from: old, to: new)
         memory.commit(registering, from: old, to: new)
         memory.commit(heldResults, from: old, to: new)
@@ -351,6 +364,7 @@ final class TURCore: @unchecked Sendable {
             (reservationKeys + i).initialize(to: Atomic(0))
             (reservationFlags + i).initialize(to: Atomic(0))
             (registrationOutcomes + i).initialize(to: Atomic(0))
+            (registrationAttempts + i).initialize(to: Atomic(0))
         }
         (armed + old).initialize(repeating: 1, count: new - old)
         (registering + old).initialize(repeating: 0, count: new - old)
@@ -376,6 +390,7 @@ final class TURCore: @unchecked Sendable {
         memory.release(reservationKeys, count: pathsMax)
         memory.release(reservationFlags, count: pathsMax)
         memory.release(registrationOutcomes, count: pathsMax)
+        memory.release(registrationAttempts, count: pathsMax)
         memory.release(armed, count: pathsMax)
         memory.release(registering, count: pathsMax)
         memory.release(heldResults, count: pathsMax)
@@ -621,6 +636,7 @@ final class TURCore: @unchecked Sendable {
                 if send(fd: fd, path: path, timeoutMs: timeoutsMs[path]) == 0 { return }
                 registering[path] = 0
                 registrationOutcomes[path].store(ReservationRegistration.failed.rawValue, ordering: .relaxed)
+                registrationAttempts[path].wrappingAdd(1, ordering: .releasing)
                 counters.registrationFailed += 1
             }
             armed[path] = 0
@@ -660,6 +676,7 @@ final class TURCore: @unchecked Sendable {
         default: counters.registrationFailed += 1
         }
         registrationOutcomes[path].store(outcome.rawValue, ordering: .relaxed)
+        registrationAttempts[path].wrappingAdd(1, ordering: .releasing)
         registering[path] = 0
         armed[path] = 0
         finish(path: path, result: CheckResult(rawValue: heldResults[path]) ?? .up, reason: TURReason(packed: reasons[path].load(ordering: .relaxed)),

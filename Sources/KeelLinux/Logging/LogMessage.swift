@@ -120,6 +120,9 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case reservationKeyStored = 440
     case reservationKeyRemoved = 441
     case prkeysFileFailed = 442
+    case pathRegistered = 443
+    case pathRegistrationKeyAbsent = 444
+    case pathRegistrationFailed = 445
 
     // The logger itself.
     case loggerStarted = 500
@@ -137,19 +140,20 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
              .mlockFailed, .configurationRejected, .assemblyFailed, .pathSizeMismatch, .bindingFailed, .bindingTaken,
-             .wwidsFileFailed, .prkeysFileFailed:
+             .wwidsFileFailed, .prkeysFileFailed, .pathRegistrationFailed:
             return .error
         case .groupDisabled, .queueingDisabled, .checkRefused, .checkerFallback, .checkTimedOut, .turWithoutGeneric,
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
-             .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept, .priorityUnanswered, .groupByTPGFallback:
+             .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept, .priorityUnanswered, .groupByTPGFallback,
+             .pathRegistrationKeyAbsent:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
              .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown,
              .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded,
              .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel,
-             .reservationFlagSet, .reservationFlagCleared, .reservationKeyStored, .reservationKeyRemoved:
+             .reservationFlagSet, .reservationFlagCleared, .reservationKeyStored, .reservationKeyRemoved, .pathRegistered:
             return .notice
         }
     }
@@ -220,6 +224,9 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .topologyRequestTimedOut: return "the recovery thread did not answer a topology request in 2 s; a late path addition is undone and rediscovery adds the path again"
         case .operatorRemovedPath: return "%dev removed by the operator (del path); not checked until it is added again"
         case .operatorRemovedMap: return "map of %dev and %n other paths removed by the operator (del map); its paths are not checked until the map is added again"
+        case .pathRegistered: return "path %dev of %map registered with the map's reservation key before it was reported up"
+        case .pathRegistrationKeyAbsent: return "path %dev of %map: the LUN does not have the map's reservation key; the path was reported up unregistered"
+        case .pathRegistrationFailed: return "path %dev of %map: registering with the map's reservation key failed; the path was reported up unregistered and may meet reservation conflicts"
         case .reservationFlagSet: return "%map: its paths are registered for persistent reservations (setprstatus)"
         case .reservationFlagCleared: return "%map: no longer registered for persistent reservations (unsetprstatus)"
         case .reservationKeyStored: return "%map: reservation key stored in the prkeys file (setprkey)"
