@@ -123,6 +123,16 @@ private func readKeysAnswer(_ keys: [UInt64]) -> SGFakeTargets.Answer {
         #expect(checker.waitForCompletions(timeoutNs: 5 * Time.nsPerSecond))
     }
 
+    /// Sends a check of path 0, answers it with `answer` (a failure) and reaps its completion.
+    private func checkDown(_ checker: inout TURChecker, _ targets: SGFakeTargets, token: UInt32,
+                           _ answer: SGFakeTargets.Answer = .checkCondition(key: 0x02, asc: 0x04, ascq: 0x03)) -> CheckResult? {
+        var sink = CheckerCollectingSink()
+        #expect(checker.submit(request(0, token: token), nowNs: checkerNowNs()))
+        #expect(targets.answer(0, answer))
+        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
+        return sink.completions.first?.result
+    }
+
     @Test("a new or returning path is registered with its map's key (READ KEYS, then REGISTER AND IGNORE) before it is reported up; an up path is not")
     func returningPathIsRegisteredFirst() throws {
         var checker = try TURChecker(TURConfiguration(pathsMax: 1))
@@ -155,11 +165,7 @@ private func readKeysAnswer(_ keys: [UInt64]) -> SGFakeTargets.Answer {
         #expect(sink.completions == [CheckCompletion(path: path, token: 2, result: .up)])
 
         // Down, then back: registered again; a UNIT ATTENTION to the READ KEYS is sent again.
-        sink = CheckerCollectingSink()
-        #expect(checker.submit(request(0, token: 3), nowNs: checkerNowNs()))
-        #expect(targets.answer(0, .checkCondition(key: 0x02, asc: 0x3a, ascq: 0)))
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
-        #expect(sink.completions.first?.result == .down)
+        #expect(checkDown(&checker, targets, token: 3, .checkCondition(key: 0x02, asc: 0x3a, ascq: 0)) == .down)
         sink = CheckerCollectingSink()
         checkUp(&checker, targets, token: 4)
         checker.reap(nowNs: checkerNowNs(), into: &sink)
@@ -193,10 +199,7 @@ private func readKeysAnswer(_ keys: [UInt64]) -> SGFakeTargets.Answer {
 
         // A key given to a path that is up already: nothing until it fails and comes back.
         checker.setReservationKey(0x77, aptpl: false, path: path)
-        sink = CheckerCollectingSink()
-        #expect(checker.submit(request(0, token: 2), nowNs: checkerNowNs()))
-        #expect(targets.answer(0, .checkCondition(key: 0x02, asc: 0x04, ascq: 0x03)))
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
+        _ = checkDown(&checker, targets, token: 2)
         sink = CheckerCollectingSink()
         checkUp(&checker, targets, token: 3)
         checker.reap(nowNs: checkerNowNs(), into: &sink)
@@ -206,10 +209,7 @@ private func readKeysAnswer(_ keys: [UInt64]) -> SGFakeTargets.Answer {
         #expect(checker.registration(of: path) == .keyAbsent)
         #expect(targets.take(0) == 0, "no REGISTER sent")
 
-        sink = CheckerCollectingSink()
-        #expect(checker.submit(request(0, token: 4), nowNs: checkerNowNs()))
-        #expect(targets.answer(0, .checkCondition(key: 0x02, asc: 0x04, ascq: 0x03)))
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: 5 * Time.nsPerSecond) { !$0.completions.isEmpty }
+        _ = checkDown(&checker, targets, token: 4)
         sink = CheckerCollectingSink()
         checkUp(&checker, targets, token: 5)
         checker.reap(nowNs: checkerNowNs(), into: &sink)

@@ -10,7 +10,8 @@ public enum Grouping {
         @usableFromInline var provisional: [UInt16]
         @usableFromInline var groupPrioSum: [Int64]
         @usableFromInline var groupSize: [Int32]
-        @usableFromInline var groupKey: [UInt32]
+        /// Per group: made of marginal paths (`marginal_pathgroups`).
+        @usableFromInline var groupMarginal: [Bool]
         @usableFromInline var order: [UInt16]
         @usableFromInline var rank: [UInt16]
 
@@ -19,7 +20,7 @@ public enum Grouping {
             provisional = Array(repeating: 0, count: capacity)
             groupPrioSum = Array(repeating: 0, count: capacity)
             groupSize = Array(repeating: 0, count: capacity)
-            groupKey = Array(repeating: 0, count: capacity)
+            groupMarginal = Array(repeating: false, count: capacity)
             order = Array(repeating: 0, count: capacity)
             rank = Array(repeating: 0, count: capacity)
         }
@@ -85,7 +86,7 @@ public enum Grouping {
             if i == 0 || k != lastKey || isMarginal != lastMarginal || policy == .failover {
                 e.groupScratch.groupPrioSum[groups] = 0
                 e.groupScratch.groupSize[groups] = 0
-                e.groupScratch.groupKey[groups] = isMarginal ? 1 : 0
+                e.groupScratch.groupMarginal[groups] = isMarginal
                 groups += 1
                 lastKey = k
                 lastMarginal = isMarginal
@@ -104,7 +105,7 @@ public enum Grouping {
                     let y = e.groupScratch.order[j]
                     // Compare sum_x/size_x > sum_y/size_y without division (provisional groups
                     // are already normal first, so a marginal x never passes a normal y).
-                    let better = e.groupScratch.groupKey[Int(x)] == e.groupScratch.groupKey[Int(y)]
+                    let better = e.groupScratch.groupMarginal[Int(x)] == e.groupScratch.groupMarginal[Int(y)]
                         && e.groupScratch.groupPrioSum[Int(x)] * Int64(e.groupScratch.groupSize[Int(y)])
                         > e.groupScratch.groupPrioSum[Int(y)] * Int64(e.groupScratch.groupSize[Int(x)])
                     if !better { break }
@@ -129,12 +130,12 @@ public enum Grouping {
         let groups = Int(e.maps[m].groupCount)
         if groups == 0 { return 0 }
         let mapPolicy = e.maps[m].policy
-        for g in 0..<groups { e.groupScratch.groupPrioSum[g] = 0; e.groupScratch.groupSize[g] = 0; e.groupScratch.groupKey[g] = 0 }
+        for g in 0..<groups { e.groupScratch.groupPrioSum[g] = 0; e.groupScratch.groupSize[g] = 0; e.groupScratch.groupMarginal[g] = false }
         var normalUsable = false
         var p = e.maps[m].firstPath
         while p >= 0 {
             let r = e.paths[Int(p)]
-            if Int(r.group) < groups && marginal(r.descriptor, mapPolicy) { e.groupScratch.groupKey[Int(r.group)] = 1 }
+            if Int(r.group) < groups && marginal(r.descriptor, mapPolicy) { e.groupScratch.groupMarginal[Int(r.group)] = true }
             if r.isUsable && Int(r.group) < groups {
                 e.groupScratch.groupPrioSum[Int(r.group)] += Int64(r.descriptor.priority)
                 e.groupScratch.groupSize[Int(r.group)] += 1
@@ -143,7 +144,7 @@ public enum Grouping {
             p = r.nextInMap
         }
         var best = -1
-        for g in 0..<groups where e.groupScratch.groupSize[g] > 0 && !(normalUsable && e.groupScratch.groupKey[g] != 0) {
+        for g in 0..<groups where e.groupScratch.groupSize[g] > 0 && !(normalUsable && e.groupScratch.groupMarginal[g]) {
             if best < 0 {
                 best = g
             } else if e.groupScratch.groupPrioSum[g] * Int64(e.groupScratch.groupSize[best])
