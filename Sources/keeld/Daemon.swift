@@ -11,6 +11,20 @@ final class RecoveryBox: @unchecked Sendable {
 }
 
 enum Daemon {
+    /// How healthy paths are checked, said at start: Keel's cadence differs from multipathd's
+    /// unless a polling option is written.
+    static func cadenceLine(_ configuration: Configuration) -> String {
+        let cap = configuration.healthyChecksPerSecondMax
+        let capText = cap == 0 ? "no cap on healthy checks" : "at most \(cap) healthy checks a second (more paths stretch the interval)"
+        if configuration.pollingWritten {
+            return "healthy paths are checked every \(configuration.pollingIntervalSeconds) s, backing off to "
+                + "\(configuration.maxPollingIntervalSeconds) s as multipathd does; \(capText)"
+        }
+        return "healthy paths are checked every \(configuration.healthyIntervalMs) ms (healthy_interval_ms; no polling_interval "
+            + "written: multipathd would start at \(configuration.pollingIntervalSeconds) s and back off to "
+            + "\(configuration.maxPollingIntervalSeconds) s); \(capText)"
+    }
+
     /// What happens to queueing maps when keeld stops, and why: `--on-exit`, else
     /// `queue_without_daemon`, else keeping them queueing (multipathd's default fails them: a
     /// daemon restarted during an array upgrade must not turn queued I/O into errors).
@@ -219,6 +233,7 @@ enum Daemon {
             { [board = shared.board] paths, maps in board.prepare(paths: paths, maps: maps) },
             { [checker] paths, _ in checker.prepare(paths: paths) },
         ])
+        say(Self.cadenceLine(configuration))
         say("tables sized for \(initial.paths) paths and \(initial.maps) maps (\(report.paths.count) paths, "
             + "\(discoveredMaps) WWIDs found; they grow to max_paths \(capacities.pathsMax) / max_maps \(capacities.mapsMax))")
 

@@ -316,14 +316,15 @@ import Testing
     }
 
     @Test func sanPathErrOptionsBuildFlapDamping() {
-        let text = "defaults {\n\tsan_path_err_threshold 3\n\tsan_path_err_forget_rate 10\n\tsan_path_err_recovery_time 60\n}\n"
+        // polling_interval written: the forget rate is taken as written (Keel's cadence scales it).
+        let text = "defaults {\n\tpolling_interval 5\n\tsan_path_err_threshold 3\n\tsan_path_err_forget_rate 10\n\tsan_path_err_recovery_time 60\n}\n"
         let damping = defaultProfile(text)?.policy.flapDamping
         #expect(damping == FlapDamping(threshold: 3, forgetRate: 10, recoveryTimeNs: 60 * Time.nsPerSecond))
         #expect(damping?.isEnabled == true)
     }
 
     @Test func sanPathErrNoTurnsTheOptionOff() {
-        let text = "defaults {\n\tsan_path_err_threshold no\n\tsan_path_err_forget_rate 10\n\tsan_path_err_recovery_time no\n}\n"
+        let text = "defaults {\n\tpolling_interval 5\n\tsan_path_err_threshold no\n\tsan_path_err_forget_rate 10\n\tsan_path_err_recovery_time no\n}\n"
         #expect(defaultProfile(text)?.policy.flapDamping == FlapDamping(threshold: 0, forgetRate: 10, recoveryTimeNs: 0))
         #expect(configErrors(inDefaults("san_path_err_threshold many")) == [
             "multipath.conf:2: san_path_err_threshold: \"many\" must be no or a whole number",
@@ -436,8 +437,11 @@ import Testing
 @Suite struct ConfigRenderTests {
     @Test func renderOfTheBuiltInConfigurationShowsEveryDefault() {
         let text = Configuration().render()
-        #expect(text.contains("\tpolling_interval 5\n"))
-        #expect(text.contains("\tmax_polling_interval 20\n"))
+        #expect(text.contains("\t# polling_interval 5  (built-in; healthy paths use healthy_interval_ms)\n"),
+                "an unwritten polling_interval stays unwritten, or the reloaded text would switch the cadence")
+        #expect(!text.contains("\tmax_polling_interval"))
+        #expect(text.contains("\thealthy_interval_ms 500\n"))
+        #expect(text.contains("\tmax_healthy_checks_per_second 4096\n"))
         #expect(text.contains("\t# path_selector \"service-time 0\"  (built-in)\n"), "built-in map values are shown as comments")
         #expect(text.contains("\t# prio const  (built-in)\n"))
         #expect(text.contains("\tdetect_prio yes\n"))

@@ -26,7 +26,8 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "AC
 @Suite struct ConfigPrecedenceTests {
     @Test func builtInValuesApplyWhenNothingIsWritten() {
         let p = defaultProfile("")
-        #expect(p?.policy == MapPolicy())
+        #expect(p?.policy == MapPolicy(intervalHealthyNs: 500 * Time.nsPerMs, intervalHealthyMaxNs: 500 * Time.nsPerMs,
+                                       retryIntervalNs: 5 * Time.nsPerSecond, healthyChecksPerSecondMax: 4096))
         #expect(p?.pathSelector == "service-time 0")
         #expect(p?.hardwareHandler == "0")
         #expect(p?.features == "0")
@@ -114,6 +115,45 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "AC
         #expect(p?.policy.intervalHealthyMaxNs == 30 * Time.nsPerSecond)
         #expect(p?.policy.checkTimeoutNs == 9 * Time.nsPerSecond)
         #expect(p?.checkerTimeoutSeconds == 9)
+    }
+
+    @Test func withoutAPollingOptionHealthyPathsKeepKeelsCadence() {
+        let p = defaultProfile("")
+        #expect(p?.policy.intervalHealthyNs == 500 * Time.nsPerMs)
+        #expect(p?.policy.intervalHealthyMaxNs == 500 * Time.nsPerMs, "no back-off")
+        #expect(p?.policy.retryIntervalNs == 5 * Time.nsPerSecond, "no_path_retry still counts polling_interval")
+        #expect(p?.policy.healthyChecksPerSecondMax == 4096)
+        let tuned = defaultProfile("defaults {\n\thealthy_interval_ms 250\n\tmax_healthy_checks_per_second 0\n}\n")
+        #expect(tuned?.policy.intervalHealthyNs == 250 * Time.nsPerMs)
+        #expect(tuned?.policy.intervalHealthyMaxNs == 250 * Time.nsPerMs)
+        #expect(tuned?.policy.healthyChecksPerSecondMax == 0)
+    }
+
+    @Test func aWrittenPollingOptionBringsBackMultipathToolsBackOff() {
+        let p = defaultProfile("defaults {\n\tmax_polling_interval 8\n}\n")
+        #expect(p?.policy.intervalHealthyNs == 2 * Time.nsPerSecond)
+        #expect(p?.policy.intervalHealthyMaxNs == 8 * Time.nsPerSecond)
+        #expect(p?.policy.retryIntervalNs == 2 * Time.nsPerSecond)
+        let both = "defaults {\n\tpolling_interval 2\n\thealthy_interval_ms 100\n}\n"
+        #expect(configWarnings(both) == [
+            "multipath.conf:3: healthy_interval_ms: not used, since polling_interval or max_polling_interval is written (healthy paths back off from polling_interval as in multipath-tools)",
+        ])
+        #expect(defaultProfile(both)?.policy.intervalHealthyNs == 2 * Time.nsPerSecond)
+    }
+
+    @Test func theForgetRateKeepsItsSpanInTimeUnderKeelsCadence() {
+        let damping = "\tsan_path_err_threshold 3\n\tsan_path_err_forget_rate 6\n\tsan_path_err_recovery_time 30\n"
+        // 6 good checks at polling_interval 5 s span 30 s; at 500 ms that is 60 checks.
+        #expect(defaultProfile("defaults {\n" + damping + "}\n")?.policy.flapDamping.forgetRate == 60)
+        #expect(defaultProfile("defaults {\n\tpolling_interval 5\n" + damping + "}\n")?.policy.flapDamping.forgetRate == 6)
+    }
+
+    @Test func cadenceOptionsRefuseWhatIsOutOfRange() {
+        #expect(configErrors(inDefaults("healthy_interval_ms 10")) == ["multipath.conf:2: healthy_interval_ms: 10 is out of range (50...86400000 ms)"])
+        #expect(configErrors(inDefaults("max_healthy_checks_per_second -1")).count == 1)
+        #expect(configErrors(inDefaults("max_healthy_checks_per_second 1000001")) == [
+            "multipath.conf:2: max_healthy_checks_per_second: 1000001 is out of range (0...1000000)",
+        ])
     }
 
     @Test func unsetCheckerTimeoutLeavesTheFallbackToTheCaller() {

@@ -346,3 +346,46 @@ import KeelCore
         #expect(try Configuration.load(files: [(name: "c", text: rendered)]).get().configuration.marginalPathGroups)
     }
 }
+
+@Suite struct HealthyCadenceTests {
+    /// Checks each path got from 0 to `until`, every path answering up (except those in `down`).
+    func checksPerPath(_ f: inout EngineFixture, until: Nanoseconds, down: Set<Int> = []) -> [Int] {
+        var counts = Array(repeating: 0, count: f.paths.count)
+        var now = f.nowNs
+        while now < until {
+            now += 10 * ms
+            for request in f.advance(to: now) {
+                if let i = f.paths.firstIndex(of: request.path) { counts[i] += 1 }
+            }
+            f.answerChecks { down.contains($0) ? .down : .up }
+        }
+        return counts
+    }
+
+    func fixture(paths: Int, checksPerSecondMax: UInt32) throws -> EngineFixture {
+        try EngineFixture(policy: MapPolicy(grouping: .multibus, intervalFastNs: 100 * ms, intervalHealthyNs: 500 * ms,
+                                            intervalHealthyMaxNs: 500 * ms, healthyChecksPerSecondMax: checksPerSecondMax),
+                          descriptors: (0..<paths).map { PathDescriptor(device: dev(UInt32($0) * 16)) })
+    }
+
+    @Test("Keel's cadence: a healthy path is checked every 500 ms and never backs off")
+    func healthyPathsKeepTheirInterval() throws {
+        var f = try fixture(paths: 8, checksPerSecondMax: 0)
+        let counts = checksPerPath(&f, until: 10 * sec)
+        // 20 intervals in 10 s; the spread moves a check up to 1/8 of an interval earlier.
+        #expect(counts.allSatisfy { $0 >= 19 && $0 <= 23 }, "\(counts)")
+    }
+
+    @Test("the host-wide cap stretches every healthy path's interval to its share; failed paths keep the fast probe")
+    func theCapStretchesHealthyIntervalsOnly() throws {
+        var f = try fixture(paths: 8, checksPerSecondMax: 4)
+        // 8 paths at 4 checks a second: each is checked every 2 s.
+        var counts = checksPerPath(&f, until: 10 * sec)
+        #expect(counts.allSatisfy { $0 >= 4 && $0 <= 6 }, "\(counts)")
+        #expect(counts.reduce(0, +) <= 4 * 10 + 8)
+        counts = checksPerPath(&f, until: 14 * sec, down: [3])
+        // Path 3 failed at its next check (within 2 s) and is then probed every 100 ms.
+        #expect(counts[3] >= 10, "\(counts)")
+        #expect(f.state(3) == .down)
+    }
+}

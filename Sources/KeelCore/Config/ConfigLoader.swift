@@ -44,13 +44,14 @@ struct ConfigLoader {
     private var writtenDefaults = MapSettings()
     private var pollingWritten: (seconds: UInt32, place: ConfigPlace)?
     private var maxPollingWritten: (seconds: UInt32, place: ConfigPlace)?
+    private var healthyIntervalPlace: ConfigPlace?
     private var capacityPlaces: [String: ConfigPlace] = [:]
     private var multipathPlaces: [ConfigPlace] = []
 
     /// Options valid only in `defaults`.
     static let globalOptions: Set<String> = [
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
-        "fast_probe_interval_ms", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
+        "fast_probe_interval_ms", "healthy_interval_ms", "max_healthy_checks_per_second", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
         "find_multipaths_timeout", "bindings_file", "wwids_file", "prkeys_file", "marginal_pathgroups", "detect_prio", "retain_attached_hw_handler", "hardware_table",
         "queue_without_daemon",
     ]
@@ -442,6 +443,17 @@ struct ConfigLoader {
             if let v = check(node, Self.number(value, in: Int(range.lowerBound)...Int(range.upperBound), unit: " ms")) {
                 configuration.fastProbeIntervalMs = UInt32(v)
             }
+        case "healthy_interval_ms":
+            let range = Configuration.healthyIntervalRangeMs
+            if let v = check(node, Self.number(value, in: Int(range.lowerBound)...Int(range.upperBound), unit: " ms")) {
+                configuration.healthyIntervalMs = UInt32(v)
+                healthyIntervalPlace = place
+            }
+        case "max_healthy_checks_per_second":
+            let range = Configuration.healthyChecksPerSecondRange
+            if let v = check(node, Self.number(value, in: Int(range.lowerBound)...Int(range.upperBound), unit: "")) {
+                configuration.healthyChecksPerSecondMax = UInt32(v)
+            }
         case "max_paths":
             if let v = check(node, Self.number(value, in: Configuration.capacityRange, unit: "")) {
                 configuration.capacities.pathsMax = v
@@ -470,6 +482,13 @@ struct ConfigLoader {
     /// multipath-tools' rule: max defaults to 4 x polling; with only max given, polling is max / 4;
     /// polling is never above max.
     private mutating func derivePollingIntervals() {
+        configuration.pollingWritten = pollingWritten != nil || maxPollingWritten != nil
+        if configuration.pollingWritten, let place = healthyIntervalPlace {
+            warnings.append(ConfigDiagnostic(
+                file: place.file, line: place.line,
+                message: "healthy_interval_ms: not used, since polling_interval or max_polling_interval is written (healthy paths back off from polling_interval as in multipath-tools)"
+            ))
+        }
         switch (pollingWritten, maxPollingWritten) {
         case (nil, nil):
             configuration.pollingIntervalSeconds = Configuration.pollingIntervalDefaultSeconds

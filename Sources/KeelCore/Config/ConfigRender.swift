@@ -7,8 +7,12 @@ extension Configuration {
     public func render() -> String {
         var out = ConfigWriter()
         out.open("defaults")
-        out.option("polling_interval", "\(pollingIntervalSeconds)")
-        out.option("max_polling_interval", "\(maxPollingIntervalSeconds)")
+        if pollingWritten {
+            out.option("polling_interval", "\(pollingIntervalSeconds)")
+            out.option("max_polling_interval", "\(maxPollingIntervalSeconds)")
+        } else {
+            out.comment("polling_interval \(pollingIntervalSeconds)  (built-in; healthy paths use healthy_interval_ms)")
+        }
         if let t = checkerTimeoutSeconds { out.option("checker_timeout", "\(t)") }
         out.option("find_multipaths", findMultipaths.rawValue)
         out.option("find_multipaths_timeout", "\(findMultipathsTimeoutSeconds)")
@@ -28,6 +32,8 @@ extension Configuration {
         builtIns.settings(MapSettings().overlaid(by: defaults).notSet(in: writtenDefaults))
         for line in builtIns.text.split(separator: "\n") { out.comment(String(line) + "  (built-in)") }
         out.option("fast_probe_interval_ms", "\(fastProbeIntervalMs)")
+        out.option("healthy_interval_ms", "\(healthyIntervalMs)")
+        out.option("max_healthy_checks_per_second", "\(healthyChecksPerSecondMax)")
         out.option("max_paths", "\(capacities.pathsMax)")
         out.option("max_maps", "\(capacities.mapsMax)")
         out.option("max_paths_per_map", "\(capacities.pathsPerMapMax)")

@@ -43,6 +43,15 @@ public struct Configuration: Sendable, Equatable {
     public var prkeysFile: String
     /// `fast_probe_interval_ms` (Keel): how often a failed or pending path is probed.
     public var fastProbeIntervalMs: UInt32
+    /// Whether `polling_interval` or `max_polling_interval` was written. When neither was, healthy
+    /// paths are checked every `healthyIntervalMs` without backing off (Keel's default cadence);
+    /// when one was, multipath-tools' doubling from `polling_interval` to `max_polling_interval`.
+    public var pollingWritten: Bool = false
+    /// `healthy_interval_ms` (Keel): the check interval of a healthy path when no polling option
+    /// was written.
+    public var healthyIntervalMs: UInt32 = Self.healthyIntervalDefaultMs
+    /// `max_healthy_checks_per_second` (Keel): the host-wide cap on healthy-path checks; 0: none.
+    public var healthyChecksPerSecondMax: UInt32 = Self.healthyChecksPerSecondDefault
     /// `config_dir`: the directory whose `*.conf` files are read after the main file, in name
     /// order (multipath-tools' default); "" reads none.
     public var configDirectory: String
@@ -109,6 +118,15 @@ public struct Configuration: Sendable, Equatable {
     public static let checkerTimeoutFallbackSeconds: UInt32 = 30
     /// Upper bound of every option given in seconds (one day), so derived nanoseconds never overflow.
     public static let secondsMax: UInt32 = 86_400
+    /// Keel's healthy-path cadence: a path that goes offline without I/O is failed after half of
+    /// it on average, at 2 TEST UNIT READY a second per path.
+    public static let healthyIntervalDefaultMs: UInt32 = 500
+    /// Allowed `healthy_interval_ms` (50 ms to a day).
+    public static let healthyIntervalRangeMs: ClosedRange<UInt32> = 50...86_400_000
+    /// The default cap: 2,048 paths at 500 ms; above that the interval stretches (16,384 paths: 4 s).
+    public static let healthyChecksPerSecondDefault: UInt32 = 4_096
+    /// Allowed `max_healthy_checks_per_second` (0: no cap).
+    public static let healthyChecksPerSecondRange: ClosedRange<UInt32> = 0...1_000_000
     /// Allowed `fast_probe_interval_ms`.
     public static let fastProbeIntervalRangeMs: ClosedRange<UInt32> = 10...5_000
     /// Allowed `max_paths`, `max_maps` and `max_paths_per_map`.

@@ -177,9 +177,19 @@ extension Configuration {
         var features = "\(featureWords.count)"
         for w in featureWords { features += " " + w }
 
+        // Keel's cadence checks a healthy path every healthyIntervalMs instead of polling_interval:
+        // a forget rate (good checks) is scaled so that it still spans the time it spans in
+        // multipath-tools.
+        let healthyNs = pollingWritten ? Nanoseconds(pollingIntervalSeconds) * Time.nsPerSecond
+                                       : Nanoseconds(healthyIntervalMs) * Time.nsPerMs
+        let healthyMaxNs = pollingWritten ? Nanoseconds(maxPollingIntervalSeconds) * Time.nsPerSecond : healthyNs
+        let retryNs = Nanoseconds(pollingIntervalSeconds) * Time.nsPerSecond
+        let forgetRate = pick(\.sanPathErrForgetRate) ?? 0
+        let scaledForgetRate = pollingWritten ? forgetRate
+            : UInt32(min(UInt64(forgetRate) * UInt64(max(retryNs / healthyNs, 1)), UInt64(UInt32.max)))
         let damping = FlapDamping(
             threshold: pick(\.sanPathErrThreshold) ?? 0,
-            forgetRate: pick(\.sanPathErrForgetRate) ?? 0,
+            forgetRate: scaledForgetRate,
             recoveryTimeNs: Nanoseconds(pick(\.sanPathErrRecoveryTimeSeconds) ?? 0) * Time.nsPerSecond
         )
         let policy = MapPolicy(
@@ -188,10 +198,12 @@ extension Configuration {
             noPathRetry: noPathRetry,
             flapDamping: damping,
             intervalFastNs: Nanoseconds(fastProbeIntervalMs) * Time.nsPerMs,
-            intervalHealthyNs: Nanoseconds(pollingIntervalSeconds) * Time.nsPerSecond,
-            intervalHealthyMaxNs: Nanoseconds(maxPollingIntervalSeconds) * Time.nsPerSecond,
+            intervalHealthyNs: healthyNs,
+            intervalHealthyMaxNs: healthyMaxNs,
             checkTimeoutNs: Nanoseconds(checkerTimeoutSeconds ?? Self.checkerTimeoutFallbackSeconds) * Time.nsPerSecond,
-            marginalPathGroups: marginalPathGroups
+            marginalPathGroups: marginalPathGroups,
+            retryIntervalNs: retryNs,
+            healthyChecksPerSecondMax: healthyChecksPerSecondMax
         )
         var profile = MapProfile(
             policy: policy,

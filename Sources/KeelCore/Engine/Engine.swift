@@ -485,7 +485,7 @@ public final class Engine {
             p = paths[i].nextInMap
         }
         if case .retries(let n) = maps[m].policy.noPathRetry, !maps[m].recoveryExpired, maps[m].recoveryDeadlineNs == Time.never {
-            maps[m].recoveryDeadlineNs = nowNs + Nanoseconds(n) * maps[m].policy.intervalHealthyNs
+            maps[m].recoveryDeadlineNs = nowNs + Nanoseconds(n) * maps[m].policy.retryIntervalNs
         }
         rescheduleMapTimer(m)
     }
@@ -638,7 +638,13 @@ public final class Engine {
     /// of it, so paths added together do not stay checked together (no check storms).
     @usableFromInline
     func scheduleHealthyCheck(_ p: Int, nowNs: Nanoseconds) {
-        let interval = paths[p].intervalNs
+        var interval = paths[p].intervalNs
+        let cap = maps[paths[p].map.index].policy.healthyChecksPerSecondMax
+        if cap > 0 {
+            // The host-wide rate cap: with more paths than the cap allows at this interval, every
+            // healthy path waits its share (pathCount / cap seconds).
+            interval = max(interval, Nanoseconds(pathCount) * Time.nsPerSecond / Nanoseconds(cap))
+        }
         let spread = interval / 8
         let share = Nanoseconds(KeyIndex.hash(UInt64(p)) & 0xff)
         scheduleCheck(p, atNs: nowNs + interval - spread * share / 256)

@@ -121,6 +121,12 @@ public struct MapPolicy: BitwiseCopyable, Sendable, Equatable {
     public var checkTimeoutNs: Nanoseconds
     /// `marginal_pathgroups`: paths marked marginal are grouped apart, in groups after every other.
     public var marginalPathGroups: Bool
+    /// One `no_path_retry` retry: `polling_interval`, whatever the healthy cadence is, so a count of
+    /// retries keeps multipath-tools' meaning in time.
+    public var retryIntervalNs: Nanoseconds
+    /// Most healthy-path checks a second over all paths (`max_healthy_checks_per_second`, Keel);
+    /// 0: no cap. A healthy path's interval is stretched to (paths / cap) seconds when that is longer.
+    public var healthyChecksPerSecondMax: UInt32
 
     public init(
         grouping: GroupingPolicy = .failover,
@@ -131,7 +137,9 @@ public struct MapPolicy: BitwiseCopyable, Sendable, Equatable {
         intervalHealthyNs: Nanoseconds = 5 * Time.nsPerSecond,
         intervalHealthyMaxNs: Nanoseconds = 20 * Time.nsPerSecond,
         checkTimeoutNs: Nanoseconds = 30 * Time.nsPerSecond,
-        marginalPathGroups: Bool = false
+        marginalPathGroups: Bool = false,
+        retryIntervalNs: Nanoseconds? = nil,
+        healthyChecksPerSecondMax: UInt32 = 0
     ) {
         self.grouping = grouping
         self.failback = failback
@@ -142,6 +150,8 @@ public struct MapPolicy: BitwiseCopyable, Sendable, Equatable {
         self.intervalHealthyMaxNs = intervalHealthyMaxNs
         self.checkTimeoutNs = checkTimeoutNs
         self.marginalPathGroups = marginalPathGroups
+        self.retryIntervalNs = retryIntervalNs ?? intervalHealthyNs
+        self.healthyChecksPerSecondMax = healthyChecksPerSecondMax
     }
 }
 
