@@ -188,6 +188,129 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         #expect(r.server.refused >= 1)
     }
 
+    @Test("unprivileged users who open every slot and trickle into each hold at most 16 slots apiece, and root is still answered at once",
+          .enabled(if: getuid() == 0))
+    func tricklersOfSeveralUsersNeverKeepRootOut() throws {
+        var limits = ControlServer.Limits()
+        limits.requestTimeoutNs = 20 * Time.nsPerSecond   // the tricklers stay until root comes
+        let r = try Running(limits: limits)
+        defer { r.shutdown() }
+        // Everything the child needs is made here: after fork it only makes system calls.
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let nameBytes = Array(r.name.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw[0] = 0
+            for (i, b) in nameBytes.enumerated() { raw[i + 1] = b }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + nameBytes.count)
+        let request = ControlServer.frame("root here", framing: .multipathd)
+        let report = runInProcessChild(timeoutSeconds: 30) { log in
+            func connected() -> Int32 {
+                let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+                var timeout = timeval(tv_sec: 3, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+                return ok == 0 ? fd : -1
+            }
+            /// Whether the server closed `fd` rather than keeping it open: EOF, or ECONNRESET when
+            /// it closed with bytes of ours unread.
+            func closedByServer(_ fd: Int32, flags: Int32 = 0) -> Bool {
+                var byte: UInt8 = 0
+                let n = recv(fd, &byte, 1, flags)
+                return n == 0 || (n < 0 && errno == ECONNRESET)
+            }
+            var held: [Int32] = []
+            held.reserveCapacity(80)
+            for uid: uid_t in [65534, 65533, 65532, 65531] {
+                log.check(seteuid(uid) == 0, "seteuid(\(uid)): errno \(errno)")
+                for _ in 0..<16 {
+                    let fd = connected()
+                    var byte: UInt8 = 9   // one byte of a length, then nothing
+                    _ = send(fd, &byte, 1, Int32(MSG_NOSIGNAL))
+                    held.append(fd)
+                }
+                usleep(100_000)   // the server reads each first byte: these clients are mid-request, not idle
+                let extra = connected()
+                log.check(closedByServer(extra), "a 17th connection of uid \(uid) was refused")
+                close(extra)
+                _ = seteuid(0)
+            }
+            _ = seteuid(65530)
+            let fifth = connected()
+            var byte: UInt8 = 0
+            let n = recv(fifth, &byte, 1, 0)
+            log.check(n == 0, "with every slot taken by tricklers another unprivileged user is refused (recv \(n), errno \(errno))")
+            close(fifth)
+            _ = seteuid(0)
+            var start = timespec(), end = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &start)
+            let root = connected()
+            _ = request.withUnsafeBytes { send(root, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var answerLength = 0
+            let got = recv(root, &answerLength, 8, Int32(MSG_WAITALL))
+            var body = [UInt8](repeating: 0, count: 64)
+            let bodyGot = got == 8 && answerLength > 0 && answerLength <= 64
+                ? body.withUnsafeMutableBytes { recv(root, $0.baseAddress, answerLength, Int32(MSG_WAITALL)) } : -1
+            clock_gettime(CLOCK_MONOTONIC, &end)
+            log.check(bodyGot == 15 && body[0] == UInt8(ascii: "e"), "root was answered (header \(got), body \(bodyGot), errno \(errno))")
+            log.note("answerMs", "\((end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1_000_000)")
+            let closed = held.filter { closedByServer($0, flags: Int32(MSG_DONTWAIT)) }.count
+            log.note("closedTricklers", "\(closed)")
+        }
+        #expect(report.passed, "\(report); server refused \(r.server.refused), clients \(r.server.clientCount)")
+        #expect(report.value("closedTricklers") == "1", "exactly one trickler made room for root: \(report)")
+        print("tricklers of 4 users in all 64 slots: root answered after \(report.value("answerMs") ?? "-") ms")
+    }
+
+    @Test("10,000 connections, a 1 MiB command, a trickler and a non-reader at once: another client keeps being answered")
+    func abuseOfEveryKindLeavesOtherClientsAnswered() throws {
+        let r = try Running()
+        defer { r.shutdown() }
+        let churned = Atomic<Int>(0)
+        let abusers = Thread {
+            // A trickler and a client that never reads its 4 MiB answer hold their slots meanwhile.
+            let trickler = try? r.connectAbstract()
+            if let trickler { sendAll(trickler, [9]) }
+            let hog = try? r.connectAbstract()
+            if let hog { sendAll(hog, ControlServer.frame("huge", framing: .multipathd)) }
+            // A 1 MiB line on the line socket: cut off at the command cap.
+            let big = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = ControlServer.address(r.path)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(big, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            sendAll(big, [UInt8](repeating: UInt8(ascii: "a"), count: 1 << 20))
+            close(big)
+            for _ in 0..<10_000 {
+                guard let fd = try? r.connectAbstract() else { continue }
+                sendAll(fd, ControlServer.frame("x", framing: .multipathd))
+                close(fd)
+                churned.add(1, ordering: .relaxed)
+            }
+            if let trickler { close(trickler) }
+            if let hog { close(hog) }
+        }
+        abusers.start()
+        let client = try r.connectAbstract()
+        defer { close(client) }
+        var latencies: [Nanoseconds] = []
+        var unanswered = 0
+        while churned.load(ordering: .relaxed) < 10_000 && !abusers.isFinished {
+            let start = LogClock.nowNs()
+            if ask(client, "ping") == "echo ping" { latencies.append(LogClock.nowNs() - start) } else { unanswered += 1 }
+        }
+        while !abusers.isFinished { usleep(1000) }
+        #expect(churned.load(ordering: .relaxed) == 10_000)
+        #expect(unanswered == 0)
+        #expect(latencies.count > 10, "the client was answered throughout, \(latencies.count) times")
+        latencies.sort()
+        let p99 = latencies.isEmpty ? 0 : latencies[latencies.count * 99 / 100]
+        print("during 10,000 connections, a 1 MiB command, a trickler and a non-reader: \(latencies.count) answers, "
+              + "p50 \(latencies.isEmpty ? 0 : latencies[latencies.count / 2] / 1000) us, p99 \(p99 / 1000) us, "
+              + "max \((latencies.last ?? 0) / 1000) us")
+    }
+
     @Test func laterAnswersArriveAndUnansweredOnesTimeOutWithAReply() throws {
         var limits = ControlServer.Limits()
         limits.requestTimeoutNs = 300 * Time.nsPerMs

@@ -60,8 +60,12 @@ public protocol ControlService: AnyObject {
 /// A poll-driven server of control sockets.
 public final class ControlServer {
     public struct Limits: Sendable {
-        /// Connections served at once; one more evicts the longest idle, or is refused.
+        /// Connections served at once; one more evicts the longest idle, else (for root) the
+        /// unprivileged client whose request began first, else is refused.
         public var clientsMax = 64
+        /// Connections one unprivileged user may hold at once: a user who opens many and trickles
+        /// bytes into each fills at most this many slots, and never keeps root out.
+        public var clientsPerUserMax = 16
         /// From the first byte of a request to the last byte of its answer (multipathd's
         /// `uxsock_timeout` default).
         public var requestTimeoutNs: Nanoseconds = 4 * Time.nsPerSecond
@@ -97,6 +101,9 @@ public final class ControlServer {
         var closeAfterWrite = false
         /// The deadline passed while the service worked: "timeout" was answered instead.
         var timeoutAnswered = false
+        /// Answers written whole: a session (`multipathd -k`) rather than a connection that has
+        /// not spoken yet.
+        var served = 0
     }
 
     public let limits: Limits
@@ -275,11 +282,6 @@ public final class ControlServer {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             let now = LogClock.nowNs()
-            if clients.count >= limits.clientsMax && !evictIdle() {
-                refused += 1
-                close(fd)
-                continue
-            }
             // struct ucred (pid, uid, gid), which Glibc exports only under _GNU_SOURCE. A TCP
             // peer has none: it counts as nobody.
             var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, UInt32.max, UInt32.max)
@@ -289,6 +291,11 @@ public final class ControlServer {
                     close(fd)
                     continue
                 }
+            }
+            guard admits(uid: credentials.uid) else {
+                refused += 1
+                close(fd)
+                continue
             }
             let id = nextID
             nextID += 1
@@ -310,13 +317,37 @@ public final class ControlServer {
         refused += 1
     }
 
-    /// Closes the connection idle the longest, if one is idle (between requests).
-    private func evictIdle() -> Bool {
-        guard let victim = clients.values.filter({ $0.deadlineNs == nil }).min(by: { $0.idleSinceNs < $1.idleSinceNs }) else { return false }
-        close(victim.fd)
-        clients[victim.id] = nil
-        refused += 1
+    /// Whether a new connection of `uid` may be served, making room if it must: an unprivileged
+    /// user past `clientsPerUserMax` is refused. At `clientsMax` the first to go is the oldest
+    /// connection that has not spoken yet, then the session idle the longest (over a second),
+    /// then, for root only, the unprivileged client whose request began first (a trickler's or a
+    /// non-reader's); otherwise the newcomer is refused. So a flood of connections never closes
+    /// a session between its requests, and no number of unprivileged clients can keep root from
+    /// failing or reinstating a path.
+    private func admits(uid: UInt32) -> Bool {
+        if uid != 0 && clients.values.reduce(0, { $0 + ($1.peer.uid == uid ? 1 : 0) }) >= limits.clientsPerUserMax { return false }
+        guard clients.count >= limits.clientsMax else { return true }
+        let idle = clients.values.filter { $0.deadlineNs == nil }
+        if let silent = idle.filter({ $0.served == 0 }).min(by: { $0.idleSinceNs < $1.idleSinceNs }) {
+            evict(silent.id)
+            return true
+        }
+        let now = LogClock.nowNs()
+        if let session = idle.filter({ now - $0.idleSinceNs > Time.nsPerSecond }).min(by: { $0.idleSinceNs < $1.idleSinceNs }) {
+            evict(session.id)
+            return true
+        }
+        // A request the service is carrying out is left to finish (or time out).
+        guard uid == 0, let busy = clients.values.filter({ $0.peer.uid != 0 && $0.phase != .waiting })
+            .min(by: { ($0.deadlineNs ?? 0) < ($1.deadlineNs ?? 0) }) else { return false }
+        evict(busy.id)
         return true
+    }
+
+    private func evict(_ id: UInt64) {
+        close(clients[id]!.fd)
+        clients[id] = nil
+        refused += 1
     }
 
     private func read(_ id: UInt64, service: ControlService) {
@@ -472,6 +503,7 @@ public final class ControlServer {
             return
         }
         client.output = []
+        client.served += 1
         client.phase = .reading
         client.deadlineNs = nil
         client.idleSinceNs = LogClock.nowNs()
