@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 import KeelCore
 import KeelLinux
+import Synchronization
 import Testing
 
 private let daemonConfiguration = """
@@ -792,6 +793,124 @@ struct MultipathdClientKernelTests {
             let unknown = try capture(["multipathd", "show", "bananas"])
             #expect(unknown.output.contains("fail") || unknown.output.contains("unknown"), "\(unknown.output)")
             print("multipathd client: show topology\n\(topology.output)\nshow paths format\n\(paths.output)")
+        }
+    }
+
+    @Test("Debian's multipathd client switches path groups and turns queueing off and back on, for one map, every map and the daemon")
+    func debiansClientSwitchesGroupsAndQueueing() throws {
+        guard multipathdClientInstalled() else { return }
+        let manual = daemonConfiguration.replacingOccurrences(of: "failback immediate", with: "failback manual")
+        try withReadyKeeld("/tmp/keeld-mpswitch", configuration: manual) { keeld, disks, control in
+            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try control.multipathStatus(name: "mpatha").groups.count == 3 } != nil)
+            #expect(try control.multipathStatus(name: "mpatha").groups.first?.state == .active || control.multipathStatus(name: "mpatha").nextGroup == 1)
+            let switched = try capture(["multipathd", "switchgroup", "map", "mpatha", "group", "2"])
+            #expect(switched.output.hasPrefix("ok"), "\(switched.output)")
+            let second = try waitFor(timeoutNs: 10 * Time.nsPerSecond) {
+                let status = try control.multipathStatus(name: "mpatha")
+                return status.nextGroup == 2 || status.groups.count > 1 && status.groups[1].state == .active
+            }
+            #expect(second != nil, "group 2 in use: \((try? control.multipathStatus(name: "mpatha")).map { "\($0)" } ?? "-")")
+            let beyond = try capture(["multipathd", "switchgroup", "map", "mpatha", "group", "9"])
+            #expect(beyond.output.hasPrefix("fail"), "no group 9: \(beyond.output)")
+
+            #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
+            let off = try capture(["multipathd", "disablequeueing", "map", "mpatha"])
+            #expect(off.output.hasPrefix("ok"), "\(off.output)")
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            let on = try capture(["multipathd", "restorequeueing", "map", "mpatha"])
+            #expect(on.output.hasPrefix("ok"), "\(on.output)")
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            #expect(try capture(["multipathd", "disablequeueing", "maps"]).output.hasPrefix("ok"))
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            #expect(try capture(["multipathd", "restorequeueing", "maps"]).output.hasPrefix("ok"))
+            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            let forced = try capture(["multipathd", "forcequeueing", "daemon"])
+            #expect(forced.output.hasPrefix("ok"), "\(forced.output)")
+            #expect(try capture(["multipathd", "restorequeueing", "daemon"]).output.hasPrefix("ok"))
+            let topology = try capture(["multipathd", "show", "topology"])
+            print("multipathd switchgroup map mpatha group 2: group 2 in use after \(second.map(ms) ?? "-"); disable/restorequeueing map and maps followed in the kernel's table\n\(topology.output)")
+            _ = keeld
+            _ = disks
+        }
+    }
+
+    @Test("abuse of multipathd's socket (10,000 connections, a trickler, a non-reader, a 1 MiB command) while a path fails and returns: another client keeps being answered and the path is failed and reinstated")
+    func socketAbuseLeavesRecoveryAlone() throws {
+        try withReadyKeeld("/tmp/keeld-abuse") { keeld, disks, control in
+            let disk = try #require(disks[1])
+            let device = try #require(devNo(of: disk))
+            let stop = Atomic<Bool>(false)
+            let churned = Atomic<Int>(0)
+            let abusers = Thread {
+                func connected() -> Int32 {
+                    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                    var (address, length) = ControlServer.abstractAddress(ControlClient.multipathdName)
+                    let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+                    return ok == 0 ? fd : -1
+                }
+                func push(_ fd: Int32, _ bytes: [UInt8]) {
+                    var offset = 0
+                    while offset < bytes.count {
+                        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                        if n <= 0 { return }
+                        offset += n
+                    }
+                }
+                let trickler = connected()
+                push(trickler, [9])   // one byte of a length, then nothing
+                let nonReader = connected()
+                for _ in 0..<2_000 { push(nonReader, ControlServer.frame("show config", framing: .multipathd)) }   // never reads
+                let big = connected()
+                push(big, withUnsafeBytes(of: 1 << 20) { Array($0) } + [UInt8](repeating: UInt8(ascii: "a"), count: 1 << 20))
+                close(big)
+                while !stop.load(ordering: .relaxed) && churned.load(ordering: .relaxed) < 10_000 {
+                    let fd = connected()
+                    if fd >= 0 {
+                        push(fd, ControlServer.frame("show daemon", framing: .multipathd))
+                        close(fd)
+                    }
+                    churned.add(1, ordering: .relaxed)
+                }
+                close(trickler)
+                close(nonReader)
+            }
+            abusers.start()
+            defer {
+                stop.store(true, ordering: .relaxed)
+                while !abusers.isFinished { usleep(1000) }
+            }
+            var latencies: [Nanoseconds] = []
+            var failures = 0
+            func probe() {
+                let start = kernelTestNowNs()
+                if let client = try? ControlClient(abstract: ControlClient.multipathdName, timeoutNs: 5 * Time.nsPerSecond),
+                   (try? client.ask("show maps"))?.contains("mpatha") == true {
+                    latencies.append(kernelTestNowNs() - start)
+                } else {
+                    failures += 1
+                }
+            }
+            probe()
+            try keeldSetDiskState(disk, "offline")
+            let failed = try waitFor(timeoutNs: 20 * Time.nsPerSecond) {
+                probe()
+                return try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false
+            }
+            try keeldSetDiskState(disk, "running")
+            let back = try waitFor(timeoutNs: 20 * Time.nsPerSecond) {
+                probe()
+                return try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true
+            }
+            while churned.load(ordering: .relaxed) < 10_000 && !abusers.isFinished { probe(); usleep(20_000) }
+            #expect(failed != nil, "\(disk) failed during the abuse")
+            #expect(back != nil, "\(disk) reinstated during the abuse: \(readText(keeld.stderrFile).suffix(2000))")
+            #expect(churned.load(ordering: .relaxed) == 10_000)
+            #expect(failures == 0, "every probe answered; \(failures) were not")
+            latencies.sort()
+            let p99 = latencies.isEmpty ? 0 : latencies[latencies.count * 99 / 100]
+            print("socket abuse (10,000 connections, trickler, non-reader, 1 MiB command): \(disk) offline -> failed \(failed.map(ms) ?? "-"), "
+                  + "running -> reinstated \(back.map(ms) ?? "-"); another client: \(latencies.count) answers, p50 "
+                  + "\(latencies.isEmpty ? "-" : ms(latencies[latencies.count / 2])), p99 \(ms(p99)), max \(ms(latencies.last ?? 0)), \(failures) unanswered")
         }
     }
 

@@ -272,8 +272,14 @@ public final class ControlServer {
         return extraReadable
     }
 
+    /// Takes pending connections in their order of arrival, as many as there are free slots (at
+    /// least one, so that a full table still sees who is knocking: root may make room). The rest
+    /// wait in the kernel's backlog for a later turn instead of being taken at once and then
+    /// evicted by a flood that arrived behind them.
     private func accept(from listener: Listener) {
-        while true {
+        var budget = max(1, limits.clientsMax - clients.count)
+        while budget > 0 {
+            budget -= 1
             let fd = Glibc.accept(listener.fd, nil, nil)
             if fd < 0 {
                 if errno == EMFILE || errno == ENFILE { shedOne(listener.fd) }
