@@ -83,6 +83,9 @@ import Testing
             #expect(d(mode, paths: 1, inKernel: true) == .multipath, "\(mode): a map the kernel has is kept")
         }
         #expect(rule(.smart, timeout: 30).decide(paths: 1, known: false, inKernel: false, firstSeenNs: 0, nowNs: 0) == .waitUntil(30 * s))
+        #expect(rule(.smart).decide(paths: 1, known: false, inKernel: false, firstSeenNs: 0, nowNs: 0, knownHardware: true) == .waitUntil(10 * s),
+                "smart: a negative timeout is its magnitude for hardware a device entry knows")
+        #expect(rule(.smart, timeout: 30).decide(paths: 1, known: false, inKernel: false, firstSeenNs: 0, nowNs: 0, knownHardware: true) == .waitUntil(30 * s))
     }
 
     @Test func theNewOptionsAreReadCheckedAndRendered() throws {

@@ -115,6 +115,15 @@ struct PathClaimTests {
         #expect(PathClaim.udevProperties(.claim("x"), nowSeconds: 1000) == "DM_MULTIPATH_DEVICE_PATH=1\n")
     }
 
+    @Test("smart with a negative find_multipaths_timeout (the default, -10): 1 s for unknown hardware, 10 s for a device a hardware entry knows")
+    func smartWaitFollowsTheHardwareEntry() throws {
+        let f = fixture()
+        #expect(ask(try claim(f, "smart"), "sdd") == .maybe(untilSeconds: 1001), "scsi_debug is in no hardware entry")
+        let known = "devices {\n device {\n  vendor \"Linux\"\n  product \"scsi_debug\"\n  path_checker tur\n }\n}\n"
+        #expect(ask(try claim(f, "smart", extra: known), "sdd") == .maybe(untilSeconds: 1010))
+        #expect(ask(try claim(f, "smart", extra: known + "defaults {\n find_multipaths_timeout -20\n}\n"), "sdd") == .maybe(untilSeconds: 1020))
+    }
+
     @Test("with no daemon running or enabled nothing is claimed; an enabled one counts as coming")
     func noDaemon() throws {
         let f = fixture()

@@ -164,23 +164,30 @@ public struct FindMultipathsRule: Sendable {
     }
 
     public var mode: Configuration.FindMultipaths
-    /// `smart`'s wait for a device outside the hardware table.
-    public var smartWaitNs: Nanoseconds
+    /// `find_multipaths_timeout` as written (0 already made the default, -10).
+    public var timeoutSeconds: Int
 
     /// The rule of a configuration.
     public init(_ configuration: Configuration) {
         mode = configuration.findMultipaths
-        let seconds = configuration.findMultipathsTimeoutSeconds
-        // Keel has no built-in hardware table yet: every device is "unknown hardware", so a
-        // negative timeout means the short wait multipath-tools gives such devices.
-        let effective = seconds < 0 ? Configuration.findMultipathsTimeoutUnknownSeconds : seconds
-        smartWaitNs = Nanoseconds(effective) * Time.nsPerSecond
+        timeoutSeconds = configuration.findMultipathsTimeoutSeconds
+    }
+
+    /// `smart`'s wait for a second path: the timeout as written when positive; when negative,
+    /// its magnitude for a device a `devices` entry or the built-in hardware table knows, and
+    /// multipath-tools' 1 s for unknown hardware.
+    public func smartWaitNs(knownHardware: Bool) -> Nanoseconds {
+        let seconds = timeoutSeconds >= 0 ? timeoutSeconds
+            : knownHardware ? -timeoutSeconds : Configuration.findMultipathsTimeoutUnknownSeconds
+        return Nanoseconds(seconds) * Time.nsPerSecond
     }
 
     /// The decision for a WWID with `paths` usable paths, `known` when the wwids file lists it,
     /// `inKernel` when a multipath map of that WWID exists already (it is kept whatever the
-    /// mode), first seen at `firstSeenNs`.
-    public func decide(paths: Int, known: Bool, inKernel: Bool, firstSeenNs: Nanoseconds, nowNs: Nanoseconds) -> Decision {
+    /// mode), first seen at `firstSeenNs`; `knownHardware` when the device matches a hardware
+    /// entry (it sets `smart`'s wait).
+    public func decide(paths: Int, known: Bool, inKernel: Bool, firstSeenNs: Nanoseconds, nowNs: Nanoseconds,
+                       knownHardware: Bool = false) -> Decision {
         if inKernel { return .multipath }
         switch mode {
         case .off, .greedy:
@@ -191,7 +198,7 @@ public struct FindMultipathsRule: Sendable {
             return known || paths >= 2 ? .multipath : .singlePath
         case .smart:
             if known || paths >= 2 { return .multipath }
-            let deadline = firstSeenNs &+ smartWaitNs
+            let deadline = firstSeenNs &+ smartWaitNs(knownHardware: knownHardware)
             return nowNs < deadline ? .waitUntil(deadline) : .singlePath
         }
     }

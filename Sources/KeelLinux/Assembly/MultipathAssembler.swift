@@ -370,19 +370,19 @@ public struct MultipathAssembler {
                 if kernelWWIDs == nil && !knownWWIDs.contains(wwid) && rule.mode != .off && rule.mode != .greedy {
                     kernelWWIDs = kernelMapWWIDs()
                 }
+                let first = paths[0]
+                let deviceKey = first.vendor + "\u{0}" + first.model
+                let layers = deviceLayers[deviceKey] ?? configuration.deviceLayers(vendor: first.vendor, product: first.model)
+                deviceLayers[deviceKey] = layers
                 let decision = forcedWWIDs.contains(wwid) ? .multipath
                     : rule.decide(paths: paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs?.contains(wwid) ?? false,
-                                  firstSeenNs: held[wwid]?.firstSeenNs ?? nowNs, nowNs: nowNs)
+                                  firstSeenNs: held[wwid]?.firstSeenNs ?? nowNs, nowNs: nowNs, knownHardware: !layers.isEmpty)
                 guard decision == .multipath else {
                     hold(wwid, paths: paths, decision: decision, nowNs: nowNs)
                     continue
                 }
                 held[wwid] = nil
-                let first = paths[0]
                 let detectedPrio = Self.detectPrio(first)
-                let deviceKey = first.vendor + "\u{0}" + first.model
-                let layers = deviceLayers[deviceKey] ?? configuration.deviceLayers(vendor: first.vendor, product: first.model)
-                deviceLayers[deviceKey] = layers
                 var profile = configuration.profile(wwid: wwid, deviceLayers: layers)
                 let tpgFallback = Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler,
                                                       targetPortGroupKnown: first.alua.targetPortGroup != nil)
@@ -474,7 +474,8 @@ public struct MultipathAssembler {
         for (wwid, waiting) in held {
             let decision = forcedWWIDs.contains(wwid) ? .multipath
                 : rule.decide(paths: waiting.paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs.contains(wwid),
-                              firstSeenNs: waiting.firstSeenNs, nowNs: nowNs)
+                              firstSeenNs: waiting.firstSeenNs, nowNs: nowNs,
+                              knownHardware: waiting.paths.first.map { !configuration.deviceLayers(vendor: $0.vendor, product: $0.model).isEmpty } ?? false)
             if decision == .multipath {
                 ready += waiting.paths
             } else if decision != waiting.decision {

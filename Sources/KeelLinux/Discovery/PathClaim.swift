@@ -79,14 +79,15 @@ public struct PathClaim: Sendable {
         if !siblings.isEmpty {
             return .claim("WWID \(wwid) has \(1 + siblings.count) paths (\(([name] + siblings).joined(separator: " ")))")
         }
-        let rule = FindMultipathsRule(configuration)
+        let waitNs = FindMultipathsRule(configuration)
+            .smartWaitNs(knownHardware: !configuration.deviceLayers(vendor: path.vendor, product: path.model).isEmpty)
         let nowNs = Nanoseconds(max(nowSeconds, 0)) * Time.nsPerSecond
         var firstSeenNs = nowNs
         if let until = waitUntilSeconds, until > 0 {
             let untilNs = Nanoseconds(until) * Time.nsPerSecond
-            firstSeenNs = untilNs >= rule.smartWaitNs ? untilNs - rule.smartWaitNs : 0
+            firstSeenNs = untilNs >= waitNs ? untilNs - waitNs : 0
         }
-        let deadlineNs = firstSeenNs &+ rule.smartWaitNs
+        let deadlineNs = firstSeenNs &+ waitNs
         guard nowNs < deadlineNs else { return .release("find_multipaths smart: WWID \(wwid) has one path, and the wait is over") }
         // Rounded up: the wait is never cut short.
         return .maybe(untilSeconds: Int64((deadlineNs + Time.nsPerSecond - 1) / Time.nsPerSecond))
