@@ -24,8 +24,6 @@ defaults {
 }
 """
 
-/// O_DIRECT on x86_64 (`_GNU_SOURCE` only, so Glibc does not export it); the VM is x86_64.
-private let openDirect: Int32 = 0o40000
 
 private func monotonicNs() -> Nanoseconds { LogClock.nowNs() }
 

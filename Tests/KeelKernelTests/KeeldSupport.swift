@@ -8,6 +8,9 @@ import KeelLinux
 /// The monotonic clock every kernel test reads (keeld's log clock).
 func kernelTestNowNs() -> Nanoseconds { LogClock.nowNs() }
 
+/// O_DIRECT on x86_64 (`_GNU_SOURCE` only, so Glibc does not export it); the VM is x86_64.
+let openDirect: Int32 = 0o40000
+
 /// Runs `done` every `pollingUs` microseconds until it holds; the time it took, or nil after
 /// `timeoutNs`.
 func kernelTestWait(every pollingUs: UInt32 = 1000, timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
@@ -339,17 +342,18 @@ func pathsActive(_ control: DMControl, maps: [String]) throws -> [DevNo: Bool] {
 /// Starts keeld on `configuration` and waits (at most 60 s) for `count` maps of `usable` usable
 /// paths each; returns it with the maps' names. The caller ends it with `keeldStop(_:removing:)`;
 /// when the maps never come, keeld is stopped here and the error says what it had.
-func keeldStartedWithMaps(_ configuration: String, maps count: Int, usable: Int, logFile: String? = nil) throws -> (keeld: KeeldDaemon, names: [String]) {
+func keeldStartedWithMaps(_ configuration: String, maps count: Int, usable: Int, logFile: String? = nil,
+                          timeoutNs: Nanoseconds = 60 * Time.nsPerSecond) throws -> (keeld: KeeldDaemon, names: [String]) {
     let keeld = try KeeldDaemon(configuration: configuration, logFile: logFile)
     var names: [String] = []
     do {
-        try keeld.waitReady()
-        let built = kernelTestWait(every: 50_000, timeoutNs: 60 * Time.nsPerSecond) {
+        try keeld.waitReady(timeoutNs: UInt64(timeoutNs))
+        let built = kernelTestWait(every: 50_000, timeoutNs: timeoutNs) {
             let maps = keeld.maps()
             names = maps.map(\.name)
             return maps.count == count && maps.allSatisfy { $0.usable == usable }
         }
-        guard built != nil else { throw RideThroughError("keeld's maps after 60 s: \(keeld.maps())\n\(keeld.stderrTail())") }
+        guard built != nil else { throw RideThroughError("keeld's maps after \(timeoutNs / Time.nsPerSecond) s: \(keeld.maps())\n\(keeld.stderrTail())") }
     } catch {
         keeldStop(keeld, removing: names)
         throw error
