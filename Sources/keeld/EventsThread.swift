@@ -103,7 +103,7 @@ final class EventsThread: @unchecked Sendable {
             }
             if after >= nextPrioritiesNs {
                 for change in assembler.refreshPriorities() {
-                    log.log(.priorityChanged, LogArgument.path(change.path), LogArgument.signed(Int(change.priority)))
+                    log.log(.priorityChanged, LogArgument.path(change.path, device: change.device), LogArgument.signed(Int(change.priority)))
                     shared.send(.setPriority(change.path, change.priority), unless: shared.eventsStop)
                 }
                 Self.logNotices(&assembler, to: log)
@@ -327,6 +327,8 @@ final class EventsThread: @unchecked Sendable {
                         LogArgument.signed(seconds), LogArgument.errno(errno))
             case .priorityUnanswered(let device): log.log(.priorityUnanswered, LogArgument.device(device))
             case .groupByTPGFallback(let map): log.log(.groupByTPGFallback, LogArgument.map(map))
+            case .resizedAtAdoption(let map, let old, let new):
+                log.log(.mapResized, LogArgument.map(map), LogArgument.signed(Int(old)), LogArgument.signed(Int(new)))
             }
         }
         assembler.notices.removeAll()

@@ -230,18 +230,20 @@ extension EventsThread {
         return nil
     }
 
-    /// `flush_on_last_del`: the last path of `map` (as it was before a removal) went away.
-    /// Queueing is turned off, so I/O held for the map fails instead of waiting for a path that
-    /// is gone, and the map is removed unless something holds it open (then it stays, failing
-    /// I/O, and a path that appears later joins it again).
+    /// The last path of `map` (as it was before a removal) went away. As multipathd 0.9.4 does,
+    /// the map is removed unless something holds it open; with `flush_on_last_del yes` (or
+    /// `always`) queueing is turned off first, so I/O held for the map fails instead of waiting
+    /// for a path that is gone. A map kept (in use) takes a path that appears later again.
     func flushIfLastPathWent(_ map: AssembledMap) {
-        guard map.profile.flushesOnLastDel, let now = assembler.map(map.handle), now.paths.isEmpty else { return }
-        shared.send(.command(.disableQueueing(map.handle), ticket: Self.internalTicket), unless: shared.eventsStop)
+        guard let now = assembler.map(map.handle), now.paths.isEmpty else { return }
+        let flushes = map.profile.flushesOnLastDel
+        if flushes { shared.send(.command(.disableQueueing(map.handle), ticket: Self.internalTicket), unless: shared.eventsStop) }
         let device = map.paths.first?.device ?? DevNo(major: 0, minor: 0)
         if let refusal = deleteMap(now, operator: false) {
-            log.log(.flushOnLastDelKept, LogArgument.device(device), LogArgument.signed(refusal == "map or partition in use" ? Int(EBUSY) : Int(EIO)))
+            let errno = refusal == "map or partition in use" ? Int(EBUSY) : Int(EIO)
+            log.log(flushes ? .flushOnLastDelKept : .keptWithoutPaths, LogArgument.device(device), LogArgument.signed(errno))
         } else {
-            log.log(.flushedOnLastDel, LogArgument.device(device))
+            log.log(flushes ? .flushedOnLastDel : .removedWithLastPath, LogArgument.device(device))
         }
     }
 

@@ -23,11 +23,11 @@ struct RunOutput: RecoveryOutput {
             if errno != 0 { messagesRefused += 1 }
             if errno == 0 && message.kind == .failPath { failed.append(message.device) }
             narration?.append("\(stamp(nowNs)) engine -> kernel: \(message)\(errno == 0 ? "" : " (errno \(errno))")")
-        case .transition(let path, let from, let to):
+        case .transition(let path, _, let from, let to):
             transitions += 1
             if to.wantsActiveInKernel { usable.append(path) }
             narration?.append("\(stamp(nowNs)) \(path): \(from) -> \(to)")
-        case .checkRefused(let path):
+        case .checkRefused(let path, _):
             narration?.append("\(stamp(nowNs)) check of \(path) refused by the checker (no slot)")
         }
     }

@@ -41,7 +41,7 @@ struct LoggingAllocationTests {
             nowNs += 1
             let message = DMMessage(map: MapHandle(2), kind: .reinstatePath, device: DevNo(major: 8, minor: UInt32(nowNs & 0xff)))
             output.record(.messageSent(message, errno: nowNs & 1 == 0 ? 0 : EIO), nowNs: nowNs)
-            output.record(.transition(PathHandle(1), from: .down, to: .up), nowNs: nowNs)
+            output.record(.transition(PathHandle(1), device: DevNo(major: 8, minor: 16), from: .down, to: .up), nowNs: nowNs)
         }
         logger.stop()
         #expect(mallocs == 0)

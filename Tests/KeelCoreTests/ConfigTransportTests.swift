@@ -60,7 +60,7 @@ import Testing
 @Suite struct ConfigFlushOnLastDelTests {
     @Test func itIsOffByDefaultReadInBothSpellingsAndLayeredByMap() {
         #expect(!Configuration().profile(wwid: "1", vendor: "X", product: "Y").flushesOnLastDel)
-        for (word, on) in [("yes", true), ("no", false), ("always", true), ("unused", true), ("never", false)] {
+        for (word, on) in [("yes", true), ("no", false), ("always", true), ("unused", false), ("never", false)] {
             let c = configFrom(inDefaults("flush_on_last_del \(word)"))
             #expect(c?.profile(wwid: "1", vendor: "X", product: "Y").flushesOnLastDel == on, "\(word)")
         }

@@ -69,9 +69,9 @@ private struct EndToEndOutput: RecoveryOutput {
             log.append("\(stamp) reload \(map)")
         case .messageSent(let message, let errno):
             log.append("\(stamp) message \(message)\(errno == 0 ? "" : " errno \(errno)")")
-        case .transition(let path, let from, let to):
+        case .transition(let path, _, let from, let to):
             log.append("\(stamp) \(path) \(from) -> \(to)")
-        case .checkRefused(let path):
+        case .checkRefused(let path, _):
             log.append("\(stamp) check of \(path) refused")
         }
     }

@@ -282,6 +282,27 @@ struct KeeldProcessKernelTests {
         #expect(second.command("show maps").contains("adopted=yes"), "show maps: \(second.command("show maps"))")
     }
 
+    @Test("a LUN grown while keeld was down: the restarted keeld loads the adopted map again at the paths' new size, as multipathd does")
+    func restartResizesALunGrownMeanwhile() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let first = try Keeld(directory: "/tmp/keeld-regrow-1")
+        try first.waitReady()
+        #expect(try control.table(name: "mpatha").first?.lengthSectors == 64 * 2048)
+        first.kill9()
+        try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
+        for d in disks.values { try "1\n".write(toFile: "/sys/block/\(d)/device/rescan", atomically: false, encoding: .utf8) }
+        let second = try Keeld(directory: "/tmp/keeld-regrow-2")
+        defer { second.stop() }
+        try second.waitReady()
+        let grown = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024 }
+        #expect(grown != nil, "mpatha's length: \((try? control.table(name: "mpatha").first?.lengthSectors).map { "\($0 ?? 0)" } ?? "-")")
+        let logged = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(second.logFile).contains("resized from 131072 to 2097152 sectors") }
+        #expect(logged != nil, "\(readText(second.logFile).suffix(1500))")
+        #expect(try pathStates(control, map: "mpatha").count == 4)
+    }
+
     @Test("kill -9 while every path is down loses no queued write; the restarted keeld reinstates the returning path")
     func killDuringAllPathsDownLosesNothing() throws {
         let disks = try loadPaths()
@@ -655,29 +676,37 @@ struct KeeldProcessKernelTests {
         }
     }
 
-    @Test("with flush_on_last_del yes, a map whose last path is deleted is removed; without it the map stays")
+    @Test("a map whose last path is deleted is removed when unused, whatever flush_on_last_del says; held open it stays, queueing unless flush_on_last_del is yes")
     func flushOnLastDelRemovesTheMap() throws {
-        for flush in [true, false] {
+        // (flush_on_last_del, whether the test holds the map open)
+        for (flush, held) in [(true, false), (false, false), (false, true)] {
             let disks = try loadPaths()
             let control = try DMControl()
             defer { cleanUp(control, disks: disks) }
             let configuration = daemonConfiguration.replacingOccurrences(of: "    ring_slots 1024\n",
                                                                          with: "    ring_slots 1024\n    flush_on_last_del \(flush ? "yes" : "no")\n")
-            let keeld = try Keeld(directory: "/tmp/keeld-flush-\(flush)", configuration: configuration)
+            let keeld = try Keeld(directory: "/tmp/keeld-flush-\(flush)-\(held)", configuration: configuration)
             defer { keeld.stop() }
             try keeld.waitReady()
             #expect(try pathStates(control, map: "mpatha").count == 4)
+            let holder = held ? open("/dev/mapper/mpatha", O_RDONLY) : -1
+            defer { if holder >= 0 { close(holder) } }
+            #expect(!held || holder >= 0, "open /dev/mapper/mpatha: errno \(errno)")
             for disk in disks.values {
                 try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
             }
-            let gone = try waitFor(timeoutNs: (flush ? 30 : 10) * Time.nsPerSecond) { try control.info(name: "mpatha") == nil }
-            if flush {
-                #expect(gone != nil, "mpatha is still there 30 s after its last path went")
-                let logged = waitFor(timeoutNs: 5 * Time.nsPerSecond) { readText(keeld.logFile).contains("flush_on_last_del") }
-                #expect(logged != nil, "\(readText(keeld.logFile))")
-            } else {
-                #expect(gone == nil, "without flush_on_last_del the map stays (10 s watched)")
+            let gone = try waitFor(timeoutNs: (held ? 10 : 30) * Time.nsPerSecond) { try control.info(name: "mpatha") == nil }
+            let expected = flush ? "flush_on_last_del" : held ? "the map is in use and kept" : "the map was unused and is removed"
+            let logged = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains(expected) }
+            #expect(logged != nil, "keeld says \"\(expected)\": \(readText(keeld.logFile).suffix(1500))")
+            if held {
+                // multipathd 0.9.4 keeps a map someone holds; without flush_on_last_del it keeps queueing.
+                #expect(gone == nil, "a map held open stays (10 s watched)")
+                #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "queueing kept without flush_on_last_del")
                 #expect(keeld.command("show paths").hasPrefix("no paths"))
+            } else {
+                // Unused: removed whatever flush_on_last_del says, as multipathd 0.9.4 does.
+                #expect(gone != nil, "mpatha is still there 30 s after its last path went")
             }
             keeld.stop()
         }

@@ -28,14 +28,29 @@ struct LoggingCatalogueTests {
     func linesNameDevicesAndMaps() {
         let names = LogNames()
         names.replace(maps: [(MapHandle(0), "mpatha", [(PathHandle(2), "sdc", DevNo(major: 8, minor: 32))])])
-        let changed = LogRecord(.pathStateChanged, timestampNs: 0, source: 0, LogArgument.path(PathHandle(2)),
+        let changed = LogRecord(.pathStateChanged, timestampNs: 0, source: 0, LogArgument.path(PathHandle(2), device: DevNo(major: 8, minor: 32)),
                                 LogArgument.state(.up), LogArgument.state(.down))
         #expect(loggingText(String(formatLine(changed, names: names).dropLast())) == "sdc (8:32) in mpatha: ready -> faulty")
         let failed = LogRecord(.pathFailed, timestampNs: 0, source: 0, LogArgument.device(DevNo(major: 8, minor: 32)), LogArgument.map(MapHandle(0)))
         #expect(loggingText(String(formatLine(failed, names: names).dropLast())) == "path sdc (8:32) of mpatha failed")
         let unknown = LogRecord(.pathFailed, timestampNs: 0, source: 0, LogArgument.device(DevNo(major: 8, minor: 48)), LogArgument.map(MapHandle(7)))
         #expect(loggingText(String(formatLine(unknown, names: names).dropLast())) == "path 8:48 of map#7 failed", "unknown ones keep their numbers")
-        #expect(loggingText(String(formatLine(changed).dropLast())) == "path#2: ready -> faulty", "without names")
+        #expect(loggingText(String(formatLine(changed).dropLast())) == "path#2 (8:32): ready -> faulty", "without names")
+    }
+
+    @Test("a line made before its path handle was reused names the device it was made for, never the handle's new device")
+    func aReusedHandleNeverNamesAnotherDevice() {
+        let names = LogNames()
+        names.replace(maps: [(MapHandle(0), "mpatha", [(PathHandle(2), "sdc", DevNo(major: 8, minor: 32))])])
+        let before = LogRecord(RecoveryRecord.transition(PathHandle(2), device: DevNo(major: 8, minor: 32), from: .up, to: .down), timestampNs: 0)
+        // sdc went away and its handle now belongs to sdq (65:0) of mpathb; the logger is behind.
+        names.replace(maps: [(MapHandle(1), "mpathb", [(PathHandle(2), "sdq", DevNo(major: 65, minor: 0))])])
+        #expect(loggingText(String(formatLine(before, names: names).dropLast())) == "path#2 (8:32): ready -> faulty")
+        // While the old device is still known by name elsewhere, its name is used, without a map.
+        names.replace(maps: [(MapHandle(1), "mpathb", [(PathHandle(2), "sdq", DevNo(major: 65, minor: 0)), (PathHandle(5), "sdc", DevNo(major: 8, minor: 32))])])
+        #expect(loggingText(String(formatLine(before, names: names).dropLast())) == "sdc (8:32): ready -> faulty")
+        let after = LogRecord(RecoveryRecord.transition(PathHandle(2), device: DevNo(major: 65, minor: 0), from: .down, to: .up), timestampNs: 0)
+        #expect(loggingText(String(formatLine(after, names: names).dropLast())) == "sdq (65:0) in mpathb: faulty -> ready")
     }
 
     @Test("a LogRecord takes 48 bytes in a ring")
@@ -124,16 +139,16 @@ struct LoggingCatalogueTests {
 
     @Test("a transition shows both states as show paths names them")
     func transitionText() {
-        let record = LogRecord(RecoveryRecord.transition(PathHandle(9), from: .up, to: .down), timestampNs: 0)
+        let record = LogRecord(RecoveryRecord.transition(PathHandle(9), device: DevNo(major: 8, minor: 16), from: .up, to: .down), timestampNs: 0)
         #expect(record.message == .pathStateChanged)
-        #expect(formatText(record) == "path#9: ready -> faulty")
+        #expect(formatText(record) == "path#9 (8:16): ready -> faulty")
     }
 
     @Test("reload requests and refused checks have lines of their own")
     func reloadAndRefusedCheck() {
         #expect(formatText(LogRecord(RecoveryRecord.reloadRequested(MapHandle(5)), timestampNs: 0)) == "map#5: table reload requested")
-        #expect(formatText(LogRecord(RecoveryRecord.checkRefused(PathHandle(11)), timestampNs: 0))
-            == "path#11: checker has no free slot, check retried at the fast interval")
+        #expect(formatText(LogRecord(RecoveryRecord.checkRefused(PathHandle(11), device: DevNo(major: 8, minor: 176)), timestampNs: 0))
+            == "path#11 (8:176): checker has no free slot, check retried at the fast interval")
     }
 
     @Test("kernel events convert to kernel lines")

@@ -359,7 +359,10 @@ struct ConfigLoader {
             // 0.9's yes/no, and the words later versions use (`unused` is what Keel does for
             // yes anyway: a map held open is never removed).
             switch value {
-            case "always", "unused": s.flushOnLastDel = true
+            // Later multipath-tools: `always` is yes; `unused` turns queueing off only for a map
+            // nobody holds, which is removed anyway, so it keeps queueing as `no` does.
+            case "always": s.flushOnLastDel = true
+            case "unused": s.flushOnLastDel = false
             case "never": s.flushOnLastDel = false
             default: if let v = check(node, Self.yesNo(value)) { s.flushOnLastDel = v }
             }

@@ -631,7 +631,7 @@ public final class Engine {
         let old = paths[p].state
         guard old != state else { return }
         paths[p].state = state
-        sink.perform(.transition(PathHandle(index: p), from: old, to: state))
+        sink.perform(.transition(PathHandle(index: p), device: paths[p].descriptor.device, from: old, to: state))
     }
 
     /// A healthy path's next check: its interval less a fixed per-path share of up to an eighth

@@ -6,11 +6,13 @@
 public enum RecoveryRecord: BitwiseCopyable, Sendable, Equatable {
     /// A dm message went to the kernel; `errno` is 0 or the kernel's refusal.
     case messageSent(DMMessage, errno: Int32)
-    case transition(PathHandle, from: PathState, to: PathState)
+    /// A path changed state; `device` is the path's, so a line formatted later, after the handle
+    /// was reused, never names another device.
+    case transition(PathHandle, device: DevNo, from: PathState, to: PathState)
     /// The control plane must rebuild and load this map's table.
     case reloadRequested(MapHandle)
     /// The checker backend had no free slot; the engine retries at the fast interval.
-    case checkRefused(PathHandle)
+    case checkRefused(PathHandle, device: DevNo)
 }
 
 /// Receives the loop's records. The daemon pushes them into bounded rings (drop and count when
@@ -99,7 +101,7 @@ public struct RecoveryLoop<Checker: PathCheckBackend, Messenger: MultipathMessen
             let request = pendingChecks[i]
             if !checker.submit(request, nowNs: nowNs) {
                 engine.checkRefused(request, nowNs: nowNs)
-                output.record(.checkRefused(request.path), nowNs: nowNs)
+                output.record(.checkRefused(request.path, device: request.device), nowNs: nowNs)
             }
             i += 1
         }
@@ -118,8 +120,8 @@ public struct RecoveryLoop<Checker: PathCheckBackend, Messenger: MultipathMessen
             output.record(.messageSent(message, errno: errno), nowNs: nowNs)
         case .reloadMap(let map):
             output.record(.reloadRequested(map), nowNs: nowNs)
-        case .transition(let path, let from, let to):
-            output.record(.transition(path, from: from, to: to), nowNs: nowNs)
+        case .transition(let path, let device, let from, let to):
+            output.record(.transition(path, device: device, from: from, to: to), nowNs: nowNs)
         }
     }
 }

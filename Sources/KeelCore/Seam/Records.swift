@@ -125,7 +125,7 @@ public enum EngineAction: BitwiseCopyable, Sendable, Equatable {
     /// The control plane does it; the recovery plane never builds tables.
     case reloadMap(MapHandle)
     /// Not an order: a path changed state. Goes to the log and observation rings.
-    case transition(PathHandle, from: PathState, to: PathState)
+    case transition(PathHandle, device: DevNo, from: PathState, to: PathState)
 }
 
 /// Why the engine refused a request. Refusals are explicit and counted, never growth.

@@ -153,6 +153,10 @@ public enum AssemblyNotice: Sendable, Equatable {
     /// `group_by_tpg` was asked for a map whose prioritizer is not alua or sysfs: failover is
     /// used, as multipath-tools does.
     case groupByTPGFallback(map: MapHandle)
+    /// A map adopted at start had another size in the kernel than its paths have now (the LUN was
+    /// resized while no daemon ran): its table is loaded again at the paths' size, as multipathd
+    /// does (`ACT_RESIZE`).
+    case resizedAtAdoption(map: MapHandle, oldSectors: UInt64, newSectors: UInt64)
 }
 
 /// The transport attributes keeld writes.
@@ -851,7 +855,14 @@ public struct MultipathAssembler {
             } else if let existing = try kernelMap(uuid: maps[index].uuid, name: maps[index].name) {
                 maps[index].name = existing.name
                 let current = try readTable(index)
-                if Self.sameTable(kernel: current, wanted: table) {
+                // The LUN may have been resized while no daemon ran: the kernel's length is then
+                // not the paths' size, and the table is loaded again at the new size.
+                let kernelSectors = (try? control.table(name: maps[index].name))?.first?.lengthSectors
+                let resized = kernelSectors.map { $0 != maps[index].sizeSectors && maps[index].sizeSectors > 0 } ?? false
+                if resized, let old = kernelSectors {
+                    notices.append(.resizedAtAdoption(map: handle, oldSectors: old, newSectors: maps[index].sizeSectors))
+                }
+                if !resized && Self.sameTable(kernel: current, wanted: table) {
                     try register(index)
                     maps[index].live = true
                     maps[index].adopted = true
@@ -1198,8 +1209,8 @@ public struct MultipathAssembler {
     /// Re-reads every path's priority from its map's prioritizer (ALUA states settle after a disk
     /// appears, and change when the array moves its optimized port). Returns the paths whose
     /// priority changed, with the new value, for the engine's thread to apply (`setPriority`).
-    public mutating func refreshPriorities() -> [(path: PathHandle, priority: Int32)] {
-        var changed: [(path: PathHandle, priority: Int32)] = []
+    public mutating func refreshPriorities() -> [(path: PathHandle, device: DevNo, priority: Int32)] {
+        var changed: [(path: PathHandle, device: DevNo, priority: Int32)] = []
         if maps.contains(where: { $0.profile.prio.asksTheArray }) {
             askArrays(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.device, $0.genericName) } })
         }
@@ -1211,7 +1222,7 @@ public struct MultipathAssembler {
                 let now = priority(prio, args: args, of: PrioritizedPath(path))
                 guard let value = now.map({ Int32(clamping: $0) }), value != path.priority else { continue }
                 maps[m].paths[p].priority = value
-                changed.append((path.handle, value))
+                changed.append((path.handle, path.device, value))
             }
         }
         return changed

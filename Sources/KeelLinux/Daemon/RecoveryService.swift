@@ -33,7 +33,7 @@ public struct DaemonRecoveryOutput<Log: RecoveryOutput>: RecoveryOutput {
     public mutating func record(_ record: RecoveryRecord, nowNs: Nanoseconds) {
         log.record(record, nowNs: nowNs)
         switch record {
-        case .transition(let path, _, let to):
+        case .transition(let path, _, _, let to):
             board.setState(path, to)
         case .messageSent(let message, let errno):
             guard errno == 0 else { break }

@@ -273,8 +273,7 @@ struct LogFormatter {
             if let names {
                 names.appendPath(value, to: &line)
             } else {
-                line.append("path#")
-                line.append(decimal: value)
+                LogNames.appendPathNumbers(value, to: &line)
             }
         case .state:
             line.append(stateWord(value))

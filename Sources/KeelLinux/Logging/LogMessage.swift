@@ -123,6 +123,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case pathRegistered = 443
     case pathRegistrationKeyAbsent = 444
     case pathRegistrationFailed = 445
+    case removedWithLastPath = 446
+    case keptWithoutPaths = 447
 
     // The logger itself.
     case loggerStarted = 500
@@ -146,13 +148,13 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
              .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept, .priorityUnanswered, .groupByTPGFallback,
-             .pathRegistrationKeyAbsent:
+             .pathRegistrationKeyAbsent, .keptWithoutPaths:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
              .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown,
              .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded,
-             .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel,
+             .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel, .removedWithLastPath,
              .reservationFlagSet, .reservationFlagCleared, .reservationKeyStored, .reservationKeyRemoved, .pathRegistered:
             return .notice
         }
@@ -233,6 +235,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .reservationKeyRemoved: return "%map: reservation key removed from the prkeys file (unsetprkey)"
         case .prkeysFileFailed: return "prkeys file not read or written (%errno): reservation keys kept there are unknown to keeld"
         case .flushedOnLastDel: return "the last path of a map, %dev, was removed: queueing off and the map removed (flush_on_last_del)"
+        case .removedWithLastPath: return "the last path of a map, %dev, was removed: the map was unused and is removed (queueing left as it was)"
+        case .keptWithoutPaths: return "the last path of a map, %dev, was removed: the map is in use and kept, queueing as configured, until a path joins it again (%errno)"
         case .flushOnLastDelKept: return "the last path of a map, %dev, was removed: queueing off, the map kept (flush_on_last_del; %errno)"
         case .mapResized: return "%map resized from %n to %n sectors; table reload requested"
         case .tablesGrown: return "tables grown to %n paths and %n maps (locked in place, nothing moved)"

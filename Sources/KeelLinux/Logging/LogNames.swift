@@ -49,10 +49,24 @@ public final class LogNames: @unchecked Sendable {
         }
     }
 
-    /// Appends `sdc (8:32) in mpatha`, or `path#N` when the path is unknown.
+    /// Appends `sdc (8:32) in mpatha`. The argument carries the device the handle stood for
+    /// (`LogArgument.path(_:device:)`): when the handle has been given to another device since,
+    /// only that device is named (`sdc (8:32)`, or `path#N (8:32)` when its name is gone), never
+    /// the handle's new device. `path#N` when nothing is known.
     func appendPath(_ raw: UInt64, to line: inout LogTextBuffer) {
+        let handle = UInt32(truncatingIfNeeded: raw)
+        let carried = raw >> 32 == 0 ? nil : DevNo(major: UInt32(raw >> 52), minor: UInt32((raw >> 32) & 0xF_FFFF))
         let done = table.withLock { t -> Bool in
-            guard raw <= UInt64(UInt32.max), let path = t.paths[UInt32(raw)] else { return false }
+            guard let path = t.paths[handle], carried == nil || carried == path.device else {
+                guard let device = carried, let name = t.devices[device] else { return false }
+                Self.append(name, to: &line)
+                line.append(" (")
+                line.append(decimal: UInt64(device.major))
+                line.append(UInt8(ascii: ":"))
+                line.append(decimal: UInt64(device.minor))
+                line.append(")")
+                return true
+            }
             Self.append(path.kernelName, to: &line)
             line.append(" (")
             line.append(decimal: UInt64(path.device.major))
@@ -65,10 +79,20 @@ public final class LogNames: @unchecked Sendable {
             }
             return true
         }
-        if !done {
-            line.append("path#")
-            line.append(decimal: raw)
-        }
+        if !done { Self.appendPathNumbers(raw, to: &line) }
+    }
+
+    /// `path#N (8:32)`: the handle and the device it stood for, or `path#N` when the record
+    /// carries no device.
+    static func appendPathNumbers(_ raw: UInt64, to line: inout LogTextBuffer) {
+        line.append("path#")
+        line.append(decimal: raw & 0xFFFF_FFFF)
+        guard raw >> 32 != 0 else { return }
+        line.append(" (")
+        line.append(decimal: raw >> 52)
+        line.append(UInt8(ascii: ":"))
+        line.append(decimal: (raw >> 32) & 0xF_FFFF)
+        line.append(")")
     }
 
     /// Appends the kernel name before the device number (`sdc (8:32)`) when it is known.

@@ -40,7 +40,11 @@ public enum LogArgument {
     /// `%map`.
     @inlinable public static func map(_ map: MapHandle) -> UInt64 { UInt64(map.raw) }
     /// `%path`.
-    @inlinable public static func path(_ path: PathHandle) -> UInt64 { UInt64(path.raw) }
+    /// A path handle with the device it stood for when the record was made (major in bits 52-63,
+    /// minor in 32-51): the logger prints the handle's name only while it is still that device's.
+    @inlinable public static func path(_ path: PathHandle, device: DevNo) -> UInt64 {
+        UInt64(path.raw) | UInt64(device.minor & 0xF_FFFF) << 32 | UInt64(device.major & 0xFFF) << 52
+    }
     /// `%state`.
     @inlinable public static func state(_ state: PathState) -> UInt64 { UInt64(state.rawValue) }
     /// `%verb`.
@@ -137,13 +141,13 @@ extension LogRecord {
             case .queueIfNoPath: self.init(.queueingEnabled, timestampNs: timestampNs, source: source, map)
             case .failIfNoPath: self.init(.queueingDisabled, timestampNs: timestampNs, source: source, map)
             }
-        case .transition(let path, let from, let to):
+        case .transition(let path, let device, let from, let to):
             self.init(.pathStateChanged, timestampNs: timestampNs, source: source,
-                      LogArgument.path(path), LogArgument.state(from), LogArgument.state(to))
+                      LogArgument.path(path, device: device), LogArgument.state(from), LogArgument.state(to))
         case .reloadRequested(let map):
             self.init(.reloadRequested, timestampNs: timestampNs, source: source, LogArgument.map(map))
-        case .checkRefused(let path):
-            self.init(.checkRefused, timestampNs: timestampNs, source: source, LogArgument.path(path))
+        case .checkRefused(let path, let device):
+            self.init(.checkRefused, timestampNs: timestampNs, source: source, LogArgument.path(path, device: device))
         }
     }
 
