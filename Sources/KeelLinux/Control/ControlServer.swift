@@ -60,8 +60,8 @@ public protocol ControlService: AnyObject {
 /// A poll-driven server of control sockets.
 public final class ControlServer {
     public struct Limits: Sendable {
-        /// Connections served at once; one more evicts the longest idle, else (for root) the
-        /// unprivileged client whose request began first, else is refused.
+        /// Connections served at once; past it a newcomer makes room as `admits` says, or is
+        /// refused.
         public var clientsMax = 64
         /// Connections one unprivileged user may hold at once: a user who opens many and trickles
         /// bytes into each fills at most this many slots, and never keeps root out.
