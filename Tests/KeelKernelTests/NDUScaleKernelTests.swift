@@ -162,7 +162,8 @@ struct NDUScaleKernelTests {
         while activeNs.count < pathCount && kernelTestNowNs() - (writersDoneNs ?? kernelTestNowNs()) < 60 * Time.nsPerSecond
               && kernelTestNowNs() - sweepStartNs < 1200 * Time.nsPerSecond {
             if writersDoneNs == nil && writers.allSatisfy(\.isFinished) { writersDoneNs = kernelTestNowNs() }
-            for name in names {
+            // Only maps with a path still down are read: the sweep gets quicker as paths return.
+            for name in names where pathsOfMap[name]!.contains(where: { activeNs[$0] == nil }) {
                 for group in try control.multipathStatus(name: name).groups {
                     for path in group.paths where path.active && activeNs[path.device] == nil { activeNs[path.device] = kernelTestNowNs() }
                 }
@@ -206,6 +207,12 @@ struct NDUScaleKernelTests {
                   + "active \(sinceMark(activeNs[slowest.0]!)) after the first write; every write done after \(sinceMark(backNs.values.max()!)); "
                   + "keeld started \(Double(Nanoseconds(markNs) - startNs) / 1e9) s before the first write); keeld's lines about it:\n"
                   + lines.suffix(12).joined(separator: "\n"))
+        }
+        // What keeld itself saw: its counters and how many lines of each kind it logged.
+        print("keeld's show daemon after the NDU:\n" + ((try? keeld.command("show daemon")) ?? "-"))
+        let log = (try? String(contentsOfFile: "/tmp/keeld-ndu.log", encoding: .utf8)) ?? ""
+        for needle in ["reinstated", "failed", "table loaded", "reload requested", "no free slot", "timed out", "priority"] {
+            print("  log lines with \"\(needle)\": \(log.split(separator: "\n").filter { $0.contains(needle) }.count)")
         }
         readers.forEach { $0.stop.store(true, ordering: .relaxed) }
         let joined = kernelTestWait(every: 10_000, timeoutNs: 10 * Time.nsPerSecond) { readers.allSatisfy { $0.thread?.isFinished ?? true } }
