@@ -16,7 +16,7 @@ import Testing
         retries.failed(map, nowNs: 2_000)
         #expect(retries.nextDueNs() == 2_000 + 200 * Time.nsPerMs, "the delay doubles")
         for _ in 0..<20 { retries.failed(map, nowNs: 0) }
-        #expect(retries.nextDueNs() == 30 * Time.nsPerSecond, "capped at 30 s")
+        #expect(retries.nextDueNs() == 5 * Time.nsPerSecond, "capped at 5 s")
         #expect(retries.attempts(map) == 22)
         retries.loaded(map)
         #expect(retries.count == 0)

@@ -3,12 +3,14 @@ import KeelCore
 
 /// Maps whose table load failed (EBUSY, ENOMEM, EINVAL...), each with its attempts and the time
 /// to ask the recovery thread for it again (`RecoveryInput.requestReload`): 100 ms after the
-/// first failure, doubling up to 30 s, until a load succeeds. The engine's own request was taken
+/// first failure, doubling up to 5 s, until a load succeeds. The cap bounds how long a path
+/// stays out of the kernel's table once the kernel takes loads again (at 30 s, nine refusals in
+/// a row left the next attempt 25.6 s away); a refused load costs one ioctl. The engine's own request was taken
 /// with the failed load, so without this the kernel would keep an outdated table until the next
 /// regroup. Control plane only (keeld's events thread, the simulator's control plane).
 public struct ReloadRetries: Sendable {
     public static let firstDelayNs: Nanoseconds = 100 * Time.nsPerMs
-    public static let maxDelayNs: Nanoseconds = 30 * Time.nsPerSecond
+    public static let maxDelayNs: Nanoseconds = 5 * Time.nsPerSecond
 
     private var entries: [MapHandle: (attempts: Int, atNs: Nanoseconds)] = [:]
 
