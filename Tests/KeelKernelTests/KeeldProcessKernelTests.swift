@@ -581,6 +581,25 @@ struct KeeldProcessKernelTests {
         }
     }
 
+    @Test("a hot-added path of another size than its map's is refused with a line naming both sizes; the map keeps its paths and its length")
+    func hotAddedPathOfAnotherSizeIsRefused() throws {
+        try withReadyKeeld("/tmp/keeld-wrongsize") { keeld, disks, control in
+            #expect(try pathStates(control, map: "mpatha").count == 4)
+            // scsi_debug's size is the module's: a host added after it grows to 1 GiB has a disk
+            // of 2,097,152 sectors with the same WWID, while the four known paths keep 131,072.
+            try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
+            try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/add_host", atomically: false, encoding: .utf8)
+            let refused = waitFor(timeoutNs: 30 * Time.nsPerSecond) {
+                readText(keeld.logFile).contains("refused: 2097152 sectors, but its map mpatha has 131072")
+            }
+            #expect(refused != nil, "keeld's log: \(readText(keeld.logFile).suffix(1500))")
+            #expect(try pathStates(control, map: "mpatha").count == 4, "the map keeps its four paths")
+            #expect(try control.table(name: "mpatha").first?.lengthSectors == 131_072, "and its length")
+            #expect(try pathStates(control, map: "mpatha").allSatisfy { $0.active })
+            _ = disks
+        }
+    }
+
     @Test("prio weightedpath gives the paths the priorities prio_args names, and group_by_prio groups them by it")
     func weightedPathPriorities() throws {
         let configuration = daemonConfiguration

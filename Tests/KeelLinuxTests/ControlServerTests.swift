@@ -311,6 +311,55 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
               + "max \((latencies.last ?? 0) / 1000) us")
     }
 
+    @Test("out of descriptors, a pending connection is taken and closed with the spare descriptor: the client sees the refusal and the server does not spin")
+    func acceptOutOfDescriptorsShedsTheConnectionAndDoesNotSpin() throws {
+        let name = "/keel-test/\(UUID().uuidString)"
+        let service = FakeService()
+        let report = runInProcessChild(timeoutSeconds: 30) { log in
+            let server = ControlServer()
+            do { try server.listen(abstract: name, framing: .multipathd) } catch {
+                log.fail("listen: \(error)")
+                return
+            }
+            let client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var timeout = timeval(tv_sec: 3, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            // No descriptor left: the soft limit just above the highest one in use, the rest filled.
+            var highest: Int32 = 0
+            for fd in 0..<Int32(4096) where fcntl(fd, F_GETFD) >= 0 { highest = fd }
+            var limit = rlimit()
+            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            limit.rlim_cur = rlim_t(highest + 8)
+            log.check(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, "setrlimit: errno \(errno)")
+            var filled = 0
+            while open("/dev/null", O_RDONLY) >= 0 { filled += 1 }
+            log.check(errno == EMFILE, "filling descriptors ended with errno \(errno)")
+            let (address, addressLength) = ControlServer.abstractAddress(name)
+            var target = address
+            let ok = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, addressLength) } }
+            log.check(ok == 0, "connect: errno \(errno)")
+            _ = server.turn(service: service, timeoutMs: 100)
+            var byte: UInt8 = 0
+            let n = recv(client, &byte, 1, 0)
+            log.check(n == 0 || (n < 0 && errno == ECONNRESET), "the client saw its connection closed (recv \(n), errno \(errno))")
+            log.check(server.refused == 1, "refused \(server.refused)")
+            // Nothing is pending any more: turns wait their timeout instead of spinning.
+            var start = timespec(), end = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &start)
+            var turns = 0
+            repeat {
+                _ = server.turn(service: service, timeoutMs: 50)
+                turns += 1
+                clock_gettime(CLOCK_MONOTONIC, &end)
+            } while (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1_000_000 < 300
+            log.check(turns <= 10, "\(turns) turns in 300 ms: the listener kept waking the loop")
+            log.check(server.refused == 1, "refused \(server.refused) after the idle turns")
+            log.note("filled", "\(filled)")
+            log.note("turns", "\(turns)")
+        }
+        #expect(report.passed, "\(report)")
+    }
+
     @Test func laterAnswersArriveAndUnansweredOnesTimeOutWithAReply() throws {
         var limits = ControlServer.Limits()
         limits.requestTimeoutNs = 300 * Time.nsPerMs
