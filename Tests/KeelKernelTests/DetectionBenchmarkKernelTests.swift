@@ -73,10 +73,8 @@ struct DetectionBenchmarkKernelTests {
         let disks = try KeeldScsiDebugDisks.load()
         defer { disks.allRunning(); disks.unload() }
         let devices = try disks.byHost.map { disk -> DevNo in
-            let parts = try String(contentsOfFile: "/sys/block/\(disk)/dev", encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").compactMap { UInt32($0) }
-            guard parts.count == 2 else { throw RideThroughError("no device number for \(disk)") }
-            return DevNo(major: parts[0], minor: parts[1])
+            guard let device = keeldDiskDevice(disk) else { throw RideThroughError("no device number for \(disk)") }
+            return device
         }
         let control = try DMControl()
         let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))

@@ -328,6 +328,13 @@ func portalDisks(_ listing: String) throws -> [PortalDisk] {
 }
 
 
+/// A disk's device number from sysfs (`/sys/block/sdX/dev`), or nil.
+func keeldDiskDevice(_ disk: String) -> DevNo? {
+    let parts = ((try? String(contentsOfFile: "/sys/block/\(disk)/dev", encoding: .utf8)) ?? "")
+        .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").compactMap { UInt32($0) }
+    return parts.count == 2 ? DevNo(major: parts[0], minor: parts[1]) : nil
+}
+
 /// Whether each path of `maps` is active in the kernel's status, by device.
 func pathsActive(_ control: DMControl, maps: [String]) throws -> [DevNo: Bool] {
     var active: [DevNo: Bool] = [:]

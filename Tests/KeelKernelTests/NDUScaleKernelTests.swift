@@ -86,9 +86,7 @@ struct NDUScaleKernelTests {
         defer { _ = try? keeldGuestShell("for s in /sys/block/sd*/device/state; do echo running > $s; done; keel_scsi_debug_unload") }
         var diskByDevice: [DevNo: String] = [:]
         for disk in try FileManager.default.contentsOfDirectory(atPath: "/sys/block") where disk.hasPrefix("sd") {
-            let parts = ((try? String(contentsOfFile: "/sys/block/\(disk)/dev", encoding: .utf8)) ?? "")
-                .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").compactMap { UInt32($0) }
-            if parts.count == 2 { diskByDevice[DevNo(major: parts[0], minor: parts[1])] = disk }
+            if let device = keeldDiskDevice(disk) { diskByDevice[device] = disk }
         }
         #expect(diskByDevice.count == pathCount, "scsi_debug gave \(diskByDevice.count) disks")
 

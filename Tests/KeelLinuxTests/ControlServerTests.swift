@@ -196,14 +196,8 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         let r = try Running(limits: limits)
         defer { r.shutdown() }
         // Everything the child needs is made here: after fork it only makes system calls.
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let nameBytes = Array(r.name.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw[0] = 0
-            for (i, b) in nameBytes.enumerated() { raw[i + 1] = b }
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + nameBytes.count)
+        let (abstract, length) = ControlServer.abstractAddress(r.name)
+        var address = abstract
         let request = ControlServer.frame("root here", framing: .multipathd)
         let report = runInProcessChild(timeoutSeconds: 30) { log in
             func connected() -> Int32 {
