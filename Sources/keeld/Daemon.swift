@@ -62,8 +62,7 @@ enum Daemon {
     }
 
     static func blacklistRules(_ configuration: Configuration) -> Int {
-        let b = configuration.blacklist
-        return b.devnodes.count + b.wwids.count + b.properties.count + b.devices.count
+        configuration.blacklist.count
     }
 
     /// Reads and checks the configuration (`--config`, or the default path when present).

@@ -114,6 +114,26 @@ private func verdict(_ text: String, _ d: DeviceIdentity = device()) -> Blacklis
         #expect(configWarnings("blacklist {\n\tserial \"x\"\n}\n") == ["multipath.conf:2: unknown option \"serial\" in blacklist, ignored"])
     }
 
+    @Test("protocol entries match the transport as %P names it; an exception of the kind cancels them; an unknown transport is not judged")
+    func protocolEntriesMatchTheTransport() {
+        let text = "blacklist {\n\tprotocol \"scsi:(unspec|ata)\"\n}\n"
+        var local = device()
+        local.protocolName = "scsi:unspec"
+        var fc = device()
+        fc.protocolName = "scsi:fcp"
+        #expect(verdict(text, local) == .blacklisted(.protocol("scsi:(unspec|ata)")))
+        #expect(verdict(text, fc) == .allowed)
+        #expect(verdict(text, device()) == .allowed, "a device whose transport is not known is not judged by protocol")
+        let excepted = "blacklist {\n\tprotocol \".*\"\n}\nblacklist_exceptions {\n\tprotocol \"scsi:fcp\"\n}\n"
+        #expect(verdict(excepted, fc) == .excepted(.protocol("scsi:fcp")))
+        #expect(verdict(excepted, local) == .blacklisted(.protocol(".*")))
+        // An exception of another kind does not undo it; a protocol exception does not undo a devnode entry.
+        let mixed = "blacklist {\n\tdevnode \"^sdb$\"\n\tprotocol \"scsi:unspec\"\n}\nblacklist_exceptions {\n\tprotocol \"scsi:unspec\"\n\twwid \".*\"\n}\n"
+        #expect(verdict(mixed, local) == .blacklisted(.devnode("^sdb$")))
+        #expect(configWarnings(text) == [])
+        #expect(configFrom(text)?.render().contains("protocol \"scsi:(unspec|ata)\"") == true, "show config and show blacklist print it")
+    }
+
     @Test func verdictReadsAsALogLine() {
         #expect(BlacklistVerdict.blacklisted(.devnode("^sd")).description == "blacklisted by devnode \"^sd\"")
         #expect(BlacklistVerdict.excepted(.device(vendor: "V", product: nil)).description == "excepted from the blacklist by device vendor \"V\"")

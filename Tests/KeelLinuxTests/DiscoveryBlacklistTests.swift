@@ -68,6 +68,25 @@ struct DiscoveryBlacklistTests {
         #expect(report.paths.map(\.kernelName) == ["sda"])
     }
 
+    @Test("blacklist protocol \"scsi:unspec\" leaves a disk of no known transport alone and keeps the FC and iSCSI ones")
+    func protocolEntryMatchesTheDiscoveredTransport() throws {
+        var config = Configuration()
+        config.blacklist.protocols = [try PosixRegex("scsi:unspec")]
+        let f = SysfsFixture()
+        f.add(SysfsFixture.Disk(name: "sda", hctl: "0:0:0:0", dev: "8:0"))
+        var fc = SysfsFixture.Disk(name: "sdb", hctl: "3:0:1:0", dev: "8:16")
+        fc.transport = .fibreChannel(rport: "rport-3:0-1", nodeName: "0x50060e8007e2a600")
+        f.add(fc)
+        var iscsi = SysfsFixture.Disk(name: "sdc", hctl: "4:0:0:0", dev: "8:32")
+        iscsi.transport = .iscsi(session: "session1", targetName: "iqn.2003-01.org.example:t1")
+        f.add(iscsi)
+        let report = f.discovery.discoverAll(filter: BlacklistFilter(configuration: config))
+        #expect(report.paths.map(\.kernelName) == ["sdb", "sdc"])
+        #expect(report.paths.map(\.transport.protocolName) == ["scsi:fcp", "scsi:iscsi"])
+        #expect(report.skipped.map(\.kernelName) == ["sda"])
+        #expect(report.skipped.first?.reason == .excluded("blacklisted by protocol \"scsi:unspec\""))
+    }
+
     @Test func wwidEntryMatchesTheDiscoveredWWID() throws {
         var config = Configuration()
         config.blacklist.wwids = [try PosixRegex("^1Linux_scsi_debug")]

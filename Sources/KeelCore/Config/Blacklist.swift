@@ -10,17 +10,25 @@ public struct Blacklist: Sendable, Equatable {
     public var properties: [PosixRegex]
     /// `device { vendor product }`.
     public var devices: [DeviceRule]
+    /// `protocol`: matched against the path's transport as `%P` prints it, e.g. "scsi:fcp",
+    /// "scsi:unspec" (a common way to leave local disks alone).
+    public var protocols: [PosixRegex]
 
     /// An empty section.
-    public init(devnodes: [PosixRegex] = [], wwids: [PosixRegex] = [], properties: [PosixRegex] = [], devices: [DeviceRule] = []) {
+    public init(devnodes: [PosixRegex] = [], wwids: [PosixRegex] = [], properties: [PosixRegex] = [], devices: [DeviceRule] = [],
+                protocols: [PosixRegex] = []) {
         self.devnodes = devnodes
         self.wwids = wwids
         self.properties = properties
         self.devices = devices
+        self.protocols = protocols
     }
 
     /// Whether the section has no entry at all.
-    public var isEmpty: Bool { devnodes.isEmpty && wwids.isEmpty && properties.isEmpty && devices.isEmpty }
+    public var isEmpty: Bool { devnodes.isEmpty && wwids.isEmpty && properties.isEmpty && devices.isEmpty && protocols.isEmpty }
+
+    /// How many entries it has.
+    public var count: Int { devnodes.count + wwids.count + properties.count + devices.count + protocols.count }
 
     /// A `device` entry: it matches when every pattern it has matches (a missing one matches all).
     public struct DeviceRule: Sendable, Equatable {
@@ -54,14 +62,18 @@ public struct DeviceIdentity: Sendable, Equatable {
     public var product: String
     /// Names of the device's udev properties, e.g. "ID_WWN", "SCSI_IDENT_LUN_NAA_REG".
     public var properties: [String]
+    /// Its transport as multipathd names it ("scsi:fcp", "scsi:iscsi", "scsi:unspec", ...); nil
+    /// when not known yet, which `protocol` entries then do not judge.
+    public var protocolName: String?
 
     /// A device as discovery sees it.
-    public init(devnode: String, wwid: String, vendor: String, product: String, properties: [String] = []) {
+    public init(devnode: String, wwid: String, vendor: String, product: String, properties: [String] = [], protocolName: String? = nil) {
         self.devnode = devnode
         self.wwid = wwid
         self.vendor = vendor
         self.product = product
         self.properties = properties
+        self.protocolName = protocolName
     }
 }
 
@@ -71,6 +83,7 @@ public enum BlacklistRule: Sendable, Equatable, CustomStringConvertible {
     case wwid(String)
     case property(String)
     case device(vendor: String?, product: String?)
+    case `protocol`(String)
 
     /// The rule as multipath.conf writes it, e.g. `devnode "^sd[a-z]"`.
     public var description: String {
@@ -78,6 +91,7 @@ public enum BlacklistRule: Sendable, Equatable, CustomStringConvertible {
         case .devnode(let p): return "devnode \"\(p)\""
         case .wwid(let p): return "wwid \"\(p)\""
         case .property(let p): return "property \"\(p)\""
+        case .protocol(let p): return "protocol \"\(p)\""
         case .device(let v, let p):
             var text = "device"
             if let v { text += " vendor \"\(v)\"" }
@@ -118,7 +132,8 @@ public enum BlacklistVerdict: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension Configuration {
-    /// Judges one device, as multipath-tools does: kind by kind (devnode, device, property, wwid),
+    /// Judges one device, as multipath-tools does: kind by kind (devnode, device, protocol,
+    /// property, wwid),
     /// an exception of a kind cancels the blacklist entries of that same kind; the first kind that
     /// still blacklists decides. Property exceptions are required properties: when there are any,
     /// a device that has none of them is blacklisted.
@@ -133,6 +148,7 @@ extension Configuration {
         let verdicts = [
             Self.judge(device.devnode, blacklist.devnodes, blacklistExceptions.devnodes, BlacklistRule.devnode),
             deviceVerdict,
+            device.protocolName.map { Self.judge($0, blacklist.protocols, blacklistExceptions.protocols, BlacklistRule.protocol) } ?? .allowed,
             judgeProperties(device.properties),
             Self.judge(device.wwid, blacklist.wwids, blacklistExceptions.wwids, BlacklistRule.wwid),
         ]

@@ -261,7 +261,7 @@ struct ConfigLoader {
             case "device":
                 sectionExpected(node, name: "device", in: name)
             case "protocol":
-                warn(node.line, "option \"protocol\" in \(name) is not supported by Keel, ignored")
+                if let v = singleValue(node), let r = regex(node, v) { list.protocols.append(r) }
             default:
                 warn(node.line, "unknown option \"\(node.keyword)\" in \(name), ignored")
             }

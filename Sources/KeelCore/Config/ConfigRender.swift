@@ -141,6 +141,7 @@ struct ConfigWriter {
         for r in list.devnodes { quoted("devnode", r.pattern) }
         for r in list.wwids { quoted("wwid", r.pattern) }
         for r in list.properties { quoted("property", r.pattern) }
+        for r in list.protocols { quoted("protocol", r.pattern) }
         for d in list.devices {
             open("device")
             if let v = d.vendor { quoted("vendor", v.pattern) }

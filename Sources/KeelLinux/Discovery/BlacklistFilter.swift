@@ -17,10 +17,11 @@ public struct BlacklistFilter: DiscoveryFilter, Sendable {
         self.uidAttribute = uidAttribute
     }
 
-    /// What the blacklist matches on: kernel name, WWID, vendor, model, udev property names.
+    /// What the blacklist matches on: kernel name, WWID, vendor, model, udev property names,
+    /// transport.
     public static func identity(of path: DiscoveredPath) -> DeviceIdentity {
         DeviceIdentity(devnode: path.kernelName, wwid: path.wwid ?? "", vendor: path.vendor, product: path.model,
-                       properties: path.udevProperties.map { $0.keys.sorted() } ?? [])
+                       properties: path.udevProperties.map { $0.keys.sorted() } ?? [], protocolName: path.transport.protocolName)
     }
 
     public func exclusionReason(for path: DiscoveredPath) -> String? {

@@ -130,6 +130,18 @@ public enum SCSITransport: String, Hashable, Sendable {
     case iscsi
     case ata
     case unspecified
+
+    /// multipathd's name for it (`%P`, blacklist `protocol`).
+    public var protocolName: String {
+        switch self {
+        case .sas: return "scsi:sas"
+        case .usb: return "scsi:usb"
+        case .fibreChannel: return "scsi:fcp"
+        case .iscsi: return "scsi:iscsi"
+        case .ata: return "scsi:ata"
+        case .unspecified: return "scsi:unspec"
+        }
+    }
 }
 
 /// Where a path's WWID came from, best first. Only `udev` and `vpdPage83` are what multipathd
