@@ -141,7 +141,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
         case .showDevices:
             let paths = views().flatMap(\.paths)
             return .reply("available block devices:\n" + paths.map { "    \($0.dev) devnode whitelisted, monitored\n" }.joined())
-        case .showWildcards: return .reply(Self.wildcards())
+        case .showWildcards: return .reply(MultipathdViews.wildcards())
         case .showMetrics: return .reply(metrics())
         case .reconfigure:
             shared.reconfigureRequested.store(true, ordering: .releasing)
@@ -311,6 +311,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
         return maps.map { map in
             var byDevice: [DevNo: Directory.PathEntry] = [:]
             for p in map.paths { byDevice[p.device] = p }
+            var transportNames: [String: TransportNames] = [:]  // per host and remote port
             let table = try? control?.multipathTable(name: map.name)
             let status = try? control?.multipathStatus(name: map.name)
             func pathView(_ device: DevNo, active: Bool?) -> PathView {
@@ -324,6 +325,23 @@ final class ControlThread: ControlService, @unchecked Sendable {
                                 checker: Self.checkerName(entry?.checker, check: entry.flatMap { e in checker.tur?.check(of: e.handle) }), wwid: map.wwid, vendor: map.vendor, product: map.product,
                                 map: map.name, orphanedCheck: entry.map { checker.isOrphaned($0.handle) } ?? false)
                 view.marginal = entry.map { board.marginal($0.handle) } ?? false
+                view.sizeSectors = map.sizeSectors
+                if let entry {
+                    view.serial = entry.serial
+                    view.revision = entry.revision
+                    view.protocolName = entry.transport.protocolName
+                    view.targetWWNN = entry.targetNodeName.isEmpty ? "[undef]" : entry.targetNodeName
+                    let key = "\(entry.address.host) \(entry.transportObject)"
+                    let names = transportNames[key] ?? TransportNames.read(sysfsRoot: "/sys", host: entry.address.host,
+                                                                            transport: entry.transport, transportObject: entry.transportObject)
+                    transportNames[key] = names
+                    view.hostWWNN = names.hostWWNN
+                    view.hostWWPN = names.hostWWPN
+                    view.targetWWPN = names.targetWWPN
+                    view.hostAdapter = names.hostAdapter
+                    view.targetPortGroup = map.usesTargetPortGroups ? entry.targetPortGroup : nil
+                    view.maxSectorsKB = SysfsFiles.readText("/sys/block/\(name)/queue/max_sectors_kb").flatMap { Int($0) }
+                }
                 return view
             }
             var groups: [GroupView] = []
@@ -367,10 +385,20 @@ final class ControlThread: ControlService, @unchecked Sendable {
             if failures < base.faults { base.faults = 0 }  // a table load started the kernel's counts again
             if map.tableLoads < base.loads { base.loads = 0 }
             if statBaselines[map.wwid] != nil { statBaselines[map.wwid] = base }
-            return MapView(name: map.name, wwid: map.wwid, sysfs: info.map { "dm-\($0.device.minor)" } ?? "", sizeSectors: map.sizeSectors,
-                           features: features, hardwareHandler: handler, dmState: suspended ? "suspend" : "active", queueing: queueing,
-                           failback: map.failback.description, vendor: map.vendor, product: map.product, groups: groups,
-                           pathFaults: failures - base.faults, mapLoads: map.tableLoads - base.loads)
+            var view = MapView(name: map.name, wwid: map.wwid, sysfs: info.map { "dm-\($0.device.minor)" } ?? "", sizeSectors: map.sizeSectors,
+                               features: features, hardwareHandler: handler, dmState: suspended ? "suspend" : "active", queueing: queueing,
+                               failback: map.failback.description, vendor: map.vendor, product: map.product,
+                               revision: map.paths.first?.revision ?? "", groups: groups,
+                               pathFaults: failures - base.faults, mapLoads: map.tableLoads - base.loads)
+            let statistics = board.statistics(map.handle)
+            view.groupSwitches = Int(statistics.groupSwitches)
+            view.queueingTimeouts = Int(statistics.countdownsBegun)
+            view.mapFailures = Int(statistics.countdownsExpired)
+            view.queueingSeconds = Int(statistics.countdownSeconds(nowNs: monotonicNs()))
+            if let info {
+                view.maxSectorsKB = SysfsFiles.readText("/sys/block/dm-\(info.device.minor)/queue/max_sectors_kb").flatMap { Int($0) }
+            }
+            return view
         }
     }
 
@@ -458,17 +486,6 @@ final class ControlThread: ControlService, @unchecked Sendable {
             }
             if keeping { out += line + "\n" }
         }
-        return out
-    }
-
-    static func wildcards() -> String {
-        var out = "multipath format wildcards:\n"
-        let blank = MapView(name: "", wwid: "", sysfs: "", sizeSectors: 0, features: "", hardwareHandler: "", queueing: "", failback: "",
-                            vendor: "", product: "", groups: [])
-        for letter in "nwdFQNrtSfhsvpe02x" { if let f = MultipathdViews.mapField(letter, blank) { out += "%\(letter)  \(f.header)\n" } }
-        out += "\npath format wildcards:\n"
-        let path = PathView(hcil: "", dev: "", devT: "", dmState: "", checkerState: "", devState: "", priority: 0, checker: "")
-        for letter in "widDtoTscCpzmM0P" { if let f = MultipathdViews.pathField(letter, path) { out += "%\(letter)  \(f.header)\n" } }
         return out
     }
 

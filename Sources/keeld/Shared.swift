@@ -15,6 +15,13 @@ struct Directory {
         var priority: Int32
         var address: SCSIAddress
         var checker: CheckerKind
+        var transport: SCSITransport
+        /// The FC remote port or iSCSI session (`rport-H:B-R`, `sessionN`); "" for others.
+        var transportObject: String
+        var targetNodeName: String
+        var serial: String
+        var revision: String
+        var targetPortGroup: UInt16?
     }
     struct MapEntry {
         var name: String
@@ -31,6 +38,9 @@ struct Directory {
         var tableLoads: Int
         var reservation: MapReservation
         var marginalPathGroups: Bool
+        /// Whether its paths' ALUA port groups mean something to it (alua prioritizer or
+        /// group_by_tpg): multipathd prints `%A` only then.
+        var usesTargetPortGroups: Bool
     }
     var maps: [MapEntry] = []
     var configPath = ""
@@ -50,11 +60,14 @@ struct Directory {
             MapEntry(name: map.name, wwid: map.wwid, handle: map.handle, adopted: map.adopted,
                      paths: map.paths.map {
                          PathEntry(kernelName: $0.kernelName, device: $0.device, handle: $0.handle, priority: $0.priority,
-                                   address: $0.address, checker: $0.checker)
+                                   address: $0.address, checker: $0.checker, transport: $0.transport, transportObject: $0.transportObject,
+                                   targetNodeName: $0.targetNodeName, serial: $0.serial, revision: $0.revision,
+                                   targetPortGroup: $0.targetPortGroup)
                      },
                      vendor: map.vendor, product: map.product, sizeSectors: map.sizeSectors,
                      failback: map.profile.policy.failback, noPathRetry: map.profile.policy.noPathRetry, tableLoads: map.tableLoads,
-                     reservation: map.reservation, marginalPathGroups: map.profile.policy.marginalPathGroups)
+                     reservation: map.reservation, marginalPathGroups: map.profile.policy.marginalPathGroups,
+                     usesTargetPortGroups: map.profile.prio == .alua || map.profile.policy.grouping == .groupByTPG)
         }
         configurationText = assembler.configuration.render()
     }

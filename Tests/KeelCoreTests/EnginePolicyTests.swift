@@ -69,6 +69,17 @@ import KeelCore
         #expect(messages(actions).contains(DMMessage(map: f.map, kind: .switchGroup, group: 1)))
     }
 
+    @Test("switch_grp counts the group switches sent to the kernel")
+    func groupSwitchesAreCounted() throws {
+        var f = try fixture(.immediate)
+        #expect(f.engine.statistics(f.map).groupSwitches == 0)
+        failFirstGroup(&f)
+        let actions = f.run(until: 1 * sec + 200 * ms) { _ in .up }
+        let switches = messages(actions).filter { $0.kind == .switchGroup }.count
+        #expect(switches >= 1)
+        #expect(f.engine.statistics(f.map).groupSwitches == UInt32(switches))
+    }
+
     @Test func manualNeverSwitchesBack() throws {
         var f = try fixture(.manual)
         failFirstGroup(&f)
@@ -161,6 +172,33 @@ import KeelCore
         actions = f.run(until: f.nowNs + 200 * ms) { _ in .up }
         #expect(messages(actions).contains(DMMessage(map: f.map, kind: .queueIfNoPath)))
         #expect(!f.engine.map(f.map)!.noPathRetryExpired)
+    }
+
+    @Test("statistics: a countdown begun counts a q_timeout, its time counts to total_q_time, running out counts a failure; switches count")
+    func statisticsFollowCountdownsAndSwitches() throws {
+        var f = try fixture(.retries(3))
+        #expect(f.engine.statistics(f.map) == MapStatistics())
+        _ = f.run(until: 1 * sec + 10 * ms) { _ in .down }
+        var stats = f.engine.statistics(f.map)
+        #expect(stats.countdownsBegun == 1 && stats.countdownsExpired == 0)
+        let began = stats.countdownSinceNs
+        #expect(began != Time.never)
+        #expect(stats.countdownSeconds(nowNs: began + 2 * sec + 1) == 2, "the countdown under way counts")
+        _ = f.run(until: began + 3 * sec + 20 * ms) { _ in .down }
+        stats = f.engine.statistics(f.map)
+        #expect(stats.countdownsExpired == 1)
+        #expect(stats.countdownSinceNs == Time.never)
+        #expect(stats.countdownNs >= 3 * sec && stats.countdownNs < 3 * sec + 20 * ms)
+        #expect(stats.countdownSeconds(nowNs: f.nowNs + 60 * sec) == 3, "an ended countdown does not grow")
+        // A path returns, then every path fails again: a second countdown, ended by a return before running out.
+        _ = f.run(until: f.nowNs + 300 * ms) { _ in .up }
+        _ = f.run(until: f.nowNs + 1 * sec + 10 * ms) { _ in .down }
+        _ = f.run(until: f.nowNs + 300 * ms) { _ in .up }
+        stats = f.engine.statistics(f.map)
+        #expect(stats.countdownsBegun == 2 && stats.countdownsExpired == 1)
+        #expect(stats.countdownSinceNs == Time.never)
+        #expect(stats.countdownNs > 3 * sec && stats.countdownNs < 5 * sec)
+        #expect(f.engine.statistics(MapHandle(index: 99)) == MapStatistics(), "an unknown map has none")
     }
 
     @Test func queueNeverStopsQueueing() throws {

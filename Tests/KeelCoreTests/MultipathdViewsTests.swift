@@ -112,8 +112,10 @@ private let sample = MapView(
         #expect(MultipathdViews.path("sdz", in: sample.paths) == nil)
     }
 
-    @Test func formatsWithUnknownOrTrailingPercentAreTextNotCrashes() {
-        #expect(MultipathdViews.paths([sample.paths[0]], format: "%d %q 100%", raw: true) == "sda %q 100%\n")
+    @Test("an unknown wildcard prints nothing, as multipathd's; a trailing % stays text, never a crash")
+    func formatsWithUnknownOrTrailingPercentAreTextNotCrashes() {
+        #expect(MultipathdViews.paths([sample.paths[0]], format: "%d %q 100%", raw: true) == "sda  100%\n")
+        #expect(MultipathdViews.paths([sample.paths[0]], format: "%d|%Z|%t", raw: true) == "sda||active\n")
         #expect(MultipathdViews.paths([sample.paths[0]], format: "%", raw: true) == "%\n")
         #expect(MultipathdViews.maps([sample], format: "%n %S %f", raw: true) == "mpatha 8.0M 1 queue_if_no_path\n")
         #expect(MultipathdViews.paths([], format: "%d") == "")
@@ -136,10 +138,59 @@ private let sample = MapView(
         #expect(MultipathdViews.topology([named]).hasPrefix("36001405a dm-0 LIO-ORG,disk\n"), "(wwid) is left out when it is the name")
     }
 
-    @Test func sizesUseMultipathdsUnits() {
+    @Test("sizes as multipathd prints them: one decimal below 10, none from 10 up")
+    func sizesUseMultipathdsUnits() {
         #expect(MultipathdViews.size(2) == "1.0K")
+        #expect(MultipathdViews.size(3) == "1.0K", "half KiB dropped first")
         #expect(MultipathdViews.size(16384) == "8.0M")
         #expect(MultipathdViews.size(2 * 1024 * 1024 * 3 / 2) == "1.5G")
+        #expect(MultipathdViews.size(2 * 1024 * 100) == "100M")
+        #expect(MultipathdViews.size(2 * 1024 * 1024 * 1024 * 20) == "20T")
+        #expect(MultipathdViews.size(2 * 1023) == "1023K")
+        #expect(MultipathdViews.size(0) == "0.0K")
+    }
+
+    @Test("every wildcard of multipathd's lists has a value; the newer ones print what multipathd prints for them")
+    func everyWildcardIsKnown() throws {
+        for letter in MultipathdViews.mapLetters { #expect(MultipathdViews.mapField(letter, sample) != nil, "map %\(letter)") }
+        for letter in MultipathdViews.pathLetters { #expect(MultipathdViews.pathField(letter, sample.paths[0]) != nil, "path %\(letter)") }
+        let wildcards = MultipathdViews.wildcards()
+        #expect(wildcards.hasPrefix("multipath format wildcards:\n%n  name\n%w  uuid\n"))
+        #expect(wildcards.contains("%N  host WWNN\n%n  target WWNN\n%R  host WWPN\n%r  target WWPN\n%a  host adapter\n"))
+        #expect(wildcards.contains("%s  vend/prod\n"), "a map's %s is vendor and product only")
+        var p = sample.paths[2]
+        p.protocolName = "scsi:fcp"
+        p.hostWWNN = "0x20000000c9a1b2c3"
+        p.hostWWPN = "0x10000000c9a1b2c3"
+        p.targetWWNN = "0x50060e8007e2a600"
+        p.targetWWPN = "0x50060e8007e2a612"
+        p.hostAdapter = "0000:00:1c.0"
+        p.sizeSectors = 2 * 1024 * 1024 * 50
+        p.maxSectorsKB = 1280
+        p.targetPortGroup = 0x102
+        p.revision = ""
+        #expect(MultipathdViews.paths([p], format: "%P %N %R %n %r %a %S %k %A %I %G %g %s", raw: true)
+                == "scsi:fcp 0x20000000c9a1b2c3 0x10000000c9a1b2c3 0x50060e8007e2a600 0x50060e8007e2a612 0000:00:1c.0 50G 1280 0x0102 ok -- [undef] LIO-ORG,disk,##\n")
+        #expect(MultipathdViews.paths([sample.paths[0]], format: "%P %N %a %k %A", raw: true) == "scsi:unspec [undef] [undef] n/a [undef]\n")
+        var m = sample
+        m.groupSwitches = 3
+        m.queueingSeconds = 12
+        m.queueingTimeouts = 2
+        m.mapFailures = 1
+        m.product = ""
+        #expect(MultipathdViews.maps([m], format: "%1 %3 %4 %x %s %p %G %A|%k", raw: true) == "3 12 2 1 LIO-ORG,## ## -- |n/a\n")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(MultipathdViews.json(map: m).utf8)) as? [String: Any])
+        let map = try #require(object["map"] as? [String: Any])
+        #expect(map["switch_grp"] as? Int == 3 && map["total_q_time"] as? Int == 12 && map["q_timeouts"] as? Int == 2)
+    }
+
+    @Test("%L: the LUN as the kernel's 8-byte SCSI LUN, 16-bit levels swapped; all ones without an address")
+    func lunHexSwapsLevels() {
+        #expect(MultipathdViews.lunHex("0:0:0:0") == "0x0000000000000000")
+        #expect(MultipathdViews.lunHex("3:0:1:5") == "0x0005000000000000")
+        #expect(MultipathdViews.lunHex("3:0:1:16384") == "0x4000000000000000")
+        #expect(MultipathdViews.lunHex("3:0:1:\(0x0001_0002)") == "0x0002000100000000")
+        #expect(MultipathdViews.lunHex("#:#:#:#") == "0xffffffffffffffff")
     }
 
     @Test("marginal paths and groups: %M and marginal_st say marginal, others normal")

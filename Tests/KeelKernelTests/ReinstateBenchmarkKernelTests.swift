@@ -216,6 +216,38 @@ fileprivate struct BenchFigures: Sendable {
     var failNs: [Nanoseconds]
     var reinstateNs: [Nanoseconds]
     var pollPeriodNs: Nanoseconds
+    /// What Debian's `multipathd` client printed for the same devices (`benchViews`).
+    var views: BenchViews
+}
+
+/// The formats both daemons are asked for, with every wildcard multipathd 0.9.x knows except
+/// those that cannot agree between two runs (`%d` dm-N, `%C` next check, `%F` and `%Q` timers).
+fileprivate let benchPathFormat = "%d|%D|%i|%w|%t|%o|%T|%s|%c|%p|%S|%z|%M|%m|%N|%n|%R|%r|%a|%G|%g|%0|%P|%I|%L|%A|%k"
+fileprivate let benchMapFormat = "%n|%w|%N|%r|%t|%S|%f|%x|%h|%A|%0|%1|%3|%4|%s|%v|%p|%e|%G|%g|%k"
+
+/// A daemon's answers to `show wildcards` and to the two formats, through Debian's client.
+fileprivate struct BenchViews: Sendable {
+    var wildcards = ""
+    var paths = ""
+    var maps = ""
+
+    /// The wildcard letters this daemon lists.
+    var letters: (maps: Set<Character>, paths: Set<Character>) {
+        var maps = Set<Character>(), paths = Set<Character>()
+        var inPaths = false
+        for line in wildcards.split(separator: "\n") {
+            if line.hasPrefix("path format") { inPaths = true }
+            guard line.hasPrefix("%"), line.count > 1 else { continue }
+            let letter = line[line.index(after: line.startIndex)]
+            if inPaths { paths.insert(letter) } else { maps.insert(letter) }
+        }
+        return (maps, paths)
+    }
+}
+
+/// `format` keeping only the wildcards in `known` (and their separators).
+fileprivate func benchFormat(_ format: String, _ known: Set<Character>) -> String {
+    format.split(separator: "|").filter { $0.count == 2 && known.contains($0.last!) }.joined(separator: "|")
 }
 
 /// Every run of this process, so the second test can print both rows in one table.
@@ -376,6 +408,7 @@ fileprivate final class BenchRun {
         // The active/optimized path (host 0, ALUA state 0): the one that carries I/O.
         guard let path = disks.first(where: { $0.host % 3 == 0 }) else { throw failure("no disk on host 0") }
         benchSleep(2 * Time.nsPerSecond)
+        let views = try askViews()
         polls = 0
         pollingNs = 0
         var failNs: [Nanoseconds] = []
@@ -399,7 +432,22 @@ fileprivate final class BenchRun {
         }
         guard process?.isRunning == true else { throw failure("the daemon stopped during the rounds") }
         return BenchFigures(daemon: daemon.rawValue, mapNs: mapAt - startedAt, allActiveNs: allActiveAt - startedAt,
-                            failNs: failNs, reinstateNs: reinstateNs, pollPeriodNs: pollingNs / Nanoseconds(max(polls, 1)))
+                            failNs: failNs, reinstateNs: reinstateNs, pollPeriodNs: pollingNs / Nanoseconds(max(polls, 1)), views: views)
+    }
+
+    /// The daemon's `show wildcards`, and its paths and maps in `benchPathFormat` and
+    /// `benchMapFormat`, through Debian's `multipathd` client (raw: no padding).
+    func askViews() throws -> BenchViews {
+        func ask(_ command: String) throws -> String {
+            let file = directory + "/answer"
+            try benchShellChecked("multipathd \(command) > \(file) 2>&1")
+            return (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        }
+        var views = BenchViews()
+        views.wildcards = try ask("show wildcards")
+        views.paths = try ask("show paths raw format '\(benchPathFormat)'")
+        views.maps = try ask("show maps raw format '\(benchMapFormat)'")
+        return views
     }
 
     /// Stops the daemon, removes its maps (queueing off first), unloads scsi_debug and undoes
@@ -453,6 +501,37 @@ fileprivate func benchmark(_ daemon: BenchDaemon) throws {
     print("reinstate-benchmark: \(daemon.rawValue): start -> map \(benchMs(figures.mapNs)) ms; returned -> A over \(benchRounds) rounds: "
         + "min \(benchMs(figures.reinstateNs.min()!)) median \(benchMs(benchMedian(figures.reinstateNs))) max \(benchMs(figures.reinstateNs.max()!)) ms")
     print("reinstate-benchmark: table (Tools/kernel-tests --filter ReinstateBenchmark):\n\(benchTable(rows))")
+    if let reference = rows.first(where: { $0.daemon == BenchDaemon.multipathd.rawValue }),
+       let keeld = rows.first(where: { $0.daemon == BenchDaemon.keeld.rawValue }) {
+        compareViews(reference: reference.views, keeld: keeld.views)
+    }
+}
+
+/// The same devices through Debian's client: every wildcard multipathd lists prints the same
+/// for keeld, path by path and map by map (lines sorted: the order of paths may differ).
+fileprivate func compareViews(reference: BenchViews, keeld: BenchViews) {
+    let (referenceMaps, referencePaths) = reference.letters
+    let (keeldMaps, keeldPaths) = keeld.letters
+    #expect(referenceMaps.subtracting(keeldMaps).isEmpty, "map wildcards keeld lacks: \(referenceMaps.subtracting(keeldMaps))")
+    #expect(referencePaths.subtracting(keeldPaths).isEmpty, "path wildcards keeld lacks: \(referencePaths.subtracting(keeldPaths))")
+    let pathFormat = benchFormat(benchPathFormat, referencePaths)
+    let mapFormat = benchFormat(benchMapFormat, referenceMaps)
+    func pick(_ answer: String, _ full: String, _ kept: String) -> [String] {
+        let fields = full.split(separator: "|").map(String.init)
+        let keep = Set(kept.split(separator: "|").map(String.init))
+        return answer.split(separator: "\n").map { line in
+            zip(fields, line.split(separator: "|", omittingEmptySubsequences: false)).filter { keep.contains($0.0) }.map { String($0.1) }
+                .joined(separator: "|")
+        }.sorted()
+    }
+    let paths = (pick(reference.paths, benchPathFormat, pathFormat), pick(keeld.paths, benchPathFormat, pathFormat))
+    let maps = (pick(reference.maps, benchMapFormat, mapFormat), pick(keeld.maps, benchMapFormat, mapFormat))
+    print("reinstate-benchmark: show paths raw format '\(pathFormat)'\n  multipathd:\n    " + paths.0.joined(separator: "\n    ")
+        + "\n  keeld:\n    " + paths.1.joined(separator: "\n    "))
+    print("reinstate-benchmark: show maps raw format '\(mapFormat)'\n  multipathd:\n    " + maps.0.joined(separator: "\n    ")
+        + "\n  keeld:\n    " + maps.1.joined(separator: "\n    "))
+    #expect(paths.0.count == 4 && paths.0 == paths.1, "show paths differs")
+    #expect(maps.0.count == 1 && maps.0 == maps.1, "show maps differs")
 }
 
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1",

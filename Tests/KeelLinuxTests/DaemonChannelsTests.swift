@@ -177,6 +177,26 @@ private func makeEngine(maps: Int, policy: MapPolicy = MapPolicy(grouping: .grou
         #expect(!board.loaded(MapHandle(index: 0)))
     }
 
+    @Test("map statistics round-trip through the board, a countdown under way included; unpublished slots read as zero")
+    func mapStatisticsRoundTrip() {
+        let board = StateBoard(pathsMax: 1, mapsMax: 2)
+        #expect(board.statistics(MapHandle(index: 1)) == MapStatistics())
+        var stats = MapStatistics()
+        stats.groupSwitches = 7
+        stats.countdownsBegun = 3
+        stats.countdownsExpired = 1
+        stats.countdownNs = 12 * Time.nsPerSecond
+        stats.countdownSinceNs = 0
+        board.publishStatistics(MapHandle(index: 1), stats)
+        #expect(board.statistics(MapHandle(index: 1)) == stats, "a countdown begun at time 0 is not taken for none")
+        stats.countdownSinceNs = Time.never
+        board.publishStatistics(MapHandle(index: 1), stats)
+        #expect(board.statistics(MapHandle(index: 1)) == stats)
+        #expect(board.statistics(MapHandle(index: 0)) == MapStatistics())
+        board.publishStatistics(MapHandle(index: 2), stats)
+        #expect(board.statistics(MapHandle(index: 2)) == MapStatistics(), "out of range: ignored")
+    }
+
     @Test func outOfRangeHandlesAreIgnored() {
         let board = StateBoard(pathsMax: 2, mapsMax: 2)
         board.setState(PathHandle(index: 2), .up)
@@ -336,6 +356,20 @@ private struct ServiceFixture {
         f.service.pass(nowNs: 0)
         #expect(f.replies.pop() == CommandReply(ticket: 7, outcome: .noSuchGroup))
         #expect(f.replies.pop() == CommandReply(ticket: 8, outcome: .unknownPath))
+    }
+
+    @Test("each pass publishes the statistics of the next maps in turn, so every map's reach the board")
+    func passesPublishMapStatisticsInTurn() throws {
+        var f = try ServiceFixture()
+        f.loadTables()
+        #expect(f.inputs.push(.command(.switchGroup(f.maps[1], group: 2), ticket: 1)))
+        f.service.statisticsPerPass = 1
+        f.service.pass(nowNs: Time.nsPerMs)
+        #expect(f.engine.statistics(f.maps[1]).groupSwitches >= 1)
+        // One map per pass: as many passes as the board has maps reach every one.
+        for i in 0..<min(f.board.mapCapacity, f.engine.mapCapacity) { f.service.pass(nowNs: Nanoseconds(2 + i) * Time.nsPerMs) }
+        #expect(f.board.statistics(f.maps[1]) == f.engine.statistics(f.maps[1]))
+        #expect(f.board.statistics(f.maps[0]) == f.engine.statistics(f.maps[0]))
     }
 
     @Test func tableLoadedInputSetsTheBoardsLoadedAndQueueingFlags() throws {

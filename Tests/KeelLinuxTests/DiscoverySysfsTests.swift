@@ -237,6 +237,35 @@ struct DiscoverySysfsTests {
         #expect(p.transportObject == "rport-3:0-1")
     }
 
+    @Test("transport names for the operator: FC port names from fc_host and the remote port, the adapter as the host's PCIe port, iSCSI's initiator address")
+    func transportNamesAreReadAsMultipathdReadsThem() {
+        let f = SysfsFixture()
+        let sys = f.sysfs
+        f.write(sys + "/class/fc_host/host3/node_name", "0x20000000c9a1b2c3\n")
+        f.write(sys + "/class/fc_host/host3/port_name", "0x10000000c9a1b2c3\n")
+        f.write(sys + "/class/fc_remote_ports/rport-3:0-1/port_name", "0x50060e8007e2a612\n")
+        let port = sys + "/devices/pci0000:00/0000:00:1c.0"
+        f.write(port + "/0000:03:00.0/host3/scsi_host/host3/proc_name", "lpfc\n")
+        f.link(port + "/driver", to: sys + "/bus/pci/drivers/pcieport")
+        f.link(port + "/0000:03:00.0/driver", to: sys + "/bus/pci/drivers/lpfc")
+        f.link(sys + "/class/scsi_host/host3", to: port + "/0000:03:00.0/host3/scsi_host/host3")
+        let fc = TransportNames.read(sysfsRoot: sys, host: 3, transport: .fibreChannel, transportObject: "rport-3:0-1")
+        #expect(fc.hostWWNN == "0x20000000c9a1b2c3")
+        #expect(fc.hostWWPN == "0x10000000c9a1b2c3")
+        #expect(fc.targetWWPN == "0x50060e8007e2a612")
+        #expect(fc.hostAdapter == "0000:00:1c.0", "the nearest ancestor bound to pcieport, not the HBA itself")
+        // An FC path whose fc_host is gone: unknown, not undefined.
+        let lost = TransportNames.read(sysfsRoot: sys, host: 4, transport: .fibreChannel, transportObject: "rport-4:0-0")
+        #expect(lost.hostWWNN == "[unknown]" && lost.hostWWPN == "[unknown]" && lost.targetWWPN == "[unknown]")
+        #expect(lost.hostAdapter == "[undef]")
+        f.write(sys + "/class/iscsi_host/host5/ipaddress", "192.0.2.7\n")
+        let iscsi = TransportNames.read(sysfsRoot: sys, host: 5, transport: .iscsi, transportObject: "session1")
+        #expect(iscsi.hostAdapter == "192.0.2.7")
+        #expect(iscsi.hostWWNN == "[undef]" && iscsi.targetWWPN == "[undef]")
+        #expect(TransportNames.read(sysfsRoot: sys, host: 3, transport: .unspecified, transportObject: "") == TransportNames(),
+                "scsi_debug and other unknown transports: every name undefined")
+    }
+
     @Test("a disk under a USB root hub is USB, named by its nearest usb-subsystem parent; others are not probed as USB")
     func usbDiskIsFoundByItsParents() throws {
         let f = SysfsFixture()

@@ -33,6 +33,25 @@ public struct PathView: Sendable, Equatable {
     public var orphanedCheck: Bool
     /// Marked marginal by the operator (`%M`, `marginal_st`).
     public var marginal = false
+    /// The LUN's size in 512-byte sectors (`%S`).
+    public var sizeSectors: UInt64 = 0
+    /// multipathd's protocol name (`%P`): "scsi:fcp", "scsi:iscsi", "scsi:unspec", ...
+    public var protocolName = "scsi:unspec"
+    /// FC host and target port names (`%N` `%R` `%r`), the target's node name (`%n`: FC WWNN,
+    /// iSCSI target name, SAS address), the host adapter (`%a`: PCI slot, or the iSCSI
+    /// initiator's address). "[undef]" where the transport has none, "[unknown]" where sysfs
+    /// should have had one and did not.
+    public var hostWWNN = "[undef]"
+    public var targetWWNN = "[undef]"
+    public var hostWWPN = "[undef]"
+    public var targetWWPN = "[undef]"
+    public var hostAdapter = "[undef]"
+    /// The ALUA target port group (`%A`), when the map uses port groups.
+    public var targetPortGroup: UInt16? = nil
+    /// `queue/max_sectors_kb` (`%k`); nil: not readable.
+    public var maxSectorsKB: Int? = nil
+    /// Discovery's progress (`%I`): "ok" for a path in a map.
+    public var initState = "ok"
 
     public init(hcil: String, dev: String, devT: String, dmState: String, checkerState: String, devState: String, priority: Int,
                 checker: String, wwid: String = "", vendor: String = "", product: String = "", revision: String = "",
@@ -99,6 +118,13 @@ public struct MapView: Sendable, Equatable {
     /// Path failures the kernel counted, and table loads.
     public var pathFaults: Int
     public var mapLoads: Int
+    /// The recovery statistics (`%1` `%3` `%4` `%x`).
+    public var groupSwitches = 0
+    public var queueingSeconds = 0
+    public var queueingTimeouts = 0
+    public var mapFailures = 0
+    /// The map device's `queue/max_sectors_kb` (`%k`); nil: not readable.
+    public var maxSectorsKB: Int? = nil
 
     public init(name: String, wwid: String, sysfs: String, sizeSectors: UInt64, features: String, hardwareHandler: String,
                 writeProtected: Bool = false, dmState: String = "active", queueing: String, failback: String,
@@ -145,15 +171,27 @@ public enum MultipathdViews {
         case "t": return ("dm_st", p.dmState)
         case "o": return ("dev_st", p.devState)
         case "T": return ("chk_st", p.checkerState)
-        case "s": return ("vend/prod/rev", "\(p.vendor),\(p.product),\(p.revision)")
+        case "s": return ("vend/prod/rev", "\(orHashes(p.vendor)),\(orHashes(p.product)),\(orHashes(p.revision))")
         case "c": return ("checker", p.checker)
         case "C": return ("next_check", p.orphanedCheck ? "orphan" : "-")
         case "p": return ("pri", "\(p.priority)")
+        case "S": return ("size", size(p.sizeSectors))
         case "z": return ("serial", p.serial)
-        case "m": return ("multipath", p.map)
         case "M": return ("marginal_st", p.marginal ? "marginal" : "normal")
+        case "m": return ("multipath", p.map)
+        case "N": return ("host WWNN", p.hostWWNN)
+        case "n": return ("target WWNN", p.targetWWNN)
+        case "R": return ("host WWPN", p.hostWWPN)
+        case "r": return ("target WWPN", p.targetWWPN)
+        case "a": return ("host adapter", p.hostAdapter)
+        case "G": return ("foreign", "--")
+        case "g": return ("vpd page data", "[undef]")
         case "0": return ("failures", "\(p.failures)")
-        case "P": return ("protocol", "scsi")
+        case "P": return ("protocol", p.protocolName)
+        case "I": return ("init_st", p.initState)
+        case "L": return ("LUN hex", lunHex(p.hcil))
+        case "A": return ("TPG", p.targetPortGroup.map { "0x" + hex($0, digits: 4) } ?? "[undef]")
+        case "k": return ("max_sectors_kb", p.maxSectorsKB.map(String.init) ?? "n/a")
         default: return nil
         }
     }
@@ -171,20 +209,61 @@ public enum MultipathdViews {
         case "t": return ("dm-st", m.dmState)
         case "S": return ("size", size(m.sizeSectors))
         case "f": return ("features", m.features)
+        case "x": return ("failures", "\(m.mapFailures)")
         case "h": return ("hwhandler", m.hardwareHandler)
-        case "s": return ("vend/prod/rev", "\(m.vendor),\(m.product),\(m.revision)")
-        case "v": return ("vend", m.vendor)
-        case "p": return ("prod", m.product)
-        case "e": return ("rev", m.revision)
+        case "A": return ("action", "")
         case "0": return ("path_faults", "\(m.pathFaults)")
+        case "1": return ("switch_grp", "\(m.groupSwitches)")
         case "2": return ("map_loads", "\(m.mapLoads)")
-        case "x": return ("failures", "\(m.pathFaults)")
+        case "3": return ("total_q_time", "\(m.queueingSeconds)")
+        case "4": return ("q_timeouts", "\(m.queueingTimeouts)")
+        case "s": return ("vend/prod", "\(orHashes(m.vendor)),\(orHashes(m.product))")
+        case "v": return ("vend", orHashes(m.vendor))
+        case "p": return ("prod", orHashes(m.product))
+        case "e": return ("rev", orHashes(m.revision))
+        case "G": return ("foreign", "--")
+        case "g": return ("vpd page data", "[undef]")
+        case "k": return ("max_sectors_kb", m.maxSectorsKB.map(String.init) ?? "n/a")
         default: return nil
         }
     }
 
-    /// The pieces of a format: literal text and wildcard letters. A `%` at the end, or before a
-    /// letter that is not a wildcard, is kept as text (never read past the end).
+    /// The letters of every wildcard, in multipathd's order.
+    public static let mapLetters = "nwdFQNrtSfxhA01234svpeGgk"
+    public static let pathLetters = "widDtoTscCpSzMmNnRraGg0PILAk"
+
+    /// `show wildcards`: each letter with its column header.
+    public static func wildcards() -> String {
+        var out = "multipath format wildcards:\n"
+        let map = MapView(name: "", wwid: "", sysfs: "", sizeSectors: 0, features: "", hardwareHandler: "", queueing: "", failback: "",
+                          vendor: "", product: "", groups: [])
+        for letter in mapLetters { if let f = mapField(letter, map) { out += "%\(letter)  \(f.header)\n" } }
+        out += "\npath format wildcards:\n"
+        let path = PathView(hcil: "", dev: "", devT: "", dmState: "", checkerState: "", devState: "", priority: 0, checker: "")
+        for letter in pathLetters { if let f = pathField(letter, path) { out += "%\(letter)  \(f.header)\n" } }
+        return out
+    }
+
+    /// multipathd prints `##` for an inquiry field the device left empty.
+    static func orHashes(_ s: String) -> String { s.isEmpty ? "##" : s }
+
+    static func hex<T: BinaryInteger>(_ value: T, digits: Int) -> String {
+        let h = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, digits - h.count)) + h
+    }
+
+    /// `%L`: the LUN of `H:C:T:L` as the 8-byte SCSI LUN the kernel sends (`int_to_scsilun`:
+    /// each 16-bit level swapped into place), in hex; all ones when the address is unknown.
+    public static func lunHex(_ hcil: String) -> String {
+        let parts = hcil.split(separator: ":")
+        guard parts.count == 4, let lun = UInt64(parts[3]) else { return "0x" + hex(UInt64.max, digits: 16) }
+        let swapped = (lun & 0xffff) << 48 | (lun & 0xffff_0000) << 16 | (lun & 0xffff_0000_0000) >> 16 | (lun & 0xffff_0000_0000_0000) >> 48
+        return "0x" + hex(swapped, digits: 16)
+    }
+
+    /// The pieces of a format: literal text and wildcard letters. A `%` before a letter that is
+    /// not a wildcard is dropped with the letter, as multipathd does; a `%` at the end is kept
+    /// as text (multipathd reads past the end there).
     enum Piece: Equatable {
         case text(String)
         case field(Character)
@@ -207,9 +286,6 @@ public enum MultipathdViews {
                 if !text.isEmpty { out.append(.text(text)) }
                 text = ""
                 out.append(.field(letter))
-            } else {
-                text.append("%")
-                text.append(letter)
             }
         }
         if !text.isEmpty { out.append(.text(text)) }
@@ -284,17 +360,21 @@ public enum MultipathdViews {
         return 1 + index < lines.count ? String(lines[1 + index]) + "\n" : nil
     }
 
-    /// multipathd's size: KiB, MiB, ... with one decimal (`8.0M`).
+    /// multipathd's size: whole KiB in single precision, divided down to M, G, T or P while
+    /// 1024 or more, printed with one decimal below 10 and none from 10 (`8.0M`, `100G`).
     public static func size(_ sectors: UInt64) -> String {
-        var value = Double(sectors) / 2
+        var value = Float(sectors >> 1)
         let units: [Character] = ["K", "M", "G", "T", "P"]
         var unit = 0
         while value >= 1024 && unit < units.count - 1 {
             value /= 1024
             unit += 1
         }
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)\(units[unit])"
+        if value < 10 {
+            let tenths = Int((value * 10).rounded(.toNearestOrEven))
+            return "\(tenths / 10).\(tenths % 10)\(units[unit])"
+        }
+        return "\(Int(value.rounded(.toNearestOrEven)))\(units[unit])"
     }
 
     /// `show topology` / `multipath -ll`: the map line, its size line, then each group with its
@@ -360,9 +440,9 @@ public enum MultipathdViews {
             pair("name", m.name), pair("uuid", m.wwid), pair("sysfs", m.sysfs), pair("failback", m.failback),
             pair("queueing", m.queueing), pair("paths", m.paths.count), pair("write_prot", m.writeProtected ? "ro" : "rw"),
             pair("dm_st", m.dmState), pair("features", m.features), pair("hwhandler", m.hardwareHandler),
-            pair("action", ""), pair("path_faults", m.pathFaults), pair("vend", m.vendor), pair("prod", m.product),
-            pair("rev", m.revision), pair("switch_grp", 0), pair("map_loads", m.mapLoads), pair("total_q_time", 0),
-            pair("q_timeouts", 0),
+            pair("action", ""), pair("path_faults", m.pathFaults), pair("vend", orHashes(m.vendor)), pair("prod", orHashes(m.product)),
+            pair("rev", orHashes(m.revision)), pair("switch_grp", m.groupSwitches), pair("map_loads", m.mapLoads),
+            pair("total_q_time", m.queueingSeconds), pair("q_timeouts", m.queueingTimeouts),
         ]
         var groups: [String] = []
         for (g, group) in m.groups.enumerated() {
@@ -371,8 +451,8 @@ public enum MultipathdViews {
                 let pathFields = [
                     pair("dev", p.dev), pair("dev_t", p.devT), pair("dm_st", p.dmState), pair("dev_st", p.devState),
                     pair("chk_st", p.checkerState), pair("checker", p.checker), pair("pri", p.priority),
-                    pair("host_wwnn", "[undef]"), pair("target_wwnn", "[undef]"), pair("host_wwpn", "[undef]"),
-                    pair("target_wwpn", "[undef]"), pair("host_adapter", "[undef]"), pair("lun_hex", "[undef]"),
+                    pair("host_wwnn", p.hostWWNN), pair("target_wwnn", p.targetWWNN), pair("host_wwpn", p.hostWWPN),
+                    pair("target_wwpn", p.targetWWPN), pair("host_adapter", p.hostAdapter), pair("lun_hex", lunHex(p.hcil)),
                     pair("marginal_st", p.marginal ? "marginal" : "normal"),
                 ]
                 paths.append(object(pathFields, indent: indent + "            "))

@@ -486,6 +486,8 @@ public final class Engine {
         }
         if case .retries(let n) = maps[m].policy.noPathRetry, !maps[m].recoveryExpired, maps[m].recoveryDeadlineNs == Time.never {
             maps[m].recoveryDeadlineNs = nowNs + Nanoseconds(n) * maps[m].policy.retryIntervalNs
+            maps[m].statistics.countdownsBegun &+= 1
+            maps[m].statistics.countdownSinceNs = nowNs
         }
         rescheduleMapTimer(m)
     }
@@ -495,6 +497,7 @@ public final class Engine {
     func pathGained<S: EngineActionSink>(_ p: Int, usableBefore: Int, nowNs: Nanoseconds, sink: inout S) {
         let m = paths[p].map.index
         if usableBefore == 0 {
+            endCountdown(m, nowNs: nowNs)
             maps[m].recoveryDeadlineNs = Time.never
             maps[m].recoveryExpired = false
             ensureQueueing(m, sink: &sink)
@@ -542,7 +545,9 @@ public final class Engine {
         guard maps[m].inUse else { return }
         if nowNs >= maps[m].recoveryDeadlineNs {
             maps[m].recoveryDeadlineNs = Time.never
+            endCountdown(m, nowNs: nowNs)
             if usableCount(m) == 0 {
+                maps[m].statistics.countdownsExpired &+= 1
                 maps[m].recoveryExpired = true
                 ensureQueueing(m, sink: &sink)
             }
@@ -605,7 +610,23 @@ public final class Engine {
         maps[m].failbackDeadlineNs = Time.never
         guard maps[m].loaded else { return }
         counters.groupSwitches += 1
+        maps[m].statistics.groupSwitches &+= 1
         sink.perform(.message(DMMessage(map: MapHandle(index: m), kind: .switchGroup, group: group)))
+    }
+
+    /// Adds the countdown under way, if any, to the map's `total_q_time`.
+    @usableFromInline
+    func endCountdown(_ m: Int, nowNs: Nanoseconds) {
+        let since = maps[m].statistics.countdownSinceNs
+        guard since != Time.never else { return }
+        maps[m].statistics.countdownNs &+= nowNs > since ? nowNs - since : 0
+        maps[m].statistics.countdownSinceNs = Time.never
+    }
+
+    /// A map's statistics (zero for a handle not in use).
+    @inlinable
+    public func statistics(_ map: MapHandle) -> MapStatistics {
+        isLive(map) ? maps[map.index].statistics : MapStatistics()
     }
 
     /// Whether the map should queue I/O when it has no path, by policy, operator and retry count.

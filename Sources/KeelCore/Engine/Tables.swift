@@ -78,10 +78,34 @@ struct MapRecord: BitwiseCopyable {
     @usableFromInline var recoveryDeadlineNs: Nanoseconds = Time.never
     @usableFromInline var recoveryExpired = false
     @usableFromInline var failbackDeadlineNs: Nanoseconds = Time.never
+    /// multipathd's per-map statistics (`%1`, `%3`, `%4`, `%x`).
+    @usableFromInline var statistics = MapStatistics()
     @usableFromInline var needsReload = false
     /// Set until the first table load is confirmed: no messages before the map exists.
     @usableFromInline var loaded = false
     @usableFromInline var nextFree: Int32 = -1
+}
+
+/// One map's statistics as multipathd keeps them: group switches sent, no_path_retry
+/// countdowns begun (`q_timeouts`), countdowns that ran out and stopped queueing (`failures`),
+/// and the time spent counting down (`total_q_time`). They start at zero when the map is added.
+@frozen
+public struct MapStatistics: BitwiseCopyable, Sendable, Equatable {
+    public var groupSwitches: UInt32 = 0
+    public var countdownsBegun: UInt32 = 0
+    public var countdownsExpired: UInt32 = 0
+    /// Time spent in countdowns that ended.
+    public var countdownNs: Nanoseconds = 0
+    /// When the countdown under way began; `Time.never` when none is.
+    public var countdownSinceNs: Nanoseconds = Time.never
+
+    public init() {}
+
+    /// `total_q_time` in whole seconds at `nowNs`: ended countdowns and the one under way.
+    public func countdownSeconds(nowNs: Nanoseconds) -> UInt64 {
+        let running = countdownSinceNs == Time.never || nowNs < countdownSinceNs ? 0 : nowNs - countdownSinceNs
+        return UInt64((countdownNs + running) / Time.nsPerSecond)
+    }
 }
 
 /// Counters an operator can read; they only grow.

@@ -90,6 +90,11 @@ public struct AssembledPath: Sendable, Equatable {
     public var serial: String = ""
     /// Its SCSI generic node (`sg2`), where prioritizers that ask the array send their commands.
     public var genericName: String? = nil
+    /// What the operator's views print of it: the target's node name (`%n`), the revision
+    /// (`%s`) and the ALUA target port group (`%A`), from discovery.
+    public var targetNodeName: String = ""
+    public var revision: String = ""
+    public var targetPortGroup: UInt16? = nil
 }
 
 /// One map as the assembler knows it.
@@ -566,7 +571,8 @@ public struct MultipathAssembler {
         }
         let assembled = AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device, address: path.address,
                                       priority: priority, checker: kind, transport: path.transport, transportObject: path.transportObject,
-                                      serial: path.serial ?? "", genericName: path.genericName)
+                                      serial: path.serial ?? "", genericName: path.genericName,
+                                      targetNodeName: path.targetNodeName, revision: path.revision, targetPortGroup: path.alua.targetPortGroup)
         maps[index].paths.append(assembled)
         knownDevices.insert(path.device)
         applyTransport(map.profile.transport, to: assembled)

@@ -71,6 +71,9 @@ public final class StateBoard: @unchecked Sendable {
     private let pathFlags: UnsafeMutablePointer<Atomic<UInt8>>
     /// Per map: bit 0 queueing, bit 1 loaded.
     private let mapFlags: UnsafeMutablePointer<Atomic<UInt8>>
+    /// Per map, `statisticsWords` words: the engine's `MapStatistics` as last published.
+    @usableFromInline let mapStatistics: UnsafeMutablePointer<Atomic<UInt64>>
+    @usableFromInline static let statisticsWords = 5
     /// The ceilings the board's memory is reserved for.
     public let pathsMax: Int
     public let mapsMax: Int
@@ -97,6 +100,7 @@ public final class StateBoard: @unchecked Sendable {
         pathStates = memory.reserve(Atomic<UInt8>.self, count: self.pathsMax)
         pathFlags = memory.reserve(Atomic<UInt8>.self, count: self.pathsMax)
         mapFlags = memory.reserve(Atomic<UInt8>.self, count: self.mapsMax)
+        mapStatistics = memory.reserve(Atomic<UInt64>.self, count: self.mapsMax * Self.statisticsWords)
         prepare(paths: initial?.paths ?? self.pathsMax, maps: initial?.maps ?? self.mapsMax)
     }
 
@@ -104,6 +108,7 @@ public final class StateBoard: @unchecked Sendable {
         memory.release(pathStates, count: pathsMax)
         memory.release(pathFlags, count: pathsMax)
         memory.release(mapFlags, count: mapsMax)
+        memory.release(mapStatistics, count: mapsMax * Self.statisticsWords)
     }
 
     /// Makes room for `paths` paths and `maps` maps (the thread that grows tables).
@@ -121,7 +126,9 @@ public final class StateBoard: @unchecked Sendable {
         let oldMaps = mapsReady.load(ordering: .relaxed), newMaps = min(maps, mapsMax)
         if newMaps > oldMaps {
             memory.commit(mapFlags, from: oldMaps, to: newMaps)
+            memory.commit(mapStatistics, from: oldMaps * Self.statisticsWords, to: newMaps * Self.statisticsWords)
             for i in oldMaps..<newMaps { (mapFlags + i).initialize(to: Atomic(0)) }
+            for i in oldMaps * Self.statisticsWords..<newMaps * Self.statisticsWords { (mapStatistics + i).initialize(to: Atomic(0)) }
             mapsReady.store(newMaps, ordering: .releasing)
         }
     }
@@ -186,6 +193,36 @@ public final class StateBoard: @unchecked Sendable {
     /// Whether the map queues I/O when no path is usable, as last published.
     public func queueing(_ map: MapHandle) -> Bool {
         map.index < mapCapacity && mapFlags[map.index].load(ordering: .relaxed) & 1 != 0
+    }
+
+    /// Publishes a map's statistics (recovery thread). The words are stored one by one: a
+    /// reader may see one publication's switches with the next one's countdowns, which for
+    /// counters that only grow is harmless.
+    @inlinable
+    public func publishStatistics(_ map: MapHandle, _ statistics: MapStatistics) {
+        guard map.index < mapCapacity else { return }
+        let words = mapStatistics + map.index * Self.statisticsWords
+        words[0].store(UInt64(statistics.groupSwitches), ordering: .relaxed)
+        words[1].store(UInt64(statistics.countdownsBegun), ordering: .relaxed)
+        words[2].store(UInt64(statistics.countdownsExpired), ordering: .relaxed)
+        words[3].store(UInt64(bitPattern: statistics.countdownNs), ordering: .relaxed)
+        // 0 is "no countdown" (and a slot never published); a start is stored plus one.
+        let since = statistics.countdownSinceNs
+        words[4].store(since == Time.never ? 0 : UInt64(bitPattern: since) &+ 1, ordering: .relaxed)
+    }
+
+    /// A map's statistics as last published (zero before the first publication).
+    public func statistics(_ map: MapHandle) -> MapStatistics {
+        var s = MapStatistics()
+        guard map.index < mapCapacity else { return s }
+        let words = mapStatistics + map.index * Self.statisticsWords
+        s.groupSwitches = UInt32(truncatingIfNeeded: words[0].load(ordering: .relaxed))
+        s.countdownsBegun = UInt32(truncatingIfNeeded: words[1].load(ordering: .relaxed))
+        s.countdownsExpired = UInt32(truncatingIfNeeded: words[2].load(ordering: .relaxed))
+        s.countdownNs = Nanoseconds(bitPattern: words[3].load(ordering: .relaxed))
+        let since = words[4].load(ordering: .relaxed)
+        s.countdownSinceNs = since == 0 ? Time.never : Nanoseconds(bitPattern: since &- 1)
+        return s
     }
 
     /// Whether the map's table was loaded.

@@ -66,6 +66,10 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
     public let replyDoorbell: EventFD
     /// Inputs taken per pass at most, so a flood cannot starve the checks.
     public var inputsPerPassMax: Int
+    /// Maps whose statistics each pass publishes on the board, and where the next pass starts:
+    /// a sweep, so a pass costs the same on a host of 16,384 maps as on one of 4.
+    public var statisticsPerPass = 64
+    @usableFromInline var statisticsCursor = 0
     /// Where topology inputs are answered (the thread that asked consumes it), with its doorbell.
     public let topologyReplies: SPSCRing<TopologyReply>?
     public let topologyDoorbell: EventFD?
@@ -97,9 +101,24 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
         }
         loop.step(nowNs: nowNs)
         let board = loop.output.board
+        publishStatistics(board)
         _ = board.inputsHandled.add(UInt64(taken), ordering: .relaxed)
         _ = board.loopPasses.add(1, ordering: .relaxed)
         return taken
+    }
+
+    /// Publishes the statistics of the next `statisticsPerPass` maps.
+    @inlinable
+    mutating func publishStatistics(_ board: StateBoard) {
+        let engine = loop.engine
+        let count = min(engine.mapCapacity, board.mapCapacity)
+        guard count > 0 else { return }
+        for _ in 0..<min(statisticsPerPass, count) {
+            if statisticsCursor >= count { statisticsCursor = 0 }
+            let map = MapHandle(index: statisticsCursor)
+            board.publishStatistics(map, engine.statistics(map))
+            statisticsCursor += 1
+        }
     }
 
     @inlinable
