@@ -24,6 +24,8 @@ final class ControlThread: ControlService, @unchecked Sendable {
     let control: DMControl?
     /// Why multipathd's socket is not served (another process holds it), if it is not.
     private(set) var multipathdSocketProblem: SystemError?
+    /// multipathd's socket file, when keeld bound it (removed at exit).
+    private(set) var multipathdPath: String?
     private var nextTicket: UInt32 = 1
 
     /// An operator request waiting for the recovery thread: its tickets not answered yet and
@@ -43,8 +45,12 @@ final class ControlThread: ControlService, @unchecked Sendable {
     private var statBaselines: [String: (faults: Int, loads: Int)] = [:]
 
     /// Binds keeld's socket (a stale socket file from an earlier run is replaced) and, unless
-    /// another process holds it, multipathd's.
-    init(shared: DaemonShared, path: String, metricsPort: UInt16? = nil, log: LogProducer, checker: DaemonChecker) throws(SystemError) {
+    /// another process holds it, multipathd's: the abstract name, and the file newer
+    /// multipathds also listen on (`multipathdPath`, for containers that bind-mount it and
+    /// exporters that read it), which is taken only when the abstract name was free, so a
+    /// running multipathd's file is never replaced.
+    init(shared: DaemonShared, path: String, multipathdPath: String? = nil, metricsPort: UInt16? = nil, log: LogProducer,
+         checker: DaemonChecker) throws(SystemError) {
         self.shared = shared
         self.log = log
         self.checker = checker
@@ -52,6 +58,15 @@ final class ControlThread: ControlService, @unchecked Sendable {
         try server.listen(path: path, framing: .line)
         do throws(SystemError) {
             try server.listen(abstract: multipathdSocketName, framing: .multipathd)
+            if let multipathdPath {
+                do throws(SystemError) {
+                    // Anyone may connect, as to the abstract name; SO_PEERCRED keeps changes to root.
+                    try server.listen(path: multipathdPath, framing: .multipathd, mode: 0o666)
+                    self.multipathdPath = multipathdPath
+                } catch {
+                    say("warning: multipathd's socket file \(multipathdPath) not served: \(error)")
+                }
+            }
         } catch {
             multipathdSocketProblem = error
         }
@@ -390,6 +405,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
                                failback: map.failback.description, vendor: map.vendor, product: map.product,
                                revision: map.paths.first?.revision ?? "", groups: groups,
                                pathFaults: failures - base.faults, mapLoads: map.tableLoads - base.loads)
+            view.action = map.adopted ? "" : "create"
             let statistics = board.statistics(map.handle)
             view.groupSwitches = Int(statistics.groupSwitches)
             view.queueingTimeouts = Int(statistics.countdownsBegun)

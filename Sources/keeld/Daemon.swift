@@ -92,6 +92,8 @@ enum Daemon {
         let recoveryThread: RealtimeThread
         let eventsThread: RealtimeThread
         let controlThread: RealtimeThread
+        /// multipathd's socket file when keeld bound it (removed at exit).
+        let multipathdSocketFile: String?
         let tur: TURChecker
         let directIO: DirectIOChecker
     }
@@ -237,8 +239,8 @@ enum Daemon {
             + "\(discoveredMaps) WWIDs found; they grow to max_paths \(capacities.pathsMax) / max_maps \(capacities.mapsMax))")
 
         let controlThread: ControlThread
-        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, metricsPort: options.metricsPort,
-                                                           log: controlLog, checker: checker) } catch {
+        do { controlThread = try ControlThread(shared: shared, path: options.controlSocket, multipathdPath: options.multipathdSocket,
+                                               metricsPort: options.metricsPort, log: controlLog, checker: checker) } catch {
             say("cannot open the control socket: \(error)")
             return nil
         }
@@ -356,7 +358,7 @@ enum Daemon {
         return Running(options: options, shared: shared, signals: signals, notifier: notifier, schedulingFact: schedulingFact,
                        mainLog: mainLog, logger: logger, exitPolicy: exitPolicy, mapHandles: mapHandles,
                        recoveryThread: recoveryThread, eventsThread: eventsThread, controlThread: controlHandle,
-                       tur: tur, directIO: directIO)
+                       multipathdSocketFile: controlThread.multipathdPath, tur: tur, directIO: directIO)
     }
 
     /// Step 7: locks everything allocated so far and every page mapped from now on (then
@@ -469,8 +471,9 @@ enum Daemon {
         // failed as asked and the log is flushed. It ends with the process.
         shared.controlStop.store(true, ordering: .releasing)
         shared.controlWake.signal()
-        _ = running.controlThread
         unlink(options.controlSocket)
+        _ = running.controlThread
+        if let path = running.multipathdSocketFile { unlink(path) }
         if running.exitPolicy.mode == .failQueued && !shared.forceQueueingAtExit.load(ordering: .acquiring) {
             let queueing = running.mapHandles.filter { shared.board.queueing($0) }
             for (i, map) in queueing.enumerated() {

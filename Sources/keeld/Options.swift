@@ -22,6 +22,8 @@ struct Options {
     var logToStderr = false
     var logToJournal = false
     var controlSocket = "/run/keeld.socket"
+    /// multipathd's socket file, served besides its abstract name (nil: `--multipathd-socket none`).
+    var multipathdSocket: String? = "/run/multipathd.socket"
     /// `--metrics-port`: Prometheus metrics over HTTP on 127.0.0.1 (nil: off).
     var metricsPort: UInt16?
     /// Locked (flock) for the daemon's lifetime and holding its pid: one keeld per host.
@@ -51,6 +53,9 @@ struct Options {
       --stderr                also copy log lines to standard error (never blocks on it)
       --journal               also send log lines to the systemd journal (never blocks on it)
       --control-socket PATH   operator socket (default /run/keeld.socket)
+      --multipathd-socket PATH  multipathd's socket file, served with multipathd's framing
+                              besides @/org/kernel/linux/storage/multipathd when that name
+                              is free (default /run/multipathd.socket; none: not served)
       --metrics-port N        serve Prometheus metrics over HTTP at 127.0.0.1:N/metrics
                               (default: off; `show metrics` on the sockets always works)
       --pid-file PATH         locked while keeld runs, holds its pid; a second keeld finding it
@@ -102,6 +107,11 @@ struct Options {
                     return .failure(OptionError("--control-socket needs a path shorter than 108 bytes"))
                 }
                 options.controlSocket = v
+            case "--multipathd-socket":
+                guard case .success(let v) = value(argument), !v.isEmpty, v.utf8.count < 108 else {
+                    return .failure(OptionError("--multipathd-socket needs a path shorter than 108 bytes, or none"))
+                }
+                options.multipathdSocket = v == "none" ? nil : v
             case "--metrics-port":
                 guard case .success(let v) = value(argument), let port = UInt16(v), port > 0 else {
                     return .failure(OptionError("--metrics-port needs a TCP port from 1 to 65535"))

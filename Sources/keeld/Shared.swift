@@ -61,7 +61,7 @@ struct Directory {
                      paths: map.paths.map {
                          PathEntry(kernelName: $0.kernelName, device: $0.device, handle: $0.handle, priority: $0.priority,
                                    address: $0.address, checker: $0.checker, transport: $0.transport, transportObject: $0.transportObject,
-                                   targetNodeName: $0.targetNodeName, serial: $0.serial, revision: $0.revision,
+                                   targetNodeName: $0.transportNodeName, serial: $0.serial, revision: $0.revision,
                                    targetPortGroup: $0.targetPortGroup)
                      },
                      vendor: map.vendor, product: map.product, sizeSectors: map.sizeSectors,

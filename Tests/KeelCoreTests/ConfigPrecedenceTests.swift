@@ -53,6 +53,21 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "AC
         #expect(failback(text, product: "tape0") == .deferred(seconds: 10))
     }
 
+    @Test("a device entry with revision applies only to that firmware level; without one it applies to every level")
+    func deviceRevisionNarrowsTheEntry() {
+        let text = "defaults {\n\tfailback 10\n}\ndevices {\n\tdevice {\n\t\tvendor \"ACME\"\n\t\tproduct \"disk\"\n\t\tfailback 20\n\t}\n"
+            + "\tdevice {\n\t\tvendor \"ACME\"\n\t\tproduct \"disk\"\n\t\trevision \"^0[1-3]\"\n\t\tfailback 30\n\t}\n}\n"
+        let c = configFrom(text)
+        #expect(configWarnings(text) == [])
+        #expect(c?.profile(wwid: wwidA, vendor: "ACME", product: "disk0", revision: "0191").policy.failback == .deferred(seconds: 30))
+        #expect(c?.profile(wwid: wwidA, vendor: "ACME", product: "disk0", revision: "0400").policy.failback == .deferred(seconds: 20),
+                "another firmware level: the entry without revision applies")
+        #expect(c?.profile(wwid: wwidA, vendor: "ACME", product: "disk0", revision: "").policy.failback == .deferred(seconds: 20))
+        #expect(c?.render().contains("revision \"^0[1-3]\"") == true, "show config prints it")
+        #expect(configErrors("devices {\n\tdevice {\n\t\tvendor \"A\"\n\t\tproduct \"B\"\n\t\trevision \"[x\"\n\t}\n}\n").first?
+                    .contains("revision: \"[x\" is not a valid regular expression") == true)
+    }
+
     @Test func deviceVendorAndProductAreUnanchoredRegularExpressions() {
         let text = layered(overrides: false, multipath: false)
         #expect(failback(text, vendor: "XACMEX", product: "ramdisk") == .deferred(seconds: 20))

@@ -170,7 +170,9 @@ private let sample = MapView(
         p.targetPortGroup = 0x102
         p.revision = ""
         #expect(MultipathdViews.paths([p], format: "%P %N %R %n %r %a %S %k %A %I %G %g %s", raw: true)
-                == "scsi:fcp 0x20000000c9a1b2c3 0x10000000c9a1b2c3 0x50060e8007e2a600 0x50060e8007e2a612 0000:00:1c.0 50G 1280 0x0102 ok -- [undef] LIO-ORG,disk,##\n")
+                == "scsi:fcp 0x20000000c9a1b2c3 0x10000000c9a1b2c3 0x50060e8007e2a600 0x50060e8007e2a612 0000:00:1c.0 50G 1280 0x0102 ok -- [undef] LIO-ORG,disk\n")
+        p.vendor = ""
+        #expect(MultipathdViews.paths([p], format: "%s", raw: true) == "##,disk\n", "an empty inquiry field prints ##")
         #expect(MultipathdViews.paths([sample.paths[0]], format: "%P %N %a %k %A", raw: true) == "scsi:unspec [undef] [undef] n/a [undef]\n")
         var m = sample
         m.groupSwitches = 3
@@ -179,6 +181,8 @@ private let sample = MapView(
         m.mapFailures = 1
         m.product = ""
         #expect(MultipathdViews.maps([m], format: "%1 %3 %4 %x %s %p %G %A|%k", raw: true) == "3 12 2 1 LIO-ORG,## ## -- |n/a\n")
+        m.action = "create"
+        #expect(MultipathdViews.maps([m], format: "%A", raw: true) == "create\n")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(MultipathdViews.json(map: m).utf8)) as? [String: Any])
         let map = try #require(object["map"] as? [String: Any])
         #expect(map["switch_grp"] as? Int == 3 && map["total_q_time"] as? Int == 12 && map["q_timeouts"] as? Int == 2)

@@ -801,6 +801,43 @@ private func multipathdClientInstalled() -> Bool {
     return false
 }
 
+/// One request on a multipathd-framed socket file (`size_t` length, then the NUL-terminated
+/// text, both ways), as clients that connect to /run/multipathd.socket speak it; nil when the
+/// socket cannot be reached or the answer is cut short.
+private func multipathdFileRequest(_ path: String, _ command: String) -> String? {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
+    }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard connected == 0 else { return nil }
+    var request = withUnsafeBytes(of: UInt64(command.utf8.count + 1)) { Array($0) }
+    request += Array(command.utf8) + [0]
+    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
+    func receive(_ count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var have = 0
+        while have < count {
+            let n = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + have, count - have, 0) }
+            guard n > 0 else { return nil }
+            have += n
+        }
+        return bytes
+    }
+    guard let header = receive(8) else { return nil }
+    let length = header.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+    guard length > 0, length < 1 << 24, let body = receive(Int(length)) else { return nil }
+    return String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
+}
+
 @Suite("multipathd's client against keeld", .serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"))
 struct MultipathdClientKernelTests {
     @Test("Debian's multipathd, used as a client, reads keeld's maps, JSON and topology, fails and reinstates a path, and is refused changes when not root")
@@ -808,6 +845,19 @@ struct MultipathdClientKernelTests {
         guard multipathdClientInstalled() else { return }
         try withReadyKeeld("/tmp/keeld-mpclient") { keeld, disks, control in
             #expect(keeld.command("show daemon").contains("@/org/kernel/linux/storage/multipathd"), "keeld serves multipathd's socket")
+            // The socket file newer multipathds listen on too (bind-mounted into containers,
+            // read by exporters): multipathd's framing, anyone may show, only root may change.
+            #expect(keeld.command("show daemon").contains("/run/multipathd.socket"), "\(keeld.command("show daemon"))")
+            var status = stat()
+            #expect(stat("/run/multipathd.socket", &status) == 0 && status.st_mode & 0o777 == 0o666)
+            let overFile = multipathdFileRequest("/run/multipathd.socket", "show maps")
+            #expect(overFile?.contains("mpatha") == true, "show maps over /run/multipathd.socket: \(overFile ?? "no answer")")
+            let firstDisk = try #require(disks[0])
+            let strangerOverFile = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+                                                "import socket,struct;s=socket.socket(socket.AF_UNIX);s.connect('/run/multipathd.socket');"
+                                                + "c=b'fail path \(firstDisk)\\0';s.sendall(struct.pack('=Q',len(c))+c);"
+                                                + "n=struct.unpack('=Q',s.recv(8))[0];print(s.recv(n).decode().rstrip('\\0'))"])
+            #expect(strangerOverFile.output.contains("permission deny"), "an unprivileged fail over the file: \(strangerOverFile.output)")
 
             let json = try capture(["multipathd", "show", "maps", "json"])
             #expect(json.status == 0, "\(json.output)")

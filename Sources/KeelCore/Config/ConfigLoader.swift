@@ -179,6 +179,7 @@ struct ConfigLoader {
         var vendorWritten = false
         var productWritten = false
         var productBlacklist: PosixRegex? = nil
+        var revision: PosixRegex? = nil
         var settings = MapSettings()
         for node in section.children! {
             if node.isSection {
@@ -194,6 +195,8 @@ struct ConfigLoader {
                 if let v = singleValue(node), let r = regex(node, v) { product = r }
             case "product_blacklist":
                 if let v = singleValue(node), let r = regex(node, v) { productBlacklist = r }
+            case "revision":
+                if let v = singleValue(node), let r = regex(node, v) { revision = r }
             default:
                 readMapStatement(node, scope: .device, into: &settings)
             }
@@ -201,7 +204,8 @@ struct ConfigLoader {
         if !vendorWritten { error(section.line, "device: vendor missing") }
         if !productWritten { error(section.line, "device: product missing") }
         if let vendor, let product {
-            configuration.devices.append(DeviceEntry(vendor: vendor, product: product, settings: settings, productBlacklist: productBlacklist))
+            configuration.devices.append(DeviceEntry(vendor: vendor, product: product, settings: settings, productBlacklist: productBlacklist,
+                                                     revision: revision))
         }
     }
 

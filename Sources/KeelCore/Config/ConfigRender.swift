@@ -49,6 +49,7 @@ extension Configuration {
                 out.open("device")
                 out.quoted("vendor", d.vendor.pattern)
                 out.quoted("product", d.product.pattern)
+                if let revision = d.revision { out.quoted("revision", revision.pattern) }
                 if let blocked = d.productBlacklist { out.quoted("product_blacklist", blocked.pattern) }
                 out.settings(d.settings)
                 out.close()

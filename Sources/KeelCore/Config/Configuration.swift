@@ -334,18 +334,26 @@ public struct DeviceEntry: Sendable, Equatable {
     /// `product_blacklist`: products of this vendor that are never paths (an array's management
     /// LUNs, say).
     public var productBlacklist: PosixRegex?
+    /// `revision`: when written, the entry applies only to devices whose SCSI revision (firmware
+    /// level) matches it, as in multipath-tools.
+    public var revision: PosixRegex?
 
     /// An entry as the devices section writes it.
-    public init(vendor: PosixRegex, product: PosixRegex, settings: MapSettings, productBlacklist: PosixRegex? = nil) {
+    public init(vendor: PosixRegex, product: PosixRegex, settings: MapSettings, productBlacklist: PosixRegex? = nil,
+                revision: PosixRegex? = nil) {
         self.vendor = vendor
         self.product = product
         self.settings = settings
         self.productBlacklist = productBlacklist
+        self.revision = revision
     }
 
-    /// Whether this entry applies to a device with this vendor and product.
-    public func matches(vendor v: String, product p: String) -> Bool {
-        vendor.matches(v) && product.matches(p)
+    /// Whether this entry applies to a device with this vendor, product and revision (nil:
+    /// revision not known, which an entry's `revision` then does not judge).
+    public func matches(vendor v: String, product p: String, revision r: String?) -> Bool {
+        guard vendor.matches(v) && product.matches(p) else { return false }
+        guard let revision, let r else { return true }
+        return revision.matches(r)
     }
 }
 

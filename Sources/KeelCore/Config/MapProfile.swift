@@ -126,20 +126,20 @@ extension Configuration {
     /// As in multipath-tools, a `queue_if_no_path` feature counts as `no_path_retry queue` only
     /// where no `no_path_retry` is set anywhere; the profile's features then carry
     /// `queue_if_no_path` exactly when queueing is on.
-    public func profile(wwid: String, vendor: String, product: String) -> MapProfile {
-        profile(wwid: wwid, deviceLayers: deviceLayers(vendor: vendor, product: product))
+    public func profile(wwid: String, vendor: String, product: String, revision: String? = nil) -> MapProfile {
+        profile(wwid: wwid, deviceLayers: deviceLayers(vendor: vendor, product: product, revision: revision))
     }
 
     /// The `devices` entries (the user's, then the hardware table's) that match this vendor and
     /// product, later first: the part of a profile that only the device decides, worth reusing
     /// across the maps of one array (each match is a regular expression test).
-    public func deviceLayers(vendor: String, product: String) -> [MapSettings] {
+    public func deviceLayers(vendor: String, product: String, revision: String?) -> [MapSettings] {
         var layers: [MapSettings] = []
-        for entry in devices.reversed() where entry.matches(vendor: vendor, product: product) {
+        for entry in devices.reversed() where entry.matches(vendor: vendor, product: product, revision: revision) {
             layers.append(entry.settings)
         }
         if useHardwareTable {
-            for entry in Self.hardwareTable.reversed() where entry.matches(vendor: vendor, product: product) {
+            for entry in Self.hardwareTable.reversed() where entry.matches(vendor: vendor, product: product, revision: revision) {
                 layers.append(entry.settings)
             }
         }
@@ -243,9 +243,9 @@ extension Configuration {
     }()
 
     /// The hardware-table entry that applies to a device (the last that matches), if any.
-    public func hardwareEntry(vendor: String, product: String) -> DeviceEntry? {
+    public func hardwareEntry(vendor: String, product: String, revision: String? = nil) -> DeviceEntry? {
         guard useHardwareTable else { return nil }
-        return Self.hardwareTable.last { $0.matches(vendor: vendor, product: product) }
+        return Self.hardwareTable.last { $0.matches(vendor: vendor, product: product, revision: revision) }
     }
 
     /// Blank-separated words of a value.

@@ -125,6 +125,8 @@ public struct MapView: Sendable, Equatable {
     public var mapFailures = 0
     /// The map device's `queue/max_sectors_kb` (`%k`); nil: not readable.
     public var maxSectorsKB: Int? = nil
+    /// What the daemon did to set the map up (`%A`): "create", or "" for a map it adopted.
+    public var action = ""
 
     public init(name: String, wwid: String, sysfs: String, sizeSectors: UInt64, features: String, hardwareHandler: String,
                 writeProtected: Bool = false, dmState: String = "active", queueing: String, failback: String,
@@ -171,7 +173,8 @@ public enum MultipathdViews {
         case "t": return ("dm_st", p.dmState)
         case "o": return ("dev_st", p.devState)
         case "T": return ("chk_st", p.checkerState)
-        case "s": return ("vend/prod/rev", "\(orHashes(p.vendor)),\(orHashes(p.product)),\(orHashes(p.revision))")
+        // multipathd 0.9.4 prints vendor and product only under this header (later ones add the revision).
+        case "s": return ("vend/prod/rev", "\(orHashes(p.vendor)),\(orHashes(p.product))")
         case "c": return ("checker", p.checker)
         case "C": return ("next_check", p.orphanedCheck ? "orphan" : "-")
         case "p": return ("pri", "\(p.priority)")
@@ -211,7 +214,7 @@ public enum MultipathdViews {
         case "f": return ("features", m.features)
         case "x": return ("failures", "\(m.mapFailures)")
         case "h": return ("hwhandler", m.hardwareHandler)
-        case "A": return ("action", "")
+        case "A": return ("action", m.action)
         case "0": return ("path_faults", "\(m.pathFaults)")
         case "1": return ("switch_grp", "\(m.groupSwitches)")
         case "2": return ("map_loads", "\(m.mapLoads)")
@@ -440,7 +443,7 @@ public enum MultipathdViews {
             pair("name", m.name), pair("uuid", m.wwid), pair("sysfs", m.sysfs), pair("failback", m.failback),
             pair("queueing", m.queueing), pair("paths", m.paths.count), pair("write_prot", m.writeProtected ? "ro" : "rw"),
             pair("dm_st", m.dmState), pair("features", m.features), pair("hwhandler", m.hardwareHandler),
-            pair("action", ""), pair("path_faults", m.pathFaults), pair("vend", orHashes(m.vendor)), pair("prod", orHashes(m.product)),
+            pair("action", m.action), pair("path_faults", m.pathFaults), pair("vend", orHashes(m.vendor)), pair("prod", orHashes(m.product)),
             pair("rev", orHashes(m.revision)), pair("switch_grp", m.groupSwitches), pair("map_loads", m.mapLoads),
             pair("total_q_time", m.queueingSeconds), pair("q_timeouts", m.queueingTimeouts),
         ]

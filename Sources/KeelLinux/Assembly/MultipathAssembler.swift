@@ -90,9 +90,10 @@ public struct AssembledPath: Sendable, Equatable {
     public var serial: String = ""
     /// Its SCSI generic node (`sg2`), where prioritizers that ask the array send their commands.
     public var genericName: String? = nil
-    /// What the operator's views print of it: the target's node name (`%n`), the revision
-    /// (`%s`) and the ALUA target port group (`%A`), from discovery.
-    public var targetNodeName: String = ""
+    /// What the operator's views print of it: the target's node name as its transport gives
+    /// it (`%n`: "" when it came from elsewhere, as multipathd has none then), the revision and
+    /// the ALUA target port group (`%A`), from discovery.
+    public var transportNodeName: String = ""
     public var revision: String = ""
     public var targetPortGroup: UInt16? = nil
 }
@@ -125,6 +126,8 @@ public struct AssembledMap: Sendable, Equatable {
     public var targetPortGroupKnown = false
     /// Its persistent-reservation key and whether its paths are registered.
     public var reservation = MapReservation()
+    /// The SCSI revision of its first path (what a `devices` entry's `revision` matches).
+    public var revision = ""
 
     /// The dm uuid Keel gives the map (multipath-tools' convention).
     public var uuid: String { DMControl.multipathUUIDPrefix + wwid }
@@ -380,8 +383,8 @@ public struct MultipathAssembler {
                     kernelWWIDs = kernelMapWWIDs()
                 }
                 let first = paths[0]
-                let deviceKey = first.vendor + "\u{0}" + first.model
-                let layers = deviceLayers[deviceKey] ?? configuration.deviceLayers(vendor: first.vendor, product: first.model)
+                let deviceKey = first.vendor + "\u{0}" + first.model + "\u{0}" + first.revision
+                let layers = deviceLayers[deviceKey] ?? configuration.deviceLayers(vendor: first.vendor, product: first.model, revision: first.revision)
                 deviceLayers[deviceKey] = layers
                 let decision = forcedWWIDs.contains(wwid) ? .multipath
                     : rule.decide(paths: paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs?.contains(wwid) ?? false,
@@ -408,7 +411,7 @@ public struct MultipathAssembler {
                 maps.append(AssembledMap(handle: handle, name: name, wwid: wwid, profile: profile,
                                          vendor: first.vendor, product: first.model, sizeSectors: first.sizeSectors, paths: [], live: false, adopted: false, tableLoads: 0,
                                          detectedPrio: detectedPrio, attachedHandler: first.alua.attachedHandler,
-                                         targetPortGroupKnown: first.alua.targetPortGroup != nil))
+                                         targetPortGroupKnown: first.alua.targetPortGroup != nil, revision: first.revision))
                 index = maps.count - 1
                 mapIndex[handle] = index
                 maps[index].reservation.key = reservationKey(of: maps[index])
@@ -484,7 +487,9 @@ public struct MultipathAssembler {
             let decision = forcedWWIDs.contains(wwid) ? .multipath
                 : rule.decide(paths: waiting.paths.count, known: knownWWIDs.contains(wwid), inKernel: kernelWWIDs.contains(wwid),
                               firstSeenNs: waiting.firstSeenNs, nowNs: nowNs,
-                              knownHardware: waiting.paths.first.map { !configuration.deviceLayers(vendor: $0.vendor, product: $0.model).isEmpty } ?? false)
+                              knownHardware: waiting.paths.first.map {
+                                  !configuration.deviceLayers(vendor: $0.vendor, product: $0.model, revision: $0.revision).isEmpty
+                              } ?? false)
             if decision == .multipath {
                 ready += waiting.paths
             } else if decision != waiting.decision {
@@ -572,7 +577,7 @@ public struct MultipathAssembler {
         let assembled = AssembledPath(handle: handle, kernelName: path.kernelName, device: path.device, address: path.address,
                                       priority: priority, checker: kind, transport: path.transport, transportObject: path.transportObject,
                                       serial: path.serial ?? "", genericName: path.genericName,
-                                      targetNodeName: path.targetNodeName, revision: path.revision, targetPortGroup: path.alua.targetPortGroup)
+                                      transportNodeName: path.nodeNameSource == .transport ? path.targetNodeName : "", revision: path.revision, targetPortGroup: path.alua.targetPortGroup)
         maps[index].paths.append(assembled)
         knownDevices.insert(path.device)
         applyTransport(map.profile.transport, to: assembled)
@@ -1246,8 +1251,9 @@ public struct MultipathAssembler {
         var changed: [(map: MapHandle, policy: MapPolicy)] = []
         var deviceLayers: [String: [MapSettings]] = [:]
         for m in maps.indices {
-            let deviceKey = maps[m].vendor + "\u{0}" + maps[m].product
-            let layers = deviceLayers[deviceKey] ?? newConfiguration.deviceLayers(vendor: maps[m].vendor, product: maps[m].product)
+            let deviceKey = maps[m].vendor + "\u{0}" + maps[m].product + "\u{0}" + maps[m].revision
+            let layers = deviceLayers[deviceKey]
+                ?? newConfiguration.deviceLayers(vendor: maps[m].vendor, product: maps[m].product, revision: maps[m].revision)
             deviceLayers[deviceKey] = layers
             var profile = newConfiguration.profile(wwid: maps[m].wwid, deviceLayers: layers)
             maps[m].reservation.key = reservationKey(of: maps[m], profile: profile)

@@ -80,7 +80,7 @@ public struct PathClaim: Sendable {
             return .claim("WWID \(wwid) has \(1 + siblings.count) paths (\(([name] + siblings).joined(separator: " ")))")
         }
         let waitNs = FindMultipathsRule(configuration)
-            .smartWaitNs(knownHardware: !configuration.deviceLayers(vendor: path.vendor, product: path.model).isEmpty)
+            .smartWaitNs(knownHardware: !configuration.deviceLayers(vendor: path.vendor, product: path.model, revision: path.revision).isEmpty)
         let nowNs = Nanoseconds(max(nowSeconds, 0)) * Time.nsPerSecond
         var firstSeenNs = nowNs
         if let until = waitUntilSeconds, until > 0 {
