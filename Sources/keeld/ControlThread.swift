@@ -345,7 +345,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
                     view.serial = entry.serial
                     view.revision = entry.revision
                     view.protocolName = entry.transport.protocolName
-                    view.targetWWNN = entry.targetNodeName.isEmpty ? "[undef]" : entry.targetNodeName
+                    view.targetWWNN = entry.transportNodeName.isEmpty ? "[undef]" : entry.transportNodeName
                     let key = "\(entry.address.host) \(entry.transportObject)"
                     let names = transportNames[key] ?? TransportNames.read(sysfsRoot: "/sys", host: entry.address.host,
                                                                             transport: entry.transport, transportObject: entry.transportObject)

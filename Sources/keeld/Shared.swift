@@ -8,21 +8,8 @@ import KeelLinux
 /// Names and facts for the operator: maps and paths as the control plane built them, and how
 /// the process runs. Guarded by a mutex that only the events and control threads take.
 struct Directory {
-    struct PathEntry {
-        var kernelName: String
-        var device: DevNo
-        var handle: PathHandle
-        var priority: Int32
-        var address: SCSIAddress
-        var checker: CheckerKind
-        var transport: SCSITransport
-        /// The FC remote port or iSCSI session (`rport-H:B-R`, `sessionN`); "" for others.
-        var transportObject: String
-        var targetNodeName: String
-        var serial: String
-        var revision: String
-        var targetPortGroup: UInt16?
-    }
+    /// A path as assembly made it (names, transport, checker) for the operator's views.
+    typealias PathEntry = AssembledPath
     struct MapEntry {
         var name: String
         var wwid: String
@@ -58,12 +45,7 @@ struct Directory {
     mutating func update(from assembler: MultipathAssembler) {
         maps = assembler.maps.map { map in
             MapEntry(name: map.name, wwid: map.wwid, handle: map.handle, adopted: map.adopted,
-                     paths: map.paths.map {
-                         PathEntry(kernelName: $0.kernelName, device: $0.device, handle: $0.handle, priority: $0.priority,
-                                   address: $0.address, checker: $0.checker, transport: $0.transport, transportObject: $0.transportObject,
-                                   targetNodeName: $0.transportNodeName, serial: $0.serial, revision: $0.revision,
-                                   targetPortGroup: $0.targetPortGroup)
-                     },
+                     paths: map.paths,
                      vendor: map.vendor, product: map.product, sizeSectors: map.sizeSectors,
                      failback: map.profile.policy.failback, noPathRetry: map.profile.policy.noPathRetry, tableLoads: map.tableLoads,
                      reservation: map.reservation, marginalPathGroups: map.profile.policy.marginalPathGroups,
