@@ -110,6 +110,20 @@ struct NDUScaleKernelTests {
         var pathsOfMap: [String: [DevNo]] = [:]
         for name in names { pathsOfMap[name] = try control.multipathStatus(name: name).groups.flatMap { $0.paths.map(\.device) } }
 
+        // keeld's CPU in steady state: every path healthy, checked at Keel's default cadence
+        // (every 500 ms, capped host-wide at 4,096 checks a second).
+        func cpuTicks() -> Int {
+            let stat = (try? String(contentsOfFile: "/proc/\(keeld.pid)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last.map { $0.split(separator: " ") } ?? []
+            return fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0   // utime, stime
+        }
+        usleep(5_000_000)
+        let ticksBefore = cpuTicks(), cpuStartNs = kernelTestNowNs()
+        usleep(10_000_000)
+        let cpuShare = Double(cpuTicks() - ticksBefore) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            / (Double(kernelTestNowNs() - cpuStartNs) / 1e9)
+        print("keeld in steady state at \(pathCount) paths: \(String(format: "%.1f", cpuShare * 100)) % of one (emulated) CPU over 10 s")
+
         let readers = names.map { MapReader(device: "/dev/mapper/" + $0) }
         readers.forEach { $0.start() }
         defer {
