@@ -68,7 +68,7 @@ func run(_ argumentList: [String]) -> Int32 {
     }
 
     func environment(_ key: String) -> String? { getenv(key).map { String(cString: $0) } }
-    let claim = PathClaim(configuration: configuration, known: known, discovery: SysfsDiscovery())
+    let claim = PathClaim(configuration: configuration, known: known, discovery: SysfsDiscovery(uidAttributes: configuration.uidAttributes))
     let now = Int64(time(nil))
     let verdict = claim.verdict(device: name, nowSeconds: now,
                                 waitUntilSeconds: environment("FIND_MULTIPATHS_WAIT_UNTIL").flatMap { Int64($0.split(separator: ".").first ?? "") },

@@ -186,7 +186,7 @@ enum Daemon {
         // The event sources first, so nothing that happens from discovery on is missed. Their
         // descriptors are opened before any path's: a host with more paths than descriptors loses
         // paths one by one (each refused with a log line), never its control socket or its events.
-        let uidAttribute = "ID_SERIAL"
+        let uidAttributes = configuration.uidAttributes
         let poller: DMEventPoller?
         do {
             poller = try DMEventPoller(uuidPrefix: DMControl.multipathUUIDPrefix)
@@ -195,7 +195,7 @@ enum Daemon {
             poller = nil
         }
         let uevents: UeventMonitor?
-        do { uevents = try UeventMonitor(uidAttribute: uidAttribute) } catch {
+        do { uevents = try UeventMonitor(uidAttribute: uidAttributes.defaultAttribute) } catch {
             say("warning: no uevent monitor (\(error)): paths added later need a restart")
             uevents = nil
         }
@@ -206,7 +206,7 @@ enum Daemon {
         // One thread per online CPU, at most 8: on a host of a thousand paths the per-disk reads
         // are most of the start-up time, and they do not depend on each other. Their stacks are
         // unmapped when they end (ScratchThread), so nothing of them is pinned.
-        let report = SysfsDiscovery(uidAttribute: uidAttribute).discoverAll(threads: SysfsDiscovery.threadsForHost)
+        let report = SysfsDiscovery(uidAttributes: uidAttributes).discoverAll(threads: SysfsDiscovery.threadsForHost)
         phases.mark("discovery (\(report.paths.count) paths)")
         let discoveredMaps = Set(report.paths.compactMap(\.wwid)).count
         let initial = (paths: TableSizing.capacity(for: report.paths.count, floor: TableSizing.pathsFloor, ceiling: capacities.pathsMax),
@@ -248,7 +248,7 @@ enum Daemon {
         phases.mark("arenas, checkers, sockets")
         // 6. Discovery and assembly, before the recovery thread owns the engine.
         var assembler = MultipathAssembler(configuration: configuration, engine: engine, control: control, messenger: messenger,
-                                           checkers: PathCheckers(tur: tur, directIO: directIO, dispatch: checker), uidAttribute: uidAttribute,
+                                           checkers: PathCheckers(tur: tur, directIO: directIO, dispatch: checker), uidAttributes: uidAttributes,
                                            statusReader: statusReader)
         for error in assembler.assemble(report, nowNs: monotonicNs()) { say("assembly: \(error)") }
         for device in assembler.turFallbacks {

@@ -216,7 +216,7 @@ final class EventsThread: @unchecked Sendable {
         // A burst (a new array, a fabric coming back) is discovered on a thread per CPU, as at
         // start-up: each device's sysfs reads are milliseconds, and nothing else is read here
         // meanwhile.
-        let paths = SysfsDiscovery(uidAttribute: assembler.uidAttribute).discover(names: added, threads: SysfsDiscovery.threadsForHost).paths
+        let paths = SysfsDiscovery(uidAttributes: assembler.uidAttributes).discover(names: added, threads: SysfsDiscovery.threadsForHost).paths
         guard !paths.isEmpty else { return }
         for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
             report(error)
@@ -250,6 +250,7 @@ final class EventsThread: @unchecked Sendable {
             let line = error.problems.first?.line ?? 0
             log.log(.configurationRejected, LogArgument.signed(Int(line)), LogArgument.signed(Int(error.problems.count)))
         case .success(let loaded):
+            if loaded.configuration.uidAttributes != assembler.uidAttributes { log.log(.uidAttributeChangeDeferred) }
             let changes = assembler.reconfigure(loaded.configuration)
             for change in changes {
                 shared.send(.setPolicy(change.map, change.policy), unless: shared.eventsStop)
@@ -264,7 +265,7 @@ final class EventsThread: @unchecked Sendable {
     /// whose device is gone is removed (a lost `remove`). Runs after a uevent overflow and every
     /// minute. Known disks cost one directory entry each; only new ones are read in full.
     func rediscover() {
-        let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
+        let discovery = SysfsDiscovery(uidAttributes: assembler.uidAttributes)
         let differences = Rediscovery.differences(present: Set(discovery.blockDeviceNames()),
                                                   assembled: Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) }),
                                                   held: assembler.heldKernelNames.union(operatorRemoved))

@@ -178,11 +178,11 @@ extension EventsThread {
 
     /// Discovers one device and assembles it; a refusal's reason, or nil.
     private func addPath(_ name: String) -> String? {
-        let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
+        let discovery = SysfsDiscovery(uidAttributes: assembler.uidAttributes)
         guard case .path(let path) = discovery.discoverPath(named: name) else {
             return "\(name) is not a SCSI disk Keel can use"
         }
-        let filter = BlacklistFilter(configuration: assembler.configuration, uidAttribute: assembler.uidAttribute)
+        let filter = BlacklistFilter(configuration: assembler.configuration, uidAttributes: assembler.uidAttributes)
         if let why = filter.exclusionReason(for: path) { return "\(name) is blacklisted: \(why)" }
         guard path.wwid != nil else { return "\(name) has no WWID" }
         let errors = assembler.assemble(DiscoveryReport(paths: [path], skipped: []), nowNs: monotonicNs(), topology: &topology)
@@ -205,13 +205,13 @@ extension EventsThread {
         } else if assembler.held[key] != nil {
             wwid = key
         } else if let name = Self.kernelName(key) {
-            let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
+            let discovery = SysfsDiscovery(uidAttributes: assembler.uidAttributes)
             if case .path(let path) = discovery.discoverPath(named: name) { wwid = path.wwid }
             devices = [name]
         }
         guard let wwid else { return "device not found: \(key) is no map, alias, WWID or path device Keel knows" }
         // The WWID's devices the operator deleted, and any not seen yet, are read again.
-        let discovery = SysfsDiscovery(uidAttribute: assembler.uidAttribute)
+        let discovery = SysfsDiscovery(uidAttributes: assembler.uidAttributes)
         var paths: [DiscoveredPath] = []
         for name in devices {
             operatorRemoved.remove(name)

@@ -68,6 +68,22 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "AC
                     .contains("revision: \"[x\" is not a valid regular expression") == true)
     }
 
+    @Test("uid_attribute and uid_attrs: read where multipath-tools takes them, refused or warned about where not, printed back")
+    func uidAttributeIsReadWhereMultipathToolsTakesIt() {
+        let text = "defaults {\n\tuid_attrs \"sd:ID_WWN dasd:ID_UID\"\n\tuid_attribute \"ID_SERIAL\"\n}\n"
+            + "multipaths {\n\tmultipath {\n\t\twwid \"\(wwidA)\"\n\t\tuid_attribute \"ID_WWN\"\n\t}\n}\n"
+        let c = configFrom(text)
+        #expect(c?.uidAttrs == [UIDAttributes.ByName(prefix: "sd", attribute: "ID_WWN"), UIDAttributes.ByName(prefix: "dasd", attribute: "ID_UID")])
+        #expect(c?.uidAttributes.attribute(devnode: "sdq", vendor: "V", product: "P", revision: "") == "ID_WWN")
+        #expect(c?.uidAttributes.attribute(devnode: "nvme0n1", vendor: "V", product: "P", revision: "") == "ID_SERIAL")
+        #expect(configWarnings(text) == ["multipath.conf:8: option \"uid_attribute\" is not valid in multipath, ignored"])
+        #expect(c?.render().contains("uid_attrs \"sd:ID_WWN dasd:ID_UID\"") == true)
+        #expect(c?.render().contains("uid_attribute \"ID_SERIAL\"") == true)
+        #expect(configErrors("defaults {\n\tuid_attrs \"sd\"\n}\n")
+                == ["multipath.conf:2: uid_attrs: \"sd\" is not prefix:attribute (e.g. \"sd:ID_SERIAL dasd:ID_UID\")"])
+        #expect(Configuration().uidAttributes == UIDAttributes(), "no configuration: ID_SERIAL for every path")
+    }
+
     @Test func deviceVendorAndProductAreUnanchoredRegularExpressions() {
         let text = layered(overrides: false, multipath: false)
         #expect(failback(text, vendor: "XACMEX", product: "ramdisk") == .deferred(seconds: 20))

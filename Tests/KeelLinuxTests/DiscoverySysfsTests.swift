@@ -163,10 +163,34 @@ struct DiscoverySysfsTests {
         f.add(disk("sda", "0:0:0:0", "8:0"))
         f.addUdevEntry(dev: "8:0", ["ID_SERIAL": "something-else"])
         var discovery = f.discovery
-        discovery.uidAttribute = ""
+        discovery.uidAttributes = UIDAttributes(defaults: "")
         guard case .path(let p) = discovery.discoverPath(named: "sda") else { Issue.record("no path"); return }
         #expect(p.wwid == "1Linux_scsi_debug_2000")
         #expect(p.wwidSource == .vpdPage83)
+    }
+
+    @Test("uid_attribute per path as multipath-tools picks it: uid_attrs by name prefix, overrides, the matching devices entry, defaults")
+    func uidAttributeIsChosenPerPath() throws {
+        let f = SysfsFixture()
+        f.add(disk("sda", "0:0:0:0", "8:0"))
+        var netapp = disk("sdb", "1:0:0:0", "8:16")
+        netapp.vendor = "NETAPP"
+        netapp.model = "LUN C-Mode"
+        f.add(netapp)
+        for dev in ["8:0", "8:16"] { f.addUdevEntry(dev: dev, ["ID_SERIAL": "serial-\(dev)", "ID_WWN": "wwn-\(dev)", "ID_UID": "uid-\(dev)"]) }
+        func wwids(_ text: String) throws -> [String] {
+            let configuration = try Configuration.load(files: [("multipath.conf", text)]).get().configuration
+            var discovery = f.discovery
+            discovery.uidAttributes = configuration.uidAttributes
+            return discovery.discoverAll().paths.map { $0.wwid ?? "-" }
+        }
+        #expect(try wwids("") == ["serial-8:0", "serial-8:16"])
+        let device = "devices {\n\tdevice {\n\t\tvendor \"NETAPP\"\n\t\tproduct \"LUN\"\n\t\tuid_attribute \"ID_WWN\"\n\t}\n}\n"
+        #expect(try wwids(device) == ["serial-8:0", "wwn-8:16"], "the devices entry applies to its array only")
+        #expect(try wwids("defaults {\n\tuid_attribute \"ID_UID\"\n}\n" + device) == ["uid-8:0", "wwn-8:16"])
+        #expect(try wwids("overrides {\n\tuid_attribute \"ID_UID\"\n}\n" + device) == ["uid-8:0", "uid-8:16"], "overrides beat devices")
+        #expect(try wwids("defaults {\n\tuid_attrs \"sdb:ID_WWN sd:ID_UID\"\n}\noverrides {\n\tuid_attribute \"ID_SERIAL\"\n}\n")
+                == ["uid-8:0", "wwn-8:16"], "uid_attrs beat everything, first prefix first")
     }
 
     @Test func udevDatabaseParserKeepsOnlyPropertyLines() {

@@ -53,7 +53,7 @@ struct ConfigLoader {
         "polling_interval", "max_polling_interval", "checker_timeout", "find_multipaths",
         "fast_probe_interval_ms", "healthy_interval_ms", "max_healthy_checks_per_second", "max_paths", "max_maps", "max_paths_per_map", "ring_slots", "config_dir",
         "find_multipaths_timeout", "bindings_file", "wwids_file", "prkeys_file", "marginal_pathgroups", "detect_prio", "retain_attached_hw_handler", "hardware_table",
-        "queue_without_daemon",
+        "queue_without_daemon", "uid_attrs",
     ]
 
     /// Options valid in `defaults`, `device`, `overrides` and (most of them) `multipath`.
@@ -81,7 +81,7 @@ struct ConfigLoader {
 
     /// multipath-tools options that Keel knows by name but does not implement.
     static let unsupportedOptions: Set<String> = [
-        "verbosity", "reassign_maps", "multipath_dir", "uid_attribute", "uid_attrs", "getuid_callout",
+        "verbosity", "reassign_maps", "multipath_dir", "getuid_callout",
         "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds",
         "max_retries", "log_checker_err", "all_tg_pt", "force_sync",
         "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
@@ -303,6 +303,15 @@ struct ConfigLoader {
     /// One statement of `defaults`, `device`, `overrides` or `multipath` that is not an entry's own key.
     private mutating func readMapStatement(_ node: ConfigNode, scope: ConfigScope, into settings: inout MapSettings) {
         let key = node.keyword
+        if key == "uid_attribute" {
+            // A path's option: valid where multipath-tools takes it (not in a multipath entry).
+            if scope == .multipath {
+                warn(node.line, "option \"uid_attribute\" is not valid in multipath, ignored")
+            } else if let value = singleValue(node) {
+                settings.uidAttribute = value
+            }
+            return
+        }
         if Self.mapOptions.contains(key) {
             if scope == .multipath && Self.notInMultipath.contains(key) {
                 warn(node.line, "option \"\(key)\" is not valid in multipath, ignored")
@@ -407,6 +416,17 @@ struct ConfigLoader {
             if let v = check(node, Self.seconds(value, min: 1)) { configuration.checkerTimeoutSeconds = v }
         case "find_multipaths":
             if let v = check(node, Self.findMultipaths(value)) { configuration.findMultipaths = v }
+        case "uid_attrs":
+            var pairs: [UIDAttributes.ByName] = []
+            for word in Configuration.words(value) {
+                let parts = word.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    error(node.line, "uid_attrs: \"\(word)\" is not prefix:attribute (e.g. \"sd:ID_SERIAL dasd:ID_UID\")")
+                    return
+                }
+                pairs.append(UIDAttributes.ByName(prefix: String(parts[0]), attribute: String(parts[1])))
+            }
+            configuration.uidAttrs = pairs
         case "config_dir":
             if value.isEmpty || value.hasPrefix("/") {
                 configuration.configDirectory = value

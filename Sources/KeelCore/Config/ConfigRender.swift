@@ -25,6 +25,7 @@ extension Configuration {
         out.quoted("prkeys_file", prkeysFile)
         out.option("marginal_pathgroups", marginalPathGroups ? "on" : "off")
         out.quoted("config_dir", configDirectory)
+        if !uidAttrs.isEmpty { out.quoted("uid_attrs", uidAttrs.map { $0.prefix + ":" + $0.attribute }.joined(separator: " ")) }
         out.settings(writtenDefaults)
         // Built-in values nobody wrote, as comments: writing them would switch off detect_prio
         // and retain_attached_hw_handler, which apply only to values nobody set.
@@ -111,6 +112,7 @@ struct ConfigWriter {
     }
 
     mutating func settings(_ s: MapSettings) {
+        if let v = s.uidAttribute { quoted("uid_attribute", v) }
         if let v = s.grouping { option("path_grouping_policy", v.description) }
         if let v = s.pathSelector { quoted("path_selector", v) }
         if let v = s.pathChecker { option("path_checker", v.rawValue) }

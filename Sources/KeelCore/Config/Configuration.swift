@@ -70,6 +70,9 @@ public struct Configuration: Sendable, Equatable {
     public var blacklist: Blacklist
     /// `blacklist_exceptions`.
     public var blacklistExceptions: Blacklist
+    /// `uid_attrs` (defaults): kernel-name prefixes and the udev property each one's WWID is
+    /// read from, e.g. `sd:ID_SERIAL dasd:ID_UID`; they win over every `uid_attribute`.
+    public var uidAttrs: [UIDAttributes.ByName] = []
 
     /// multipath-tools' default `config_dir`.
     public static let configDirectoryDefault = "/etc/multipath/conf.d"
@@ -163,6 +166,9 @@ public struct Configuration: Sendable, Equatable {
 /// Per-map settings as written in one place (`defaults`, a `device`, `overrides`, a `multipath`
 /// entry); nil means "not set here, ask the next place".
 public struct MapSettings: Sendable, Equatable {
+    /// `uid_attribute` (defaults, devices, overrides): the udev property a path's WWID is read
+    /// from. Discovery reads it per path (`UIDAttributes`); maps do not.
+    public var uidAttribute: String?
     /// `path_grouping_policy`.
     public var grouping: GroupingPolicy?
     /// `path_selector`, as the table carries it, e.g. "service-time 0".
@@ -269,6 +275,7 @@ public struct MapSettings: Sendable, Equatable {
         if other.detectPgpolicy != nil { s.detectPgpolicy = nil }
         if other.detectPgpolicyUseTPG != nil { s.detectPgpolicyUseTPG = nil }
         if other.reservationKey != nil { s.reservationKey = nil }
+        if other.uidAttribute != nil { s.uidAttribute = nil }
         return s
     }
 
@@ -298,6 +305,7 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.detectPgpolicy { s.detectPgpolicy = v }
         if let v = other.detectPgpolicyUseTPG { s.detectPgpolicyUseTPG = v }
         if let v = other.reservationKey { s.reservationKey = v }
+        if let v = other.uidAttribute { s.uidAttribute = v }
         return s
     }
 }
@@ -436,4 +444,56 @@ public enum AutoResize: String, Sendable, Equatable, CaseIterable {
     case growOnly = "grow_only"
     /// The map takes its paths' size, larger or smaller.
     case growShrink = "grow_shrink"
+}
+
+/// Which udev property holds a path's WWID, as multipath-tools picks it: `uid_attrs` by the
+/// kernel name's prefix, then `uid_attribute` of `overrides`, of the matching `devices` entry
+/// (the later first), of `defaults`, then `ID_SERIAL`. "" means "read VPD page 0x83, not udev".
+public struct UIDAttributes: Sendable, Equatable {
+    /// One `uid_attrs` pair.
+    public struct ByName: Sendable, Equatable {
+        public var prefix: String
+        public var attribute: String
+        public init(prefix: String, attribute: String) {
+            self.prefix = prefix
+            self.attribute = attribute
+        }
+    }
+
+    public static let builtIn = "ID_SERIAL"
+    public var byName: [ByName] = []
+    public var overrides: String?
+    /// The `devices` entries that set one, the later first.
+    public var devices: [DeviceEntry] = []
+    public var defaults: String?
+
+    /// Every path read from `attribute` (a host without configuration: `ID_SERIAL`).
+    public init(defaults: String? = nil) {
+        self.defaults = defaults
+    }
+
+    /// What a path not matched by anything more specific uses (kernel uevents, say).
+    public var defaultAttribute: String { defaults ?? Self.builtIn }
+
+    /// The attribute for one path.
+    public func attribute(devnode: String, vendor: String, product: String, revision: String) -> String {
+        if let pair = byName.first(where: { devnode.hasPrefix($0.prefix) }) { return pair.attribute }
+        if let overrides { return overrides }
+        if let entry = devices.first(where: { $0.matches(vendor: vendor, product: product, revision: revision) }),
+           let attribute = entry.settings.uidAttribute {
+            return attribute
+        }
+        return defaultAttribute
+    }
+}
+
+extension Configuration {
+    /// The configuration's `uid_attrs` and `uid_attribute`s.
+    public var uidAttributes: UIDAttributes {
+        var rule = UIDAttributes(defaults: writtenDefaults.uidAttribute)
+        rule.byName = uidAttrs
+        rule.overrides = overrides.uidAttribute
+        rule.devices = devices.reversed().filter { $0.settings.uidAttribute != nil }
+        return rule
+    }
 }

@@ -248,8 +248,10 @@ public struct MultipathAssembler {
     public var sysfsRoot: String
     /// Where the path device nodes are (`/dev`).
     public var devRoot: String
-    /// multipath.conf `uid_attribute`, for the blacklist's udev-property rule.
-    public var uidAttribute: String
+    /// multipath.conf `uid_attrs` and `uid_attribute`: where discovery reads WWIDs, and the
+    /// blacklist's udev-property rule. Fixed at start (a WWID source changed under running maps
+    /// would rename them).
+    public var uidAttributes: UIDAttributes
     public internal(set) var maps: [AssembledMap] = []
     /// Paths assembly left out (blacklisted, no WWID), with the reason.
     public private(set) var skipped: [SkippedDevice] = []
@@ -289,7 +291,7 @@ public struct MultipathAssembler {
     public var notices: [AssemblyNotice] = []
 
     public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
-                checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttribute: String = "ID_SERIAL",
+                checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttributes: UIDAttributes = UIDAttributes(),
                 statusReader: DMMessenger? = nil, identityFiles: MapIdentityFiles? = nil) {
         self.configuration = configuration
         self.identityFiles = identityFiles ?? MapIdentityFiles(configuration)
@@ -300,7 +302,7 @@ public struct MultipathAssembler {
         self.checkers = checkers
         self.sysfsRoot = sysfsRoot
         self.devRoot = devRoot
-        self.uidAttribute = uidAttribute
+        self.uidAttributes = uidAttributes
         statusResync = StatusResync(pathsMax: engine.capacities.pathsPerMapMax)
         rereadWWIDs()
         rereadPRKeys()
@@ -347,7 +349,7 @@ public struct MultipathAssembler {
     /// Devices already assembled are skipped.
     public mutating func assemble<T: EngineTopology>(_ report: DiscoveryReport, nowNs: Nanoseconds, topology: inout T) -> [AssemblyError] {
         var errors: [AssemblyError] = []
-        let filter = BlacklistFilter(configuration: configuration, uidAttribute: uidAttribute)
+        let filter = BlacklistFilter(configuration: configuration, uidAttributes: uidAttributes)
         var admitted: [DiscoveredPath] = []
         for (path, exclusion) in zip(report.paths, filter.exclusionReasons(for: report.paths)) {
             if let why = exclusion {

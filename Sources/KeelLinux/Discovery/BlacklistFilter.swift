@@ -9,12 +9,17 @@ import KeelCore
 /// about the device itself.
 public struct BlacklistFilter: DiscoveryFilter, Sendable {
     public var configuration: Configuration
-    /// multipath.conf `uid_attribute` (default `ID_SERIAL`).
-    public var uidAttribute: String
+    /// multipath.conf `uid_attrs` and `uid_attribute` (default `ID_SERIAL`).
+    public var uidAttributes: UIDAttributes
 
-    public init(configuration: Configuration, uidAttribute: String = "ID_SERIAL") {
+    public init(configuration: Configuration, uidAttributes: UIDAttributes) {
         self.configuration = configuration
-        self.uidAttribute = uidAttribute
+        self.uidAttributes = uidAttributes
+    }
+
+    /// The configuration's own `uid_attrs` and `uid_attribute`s.
+    public init(configuration: Configuration) {
+        self.init(configuration: configuration, uidAttributes: configuration.uidAttributes)
     }
 
     /// What the blacklist matches on: kernel name, WWID, vendor, model, udev property names,
@@ -41,6 +46,7 @@ public struct BlacklistFilter: DiscoveryFilter, Sendable {
 
     private func reason(for path: DiscoveredPath, verdict: BlacklistVerdict) -> String? {
         guard verdict.isBlacklisted else { return nil }
+        let uidAttribute = uidAttributes.attribute(devnode: path.kernelName, vendor: path.vendor, product: path.model, revision: path.revision)
         if verdict == .missingRequiredProperty && (uidAttribute.isEmpty || path.udevProperties?[uidAttribute] == nil) {
             return nil
         }

@@ -64,7 +64,7 @@ public struct PathClaim: Sendable {
         case .skipped(let reason): return .release(reason.description)
         case .path(let found): path = found
         }
-        let filter = BlacklistFilter(configuration: configuration, uidAttribute: discovery.uidAttribute)
+        let filter = BlacklistFilter(configuration: configuration, uidAttributes: discovery.uidAttributes)
         if let why = filter.exclusionReason(for: path) { return .release("blacklisted: \(why)") }
         guard let wwid = path.wwid else { return .release("no WWID") }
         if kernelMapWWIDs().contains(wwid) { return .claim("a map of WWID \(wwid) exists") }

@@ -65,13 +65,19 @@ public struct SysfsDiscovery: Sendable {
     public var sysfsRoot: String
     /// Where udev keeps its database ("/run/udev/data").
     public var udevDataRoot: String
-    /// multipath.conf `uid_attribute`: the udev property holding the WWID; "" ignores udev.
-    public var uidAttribute: String
+    /// multipath.conf `uid_attrs` and `uid_attribute`: the udev property holding each path's
+    /// WWID; "" ignores udev.
+    public var uidAttributes: UIDAttributes
 
-    public init(sysfsRoot: String = "/sys", udevDataRoot: String = UdevDatabase.defaultDataRoot, uidAttribute: String = "ID_SERIAL") {
+    public init(sysfsRoot: String = "/sys", udevDataRoot: String = UdevDatabase.defaultDataRoot, uidAttributes: UIDAttributes) {
         self.sysfsRoot = sysfsRoot
         self.udevDataRoot = udevDataRoot
-        self.uidAttribute = uidAttribute
+        self.uidAttributes = uidAttributes
+    }
+
+    /// Every path's WWID read from `uidAttribute`.
+    public init(sysfsRoot: String = "/sys", udevDataRoot: String = UdevDatabase.defaultDataRoot, uidAttribute: String = UIDAttributes.builtIn) {
+        self.init(sysfsRoot: sysfsRoot, udevDataRoot: udevDataRoot, uidAttributes: UIDAttributes(defaults: uidAttribute))
     }
 
     /// Threads for a large discovery: one per online CPU, at most 8.
@@ -206,6 +212,7 @@ public struct SysfsDiscovery: Sendable {
 
     /// multipathd's order (udev `uid_attribute`, then VPD 0x83), then Keel's last resorts.
     private func chooseWWID(path: DiscoveredPath, deviceDir: String) -> (String?, WWIDSource?) {
+        let uidAttribute = uidAttributes.attribute(devnode: path.kernelName, vendor: path.vendor, product: path.model, revision: path.revision)
         if !uidAttribute.isEmpty, let value = path.udevProperties?[uidAttribute] {
             let wwid = VPDPage83.finish(Array(value.utf8))
             if !wwid.isEmpty { return (wwid, .udev) }

@@ -125,6 +125,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case pathRegistrationFailed = 445
     case removedWithLastPath = 446
     case keptWithoutPaths = 447
+    case uidAttributeChangeDeferred = 448
 
     // The logger itself.
     case loggerStarted = 500
@@ -148,7 +149,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
              .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept, .priorityUnanswered, .groupByTPGFallback,
-             .pathRegistrationKeyAbsent, .keptWithoutPaths:
+             .pathRegistrationKeyAbsent, .keptWithoutPaths, .uidAttributeChangeDeferred:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
@@ -206,6 +207,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .stopping: return "keeld stopping (signal %n)"
         case .ready: return "keeld ready: %n maps, %n paths"
         case .reconfigured: return "configuration reloaded: %n maps take a new profile"
+        case .uidAttributeChangeDeferred:
+            return "uid_attribute or uid_attrs changed: WWIDs are read as before until keeld restarts (the maps would change identity)"
         case .queueingFailedForExit: return "%n maps switched to fail_if_no_path before exit"
         case .assemblyFailed: return "%map: assembly step %n failed: %errno"
         case .commandReceived: return "operator command received (%n words)"
