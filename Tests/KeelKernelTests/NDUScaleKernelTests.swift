@@ -76,6 +76,8 @@ struct NDUScaleKernelTests {
     @Test func everyPathOfAThousandGoesAndComesBack() throws {
         let luns = benchSetting("KEEL_BENCH_NDU_LUNS", 256)
         let outageS = benchSetting("KEEL_BENCH_NDU_OUTAGE_S", 30)
+        // KEEL_BENCH_NDU_FEATURES: a features line for every map (e.g. "2 pg_init_retries 50").
+        let features = ProcessInfo.processInfo.environment["KEEL_BENCH_NDU_FEATURES"].flatMap { $0.isEmpty ? nil : $0 }
         let pathCount = 4 * luns
         try keeldGuestShell("""
             modprobe scsi_debug add_host=4 num_tgts=1 max_luns=\(luns) vpd_use_hostno=0 dev_size_mb=8 || exit 1
@@ -98,6 +100,7 @@ struct NDUScaleKernelTests {
                 prio alua
                 failback immediate
                 no_path_retry queue
+            \(features.map { "    features \"\($0)\"" } ?? "")
             }
 
             """
@@ -225,6 +228,16 @@ struct NDUScaleKernelTests {
         let log = (try? String(contentsOfFile: "/tmp/keeld-ndu.log", encoding: .utf8)) ?? ""
         for needle in ["reinstated", "failed", "table loaded", "reload requested", "no free slot", "timed out", "priority"] {
             print("  log lines with \"\(needle)\": \(log.split(separator: "\n").filter { $0.contains(needle) }.count)")
+        }
+        // What the kernel said while the paths came back: paths dm failed itself (I/O errors,
+        // failed path-group initialisations) and the ALUA handler's words.
+        let kernelLog = (try? keeldGuestShell("dmesg")) ?? ""
+        let kernelLines = kernelLog.split(separator: "\n")
+        for needle in ["Failing path", "pg_init", "alua", "rejecting I/O", "timing out command", "I/O error"] {
+            print("  kernel lines with \"\(needle)\": \(kernelLines.filter { $0.contains(needle) }.count)")
+        }
+        for needle in ["alua", "Failing path", "pg_init"] {
+            print("  last kernel lines with \"\(needle)\":\n" + kernelLines.filter { $0.contains(needle) }.suffix(4).map { "    " + $0 }.joined(separator: "\n"))
         }
         readers.forEach { $0.stop.store(true, ordering: .relaxed) }
         let joined = kernelTestWait(every: 10_000, timeoutNs: 10 * Time.nsPerSecond) { readers.allSatisfy { $0.thread?.isFinished ?? true } }

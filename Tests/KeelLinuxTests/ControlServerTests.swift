@@ -137,6 +137,20 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         #expect(receive(fd, 1) == nil, "the connection is closed")
     }
 
+    @Test("an answer over the reply cap is cut there with a line saying so, and the session goes on")
+    func answersOverTheReplyCapAreCut() throws {
+        var limits = ControlServer.Limits()
+        limits.answerBytesMax = 64
+        let r = try Running(limits: limits)
+        defer { r.shutdown() }
+        let fd = try r.connectAbstract()
+        defer { close(fd) }
+        let long = "show " + String(repeating: "x", count: 300)
+        let answer = try #require(ask(fd, long))
+        #expect(answer == String(("echo " + long).prefix(64)) + "\n(answer cut at 64 bytes)\n")
+        #expect(ask(fd, "show maps") == "echo show maps", "the connection still serves")
+    }
+
     @Test func aTricklingClientIsDroppedAtItsDeadlineAndNeverHoldsTheOthers() throws {
         var limits = ControlServer.Limits()
         limits.requestTimeoutNs = 500 * Time.nsPerMs
