@@ -31,13 +31,6 @@ private struct DaemonTestError: Error, CustomStringConvertible { var description
 
 private func readText(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
-/// Where keeld is: KEEL_KEELD, else beside the test bundle.
-private func keeldPath() -> String {
-    if let path = ProcessInfo.processInfo.environment["KEEL_KEELD"] { return path }
-    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-    return (exe as NSString).deletingLastPathComponent + "/keeld"
-}
-
 /// scsi_debug's 4 paths to one LUN, with ALUA states settled (host h: priority 50, 10, 1 by h % 3).
 private func loadPaths() throws -> [UInt32: String] {
     // A fresh module: one left loaded by an earlier test would keep its hosts (and ignore the
@@ -57,93 +50,14 @@ private func loadPaths() throws -> [UInt32: String] {
     throw DaemonTestError(description: "scsi_debug's 4 disks did not settle within 60 s")
 }
 
-/// One running keeld with its files in a directory of its own.
-private final class Keeld {
-    let directory: String
-    let process = Process()
-    var socketPath: String { directory + "/keeld.socket" }
-    var logFile: String { directory + "/keeld.log" }
-    var stderrFile: String { directory + "/keeld.stderr" }
-
-    var configFile: String { directory + "/multipath.conf" }
-
-    init(directory: String, extraArguments: [String] = [], configuration: String = daemonConfiguration,
-         environment: [String: String] = [:]) throws {
-        self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try (configuration + keeldStateFiles(directory)).write(toFile: directory + "/multipath.conf", atomically: true, encoding: .utf8)
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        _ = FileManager.default.createFile(atPath: stderrFile, contents: nil)
-        process.executableURL = URL(fileURLWithPath: keeldPath())
-        process.arguments = ["--config", directory + "/multipath.conf", "--log-file", logFile, "--control-socket", socketPath] + extraArguments
-        process.standardError = FileHandle(forWritingAtPath: stderrFile)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    /// Waits for "ready:" on its stderr.
-    func waitReady(timeoutNs: Nanoseconds = 60 * Time.nsPerSecond) throws {
-        let deadline = kernelTestNowNs() + timeoutNs
-        while kernelTestNowNs() < deadline {
-            if readText(stderrFile).contains("keeld: ready:") { return }
-            guard process.isRunning else { throw DaemonTestError(description: "keeld exited \(process.terminationStatus): \(readText(stderrFile))") }
-            usleep(50_000)
-        }
-        throw DaemonTestError(description: "keeld not ready within the limit: \(readText(stderrFile))")
-    }
-
-    /// One operator command through the socket.
-    func command(_ text: String) -> String {
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return "error: socket" }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(self.socketPath.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { return "error: connect errno \(errno)" }
-        let request = Array((text + "\n").utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var answer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            answer.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: answer, as: UTF8.self)
-    }
-
-    func kill9() {
-        kill(pid, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        kill(pid, SIGTERM)
-        process.waitUntilExit()
-    }
-}
-
 /// scsi_debug's 4 paths, a DMControl, and a keeld started on them and ready; then `body`. keeld
 /// is stopped, and the map and scsi_debug removed, whatever happened.
 private func withReadyKeeld(_ directory: String, extraArguments: [String] = [], configuration: String = daemonConfiguration,
-                            _ body: (_ keeld: Keeld, _ disks: [UInt32: String], _ control: DMControl) throws -> Void) throws {
+                            _ body: (_ keeld: KeeldDaemon, _ disks: [UInt32: String], _ control: DMControl) throws -> Void) throws {
     let disks = try loadPaths()
     let control = try DMControl()
     defer { cleanUp(control, disks: disks) }
-    let keeld = try Keeld(directory: directory, extraArguments: extraArguments, configuration: configuration)
+    let keeld = try KeeldDaemon(directory: directory, configuration: configuration, arguments: extraArguments)
     defer { keeld.stop() }
     try keeld.waitReady()
     try body(keeld, disks, control)
@@ -155,16 +69,7 @@ private func pathStates(_ control: DMControl, map: String) throws -> [(device: D
     return status.groups.flatMap { $0.paths.map { ($0.device, $0.active, $0.failCount) } }
 }
 
-private func devNo(of disk: String) -> DevNo? {
-    let text = readText("/sys/block/\(disk)/dev").trimmingCharacters(in: .whitespacesAndNewlines)
-    let parts = text.split(separator: ":").compactMap { UInt32($0) }
-    return parts.count == 2 ? DevNo(major: parts[0], minor: parts[1]) : nil
-}
 
-/// Polls every millisecond until `done` holds; the time it took, or nil after `timeoutNs`.
-private func waitFor(timeoutNs: Nanoseconds, _ done: () throws -> Bool) rethrows -> Nanoseconds? {
-    try kernelTestWait(timeoutNs: timeoutNs, done)
-}
 
 private func ms(_ ns: Nanoseconds) -> String { String(format: "%.1f ms", Double(ns) / 1e6) }
 
@@ -190,21 +95,21 @@ struct KeeldProcessKernelTests {
             #expect(table.queueIfNoPath)
             #expect(table.groups.count == 3, "group_by_prio over ALUA 50/10/1: \(table.groups.count) groups")
             let disk = try #require(disks[1])
-            let device = try #require(devNo(of: disk))
+            let device = try #require(keeldDiskDevice(disk))
             try keeldSetDiskState(disk, "offline")
-            let failedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+            let failedAfter = try kernelTestWait(timeoutNs: 15 * Time.nsPerSecond) {
                 try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false
             }
             #expect(failedAfter != nil, "keeld did not fail \(disk) within 15 s")
-            #expect(keeld.command("show paths").contains("\(disk) \(device) mpatha"))
+            #expect(keeld.answer("show paths").contains("\(disk) \(device) mpatha"))
             try keeldSetDiskState(disk, "running")
-            let reinstatedAfter = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+            let reinstatedAfter = try kernelTestWait(timeoutNs: 15 * Time.nsPerSecond) {
                 try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true
             }
             #expect(reinstatedAfter != nil, "keeld did not reinstate \(disk) within 15 s")
             print("keeld figures: offline -> failed \(failedAfter.map(ms) ?? "-"); running -> reinstated \(reinstatedAfter.map(ms) ?? "-")")
             // The logger writes within its wake interval; give it a second.
-            let logged = waitFor(timeoutNs: 2 * Time.nsPerSecond) { readText(keeld.logFile).contains("reinstated") }
+            let logged = kernelTestWait(timeoutNs: 2 * Time.nsPerSecond) { readText(keeld.logFile).contains("reinstated") }
             #expect(logged != nil, "the log file shows the reinstatement")
         }
     }
@@ -236,7 +141,7 @@ struct KeeldProcessKernelTests {
             }
             #expect(recoveryPolicy == 1, "keel-recovery scheduling policy \(String(describing: recoveryPolicy))")
             #expect(children.isEmpty, "keeld has children: \(children)")
-            let daemon = keeld.command("show daemon")
+            let daemon = keeld.answer("show daemon")
             #expect(daemon.contains("SCHED_FIFO"), "show daemon: \(daemon)")
             #expect(daemon.contains("seccomp filter installed"), "show daemon: \(daemon)")
             // Least privilege in every thread: module loading (16), ptrace (19), raw network (13)
@@ -262,24 +167,24 @@ struct KeeldProcessKernelTests {
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
-        let first = try Keeld(directory: "/tmp/keeld-adopt-1")
+        let first = try KeeldDaemon(directory: "/tmp/keeld-adopt-1", configuration: daemonConfiguration)
         try first.waitReady()
         let disk = try #require(disks[0])
-        let device = try #require(devNo(of: disk))
+        let device = try #require(keeldDiskDevice(disk))
         try keeldSetDiskState(disk, "offline")
-        _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false }
+        _ = try kernelTestWait(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false }
         try keeldSetDiskState(disk, "running")
-        _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true }
+        _ = try kernelTestWait(timeoutNs: 15 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true }
         let failCount = try #require(try pathStates(control, map: "mpatha").first { $0.device == device }?.failCount)
         #expect(failCount >= 1)
         first.kill9()
-        let second = try Keeld(directory: "/tmp/keeld-adopt-2")
+        let second = try KeeldDaemon(directory: "/tmp/keeld-adopt-2", configuration: daemonConfiguration)
         defer { second.stop() }
         try second.waitReady()
         // A reload would have reset every fail count to 0.
         let after = try #require(try pathStates(control, map: "mpatha").first { $0.device == device }?.failCount)
         #expect(after == failCount, "fail count \(failCount) before, \(after) after the restart")
-        #expect(second.command("show maps").contains("adopted=yes"), "show maps: \(second.command("show maps"))")
+        #expect(second.answer("show maps").contains("adopted=yes"), "show maps: \(second.answer("show maps"))")
     }
 
     @Test("a LUN grown while keeld was down: the restarted keeld loads the adopted map again at the paths' new size, as multipathd does")
@@ -287,18 +192,18 @@ struct KeeldProcessKernelTests {
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
-        let first = try Keeld(directory: "/tmp/keeld-regrow-1")
+        let first = try KeeldDaemon(directory: "/tmp/keeld-regrow-1", configuration: daemonConfiguration)
         try first.waitReady()
         #expect(try control.table(name: "mpatha").first?.lengthSectors == 64 * 2048)
         first.kill9()
         try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
         for d in disks.values { try "1\n".write(toFile: "/sys/block/\(d)/device/rescan", atomically: false, encoding: .utf8) }
-        let second = try Keeld(directory: "/tmp/keeld-regrow-2")
+        let second = try KeeldDaemon(directory: "/tmp/keeld-regrow-2", configuration: daemonConfiguration)
         defer { second.stop() }
         try second.waitReady()
-        let grown = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024 }
+        let grown = try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024 }
         #expect(grown != nil, "mpatha's length: \((try? control.table(name: "mpatha").first?.lengthSectors).map { "\($0 ?? 0)" } ?? "-")")
-        let logged = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(second.logFile).contains("resized from 131072 to 2097152 sectors") }
+        let logged = kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { readText(second.logFile).contains("resized from 131072 to 2097152 sectors") }
         #expect(logged != nil, "\(readText(second.logFile).suffix(1500))")
         #expect(try pathStates(control, map: "mpatha").count == 4)
     }
@@ -308,10 +213,10 @@ struct KeeldProcessKernelTests {
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
-        let first = try Keeld(directory: "/tmp/keeld-apd-1")
+        let first = try KeeldDaemon(directory: "/tmp/keeld-apd-1", configuration: daemonConfiguration)
         try first.waitReady()
         for disk in disks.values { try keeldSetDiskState(disk, "offline") }
-        let allDown = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").allSatisfy { !$0.active } }
+        let allDown = try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").allSatisfy { !$0.active } }
         #expect(allDown != nil, "not every path failed within 20 s")
         // A write queued on the dead map, on a thread of its own.
         let block = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
@@ -332,14 +237,14 @@ struct KeeldProcessKernelTests {
         first.kill9()
         usleep(500_000)
         #expect(done.value == nil, "the write ended when keeld died")
-        let second = try Keeld(directory: "/tmp/keeld-apd-2")
+        let second = try KeeldDaemon(directory: "/tmp/keeld-apd-2", configuration: daemonConfiguration)
         defer { second.stop() }
         try second.waitReady()
         #expect(done.value == nil, "the write ended before a path returned")
         let optimized = try #require(disks[0])
         let returned = kernelTestNowNs()
         try keeldSetDiskState(optimized, "running")
-        let completed = waitFor(timeoutNs: 30 * Time.nsPerSecond) { done.value != nil }
+        let completed = kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) { done.value != nil }
         let result = try #require(done.value, "the queued write never completed")
         #expect(result.bytes == 4096, "write returned \(result.bytes), errno \(result.errno)")
         print("keeld figures: path back -> queued write completed \(completed.map(ms) ?? "-") (after restart during all paths down)")
@@ -364,35 +269,35 @@ struct KeeldProcessKernelTests {
             defer { close(holder) }
             let before = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
             // A broken file first: refused, nothing changes.
-            try "defaults {\n    no_path_retry sometimes\n}\n".write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+            try "defaults {\n    no_path_retry sometimes\n}\n".write(toFile: keeld.configPath, atomically: true, encoding: .utf8)
             kill(keeld.pid, SIGHUP)
-            let rejected = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains("configuration rejected") }
+            let rejected = kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains("configuration rejected") }
             #expect(rejected != nil, "the log does not show the bad file refused")
             #expect(keeld.process.isRunning)
             // A hostile one: 300,000 nested sections and a blacklist regex of 300,000 nested groups,
             // parsed on the events thread's small stack. Refused; keeld lives.
             let hostile = String(repeating: "a {\n", count: 300_000) + "blacklist {\ndevnode \"" + String(repeating: "(", count: 300_000) + "\"\n}\n"
-            try hostile.write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+            try hostile.write(toFile: keeld.configPath, atomically: true, encoding: .utf8)
             let rejectionsBefore = readText(keeld.logFile).components(separatedBy: "configuration rejected").count
             kill(keeld.pid, SIGHUP)
-            let rejectedAgain = waitFor(timeoutNs: 20 * Time.nsPerSecond) {
+            let rejectedAgain = kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) {
                 readText(keeld.logFile).components(separatedBy: "configuration rejected").count > rejectionsBefore
             }
             #expect(rejectedAgain != nil, "the log does not show the nested file refused")
-            #expect(keeld.process.isRunning, "keeld died on a nested file: \(readText(keeld.stderrFile).suffix(2000))")
+            #expect(keeld.process.isRunning, "keeld died on a nested file: \(readText(keeld.stderrPath).suffix(2000))")
             #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
             // Then a good one that stops queueing and sets eh_deadline (the one transport timeout
             // a scsi_debug host has).
             let deadline = { (host: UInt32) in readText("/sys/class/scsi_host/host\(host)/eh_deadline").trimmingCharacters(in: .whitespacesAndNewlines) }
             #expect(disks.keys.allSatisfy { deadline($0) != "17" })
             try daemonConfiguration.replacingOccurrences(of: "no_path_retry queue", with: "no_path_retry fail\n    eh_deadline 17")
-                .write(toFile: keeld.configFile, atomically: true, encoding: .utf8)
+                .write(toFile: keeld.configPath, atomically: true, encoding: .utf8)
             kill(keeld.pid, SIGHUP)
-            let applied = try waitFor(timeoutNs: 15 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath }
+            let applied = try kernelTestWait(timeoutNs: 15 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath }
             #expect(applied != nil, "queue_if_no_path still set 15 s after SIGHUP")
             let after = try #require(try control.listMultipathMaps().first { $0.name == "mpatha" })
             #expect(after.device == before.device, "the map was recreated: \(before.device) -> \(after.device)")
-            #expect(keeld.command("show maps").contains("queueing=no"), "show maps: \(keeld.command("show maps"))")
+            #expect(keeld.answer("show maps").contains("queueing=no"), "show maps: \(keeld.answer("show maps"))")
             #expect(try pathStates(control, map: "mpatha").count == 4)
             for host in disks.keys.sorted() { #expect(deadline(host) == "17", "host\(host) eh_deadline after SIGHUP") }
         }
@@ -407,13 +312,13 @@ struct KeeldProcessKernelTests {
         let notYet = directory + "/var-log"
         try? FileManager.default.removeItem(atPath: notYet)
         // The later --log-file wins over the one the helper passes.
-        let keeld = try Keeld(directory: directory, extraArguments: ["--log-file", notYet + "/keeld.log"])
+        let keeld = try KeeldDaemon(directory: directory, configuration: daemonConfiguration, arguments: ["--log-file", notYet + "/keeld.log"])
         defer { keeld.stop() }
         try keeld.waitReady()
-        #expect(readText(keeld.stderrFile).contains("cannot open the log file \(notYet)/keeld.log yet"), "\(readText(keeld.stderrFile))")
+        #expect(readText(keeld.stderrPath).contains("cannot open the log file \(notYet)/keeld.log yet"), "\(readText(keeld.stderrPath))")
         #expect(try pathStates(control, map: "mpatha").count == 4)
         try FileManager.default.createDirectory(atPath: notYet, withIntermediateDirectories: true)
-        let opened = waitFor(timeoutNs: 15 * Time.nsPerSecond) { readText(notYet + "/keeld.log").contains("keeld ready") }
+        let opened = kernelTestWait(timeoutNs: 15 * Time.nsPerSecond) { readText(notYet + "/keeld.log").contains("keeld ready") }
         #expect(opened != nil, "the log file never got the lines written before it could be opened")
     }
 
@@ -427,7 +332,7 @@ struct KeeldProcessKernelTests {
                 usleep(250_000)
             }
         }
-        let appeared = waitFor(timeoutNs: 180 * Time.nsPerSecond) {
+        let appeared = kernelTestWait(timeoutNs: 180 * Time.nsPerSecond) {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block")) ?? []
             return names.filter { $0.hasPrefix("sd") && FileManager.default.fileExists(atPath: "/dev/" + $0) }.count >= 1024
         }
@@ -440,12 +345,12 @@ struct KeeldProcessKernelTests {
         let configuration = daemonConfiguration.split(separator: "\n").filter {
             !$0.contains("max_paths") && !$0.contains("max_maps") && !$0.contains("ring_slots")
         }.joined(separator: "\n")
-        let keeld = try Keeld(directory: "/tmp/keeld-fds", configuration: configuration)
+        let keeld = try KeeldDaemon(directory: "/tmp/keeld-fds", configuration: configuration)
         setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved)
         defer { keeld.stop() }
         let started = kernelTestNowNs()
         try keeld.waitReady(timeoutNs: 600 * Time.nsPerSecond)
-        let said = readText(keeld.stderrFile)
+        let said = readText(keeld.stderrPath)
         print("keeld figures: 1,024 paths, start -> ready \(ms(kernelTestNowNs() - started)); \(said.split(separator: "\n").first { $0.contains("open files") } ?? "")")
         // max_paths' default, plus what keeld keeps for everything else (prioritizer commands included).
         let wanted = 16_384 + Int(FileLimit.reserve)
@@ -453,7 +358,7 @@ struct KeeldProcessKernelTests {
         #expect(said.contains("ready: 256 maps, 1024 paths"), "\(said.suffix(2000))")
         let limits = readText("/proc/\(keeld.pid)/limits").split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
         #expect(limits.contains("\(wanted)"), "\(limits)")
-        #expect(keeld.command("show daemon").contains("maps 256 paths 1024"))
+        #expect(keeld.answer("show daemon").contains("maps 256 paths 1024"))
     }
 
     @Test("a second keeld exits 1 naming the running one's pid and leaves its socket and maps alone")
@@ -461,18 +366,18 @@ struct KeeldProcessKernelTests {
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
-        let first = try Keeld(directory: "/tmp/keeld-first")
+        let first = try KeeldDaemon(directory: "/tmp/keeld-first", configuration: daemonConfiguration)
         defer { first.stop() }
         try first.waitReady()
-        let second = try Keeld(directory: "/tmp/keeld-second")
+        let second = try KeeldDaemon(directory: "/tmp/keeld-second", configuration: daemonConfiguration)
         defer { second.stop() }
-        let exited = waitFor(timeoutNs: 20 * Time.nsPerSecond) { !second.process.isRunning }
+        let exited = kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { !second.process.isRunning }
         #expect(exited != nil, "the second keeld is still running")
         #expect(second.process.terminationStatus == 1)
-        let said = readText(second.stderrFile)
+        let said = readText(second.stderrPath)
         #expect(said.contains("keeld pid \(first.pid) is already running"), "second keeld said: \(said)")
         #expect(first.process.isRunning)
-        #expect(first.command("show maps").contains("mpatha"), "the first keeld still answers")
+        #expect(first.answer("show maps").contains("mpatha"), "the first keeld still answers")
         #expect(try pathStates(control, map: "mpatha").count == 4)
     }
 
@@ -481,12 +386,12 @@ struct KeeldProcessKernelTests {
         let disks = try loadPaths()
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
-        let keeping = try Keeld(directory: "/tmp/keeld-exit-keep")
+        let keeping = try KeeldDaemon(directory: "/tmp/keeld-exit-keep", configuration: daemonConfiguration)
         try keeping.waitReady()
         keeping.stop()
-        #expect(keeping.process.terminationStatus == 0, "keeld exited \(keeping.process.terminationStatus): \(readText(keeping.stderrFile))")
+        #expect(keeping.process.terminationStatus == 0, "keeld exited \(keeping.process.terminationStatus): \(readText(keeping.stderrPath))")
         #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "queueing dropped by a plain stop")
-        let failing = try Keeld(directory: "/tmp/keeld-exit-fail", extraArguments: ["--on-exit", "fail-queued"])
+        let failing = try KeeldDaemon(directory: "/tmp/keeld-exit-fail", configuration: daemonConfiguration, arguments: ["--on-exit", "fail-queued"])
         try failing.waitReady()
         failing.stop()
         #expect(failing.process.terminationStatus == 0)
@@ -495,14 +400,14 @@ struct KeeldProcessKernelTests {
 
         // queue_without_daemon no decides when --on-exit is not given; forcequeueing daemon overrides it.
         let noQueueing = daemonConfiguration.replacingOccurrences(of: "defaults {", with: "defaults {\n    queue_without_daemon no")
-        let forced = try Keeld(directory: "/tmp/keeld-exit-forced", configuration: noQueueing)
+        let forced = try KeeldDaemon(directory: "/tmp/keeld-exit-forced", configuration: noQueueing)
         try forced.waitReady()
         #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "keeld loads the map queueing again")
-        #expect(readText(forced.stderrFile).contains("queue_without_daemon no"), "\(readText(forced.stderrFile))")
-        #expect(forced.command("forcequeueing daemon").hasPrefix("ok"))
+        #expect(readText(forced.stderrPath).contains("queue_without_daemon no"), "\(readText(forced.stderrPath))")
+        #expect(forced.answer("forcequeueing daemon").hasPrefix("ok"))
         forced.stop()
         #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "forcequeueing daemon keeps maps queueing at exit")
-        let configured = try Keeld(directory: "/tmp/keeld-exit-configured", configuration: noQueueing)
+        let configured = try KeeldDaemon(directory: "/tmp/keeld-exit-configured", configuration: noQueueing)
         try configured.waitReady()
         configured.stop()
         #expect(try !control.multipathTable(name: "mpatha").queueIfNoPath, "queue_without_daemon no fails queued I/O at exit")
@@ -531,7 +436,7 @@ struct KeeldProcessKernelTests {
         #expect(bound == 0)
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let keeld = try Keeld(directory: "/tmp/keeld-notify", environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "2000000"])
+        let keeld = try KeeldDaemon(directory: "/tmp/keeld-notify", configuration: daemonConfiguration, environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "2000000"])
         var messages: [String] = []
         func receive(untilNs deadline: Nanoseconds) {
             var buffer = [UInt8](repeating: 0, count: 2048)
@@ -544,10 +449,10 @@ struct KeeldProcessKernelTests {
         receive(untilNs: kernelTestNowNs() + 3 * Time.nsPerSecond)
         // A path going offline changes the status line.
         let offline = try #require(disks[2])
-        let offlineDevice = try #require(devNo(of: offline))
+        let offlineDevice = try #require(keeldDiskDevice(offline))
         try keeldSetDiskState(offline, "offline")
         // Healthy paths are checked every max_polling_interval (4 s here): wait for the failure.
-        _ = try waitFor(timeoutNs: 15 * Time.nsPerSecond) {
+        _ = try kernelTestWait(timeoutNs: 15 * Time.nsPerSecond) {
             try pathStates(control, map: "mpatha").first { $0.device == offlineDevice }?.active == false
         }
         receive(untilNs: kernelTestNowNs() + 2 * Time.nsPerSecond)
@@ -568,14 +473,14 @@ struct KeeldProcessKernelTests {
             // scsi_debug with vpd_use_hostno=0: one more host is one more path to the same LUN.
             let added = kernelTestNowNs()
             try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/add_host", atomically: false, encoding: .utf8)
-            let joined = try waitFor(timeoutNs: 30 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").count == 5 }
+            let joined = try kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").count == 5 }
             let pathCount = try pathStates(control, map: "mpatha").count
             #expect(joined != nil, "mpatha still has \(pathCount) paths 30 s after a fifth appeared")
-            let checked = waitFor(timeoutNs: 10 * Time.nsPerSecond) {
-                let lines = keeld.command("show paths").split(separator: "\n")
+            let checked = kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) {
+                let lines = keeld.answer("show paths").split(separator: "\n")
                 return lines.count == 5 && lines.allSatisfy { $0.contains(" ready ") || $0.contains(" ghost ") }
             }
-            #expect(checked != nil, "show paths: \(keeld.command("show paths"))")
+            #expect(checked != nil, "show paths: \(keeld.answer("show paths"))")
             #expect(try pathStates(control, map: "mpatha").allSatisfy { $0.active })
             print("keeld figures: fifth path appeared -> in the table \(joined.map(ms) ?? "-"), all 5 checked \(ms(kernelTestNowNs() - added))")
         }
@@ -589,7 +494,7 @@ struct KeeldProcessKernelTests {
             // of 2,097,152 sectors with the same WWID, while the four known paths keep 131,072.
             try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
             try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/add_host", atomically: false, encoding: .utf8)
-            let refused = waitFor(timeoutNs: 30 * Time.nsPerSecond) {
+            let refused = kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) {
                 readText(keeld.logFile).contains("refused: 2097152 sectors, but its map mpatha has 131072")
             }
             #expect(refused != nil, "keeld's log: \(readText(keeld.logFile).suffix(1500))")
@@ -605,7 +510,7 @@ struct KeeldProcessKernelTests {
         let configuration = daemonConfiguration
             .replacingOccurrences(of: "    prio alua\n", with: "    prio weightedpath\n    prio_args \"hbtl ^0: 50 ^[12]: 20 .* 5\"\n    detect_prio no\n")
         try withReadyKeeld("/tmp/keeld-weighted", configuration: configuration) { keeld, disks, control in
-            let lines = keeld.command("show paths format \"%d %p\"").split(separator: "\n").map(String.init)
+            let lines = keeld.answer("show paths format \"%d %p\"").split(separator: "\n").map(String.init)
             for (host, disk) in disks {
                 let want = host == 0 ? 50 : host <= 2 ? 20 : 5
                 #expect(lines.contains("\(disk) \(want)"), "\(disk) (host\(host)) should have priority \(want): \(lines)")
@@ -621,7 +526,7 @@ struct KeeldProcessKernelTests {
         let configuration = daemonConfiguration
             .replacingOccurrences(of: "    prio alua\n", with: "    prio path_latency\n    prio_args \"io_num=20 base_num=10\"\n    detect_prio no\n")
         try withReadyKeeld("/tmp/keeld-latency", configuration: configuration) { keeld, disks, control in
-            let lines = keeld.command("show paths format \"%d %p\"").split(separator: "\n").map(String.init)
+            let lines = keeld.answer("show paths format \"%d %p\"").split(separator: "\n").map(String.init)
             print("keeld path_latency priorities: \(lines)")
             var priorities: Set<Int> = []
             for disk in disks.values {
@@ -640,7 +545,7 @@ struct KeeldProcessKernelTests {
         let configuration = daemonConfiguration.replacingOccurrences(of: "group_by_prio", with: "group_by_tpg")
         try withReadyKeeld("/tmp/keeld-tpg", configuration: configuration) { keeld, disks, control in
             let table = try control.multipathTable(name: "mpatha")
-            print("keeld group_by_tpg: \(table.groups.map { $0.paths.map(\.device) }), paths \(keeld.command("show paths format \"%d %p\""))")
+            print("keeld group_by_tpg: \(table.groups.map { $0.paths.map(\.device) }), paths \(keeld.answer("show paths format \"%d %p\""))")
             #expect(table.groups.count == Set(disks.keys).count, "one group per host's port group: \(table.groups)")
             #expect(table.groups.allSatisfy { $0.paths.count == 1 })
             #expect(!readText(keeld.logFile).contains("group_by_tpg needs"), "prio alua: no fallback")
@@ -666,10 +571,10 @@ struct KeeldProcessKernelTests {
             var slowestAnswerNs: Nanoseconds = 0
             var mostOrphans = 0
             var orphanRows: [String] = []
-            let failed = try waitFor(timeoutNs: 40 * Time.nsPerSecond) {
+            let failed = try kernelTestWait(timeoutNs: 40 * Time.nsPerSecond) {
                 let asked = kernelTestNowNs()
-                let daemon = keeld.command("show daemon")
-                let paths = keeld.command("show paths format \"%d %t %C\"")
+                let daemon = keeld.answer("show daemon")
+                let paths = keeld.answer("show paths format \"%d %t %C\"")
                 slowestAnswerNs = max(slowestAnswerNs, kernelTestNowNs() - asked)
                 let orphans = keeldOrphanedChecks(daemon)
                 if orphans > mostOrphans {
@@ -680,17 +585,17 @@ struct KeeldProcessKernelTests {
                 let allFailed = try pathStates(control, map: "mpatha").allSatisfy { !$0.active }
                 return mostOrphans > 0 && allFailed
             }
-            #expect(failed != nil, "every path failed and an orphan seen (most \(mostOrphans)): \(keeld.command("show paths format \"%d %t %C\""))")
+            #expect(failed != nil, "every path failed and an orphan seen (most \(mostOrphans)): \(keeld.answer("show paths format \"%d %t %C\""))")
             #expect(!orphanRows.isEmpty, "show paths marks the orphaned paths")
             print("keeld with every device hung: all \(disks.count) paths failed after \(failed.map(ms) ?? "-"), at most \(mostOrphans) checks orphaned at once (\(orphanRows)); slowest show daemon + show paths answer \(ms(slowestAnswerNs))")
             // Still serving while the devices hang.
-            #expect(keeld.command("show maps").contains("mpatha"))
+            #expect(keeld.answer("show maps").contains("mpatha"))
             try drop(false)
             lifted = true
-            let back = try waitFor(timeoutNs: 90 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").allSatisfy(\.active) }
-            #expect(back != nil, "paths after the devices answer again: \(keeld.command("show paths format \"%d %t %C\""))")
-            let settled = waitFor(timeoutNs: 10 * Time.nsPerSecond) { keeld.command("show daemon").contains("orphaned checks 0") }
-            #expect(settled != nil, "orphans left: \(keeld.command("show daemon"))")
+            let back = try kernelTestWait(timeoutNs: 90 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").allSatisfy(\.active) }
+            #expect(back != nil, "paths after the devices answer again: \(keeld.answer("show paths format \"%d %t %C\""))")
+            let settled = kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { keeld.answer("show daemon").contains("orphaned checks 0") }
+            #expect(settled != nil, "orphans left: \(keeld.answer("show daemon"))")
             print("keeld: every path reinstated \(back.map(ms) ?? "-") after the devices answered again (\(ms(kernelTestNowNs() - hungAt)) after they hung)")
         }
     }
@@ -704,7 +609,7 @@ struct KeeldProcessKernelTests {
             defer { cleanUp(control, disks: disks) }
             let configuration = daemonConfiguration.replacingOccurrences(of: "    ring_slots 1024\n",
                                                                          with: "    ring_slots 1024\n    flush_on_last_del \(flush ? "yes" : "no")\n")
-            let keeld = try Keeld(directory: "/tmp/keeld-flush-\(flush)-\(held)", configuration: configuration)
+            let keeld = try KeeldDaemon(directory: "/tmp/keeld-flush-\(flush)-\(held)", configuration: configuration)
             defer { keeld.stop() }
             try keeld.waitReady()
             #expect(try pathStates(control, map: "mpatha").count == 4)
@@ -714,15 +619,15 @@ struct KeeldProcessKernelTests {
             for disk in disks.values {
                 try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
             }
-            let gone = try waitFor(timeoutNs: (held ? 10 : 30) * Time.nsPerSecond) { try control.info(name: "mpatha") == nil }
+            let gone = try kernelTestWait(timeoutNs: (held ? 10 : 30) * Time.nsPerSecond) { try control.info(name: "mpatha") == nil }
             let expected = flush ? "flush_on_last_del" : held ? "the map is in use and kept" : "the map was unused and is removed"
-            let logged = waitFor(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains(expected) }
+            let logged = kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { readText(keeld.logFile).contains(expected) }
             #expect(logged != nil, "keeld says \"\(expected)\": \(readText(keeld.logFile).suffix(1500))")
             if held {
                 // multipathd 0.9.4 keeps a map someone holds; without flush_on_last_del it keeps queueing.
                 #expect(gone == nil, "a map held open stays (10 s watched)")
                 #expect(try control.multipathTable(name: "mpatha").queueIfNoPath, "queueing kept without flush_on_last_del")
-                #expect(keeld.command("show paths").hasPrefix("no paths"))
+                #expect(keeld.answer("show paths").hasPrefix("no paths"))
             } else {
                 // Unused: removed whatever flush_on_last_del says, as multipathd 0.9.4 does.
                 #expect(gone != nil, "mpatha is still there 30 s after its last path went")
@@ -737,13 +642,13 @@ struct KeeldProcessKernelTests {
         let control = try DMControl()
         defer { cleanUp(control, disks: disks) }
         let configuration = daemonConfiguration.replacingOccurrences(of: "    ring_slots 1024\n", with: "    ring_slots 1024\n    auto_resize grow_only\n")
-        let keeld = try Keeld(directory: "/tmp/keeld-autoresize", configuration: configuration)
+        let keeld = try KeeldDaemon(directory: "/tmp/keeld-autoresize", configuration: configuration)
         defer { keeld.stop() }
         try keeld.waitReady()
         #expect(try control.table(name: "mpatha").first?.lengthSectors == 64 * 2048)
         try "1\n".write(toFile: "/sys/bus/pseudo/drivers/scsi_debug/virtual_gb", atomically: false, encoding: .utf8)
         for d in disks.values { try "1\n".write(toFile: "/sys/block/\(d)/device/rescan", atomically: false, encoding: .utf8) }
-        let grown = try waitFor(timeoutNs: 30 * Time.nsPerSecond) { try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024 }
+        let grown = try kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) { try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024 }
         let length = try control.table(name: "mpatha").first?.lengthSectors ?? 0
         #expect(grown != nil, "mpatha has \(length) sectors; log: \(readText(keeld.logFile))")
         #expect(try pathStates(control, map: "mpatha").count == 4)
@@ -755,15 +660,15 @@ struct KeeldProcessKernelTests {
         try withReadyKeeld("/tmp/keeld-unplug") { keeld, disks, control in
             #expect(try pathStates(control, map: "mpatha").count == 4)
             let disk = try #require(disks[1])
-            let device = try #require(devNo(of: disk))
+            let device = try #require(keeldDiskDevice(disk))
             let deleted = kernelTestNowNs()
             try "1\n".write(toFile: "/sys/block/\(disk)/device/delete", atomically: false, encoding: .utf8)
-            let left = try waitFor(timeoutNs: 30 * Time.nsPerSecond) {
+            let left = try kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) {
                 let paths = try pathStates(control, map: "mpatha")
                 return paths.count == 3 && !paths.contains { $0.device == device }
             }
             #expect(left != nil, "mpatha still lists \(device) 30 s after \(disk) was deleted")
-            let shown = keeld.command("show paths")
+            let shown = keeld.answer("show paths")
             #expect(!shown.contains(disk + " "), "show paths: \(shown)")
             #expect(shown.split(separator: "\n").count == 3, "show paths: \(shown)")
             let fd = open("/dev/mapper/mpatha", O_RDONLY | 0o40000)
@@ -844,10 +749,10 @@ struct MultipathdClientKernelTests {
     func debiansClientWorksUnchanged() throws {
         guard multipathdClientInstalled() else { return }
         try withReadyKeeld("/tmp/keeld-mpclient") { keeld, disks, control in
-            #expect(keeld.command("show daemon").contains("@/org/kernel/linux/storage/multipathd"), "keeld serves multipathd's socket")
+            #expect(keeld.answer("show daemon").contains("@/org/kernel/linux/storage/multipathd"), "keeld serves multipathd's socket")
             // The socket file newer multipathds listen on too (bind-mounted into containers,
             // read by exporters): multipathd's framing, anyone may show, only root may change.
-            #expect(keeld.command("show daemon").contains("/run/multipathd.socket"), "\(keeld.command("show daemon"))")
+            #expect(keeld.answer("show daemon").contains("/run/multipathd.socket"), "\(keeld.answer("show daemon"))")
             var status = stat()
             #expect(stat("/run/multipathd.socket", &status) == 0 && status.st_mode & 0o777 == 0o666)
             let overFile = multipathdFileRequest("/run/multipathd.socket", "show maps")
@@ -875,17 +780,17 @@ struct MultipathdClientKernelTests {
             #expect(paths.output.split(separator: "\n").count == 5, "a header and 4 paths: \(paths.output)")
 
             let disk = try #require(disks[1])
-            let device = try #require(devNo(of: disk))
+            let device = try #require(keeldDiskDevice(disk))
             let failed = try capture(["multipathd", "fail", "path", disk])
             #expect(failed.output.hasPrefix("ok"), "\(failed.output)")
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
             let stranger = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "reinstate", "path", disk])
             #expect(stranger.output.contains("permission deny"), "\(stranger.output)")
             let strangerShows = try capture(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "multipathd", "show", "maps"])
             #expect(strangerShows.output.contains("mpatha"), "\(strangerShows.output)")
             let reinstated = try capture(["multipathd", "reinstate", "path", disk])
             #expect(reinstated.output.hasPrefix("ok"), "\(reinstated.output)")
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
             let interactive = try capture(["multipathd", "-k"], input: "show maps\nshow paths format %d\nquit\n")
             #expect(interactive.output.contains("mpatha") && interactive.output.contains(disk), "multipathd -k: \(interactive.output)")
             let unknown = try capture(["multipathd", "show", "bananas"])
@@ -899,11 +804,11 @@ struct MultipathdClientKernelTests {
         guard multipathdClientInstalled() else { return }
         let manual = daemonConfiguration.replacingOccurrences(of: "failback immediate", with: "failback manual")
         try withReadyKeeld("/tmp/keeld-mpswitch", configuration: manual) { keeld, disks, control in
-            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try control.multipathStatus(name: "mpatha").groups.count == 3 } != nil)
+            #expect(try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try control.multipathStatus(name: "mpatha").groups.count == 3 } != nil)
             #expect(try control.multipathStatus(name: "mpatha").groups.first?.state == .active || control.multipathStatus(name: "mpatha").nextGroup == 1)
             let switched = try capture(["multipathd", "switchgroup", "map", "mpatha", "group", "2"])
             #expect(switched.output.hasPrefix("ok"), "\(switched.output)")
-            let second = try waitFor(timeoutNs: 10 * Time.nsPerSecond) {
+            let second = try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) {
                 let status = try control.multipathStatus(name: "mpatha")
                 return status.nextGroup == 2 || status.groups.count > 1 && status.groups[1].state == .active
             }
@@ -914,14 +819,14 @@ struct MultipathdClientKernelTests {
             #expect(try control.multipathTable(name: "mpatha").queueIfNoPath)
             let off = try capture(["multipathd", "disablequeueing", "map", "mpatha"])
             #expect(off.output.hasPrefix("ok"), "\(off.output)")
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
             let on = try capture(["multipathd", "restorequeueing", "map", "mpatha"])
             #expect(on.output.hasPrefix("ok"), "\(on.output)")
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
             #expect(try capture(["multipathd", "disablequeueing", "maps"]).output.hasPrefix("ok"))
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try !control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
             #expect(try capture(["multipathd", "restorequeueing", "maps"]).output.hasPrefix("ok"))
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try control.multipathTable(name: "mpatha").queueIfNoPath } != nil)
             let forced = try capture(["multipathd", "forcequeueing", "daemon"])
             #expect(forced.output.hasPrefix("ok"), "\(forced.output)")
             #expect(try capture(["multipathd", "restorequeueing", "daemon"]).output.hasPrefix("ok"))
@@ -936,7 +841,7 @@ struct MultipathdClientKernelTests {
     func socketAbuseLeavesRecoveryAlone() throws {
         try withReadyKeeld("/tmp/keeld-abuse") { keeld, disks, control in
             let disk = try #require(disks[1])
-            let device = try #require(devNo(of: disk))
+            let device = try #require(keeldDiskDevice(disk))
             let stop = Atomic<Bool>(false)
             let churned = Atomic<Int>(0)
             let abusers = Thread {
@@ -990,18 +895,18 @@ struct MultipathdClientKernelTests {
             }
             probe()
             try keeldSetDiskState(disk, "offline")
-            let failed = try waitFor(timeoutNs: 20 * Time.nsPerSecond) {
+            let failed = try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) {
                 probe()
                 return try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false
             }
             try keeldSetDiskState(disk, "running")
-            let back = try waitFor(timeoutNs: 20 * Time.nsPerSecond) {
+            let back = try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) {
                 probe()
                 return try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true
             }
             while churned.load(ordering: .relaxed) < 10_000 && !abusers.isFinished { probe(); usleep(20_000) }
             #expect(failed != nil, "\(disk) failed during the abuse")
-            #expect(back != nil, "\(disk) reinstated during the abuse: \(readText(keeld.stderrFile).suffix(2000))")
+            #expect(back != nil, "\(disk) reinstated during the abuse: \(readText(keeld.stderrPath).suffix(2000))")
             #expect(churned.load(ordering: .relaxed) == 10_000)
             #expect(failures == 0, "every probe answered; \(failures) were not")
             latencies.sort()
@@ -1017,13 +922,13 @@ struct MultipathdClientKernelTests {
         guard multipathdClientInstalled() else { return }
         try withReadyKeeld("/tmp/keeld-marginal", configuration: daemonConfiguration + "defaults {\n    marginal_pathgroups on\n}\n") { keeld, disks, control in
             func groups() throws -> [[DevNo]] { try control.multipathTable(name: "mpatha").groups.map { $0.paths.map(\.device) } }
-            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try groups().count == 3 } != nil, "group_by_prio over ALUA 50/10/1")
+            #expect(try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try groups().count == 3 } != nil, "group_by_prio over ALUA 50/10/1")
             let before = try groups()
             let device = try #require(before.first?.first)
-            let disk = try #require(disks.values.first { devNo(of: $0) == device })
+            let disk = try #require(disks.values.first { keeldDiskDevice($0) == device })
             let marked = try capture(["multipathd", "setmarginal", "path", disk])
             #expect(marked.output.hasPrefix("ok"), "\(marked.output)")
-            let moved = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try groups().last == [device] && !groups().dropLast().joined().contains(device) }
+            let moved = try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try groups().last == [device] && !groups().dropLast().joined().contains(device) }
             #expect(moved != nil, "the kernel's groups: \((try? groups()) ?? [])")
             let shown = try capture(["multipathd", "show", "paths", "format", "%d %M"])
             #expect(shown.output.contains("\(disk) marginal"), "\(shown.output)")
@@ -1034,7 +939,7 @@ struct MultipathdClientKernelTests {
             let topology = try capture(["multipathd", "show", "topology"])
             let cleared = try capture(["multipathd", "unsetmarginal", "map", "mpatha"])
             #expect(cleared.output.hasPrefix("ok"), "\(cleared.output)")
-            let back = try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try groups() == before }
+            let back = try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try groups() == before }
             #expect(back != nil, "the kernel's groups after unsetmarginal: \((try? groups()) ?? []), before \(before)")
             #expect(try capture(["multipathd", "show", "paths", "format", "%d %M"]).output.contains("\(disk) normal"))
             print("multipathd setmarginal path \(disk): in its own last group after \(moved.map(ms) ?? "-"); unsetmarginal map: back after \(back.map(ms) ?? "-")\n\(shown.output)\n\(topology.output)")
@@ -1052,15 +957,15 @@ struct MultipathdClientKernelTests {
                 return result.output
             }
             let disk = try #require(disks[1])
-            let device = try #require(devNo(of: disk))
+            let device = try #require(keeldDiskDevice(disk))
 
             // del path / add path
             #expect(try run("del path \(disk)").hasPrefix("ok"), "\(transcript)")
-            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try !pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
-            #expect(!keeld.command("show paths").contains(disk + " "), "a deleted path is not checked")
+            #expect(try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try !pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
+            #expect(!keeld.answer("show paths").contains(disk + " "), "a deleted path is not checked")
             #expect(try run("del path \(disk)").contains("device not found"), "\(transcript)")
             #expect(try run("add path \(disk)").hasPrefix("ok"), "\(transcript)")
-            #expect(try waitFor(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
+            #expect(try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").contains { $0.device == device } } != nil)
 
             // suspend / resume
             #expect(try run("suspend map mpatha").hasPrefix("ok"), "\(transcript)")
@@ -1079,7 +984,7 @@ struct MultipathdClientKernelTests {
 
             // reset stats: a failed path counts, then the count starts from 0
             #expect(try run("fail path \(disk)").hasPrefix("ok"))
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
             #expect(try run("reinstate path \(disk)").hasPrefix("ok"))
             let counted = try run("show maps format %n:%0")
             #expect(!counted.contains("mpatha:0"), "the fail was counted: \(counted)")
@@ -1104,9 +1009,9 @@ struct MultipathdClientKernelTests {
             close(fd)
             #expect(try run("del map mpatha").hasPrefix("ok"), "\(transcript)")
             #expect(try control.info(name: "mpatha") == nil, "the kernel's map is gone")
-            #expect(keeld.command("show paths").hasPrefix("no paths"), "its paths are not checked")
+            #expect(keeld.answer("show paths").hasPrefix("no paths"), "its paths are not checked")
             #expect(try run("add map mpatha").hasPrefix("ok"), "\(transcript)")
-            #expect(waitFor(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
+            #expect(kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
             #expect(try run("del map nosuchmap").contains("device not found"), "\(transcript)")
             print("multipathd client changing keeld's topology:\n\(transcript)")
         }
@@ -1114,7 +1019,7 @@ struct MultipathdClientKernelTests {
 
     @Test("keelctl shows keeld's paths, maps, JSON and metrics, fails and reinstates a path, and says by its exit status what went wrong")
     func keelctlOperatesKeeld() throws {
-        let keelctl = (keeldPath() as NSString).deletingLastPathComponent + "/keelctl"
+        let keelctl = ((try KeeldDaemon.executablePath()) as NSString).deletingLastPathComponent + "/keelctl"
         try #require(FileManager.default.isExecutableFile(atPath: keelctl), "no keelctl beside keeld (swift build builds it)")
         let notRunning = try capture([keelctl, "paths"])
         #expect(notRunning.status == 2, "no daemon: exit 2; \(notRunning.output)")
@@ -1133,13 +1038,13 @@ struct MultipathdClientKernelTests {
             #expect((samples["keel_check_latency_seconds_count"] ?? 0) > 0, "checks were counted in the latency histogram")
 
             let disk = try #require(disks[1])
-            let device = try #require(devNo(of: disk))
+            let device = try #require(keeldDiskDevice(disk))
             let failed = try capture([keelctl, "fail", disk])
             #expect(failed.status == 0, "\(failed.output)")
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
             let reinstated = try capture([keelctl, "reinstate", disk])
             #expect(reinstated.status == 0, "\(reinstated.output)")
-            #expect(try waitFor(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
             // The same metrics over HTTP on the localhost port, as a Prometheus scraper reads them.
             let scraped = httpGet(port: 9464, path: "/metrics")
             #expect(scraped.hasPrefix("HTTP/1.0 200 OK\r\n") && scraped.contains("keel_path_back_seconds_count"), "\(scraped.prefix(300))")
@@ -1162,7 +1067,7 @@ struct MultipathdClientKernelTests {
 
     @Test("keel-path-claim tells udev which disks are paths, as multipath -u: strict and on claim none of 4 unknown paths, smart and greedy all four")
     func pathClaimForUdev() throws {
-        let claimer = (keeldPath() as NSString).deletingLastPathComponent + "/keel-path-claim"
+        let claimer = ((try KeeldDaemon.executablePath()) as NSString).deletingLastPathComponent + "/keel-path-claim"
         try #require(FileManager.default.isExecutableFile(atPath: claimer), "no keel-path-claim beside keeld (swift build builds it)")
         let directory = "/tmp/keel-path-claim-test"
         try? FileManager.default.removeItem(atPath: directory)

@@ -170,12 +170,25 @@ final class KeeldDaemon: @unchecked Sendable {
 
     /// Writes `configuration` to a fresh directory and starts keeld on it with its control socket
     /// there; `logFile` goes to --log-file; `arguments` are appended.
-    init(configuration: String = keeldTestConfiguration, logFile: String? = nil, arguments: [String] = []) throws {
+    convenience init(configuration: String = keeldTestConfiguration, logFile: String? = nil, arguments: [String] = []) throws {
         var template = Array("/tmp/keeld-test.XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw RideThroughError("mkdtemp: errno \(errno)")
         }
-        directory = String(cString: made)
+        try self.init(directory: String(cString: made), configuration: configuration, logFile: logFile, arguments: arguments)
+    }
+
+    /// keeld with its files in `directory` (made when missing), its log in `keeld.log` there;
+    /// `environment` is added to the test's own.
+    convenience init(directory: String, configuration: String = keeldTestConfiguration, arguments: [String] = [],
+                     environment: [String: String] = [:]) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try self.init(directory: directory, configuration: configuration, logFile: directory + "/keeld.log", arguments: arguments,
+                      environment: environment)
+    }
+
+    private init(directory: String, configuration: String, logFile: String?, arguments: [String], environment: [String: String] = [:]) throws {
+        self.directory = directory
         configPath = directory + "/multipath.conf"
         socketPath = directory + "/keeld.socket"
         stderrPath = directory + "/keeld.stderr"
@@ -186,6 +199,7 @@ final class KeeldDaemon: @unchecked Sendable {
         var all = ["--config", configPath, "--control-socket", socketPath]
         if let logFile { all += ["--log-file", logFile] }
         process.arguments = all + arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle(forWritingAtPath: stderrPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
@@ -196,6 +210,20 @@ final class KeeldDaemon: @unchecked Sendable {
 
     var pid: Int32 { process.processIdentifier }
 
+    /// The log file (`--log-file`), "" when there is none.
+    var logFile: String { logFilePath ?? "" }
+
+    /// `command`'s answer, or `error: ...` when there is none (for tests that compare text).
+    func answer(_ line: String) -> String {
+        do { return try command(line) } catch { return "error: \(error)" }
+    }
+
+    /// SIGKILL, and waits for the exit.
+    func kill9() {
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+    }
+
     /// What keeld wrote to stderr so far.
     var stderrText: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
@@ -205,8 +233,8 @@ final class KeeldDaemon: @unchecked Sendable {
     }
 
     /// Waits until keeld says `keeld: ready:` on stderr; throws when it exits or `timeoutNs` passes.
-    func waitReady(timeoutNs: UInt64 = 60_000_000_000) throws {
-        let deadline = rideThroughMonotonicNs() + timeoutNs
+    func waitReady(timeoutNs: Nanoseconds = 60 * Time.nsPerSecond) throws {
+        let deadline = rideThroughMonotonicNs() + UInt64(timeoutNs)
         while rideThroughMonotonicNs() < deadline {
             if stderrText.contains("keeld: ready:") { return }
             guard process.isRunning else {
@@ -354,7 +382,7 @@ func keeldStartedWithMaps(_ configuration: String, maps count: Int, usable: Int,
     let keeld = try KeeldDaemon(configuration: configuration, logFile: logFile)
     var names: [String] = []
     do {
-        try keeld.waitReady(timeoutNs: UInt64(timeoutNs))
+        try keeld.waitReady(timeoutNs: timeoutNs)
         let built = kernelTestWait(every: 50_000, timeoutNs: timeoutNs) {
             let maps = keeld.maps()
             names = maps.map(\.name)

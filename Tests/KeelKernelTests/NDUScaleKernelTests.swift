@@ -135,6 +135,15 @@ struct NDUScaleKernelTests {
         usleep(2_000_000)
         #expect(readers.allSatisfy { $0.reads.load(ordering: .relaxed) > 0 }, "every map serves reads before the outage")
 
+        // Each path's ALUA state before the outage (scsi_debug keeps it per host).
+        var accessState: [DevNo: String] = [:]
+        for (device, disk) in diskByDevice {
+            accessState[device] = ((try? String(contentsOfFile: "/sys/block/\(disk)/device/access_state", encoding: .utf8)) ?? "")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        print("ALUA states of the paths: " + Dictionary(grouping: accessState.values) { $0 }.map { "\($0.key.isEmpty ? "-" : $0.key) \($0.value.count)" }
+            .sorted().joined(separator: ", "))
+
         // The outage: every path offline at once.
         for disk in diskByDevice.values { try keeldSetDiskState(disk, "offline") }
         let allFailed = try kernelTestWait(every: 100_000, timeoutNs: 120 * Time.nsPerSecond) {
@@ -196,10 +205,20 @@ struct NDUScaleKernelTests {
         #expect(queuedDone != nil, "every map's queued read completed")
         let reinstated = backNs.compactMap { device, back in activeNs[device].map { $0 - back } }
         var resumed: [Nanoseconds] = []
+        // A path in an ALUA standby port group cannot carry I/O (the kernel's ALUA handler fails
+        // it): a map whose first path back is one waits for a path of another group. So the
+        // read is also timed from the first path back that can serve it.
+        var resumedFromServing: [Nanoseconds] = []
+        var standbyFirst = 0
         for (reader, name) in zip(readers, names) {
             guard let firstBack = pathsOfMap[name]?.compactMap({ backNs[$0] }).min() else { continue }
             let done = Nanoseconds(reader.resumedNs.load(ordering: .acquiring))
             if done > firstBack { resumed.append(done - firstBack) }
+            let serving = pathsOfMap[name]?.filter { accessState[$0] != "standby" && accessState[$0] != "unavailable" } ?? []
+            if let firstServing = serving.compactMap({ backNs[$0] }).min() {
+                if firstServing > firstBack { standbyFirst += 1 }
+                resumedFromServing.append(max(done - firstServing, 0))
+            }
         }
         let errors = readers.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
         #expect(errors == 0, "read errors: \(errors); first: \(readers.first { !$0.firstError.isEmpty }?.firstError ?? "-")")
@@ -211,6 +230,7 @@ struct NDUScaleKernelTests {
               path back -> reinstated: \(distribution(reinstated)) (dm status swept every \(String(format: "%.0f", sweepMs)) ms on average)
               over 2 x fast_probe_interval + share of the check rate (\(bound / Time.nsPerMs) ms): \(late) of \(reinstated.count)
               first path back -> queued read done, per map: \(distribution(resumed))
+              first path back that can serve I/O (not ALUA standby) -> queued read done: \(distribution(resumedFromServing)) (\(standbyFirst) maps had a standby path back first)
               read errors: \(errors); reads \(readers.reduce(0) { $0 + $1.reads.load(ordering: .relaxed) }); outage began \(String(format: "%.1f", Double(kernelTestNowNs() - outageStartNs) / 1e9)) s ago
             """)
         if let slowest = backNs.compactMap({ device, back in activeNs[device].map { (device, $0 - back) } }).max(by: { $0.1 < $1.1 }),
