@@ -201,6 +201,44 @@ import KeelCore
         #expect(f.engine.statistics(MapHandle(index: 99)) == MapStatistics(), "an unknown map has none")
     }
 
+    @Test("a kernel that fails a path again right after each reinstate (an ALUA standby port) gets the reinstates spaced out: the fast interval doubled per refusal, up to the healthy interval; a path it keeps starts over")
+    func kernelRefusalsSpaceTheReinstatesOut() throws {
+        var f = try EngineFixture(policy: MapPolicy(grouping: .multibus, noPathRetry: .queue, intervalFastNs: 100 * ms,
+                                                    intervalHealthyNs: 1 * sec, intervalHealthyMaxNs: 1 * sec),
+                                  descriptors: [PathDescriptor(device: dev(0)), PathDescriptor(device: dev(16))])
+        _ = f.run(until: 2 * sec) { _ in .up }
+        #expect(f.kernelActive(0))
+        /// Steps 10 ms at a time until `t`, the kernel failing path 0 again after every reinstate
+        /// when `refuse`; the times of the reinstates.
+        func reinstates(until t: Nanoseconds, refuse: Bool) -> [Nanoseconds] {
+            var times: [Nanoseconds] = []
+            while f.nowNs < t {
+                let actions = f.run(until: f.nowNs + 10 * ms) { _ in .up }
+                if messages(actions).contains(DMMessage(map: f.map, kind: .reinstatePath, device: dev(0))) {
+                    times.append(f.nowNs)
+                    if refuse { f.deliver(KernelEvent.pathKernelState(f.map, dev(0), active: false)) }
+                }
+            }
+            return times
+        }
+        // The first failure by the kernel, long after any reinstate: checked and reinstated at once.
+        f.deliver(KernelEvent.pathKernelState(f.map, dev(0), active: false))
+        let refused = reinstates(until: f.nowNs + 6 * sec, refuse: true)
+        #expect(refused.first.map { $0 - 2 * sec } ?? sec <= 20 * ms, "\(refused)")
+        let gaps = zip(refused.dropFirst(), refused).map { $0 - $1 }
+        #expect(refused.count >= 6 && refused.count <= 10, "reinstates at \(refused), not one every check")
+        #expect(gaps.first.map { $0 >= 100 * ms && $0 < 150 * ms } == true, "first wait: the fast interval; gaps \(gaps)")
+        #expect(zip(gaps.dropFirst(), gaps).allSatisfy { $0 + 20 * ms >= $1 }, "the waits never shrink: \(gaps)")
+        #expect(gaps.last.map { $0 >= 990 * ms && $0 <= 1_050 * ms } == true, "capped at the healthy interval: \(gaps)")
+        #expect(f.state(0) == .up, "the checker's verdict is unchanged")
+        // The kernel keeps it from now on: the next check finds it active and the count starts over.
+        _ = reinstates(until: f.nowNs + 3 * sec, refuse: false)
+        #expect(f.kernelActive(0))
+        f.deliver(KernelEvent.pathKernelState(f.map, dev(0), active: false))
+        let again = reinstates(until: f.nowNs + 2 * sec, refuse: true)
+        #expect(again.count >= 2 && again[1] - again[0] < 150 * ms, "after a kept path the first wait is short again: \(again)")
+    }
+
     @Test func queueNeverStopsQueueing() throws {
         var f = try fixture(.queue)
         let actions = f.run(until: 120 * sec, step: 50 * ms) { _ in .down }

@@ -385,6 +385,7 @@ public final class Engine {
             }
             setState(p, newState, sink: &sink)
             failInKernel(p, sink: &sink)
+            paths[p].kernelRefusals = 0
             paths[p].intervalNs = policy.intervalHealthyNs
             scheduleCheck(p, atNs: nowNs + policy.intervalFastNs)
             if wasUsable { pathLost(p, nowNs: nowNs, sink: &sink) }
@@ -395,14 +396,18 @@ public final class Engine {
                 // Unchanged and healthy: back off, forget old failures, repair the kernel's view.
                 noteGoodCheck(p, policy: policy)
                 paths[p].intervalNs = min(paths[p].intervalNs * 2, policy.intervalHealthyMaxNs)
-                if !paths[p].kernelActive { reinstateInKernel(p, sink: &sink) }
+                if !paths[p].kernelActive {
+                    reinstateInKernel(p, nowNs: nowNs, sink: &sink)
+                } else {
+                    paths[p].kernelRefusals = 0   // the kernel kept it since the last check
+                }
                 scheduleHealthyCheck(p, nowNs: nowNs)
                 return
             }
             if old == .up || old == .ghost {
                 // up <-> ghost: an ALUA state change; the path stays in service.
                 setState(p, target, sink: &sink)
-                if !paths[p].kernelActive { reinstateInKernel(p, sink: &sink) }
+                if !paths[p].kernelActive { reinstateInKernel(p, nowNs: nowNs, sink: &sink) }
                 paths[p].intervalNs = policy.intervalHealthyNs
                 scheduleHealthyCheck(p, nowNs: nowNs)
                 return
@@ -414,7 +419,7 @@ public final class Engine {
             let usableBefore = usableCount(m)
             setState(p, target, sink: &sink)
             paths[p].flapFailures = old == .delayed ? 0 : paths[p].flapFailures
-            reinstateInKernel(p, sink: &sink)
+            reinstateInKernel(p, nowNs: nowNs, sink: &sink)
             paths[p].intervalNs = policy.intervalHealthyNs
             scheduleHealthyCheck(p, nowNs: nowNs)
             pathGained(p, usableBefore: usableBefore, nowNs: nowNs, sink: &sink)
@@ -449,7 +454,14 @@ public final class Engine {
         }
     }
 
-    /// The kernel failed a path on its own (I/O error). Check it and its port siblings now.
+    /// How soon after a reinstate a kernel failure counts as the kernel refusing the path.
+    public static let kernelRefusalWindowNs = Time.nsPerSecond
+
+    /// The kernel failed a path on its own (I/O error). Check it and its port siblings now;
+    /// but when it failed a path the checker calls good moments after it was reinstated, the
+    /// kernel is refusing it (an ALUA standby port the handler fails I/O on, say): the next
+    /// check, and with it the next reinstate, waits the fast interval doubled per refusal in a
+    /// row, up to the healthy interval, instead of a reinstate every few milliseconds.
     @usableFromInline
     func kernelReportedFailure<S: EngineActionSink>(_ p: Int, nowNs: Nanoseconds, sink: inout S) {
         paths[p].kernelActive = false
@@ -457,6 +469,14 @@ public final class Engine {
         maps[m].failbackDeadlineNs = Time.never
         rescheduleMapTimer(m)
         if maps[m].kernelGroup != 0 && !kernelGroupHasActivePath(m) { maps[m].kernelGroup = 0 }
+        let since = paths[p].reinstatedAtNs
+        if paths[p].state.wantsActiveInKernel && since != Time.never && nowNs >= since && nowNs - since < Self.kernelRefusalWindowNs {
+            paths[p].kernelRefusals = min(paths[p].kernelRefusals &+ 1, 16)
+            let policy = maps[m].policy
+            let waitNs = min(policy.intervalFastNs << Nanoseconds(paths[p].kernelRefusals - 1), max(policy.intervalHealthyNs, policy.intervalFastNs))
+            if !paths[p].checkInFlight { scheduleCheck(p, atNs: nowNs + waitNs) }
+            return
+        }
         if !paths[p].checkInFlight { scheduleCheck(p, atNs: nowNs) }
         probeSiblings(of: p, nowNs: nowNs)
         _ = sink
@@ -595,11 +615,12 @@ public final class Engine {
     }
 
     @usableFromInline
-    func reinstateInKernel<S: EngineActionSink>(_ p: Int, sink: inout S) {
+    func reinstateInKernel<S: EngineActionSink>(_ p: Int, nowNs: Nanoseconds, sink: inout S) {
         let m = paths[p].map.index
         guard !paths[p].kernelActive else { return }
         paths[p].kernelActive = true
         guard maps[m].loaded else { return }
+        paths[p].reinstatedAtNs = nowNs
         counters.pathsReinstated += 1
         sink.perform(.message(DMMessage(map: paths[p].map, kind: .reinstatePath, device: paths[p].descriptor.device)))
     }

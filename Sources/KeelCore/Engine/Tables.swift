@@ -49,6 +49,12 @@ struct PathRecord: BitwiseCopyable {
     @usableFromInline var goodStreak: UInt32 = 0
     @usableFromInline var delayedUntilNs: Nanoseconds = 0
     @usableFromInline var lastResult = CheckResult.pending
+    /// When the engine last sent `reinstate_path` (`Time.never`: not yet), and how many times in
+    /// a row the kernel failed the path again right after while its checker called it good (an
+    /// ALUA standby port, a device that errors I/O but answers TUR): each such refusal doubles
+    /// the wait before the next attempt, up to the healthy interval.
+    @usableFromInline var reinstatedAtNs: Nanoseconds = Time.never
+    @usableFromInline var kernelRefusals: UInt8 = 0
     /// Intrusive links: the map's path list and the port's sibling list.
     @usableFromInline var nextInMap: Int32 = -1
     @usableFromInline var prevInMap: Int32 = -1
