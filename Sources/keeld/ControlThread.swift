@@ -42,7 +42,18 @@ final class ControlThread: ControlService, @unchecked Sendable {
     private var orderOwners: [UInt32: (token: ControlToken, framing: ControlFraming)] = [:]
     /// `reset map(s) stats`: each map's counters (by WWID) when they were reset; shown counts
     /// are taken from there (a reload resets the kernel's counts, which drops the baseline).
-    private var statBaselines: [String: (faults: Int, loads: Int)] = [:]
+    private var statBaselines: [String: StatBaseline] = [:]
+    /// A map's counts when `reset map stats` was last said; each shown count is taken from it.
+    private struct StatBaseline {
+        var faults = 0, loads = 0, switches = 0, timeouts = 0, failures = 0, seconds = 0
+
+        /// `count` less the baseline, which is dropped to 0 first when the count went below it
+        /// (a table load restarts the kernel's counts; a map added again starts at zero).
+        static func shown(_ count: Int, _ base: inout Int) -> Int {
+            if count < base { base = 0 }
+            return count - base
+        }
+    }
 
     /// Binds keeld's socket (a stale socket file from an earlier run is replaced) and, unless
     /// another process holds it, multipathd's: the abstract name, and the file newer
@@ -194,8 +205,14 @@ final class ControlThread: ControlService, @unchecked Sendable {
             let maps = views().filter { name == nil || $0.name == name || $0.wwid == name }
             if let name, maps.isEmpty { return .reply(failure("device not found: no map named \(name)", framing)) }
             for map in maps {
-                let base = statBaselines[map.wwid] ?? (0, 0)
-                statBaselines[map.wwid] = (map.pathFaults + base.faults, map.mapLoads + base.loads)
+                var base = statBaselines[map.wwid] ?? StatBaseline()
+                base.faults += map.pathFaults
+                base.loads += map.mapLoads
+                base.switches += map.groupSwitches
+                base.timeouts += map.queueingTimeouts
+                base.failures += map.mapFailures
+                base.seconds += map.queueingSeconds
+                statBaselines[map.wwid] = base
             }
             return .reply(success(framing, detail: "statistics of \(maps.count) map\(maps.count == 1 ? "" : "s") reset"))
         case .getPRStatus(let name), .getPRKey(let name):
@@ -396,21 +413,19 @@ final class ControlThread: ControlService, @unchecked Sendable {
             let handler = table.map { $0.hardwareHandler.isEmpty ? "0" : ([String($0.hardwareHandler.count)] + $0.hardwareHandler).joined(separator: " ") } ?? "0"
             let failures = status.map { $0.groups.reduce(0) { $0 + $1.paths.reduce(0) { $0 + $1.failCount } } } ?? 0
             let suspended = (try? control?.info(name: map.name))??.suspended ?? false
-            var base = statBaselines[map.wwid] ?? (0, 0)
-            if failures < base.faults { base.faults = 0 }  // a table load started the kernel's counts again
-            if map.tableLoads < base.loads { base.loads = 0 }
-            if statBaselines[map.wwid] != nil { statBaselines[map.wwid] = base }
+            var base = statBaselines[map.wwid] ?? StatBaseline()
             var view = MapView(name: map.name, wwid: map.wwid, sysfs: info.map { "dm-\($0.device.minor)" } ?? "", sizeSectors: map.sizeSectors,
                                features: features, hardwareHandler: handler, dmState: suspended ? "suspend" : "active", queueing: queueing,
                                failback: map.failback.description, vendor: map.vendor, product: map.product,
                                revision: map.paths.first?.revision ?? "", groups: groups,
-                               pathFaults: failures - base.faults, mapLoads: map.tableLoads - base.loads)
+                               pathFaults: StatBaseline.shown(failures, &base.faults), mapLoads: StatBaseline.shown(map.tableLoads, &base.loads))
             view.action = map.adopted ? "" : "create"
             let statistics = board.statistics(map.handle)
-            view.groupSwitches = Int(statistics.groupSwitches)
-            view.queueingTimeouts = Int(statistics.countdownsBegun)
-            view.mapFailures = Int(statistics.countdownsExpired)
-            view.queueingSeconds = Int(statistics.countdownSeconds(nowNs: monotonicNs()))
+            view.groupSwitches = StatBaseline.shown(Int(statistics.groupSwitches), &base.switches)
+            view.queueingTimeouts = StatBaseline.shown(Int(statistics.countdownsBegun), &base.timeouts)
+            view.mapFailures = StatBaseline.shown(Int(statistics.countdownsExpired), &base.failures)
+            view.queueingSeconds = StatBaseline.shown(Int(statistics.countdownSeconds(nowNs: monotonicNs())), &base.seconds)
+            if statBaselines[map.wwid] != nil { statBaselines[map.wwid] = base }
             if let info {
                 view.maxSectorsKB = SysfsFiles.readText("/sys/block/dm-\(info.device.minor)/queue/max_sectors_kb").flatMap { Int($0) }
             }
