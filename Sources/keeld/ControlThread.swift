@@ -340,10 +340,10 @@ final class ControlThread: ControlService, @unchecked Sendable {
         let board = shared.board
         let maps = shared.directory.withLock { $0.maps }
         let kernelMaps = (try? control?.listMultipathMaps()) ?? []
+        var transportNames: [String: TransportNames] = [:]  // per host and remote port, shared by their maps
         return maps.map { map in
             var byDevice: [DevNo: Directory.PathEntry] = [:]
             for p in map.paths { byDevice[p.device] = p }
-            var transportNames: [String: TransportNames] = [:]  // per host and remote port
             let table = try? control?.multipathTable(name: map.name)
             let status = try? control?.multipathStatus(name: map.name)
             func pathView(_ device: DevNo, active: Bool?) -> PathView {

@@ -299,17 +299,15 @@ public enum MultipathdViews {
     /// layout); `raw` drops the header and the padding.
     static func table<T>(_ items: [T], format: String, raw: Bool, field: (Character, T) -> (header: String, value: String)?) -> String {
         if items.isEmpty { return "" }
-        let probe: (Character) -> Bool = { letter in
-            // A letter is a wildcard when it names a field of any item (or of a blank one).
-            items.first.map { field(letter, $0) != nil } ?? (letter.isLetter || letter.isNumber)
-        }
-        let parts = pieces(format, known: probe)
+        // A letter is a wildcard when it names a field (the same for every item).
+        let first = items[0]
+        let parts = pieces(format, known: { field($0, first) != nil })
         var rows: [[String]] = []
         var headers: [String] = []
         for piece in parts {
             switch piece {
             case .text(let t): headers.append(t)
-            case .field(let letter): headers.append(items.first.flatMap { field(letter, $0)?.header } ?? "")
+            case .field(let letter): headers.append(field(letter, first)?.header ?? "")
             }
         }
         for item in items {
@@ -491,8 +489,7 @@ public enum MultipathdViews {
             case "\t": out += "\\t"
             default:
                 if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    out += "\\u" + hex(u.value, digits: 4)
                 } else {
                     out.unicodeScalars.append(u)
                 }
