@@ -84,6 +84,24 @@ private func cleanUp(_ control: DMControl?, disks: [UInt32: String]) {
     }
 }
 
+/// A raw connection to keeld's multipathd socket; -1 when refused.
+private func connected() -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    var (address, length) = ControlServer.abstractAddress(ControlClient.multipathdName)
+    let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+    return ok == 0 ? fd : -1
+}
+
+/// Sends what the socket takes of `bytes` without waiting.
+private func push(_ fd: Int32, _ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        if n <= 0 { return }
+        offset += n
+    }
+}
+
 @Suite("keeld process", .serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1"))
 struct KeeldProcessKernelTests {
     @Test("keeld builds mpatha over 4 paths, fails an offline path and reinstates it when it runs again")
@@ -655,6 +673,50 @@ struct KeeldProcessKernelTests {
         print("keeld figures: rescan of 4 paths -> map grown \(grown.map(ms) ?? "-")")
     }
 
+    @Test("a table another program loads behind keeld's back, without one of the map's paths, is replaced by keeld's own within two resyncs")
+    func foreignTableIsRepaired() throws {
+        try withReadyKeeld("/tmp/keeld-foreign-table") { keeld, disks, control in
+            #expect(try pathStates(control, map: "mpatha").count == 4)
+            let disk = try #require(disks[2])
+            let device = try #require(keeldDiskDevice(disk))
+            var table = try control.multipathTable(name: "mpatha")
+            for g in table.groups.indices { table.groups[g].paths.removeAll { $0.device == device } }
+            table.groups.removeAll { $0.paths.isEmpty }
+            table.initialGroup = min(table.initialGroup, table.groups.count)
+            let length = try #require(control.table(name: "mpatha").first?.lengthSectors)
+            try control.reload(name: "mpatha", lengthSectors: length, table: table)
+            let loaded = kernelTestNowNs()
+            #expect(try pathStates(control, map: "mpatha").count == 3)
+            // keeld's resync runs every 5 s; a difference seen twice in a row is repaired.
+            let repaired = try kernelTestWait(every: 20_000, timeoutNs: 30 * Time.nsPerSecond) {
+                try pathStates(control, map: "mpatha").contains { $0.device == device }
+            }
+            #expect(repaired != nil, "mpatha still lacks \(device) 30 s after the foreign table was loaded")
+            #expect(try pathStates(control, map: "mpatha").count == 4)
+            #expect(keeld.answer("show paths").split(separator: "\n").count == 4)
+            print("keeld figures: foreign table without \(device) -> keeld's table back \(repaired.map(ms) ?? "-") (\(ms(kernelTestNowNs() - loaded)) after the load)")
+        }
+    }
+
+    @Test("SIGTERM while clients hold the socket (half a command, unread answers, an idle connection) ends keeld promptly with status 0")
+    func shutdownWithClientsHoldingTheSocket() throws {
+        try withReadyKeeld("/tmp/keeld-held-socket") { keeld, _, _ in
+            let trickler = connected()
+            push(trickler, [9])   // one byte of a length, then nothing
+            let nonReader = connected()
+            for _ in 0..<2_000 { push(nonReader, ControlServer.frame("show config", framing: .multipathd)) }
+            let idle = connected()
+            defer { for fd in [trickler, nonReader, idle] where fd >= 0 { close(fd) } }
+            #expect(trickler >= 0 && nonReader >= 0 && idle >= 0)
+            #expect(keeld.answer("show maps").contains("mpatha"))
+            let asked = kernelTestNowNs()
+            let status = keeld.stop()
+            let took = kernelTestNowNs() - asked
+            #expect(status == 0, "keeld exit status \(status.map(String.init) ?? "none: killed after 10 s"): \(keeld.stderrTail())")
+            print("keeld figures: SIGTERM with 3 clients holding the socket -> exited in \(ms(took))")
+        }
+    }
+
     @Test("a path whose device is deleted leaves its map (table reloaded without it); the map keeps serving I/O")
     func deletedPathLeavesTheMap() throws {
         try withReadyKeeld("/tmp/keeld-unplug") { keeld, disks, control in
@@ -845,20 +907,6 @@ struct MultipathdClientKernelTests {
             let stop = Atomic<Bool>(false)
             let churned = Atomic<Int>(0)
             let abusers = Thread {
-                func connected() -> Int32 {
-                    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-                    var (address, length) = ControlServer.abstractAddress(ControlClient.multipathdName)
-                    let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
-                    return ok == 0 ? fd : -1
-                }
-                func push(_ fd: Int32, _ bytes: [UInt8]) {
-                    var offset = 0
-                    while offset < bytes.count {
-                        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                        if n <= 0 { return }
-                        offset += n
-                    }
-                }
                 let trickler = connected()
                 push(trickler, [9])   // one byte of a length, then nothing
                 let nonReader = connected()
