@@ -1,6 +1,6 @@
 // multipath.conf syntax, option values, Keel's own options, diagnostics and rendering.
 
-import KeelCore
+@testable import KeelCore
 import Testing
 
 @Suite struct ConfigSyntaxTests {
@@ -152,8 +152,19 @@ import Testing
 
     @Test func multipathToolsOptionKeelLacksIsAWarning() {
         #expect(configWarnings(inDefaults("rr_weight priorities")) == [
-            "multipath.conf:2: option \"rr_weight\" in defaults is not supported by Keel, ignored",
+            "multipath.conf:2: option \"rr_weight\" in defaults is not supported by Keel, ignored: "
+                + "priorities decide groups, not repeat counts; every path has a repeat count of 1",
         ])
+        #expect(configWarnings(inDefaults("checker tur")) == [
+            "multipath.conf:2: option \"checker\" in defaults is not supported by Keel, ignored: the old spelling of path_checker; write path_checker",
+        ])
+    }
+
+    @Test func everyOptionKeelLacksSaysWhatKeelDoesInstead() {
+        for (option, instead) in ConfigLoader.unsupportedOptions {
+            #expect(!instead.isEmpty, "\(option)")
+            #expect(!ConfigLoader.mapOptions.contains(option) && !ConfigLoader.globalOptions.contains(option), "\(option) is also carried out")
+        }
     }
 
     @Test func globalOptionInADeviceIsAWarning() {
@@ -162,9 +173,49 @@ import Testing
         #expect(configFrom(text)?.pollingIntervalSeconds == 5)
     }
 
-    @Test func overridesProtocolSubsectionIsAWarning() {
-        let text = "overrides {\n\tprotocol {\n\t\ttype \"scsi:fcp\"\n\t\tdev_loss_tmo 60\n\t}\n}\n"
-        #expect(configWarnings(text) == ["multipath.conf:2: \"protocol\" subsection of overrides is not supported by Keel, ignored"])
+    @Test func protocolSubsectionsAreReadInOverridesAndDevices() throws {
+        let text = """
+        overrides {
+        \tprotocol {
+        \t\ttype "scsi:fcp"
+        \t\tdev_loss_tmo 60
+        \t}
+        }
+        devices {
+        \tdevice {
+        \t\tvendor "V"
+        \t\tproduct "P"
+        \t\tprotocol {
+        \t\t\ttype scsi:iscsi
+        \t\t\tfast_io_fail_tmo off
+        \t\t\teh_deadline 7
+        \t\t}
+        \t}
+        }
+
+        """
+        #expect(configWarnings(text) == [])
+        let configuration = try #require(configFrom(text))
+        #expect(configuration.overrides.protocols == [ProtocolTimeouts(type: "scsi:fcp", devLossTmo: .seconds(60))])
+        #expect(configuration.devices.last?.settings.protocols == [ProtocolTimeouts(type: "scsi:iscsi", fastIOFailTmo: .off, ehDeadline: .seconds(7))])
+        // show config prints them back, and what it prints loads to the same configuration.
+        let rendered = configuration.render()
+        #expect(rendered.contains("\tprotocol {\n\t\ttype \"scsi:fcp\"\n\t\tdev_loss_tmo 60\n\t}"), "\(rendered)")
+        #expect(configFrom(rendered)?.overrides.protocols == configuration.overrides.protocols)
+        #expect(configFrom(rendered)?.devices.last?.settings.protocols == configuration.devices.last?.settings.protocols)
+    }
+
+    @Test func protocolSubsectionProblemsNameTheLine() {
+        #expect(configErrors("overrides {\n\tprotocol {\n\t\tdev_loss_tmo 60\n\t}\n}\n") == ["multipath.conf:2: protocol: type missing"])
+        #expect(configErrors("overrides {\n\tprotocol {\n\t\ttype scsi:fc\n\t}\n}\n").first?.hasPrefix(
+            "multipath.conf:3: type: \"scsi:fc\" is not a protocol (expected one of scsi:fcp, ") == true)
+        #expect(configErrors("overrides {\n\tprotocol {\n\t\ttype scsi:fcp\n\t\tdev_loss_tmo soon\n\t}\n}\n").count == 1)
+        #expect(configWarnings("overrides {\n\tprotocol {\n\t\ttype scsi:fcp\n\t\tno_path_retry 5\n\t}\n}\n") == [
+            "multipath.conf:4: option \"no_path_retry\" is not valid in a protocol subsection (type, fast_io_fail_tmo, dev_loss_tmo, eh_deadline), ignored",
+        ])
+        #expect(configWarnings("defaults {\n\tprotocol {\n\t\ttype scsi:fcp\n\t}\n}\n") == [
+            "multipath.conf:2: \"protocol\" subsection is only valid in a devices entry and in overrides, ignored in defaults",
+        ])
     }
 
     @Test func deviceEntryNeedsVendorAndProduct() {

@@ -55,6 +55,62 @@ import Testing
         let rendered = configFrom(inDefaults("dev_loss_tmo infinity\n    eh_deadline off"))
         #expect(rendered.map { configFrom($0.render()) == $0 } == true)
     }
+
+    @Test func protocolSubsectionsComeBeforeTheirSectionsValueLayerByLayer() throws {
+        let text = """
+        defaults {
+        \tfast_io_fail_tmo 9
+        \teh_deadline 40
+        }
+        overrides {
+        \tdev_loss_tmo 100
+        \tprotocol {
+        \t\ttype scsi:fcp
+        \t\tdev_loss_tmo 60
+        \t}
+        }
+        devices {
+        \tdevice {
+        \t\tvendor V
+        \t\tproduct P
+        \t\tfast_io_fail_tmo 4
+        \t\tprotocol {
+        \t\t\ttype scsi:iscsi
+        \t\t\tfast_io_fail_tmo 2
+        \t\t}
+        \t\tprotocol {
+        \t\t\ttype scsi:fcp
+        \t\t\tfast_io_fail_tmo 3
+        \t\t\teh_deadline 20
+        \t\t}
+        \t\tprotocol {
+        \t\t\ttype scsi:fcp
+        \t\t\teh_deadline 21
+        \t\t}
+        \t}
+        }
+
+        """
+        let configuration = try #require(configFrom(text))
+        let p = configuration.profile(wwid: "1", vendor: "V", product: "P")
+        // FC: the overrides' FC subsection (60) over overrides (100); the device's FC subsections
+        // over the device (3, not 4); of two FC subsections, the later one's eh_deadline (21).
+        #expect(p.transport(protocol: "scsi:fcp").devLoss == .seconds(60))
+        #expect(p.transport(protocol: "scsi:fcp").fastIOFail == .seconds(3))
+        #expect(p.transport(protocol: "scsi:fcp").ehDeadline == .seconds(21))
+        // iSCSI: overrides' own dev_loss_tmo, the device's iSCSI fast_io_fail_tmo, defaults' eh_deadline.
+        #expect(p.transport(protocol: "scsi:iscsi").devLoss == .seconds(100))
+        #expect(p.transport(protocol: "scsi:iscsi").fastIOFail == .seconds(2))
+        #expect(p.transport(protocol: "scsi:iscsi").ehDeadline == .seconds(40))
+        // A protocol no subsection names: the sections' own values.
+        #expect(p.transport(protocol: "scsi:sas") == p.transport)
+        #expect(p.transport.fastIOFail == .seconds(4) && p.transport.devLoss == .seconds(100) && p.transport.ehDeadline == .seconds(40))
+        // Another device gets only the overrides' subsection.
+        let other = configuration.profile(wwid: "2", vendor: "X", product: "Y")
+        #expect(other.transport(protocol: "scsi:fcp").devLoss == .seconds(60))
+        #expect(other.transport(protocol: "scsi:fcp").fastIOFail == .seconds(9))
+        #expect(other.transport(protocol: "scsi:iscsi") == other.transport)
+    }
 }
 
 @Suite struct ConfigFlushOnLastDelTests {

@@ -13,12 +13,13 @@ import Testing
 private func ms(_ ns: Nanoseconds) -> String { "\(ns / 1_000_000) ms" }
 
 /// fast_io_fail_tmo is also the iSCSI session's recovery_tmo: 60 s keeps the hung commands waiting
-/// for the whole test. It goes in `overrides`, with queueing: the hardware table's LIO-ORG entry
-/// says no_path_retry 12, which makes dev_loss_tmo 12 s and so turns a fast_io_fail_tmo of 60 off
-/// (multipath-tools' rule), leaving the session's own 120 s.
+/// for the whole test. It goes in an iSCSI `protocol` subsection of `overrides` (which comes before
+/// the overrides' own 5), with queueing: the hardware table's LIO-ORG entry says no_path_retry 12,
+/// which makes dev_loss_tmo 12 s and so turns a fast_io_fail_tmo of 60 off (multipath-tools'
+/// rule), leaving the session's own 120 s.
 private let portalConfiguration = keeldTestConfiguration.replacingOccurrences(
     of: "    path_checker tur\n", with: "    path_checker tur\n    checker_timeout 3\n")
-    + "overrides {\n    no_path_retry queue\n    fast_io_fail_tmo 60\n}\n"
+    + "overrides {\n    no_path_retry queue\n    fast_io_fail_tmo 5\n    protocol {\n        type scsi:iscsi\n        fast_io_fail_tmo 60\n    }\n}\n"
 
 private func deviceState(_ disk: String) -> String {
     ((try? String(contentsOfFile: "/sys/block/\(disk)/device/state", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -33,7 +34,7 @@ struct HungPortalKernelTests {
         #expect(disks.count == 4, "\(disks)")
         let (keeld, names) = try keeldStartedWithMaps(portalConfiguration, maps: 2, usable: 2)
         defer { keeldStop(keeld, removing: names) }
-        // keeld wrote fast_io_fail_tmo to both sessions (multipathd's reading of it for iSCSI).
+        // keeld wrote the iSCSI subsection's fast_io_fail_tmo to both sessions (multipathd's reading of it for iSCSI).
         let sessions = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/iscsi_session")) ?? []
         let recovery = sessions.map {
             ((try? String(contentsOfFile: "/sys/class/iscsi_session/\($0)/recovery_tmo", encoding: .utf8)) ?? "")

@@ -79,20 +79,56 @@ struct ConfigLoader {
     /// Map options that multipath-tools accepts only in `defaults` and `multipath` entries.
     static let onlyDefaultsAndMultipath: Set<String> = ["reservation_key"]
 
-    /// multipath-tools options that Keel knows by name but does not implement.
-    static let unsupportedOptions: Set<String> = [
-        "verbosity", "reassign_maps", "multipath_dir", "getuid_callout",
-        "rr_min_io", "rr_min_io_rq", "rr_weight", "max_fds",
-        "max_retries", "log_checker_err", "all_tg_pt", "force_sync",
-        "strict_timing", "deferred_remove", "partition_delimiter", "delay_watch_checks",
-        "delay_wait_checks", "marginal_path_err_sample_time", "marginal_path_err_rate_threshold",
-        "marginal_path_err_recheck_gap_time", "marginal_path_double_failed_time",
-        "uxsock_timeout", "retrigger_tries", "retrigger_delay",
-        "missing_uev_wait_timeout", "skip_kpartx", "disable_changed_wwids", "remove_retries",
-        "max_sectors_kb", "ghost_delay", "enable_foreign", "recheck_wwid",
-        "purge_disconnected", "pg_timeout", "mode", "uid", "gid", "revision",
-        "vpd_vendor", "pgfailback", "selector", "checker", "ignore_new_boot_devs", "san_path_err_recovery_time_ms",
-        "protocol", "queue_mode", "hw_str_match",
+    /// multipath-tools options that Keel knows by name but does not carry out, each with what
+    /// Keel does instead (the warning says it).
+    static let unsupportedOptions: [String: String] = [
+        "verbosity": "every log record carries its syslog level; choose what to see when reading the journal or the log file",
+        "reassign_maps": "maps stacked on a path are reassigned only when asked, by the reset map command",
+        "multipath_dir": "checkers and prioritizers are built into keeld; there is no plugin directory",
+        "getuid_callout": "keeld runs no programs; WWIDs come from uid_attribute's udev property or VPD page 0x83 in sysfs",
+        "rr_min_io": "tables give each path a repeat count of 1, the request-based maps' value",
+        "rr_min_io_rq": "tables give each path a repeat count of 1",
+        "rr_weight": "priorities decide groups, not repeat counts; every path has a repeat count of 1",
+        "max_fds": "keeld raises its open-file limit to what max_paths needs",
+        "max_retries": "the SCSI layer's retry count is left as the kernel set it",
+        "log_checker_err": "a path's state changes are logged, not each failed check",
+        "all_tg_pt": "reservation_key registers each path (I_T nexus) separately",
+        "force_sync": "checks never block a thread: TUR is sent asynchronously through the path's sg node",
+        "strict_timing": "checks run on the recovery thread's timer wheel at their own deadlines",
+        "deferred_remove": "a map that lost its last path is removed only once unused (flush_on_last_del)",
+        "partition_delimiter": "keeld creates no partition maps (kpartx is not run)",
+        "delay_watch_checks": "a flapping path is held back by san_path_err_threshold, san_path_err_forget_rate and san_path_err_recovery_time",
+        "delay_wait_checks": "a flapping path is held back by san_path_err_threshold, san_path_err_forget_rate and san_path_err_recovery_time",
+        "marginal_path_err_sample_time": "no marginal-path I/O test; a flapping path is held back by the san_path_err options",
+        "marginal_path_err_rate_threshold": "no marginal-path I/O test; a flapping path is held back by the san_path_err options",
+        "marginal_path_err_recheck_gap_time": "no marginal-path I/O test; a flapping path is held back by the san_path_err options",
+        "marginal_path_double_failed_time": "no marginal-path I/O test; a flapping path is held back by the san_path_err options",
+        "uxsock_timeout": "clients are answered from a published snapshot, without waiting on recovery",
+        "retrigger_tries": "keeld reads a WWID udev has not given from sysfs instead of retriggering the uevent",
+        "retrigger_delay": "keeld reads a WWID udev has not given from sysfs instead of retriggering the uevent",
+        "missing_uev_wait_timeout": "keeld does not wait for a map's uevent; the map is used once its table is loaded",
+        "skip_kpartx": "keeld creates no partition maps (kpartx is not run)",
+        "disable_changed_wwids": "no effect in multipath-tools either (deprecated)",
+        "remove_retries": "a map in use is not removed; flush_on_last_del removes it once unused",
+        "max_sectors_kb": "the paths' and maps' max_sectors_kb are left as the kernel set them",
+        "ghost_delay": "a map is created as soon as it has a path, standby (ghost) paths included",
+        "enable_foreign": "keeld manages SCSI dm-multipath maps only; NVMe native multipathing is not shown",
+        "recheck_wwid": "a path's WWID is read when it is added; a changed LUN behind a path needs the path removed and added",
+        "purge_disconnected": "keeld never deletes SCSI devices",
+        "pg_timeout": "no effect in multipath-tools either (deprecated)",
+        "mode": "device node permissions are udev's",
+        "uid": "device node ownership is udev's",
+        "gid": "device node ownership is udev's",
+        "revision": "revision is a key of a devices entry",
+        "vpd_vendor": "no vendor-specific VPD page is read",
+        "pgfailback": "the old spelling of failback; write failback",
+        "selector": "the old spelling of path_selector; write path_selector",
+        "checker": "the old spelling of path_checker; write path_checker",
+        "ignore_new_boot_devs": "no effect in multipath-tools either (deprecated)",
+        "san_path_err_recovery_time_ms": "write san_path_err_recovery_time, in seconds",
+        "protocol": "protocol is a subsection of a devices entry or of overrides, or a blacklist key",
+        "queue_mode": "tables use the kernel's default queue mode unless features names one",
+        "hw_str_match": "devices entries are matched as regular expressions",
     ]
 
     mutating func read(file name: String, text: String) {
@@ -157,7 +193,7 @@ struct ConfigLoader {
         var settings = configuration.overrides
         for node in section.children! {
             if node.isSection && node.keyword == "protocol" {
-                warn(node.line, "\"protocol\" subsection of overrides is not supported by Keel, ignored")
+                if let entry = readProtocol(node, in: "overrides") { settings.protocols.append(entry) }
             } else if node.isSection {
                 optionExpected(node, in: "overrides")
             } else {
@@ -182,6 +218,10 @@ struct ConfigLoader {
         var revision: PosixRegex? = nil
         var settings = MapSettings()
         for node in section.children! {
+            if node.isSection && node.keyword == "protocol" {
+                if let entry = readProtocol(node, in: "device") { settings.protocols.append(entry) }
+                continue
+            }
             if node.isSection {
                 optionExpected(node, in: "device")
                 continue
@@ -207,6 +247,39 @@ struct ConfigLoader {
             configuration.devices.append(DeviceEntry(vendor: vendor, product: product, settings: settings, productBlacklist: productBlacklist,
                                                      revision: revision))
         }
+    }
+
+    /// A `protocol` subsection of a device entry or of overrides: its `type` and the transport
+    /// timeouts it sets; nil (with an error) without a known type.
+    private mutating func readProtocol(_ section: ConfigNode, in parent: String) -> ProtocolTimeouts? {
+        var entry = ProtocolTimeouts(type: "")
+        var typeWritten = false
+        for node in section.children! {
+            if node.isSection {
+                optionExpected(node, in: "\(parent) protocol")
+                continue
+            }
+            guard let value = singleValue(node) else { continue }
+            switch node.keyword {
+            case "type":
+                typeWritten = true
+                if ProtocolTimeouts.names.contains(value) {
+                    entry.type = value
+                } else {
+                    error(node.line, "type: \"\(value)\" is not a protocol (expected one of \(ProtocolTimeouts.names.joined(separator: ", ")))")
+                }
+            case "fast_io_fail_tmo":
+                if let v = check(node, Self.transportTimeout(value, word: "off")) { entry.fastIOFailTmo = v }
+            case "dev_loss_tmo":
+                if let v = check(node, Self.transportTimeout(value, word: "infinity")) { entry.devLossTmo = v }
+            case "eh_deadline":
+                if let v = check(node, Self.transportTimeout(value, word: "off")) { entry.ehDeadline = v }
+            default:
+                warn(node.line, "option \"\(node.keyword)\" is not valid in a protocol subsection (type, fast_io_fail_tmo, dev_loss_tmo, eh_deadline), ignored")
+            }
+        }
+        if !typeWritten { error(section.line, "protocol: type missing") }
+        return entry.type.isEmpty ? nil : entry
     }
 
     private mutating func readMultipaths(_ section: ConfigNode) {
@@ -322,8 +395,8 @@ struct ConfigLoader {
             }
         } else if Self.globalOptions.contains(key) {
             warn(node.line, "option \"\(key)\" is only valid in defaults, ignored in \(scope.rawValue)")
-        } else if Self.unsupportedOptions.contains(key) {
-            warn(node.line, "option \"\(key)\" in \(scope.rawValue) is not supported by Keel, ignored")
+        } else if let instead = Self.unsupportedOptions[key] {
+            warn(node.line, "option \"\(key)\" in \(scope.rawValue) is not supported by Keel, ignored: \(instead)")
         } else {
             warn(node.line, "unknown option \"\(key)\" in \(scope.rawValue), ignored")
         }
@@ -606,6 +679,8 @@ struct ConfigLoader {
             || ["vendor", "product", "wwid", "alias", "devnode", "property"].contains(node.keyword)
         if known {
             error(node.line, "\(node.keyword): expected a value, found a section")
+        } else if node.keyword == "protocol" {
+            warn(node.line, "\"protocol\" subsection is only valid in a devices entry and in overrides, ignored in \(section)")
         } else {
             warn(node.line, "unknown section \"\(node.keyword)\" in \(section), ignored")
         }

@@ -136,6 +136,14 @@ struct ConfigWriter {
         if let v = s.ehDeadline { option("eh_deadline", v.description) }
         if let v = s.flushOnLastDel { option("flush_on_last_del", v ? "yes" : "no") }
         if let v = s.autoResize { option("auto_resize", v.rawValue) }
+        for entry in s.protocols {
+            open("protocol")
+            quoted("type", entry.type)
+            if let v = entry.fastIOFailTmo { option("fast_io_fail_tmo", v.description) }
+            if let v = entry.devLossTmo { option("dev_loss_tmo", v.description) }
+            if let v = entry.ehDeadline { option("eh_deadline", v.description) }
+            close()
+        }
     }
 
     mutating func blacklist(_ name: String, _ list: Blacklist) {

@@ -222,6 +222,9 @@ public struct MapSettings: Sendable, Equatable {
     /// `reservation_key` (`defaults` and `multipath` entries): the key mpathpersist registers,
     /// which a path new to the map is registered with before it carries I/O.
     public var reservationKey: ReservationKeySource?
+    /// `protocol` subsections (`devices` entries and `overrides` only): transport timeouts for
+    /// the paths of one transport protocol, in the order written.
+    public var protocols: [ProtocolTimeouts] = []
 
     /// Nothing set.
     public init() {}
@@ -276,6 +279,7 @@ public struct MapSettings: Sendable, Equatable {
         if other.detectPgpolicyUseTPG != nil { s.detectPgpolicyUseTPG = nil }
         if other.reservationKey != nil { s.reservationKey = nil }
         if other.uidAttribute != nil { s.uidAttribute = nil }
+        if !other.protocols.isEmpty { s.protocols = [] }
         return s
     }
 
@@ -306,7 +310,31 @@ public struct MapSettings: Sendable, Equatable {
         if let v = other.detectPgpolicyUseTPG { s.detectPgpolicyUseTPG = v }
         if let v = other.reservationKey { s.reservationKey = v }
         if let v = other.uidAttribute { s.uidAttribute = v }
+        if !other.protocols.isEmpty { s.protocols = other.protocols }
         return s
+    }
+}
+
+/// A `protocol` subsection: the transport timeouts of the paths whose protocol (`%P`, e.g.
+/// "scsi:fcp") is `type`. Within a `devices` entry or `overrides`, a matching subsection's value
+/// comes before the section's own; a later subsection of one type before an earlier one.
+public struct ProtocolTimeouts: Sendable, Equatable {
+    /// The protocol names multipath-tools knows (`type` takes one of them).
+    public static let names: [String] = [
+        "scsi:fcp", "scsi:spi", "scsi:ssa", "scsi:sbp", "scsi:srp", "scsi:iscsi", "scsi:sas", "scsi:adt",
+        "scsi:ata", "scsi:usb", "scsi:unspec", "ccw", "cciss", "nvme:pcie", "nvme:rdma", "nvme:fc", "nvme:tcp",
+        "nvme:loop", "nvme:apple-nvme", "nvme:unspec", "undef",
+    ]
+    public var type: String
+    public var fastIOFailTmo: TransportTimeout?
+    public var devLossTmo: TransportTimeout?
+    public var ehDeadline: TransportTimeout?
+
+    public init(type: String, fastIOFailTmo: TransportTimeout? = nil, devLossTmo: TransportTimeout? = nil, ehDeadline: TransportTimeout? = nil) {
+        self.type = type
+        self.fastIOFailTmo = fastIOFailTmo
+        self.devLossTmo = devLossTmo
+        self.ehDeadline = ehDeadline
     }
 }
 

@@ -48,8 +48,17 @@ public struct MapProfile: Sendable, Equatable {
     public var retainsAttachedHandler: Bool = false
     /// Nobody set `hardware_handler`: ALUA paths then get "1 alua".
     public var hardwareHandlerIsDefault: Bool = true
-    /// What the paths' transport objects are set to (FC remote port, iSCSI session, SCSI host).
+    /// What the paths' transport objects are set to (FC remote port, iSCSI session, SCSI host),
+    /// for a path whose protocol no `protocol` subsection names.
     public var transport = TransportTimeouts()
+    /// The same for the paths of each protocol a `protocol` subsection of `overrides` or of a
+    /// matching `devices` entry names.
+    public var transportByProtocol: [String: TransportTimeouts] = [:]
+
+    /// The transport timeouts of a path of this protocol (`%P`, e.g. "scsi:fcp").
+    public func transport(protocol name: String) -> TransportTimeouts {
+        transportByProtocol[name] ?? transport
+    }
     /// `flush_on_last_del`.
     public var flushesOnLastDel = false
     /// `auto_resize`.
@@ -230,6 +239,20 @@ extension Configuration {
         profile.hardwareHandlerIsDefault = !handlerSet
         profile.transport = TransportTimeouts(fastIOFail: pick(\.fastIOFailTmo), devLoss: pick(\.devLossTmo), ehDeadline: pick(\.ehDeadline),
                                               noPathRetry: noPathRetry, pollingIntervalSeconds: pollingIntervalSeconds)
+        // As multipath-tools selects them: in each layer (overrides, then the devices entries),
+        // a matching protocol subsection (the last written first) before the layer's own value.
+        for type in Set(layers.flatMap { $0.protocols.map(\.type) }) {
+            func pickFor(_ field: KeyPath<ProtocolTimeouts, TransportTimeout?>, _ own: KeyPath<MapSettings, TransportTimeout?>) -> TransportTimeout? {
+                for layer in layers {
+                    if let v = layer.protocols.last(where: { $0.type == type && $0[keyPath: field] != nil })?[keyPath: field] { return v }
+                    if let v = layer[keyPath: own] { return v }
+                }
+                return nil
+            }
+            profile.transportByProtocol[type] = TransportTimeouts(
+                fastIOFail: pickFor(\.fastIOFailTmo, \.fastIOFailTmo), devLoss: pickFor(\.devLossTmo, \.devLossTmo),
+                ehDeadline: pickFor(\.ehDeadline, \.ehDeadline), noPathRetry: noPathRetry, pollingIntervalSeconds: pollingIntervalSeconds)
+        }
         return profile
     }
 

@@ -582,7 +582,7 @@ public struct MultipathAssembler {
                                       transportNodeName: path.nodeNameSource == .transport ? path.targetNodeName : "", revision: path.revision, targetPortGroup: path.alua.targetPortGroup)
         maps[index].paths.append(assembled)
         knownDevices.insert(path.device)
-        applyTransport(map.profile.transport, to: assembled)
+        applyTransport(map.profile.transport(protocol: assembled.transport.protocolName), to: assembled)
         return nil
     }
 
@@ -1266,8 +1266,8 @@ public struct MultipathAssembler {
             guard profile != maps[m].profile else { continue }
             // New transport timeouts go to the paths now, as multipathd's reconfigure does (the
             // kernel keeps the old ones otherwise until the path is added again).
-            if profile.transport != maps[m].profile.transport {
-                for path in maps[m].paths { applyTransport(profile.transport, to: path) }
+            if profile.transport != maps[m].profile.transport || profile.transportByProtocol != maps[m].profile.transportByProtocol {
+                for path in maps[m].paths { applyTransport(profile.transport(protocol: path.transport.protocolName), to: path) }
             }
             // Any change (features, selector, policy) needs a new table: `setPolicy` asks for one.
             maps[m].profile = profile
