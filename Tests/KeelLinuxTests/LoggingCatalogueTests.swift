@@ -53,6 +53,27 @@ struct LoggingCatalogueTests {
         #expect(loggingText(String(formatLine(after, names: names).dropLast())) == "sdq (65:0) in mpathb: faulty -> ready")
     }
 
+    @Test("a line made before its map was removed names that map, never the map that took its slot; the engine refuses the old handle")
+    func aReusedMapSlotNeverNamesAnotherMap() throws {
+        let engine = Engine(capacities: Capacities(pathsMax: 4, mapsMax: 1, pathsPerMapMax: 4, ringSlots: 16))
+        let first = try engine.addMap(policy: MapPolicy())
+        let names = LogNames()
+        names.replace(maps: [(first, "mpatha", [])])
+        let before = LogRecord(.queueingDisabled, timestampNs: 0, source: 0, LogArgument.map(first))
+        try engine.removeMap(first)
+        let second = try engine.addMap(policy: MapPolicy())
+        #expect(second.index == first.index && second != first, "one slot, a new generation")
+        #expect(second.description == "map#0.1")
+        #expect(throws: EngineRefusal.self) { try engine.removeMap(first) }
+        #expect(throws: EngineRefusal.self) { _ = try engine.addPath(PathDescriptor(device: DevNo(major: 8, minor: 16)), to: first, nowNs: 0) }
+        // The logger is behind: mpatha is gone and mpathb has its slot.
+        names.replace(maps: [(second, "mpathb", [])])
+        #expect(formatText(before) != "" && loggingText(String(formatLine(before, names: names).dropLast())).hasPrefix("mpatha"))
+        let after = LogRecord(.queueingDisabled, timestampNs: 0, source: 0, LogArgument.map(second))
+        #expect(loggingText(String(formatLine(after, names: names).dropLast())).hasPrefix("mpathb"))
+        #expect(loggingText(String(formatLine(after).dropLast())).hasPrefix("map#0.1"), "without names: the slot and its generation")
+    }
+
     @Test("a LogRecord takes 48 bytes in a ring")
     func recordSize() {
         #expect(MemoryLayout<LogRecord>.stride == 48)

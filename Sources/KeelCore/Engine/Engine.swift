@@ -102,12 +102,14 @@ public final class Engine {
         }
         let m = Int(freeMapHead)
         freeMapHead = maps[m].nextFree
+        let generation = maps[m].generation
         maps[m] = MapRecord()
+        maps[m].generation = generation
         maps[m].inUse = true
         maps[m].policy = policy
         maps[m].kernelQueueing = policy.noPathRetry.queuesInitially
         mapCount += 1
-        return MapHandle(index: m)
+        return mapHandle(slot: m)
     }
 
     /// Removes a map and all its paths.
@@ -131,6 +133,7 @@ public final class Engine {
             maps[map.index].needsReload = false
         }
         maps[map.index].inUse = false
+        maps[map.index].generation = (maps[map.index].generation &+ 1) & 0xFFF
         maps[map.index].nextFree = freeMapHead
         freeMapHead = Int32(map.index)
         mapCount -= 1
@@ -349,7 +352,7 @@ public final class Engine {
             let m = Int(reloadQueue[reloadCount])
             guard maps[m].inUse, maps[m].needsReload else { continue }
             maps[m].needsReload = false
-            sink.perform(.reloadMap(MapHandle(index: m)))
+            sink.perform(.reloadMap(mapHandle(slot: m)))
         }
     }
 
@@ -632,7 +635,7 @@ public final class Engine {
         guard maps[m].loaded else { return }
         counters.groupSwitches += 1
         maps[m].statistics.groupSwitches &+= 1
-        sink.perform(.message(DMMessage(map: MapHandle(index: m), kind: .switchGroup, group: group)))
+        sink.perform(.message(DMMessage(map: mapHandle(slot: m), kind: .switchGroup, group: group)))
     }
 
     /// Adds the countdown under way, if any, to the map's `total_q_time`.
@@ -663,7 +666,7 @@ public final class Engine {
         maps[m].kernelQueueing = want
         guard maps[m].loaded else { return }
         counters.queueingChanges += 1
-        sink.perform(.message(DMMessage(map: MapHandle(index: m), kind: want ? .queueIfNoPath : .failIfNoPath)))
+        sink.perform(.message(DMMessage(map: mapHandle(slot: m), kind: want ? .queueIfNoPath : .failIfNoPath)))
     }
 
     // MARK: - Helpers
@@ -800,7 +803,14 @@ public final class Engine {
         return p
     }
 
-    @inlinable func isLive(_ map: MapHandle) -> Bool { map.index < mapCapacity && maps[map.index].inUse }
+    @inlinable func isLive(_ map: MapHandle) -> Bool {
+        map.index < mapCapacity && maps[map.index].inUse && maps[map.index].generation == map.generation
+    }
+
+    /// The handle of the map in slot `slot` now (its index and the slot's generation).
+    @inlinable public func mapHandle(slot: Int) -> MapHandle {
+        slot >= 0 && slot < mapCapacity ? MapHandle(index: slot, generation: maps[slot].generation) : MapHandle(index: slot)
+    }
     @inlinable func isLive(_ path: PathHandle) -> Bool { path.index < pathCapacity && paths[path.index].inUse }
 }
 

@@ -90,6 +90,8 @@ struct MapRecord: BitwiseCopyable {
     /// Set until the first table load is confirmed: no messages before the map exists.
     @usableFromInline var loaded = false
     @usableFromInline var nextFree: Int32 = -1
+    /// Times the slot was freed (`MapHandle.generation`); kept when the slot is taken again.
+    @usableFromInline var generation: UInt16 = 0
 }
 
 /// One map's statistics as multipathd keeps them: group switches sent, no_path_retry

@@ -344,7 +344,7 @@ public final class ReloadHandoff: @unchecked Sendable {
         if waiting[i] { request(ticket.map, engine: engine) }
         var m = 0
         while waitingCount > 0 && freeCount > 0 && m < waiting.count {
-            if waiting[m] && !outstanding[m] { request(MapHandle(index: m), engine: engine) }
+            if waiting[m] && !outstanding[m] { request(engine.mapHandle(slot: m), engine: engine) }
             m += 1
         }
     }

@@ -115,7 +115,7 @@ public struct RecoveryService<Checker: PathCheckBackend, Messenger: MultipathMes
         guard count > 0 else { return }
         for _ in 0..<min(statisticsPerPass, count) {
             if statisticsCursor >= count { statisticsCursor = 0 }
-            let map = MapHandle(index: statisticsCursor)
+            let map = engine.mapHandle(slot: statisticsCursor)
             board.publishStatistics(map, engine.statistics(map))
             statisticsCursor += 1
         }

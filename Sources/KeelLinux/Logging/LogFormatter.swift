@@ -7,7 +7,7 @@ import KeelCore
 public enum LogPlaceholder: CaseIterable, Sendable {
     /// `major:minor` (`LogArgument.device`).
     case dev
-    /// `map#N`.
+    /// `map#N` (`map#N.G` for a later generation of slot N).
     case map
     /// `path#N`.
     case path
@@ -266,8 +266,7 @@ struct LogFormatter {
             if let names {
                 names.appendMap(value, to: &line)
             } else {
-                line.append("map#")
-                line.append(decimal: value)
+                LogNames.appendMapNumbers(value, to: &line)
             }
         case .path:
             if let names {

@@ -13,11 +13,17 @@ public final class LogNames: @unchecked Sendable {
         var map: UInt32
     }
     struct Table {
+        /// By the whole handle (slot and generation): a record of a removed map never finds
+        /// the map that took its slot.
         var maps: [UInt32: String] = [:]
         var paths: [UInt32: PathName] = [:]
         var devices: [DevNo: String] = [:]
+        /// Names of maps that were removed, for records made before the removal and formatted
+        /// after it (a stalled log device holds them): at most `retiredMax`.
+        var retiredMaps: [UInt32: String] = [:]
     }
     private let table = Mutex(Table())
+    static let retiredMax = 4096
 
     public init() {}
 
@@ -33,19 +39,36 @@ public final class LogNames: @unchecked Sendable {
                 fresh.devices[path.device] = path.kernelName
             }
         }
-        table.withLock { $0 = fresh }
+        table.withLock { old in
+            fresh.retiredMaps = old.retiredMaps
+            for (raw, name) in old.maps where fresh.maps[raw] == nil {
+                if fresh.retiredMaps.count >= Self.retiredMax { fresh.retiredMaps.removeAll(keepingCapacity: true) }
+                fresh.retiredMaps[raw] = name
+            }
+            for raw in fresh.maps.keys { fresh.retiredMaps[raw] = nil }
+            old = fresh
+        }
     }
 
-    /// Appends the map's name, or `map#N` when it has none (yet).
+    /// Appends the map's name (the name it had, for a map removed since), or `map#N` (`map#N.G`
+    /// for a slot's later generation) when none is known.
     func appendMap(_ raw: UInt64, to line: inout LogTextBuffer) {
         let done = table.withLock { t -> Bool in
-            guard raw <= UInt64(UInt32.max), let name = t.maps[UInt32(raw)] else { return false }
+            guard raw <= UInt64(UInt32.max), let name = t.maps[UInt32(raw)] ?? t.retiredMaps[UInt32(raw)] else { return false }
             Self.append(name, to: &line)
             return true
         }
-        if !done {
-            line.append("map#")
-            line.append(decimal: raw)
+        if !done { Self.appendMapNumbers(raw, to: &line) }
+    }
+
+    /// `map#N`, or `map#N.G` for a later generation of slot N.
+    static func appendMapNumbers(_ raw: UInt64, to line: inout LogTextBuffer) {
+        let handle = MapHandle(UInt32(truncatingIfNeeded: raw))
+        line.append("map#")
+        line.append(decimal: UInt64(handle.index))
+        if handle.generation != 0 {
+            line.append(UInt8(ascii: "."))
+            line.append(decimal: UInt64(handle.generation))
         }
     }
 
