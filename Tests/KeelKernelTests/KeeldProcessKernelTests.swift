@@ -1060,6 +1060,11 @@ struct MultipathdClientKernelTests {
             #expect(keeld.answer("show paths").hasPrefix("no paths"), "its paths are not checked")
             #expect(try run("add map mpatha").hasPrefix("ok"), "\(transcript)")
             #expect(kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 } != nil, "\(transcript)")
+            // The map took its old engine slot again, under a new generation: messages reach it.
+            #expect(try run("fail path \(disk)").hasPrefix("ok"), "\(transcript)")
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == false } != nil)
+            #expect(try run("reinstate path \(disk)").hasPrefix("ok"), "\(transcript)")
+            #expect(try kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { try pathStates(control, map: "mpatha").first { $0.device == device }?.active == true } != nil)
             #expect(try run("del map nosuchmap").contains("device not found"), "\(transcript)")
             print("multipathd client changing keeld's topology:\n\(transcript)")
         }
