@@ -230,6 +230,9 @@ fileprivate struct BenchViews: Sendable {
     var wildcards = ""
     var paths = ""
     var maps = ""
+    /// What libdmmp made of the daemon's `show maps json` (Tools/libdmmp-check sets
+    /// KEEL_BENCH_LIBDMMP_CLIENT); empty when not asked.
+    var libdmmp = ""
 
     /// The wildcard letters this daemon lists.
     var letters: (maps: Set<Character>, paths: Set<Character>) {
@@ -443,10 +446,21 @@ fileprivate final class BenchRun {
             try benchShellChecked("multipathd \(command) > \(file) 2>&1")
             return (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
         }
+        // One read through each map first: the kernel marks a group active (A) only once I/O has
+        // chosen it, and under multipathd udev's probe of the new map has read it already.
+        for map in maps() { _ = try? benchShell("dd if=/dev/mapper/\(map.name) of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null") }
         var views = BenchViews()
         views.wildcards = try ask("show wildcards")
         views.paths = try ask("show paths raw format '\(benchPathFormat)'")
         views.maps = try ask("show maps raw format '\(benchMapFormat)'")
+        if let client = benchLibdmmpClient {
+            // libdmmp refuses JSON it does not understand: a failure here is the answer.
+            let file = directory + "/libdmmp"
+            let status = try benchShell("\(client) > \(file) 2>&1")
+            let answer = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            guard status == 0 else { throw BenchError(description: "libdmmp refused \(daemon.rawValue)'s answer (exit \(status)): \(answer)") }
+            views.libdmmp = answer.split(separator: "\n").map(String.init).sorted().joined(separator: "\n")
+        }
         return views
     }
 
@@ -532,7 +546,20 @@ fileprivate func compareViews(reference: BenchViews, keeld: BenchViews) {
         + "\n  keeld:\n    " + maps.1.joined(separator: "\n    "))
     #expect(paths.0.count == 4 && paths.0 == paths.1, "show paths differs")
     #expect(maps.0.count == 1 && maps.0 == maps.1, "show maps differs")
+    if benchLibdmmpClient != nil {
+        print("reinstate-benchmark: libdmmp (show maps json through multipath-tools' library)\n  multipathd:\n    "
+              + reference.libdmmp.replacingOccurrences(of: "\n", with: "\n    ")
+              + "\n  keeld:\n    " + keeld.libdmmp.replacingOccurrences(of: "\n", with: "\n    "))
+        #expect(reference.libdmmp.split(separator: "\n").filter { $0.contains(" path ") }.count == 4, "libdmmp sees 4 paths under multipathd")
+        #expect(reference.libdmmp == keeld.libdmmp, "libdmmp's view differs")
+    }
 }
+
+/// The libdmmp client Tools/libdmmp-check built, when it runs the benchmark.
+fileprivate let benchLibdmmpClient: String? = {
+    guard let path = ProcessInfo.processInfo.environment["KEEL_BENCH_LIBDMMP_CLIENT"], !path.isEmpty else { return nil }
+    return path
+}()
 
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["KEEL_KERNEL_TESTS"] == "1",
                              "real-kernel benchmark: runs in the VM (Tools/kernel-tests), which sets KEEL_KERNEL_TESTS=1"))

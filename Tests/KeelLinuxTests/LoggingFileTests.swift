@@ -282,4 +282,34 @@ struct LoggingFileTests {
         #expect(text.contains("at most 7 paths"), "the line logged before the file existed")
         #expect(text.contains("at most 8 paths"))
     }
+
+    /// Early boot: the root is still read-only (the log's file system is mounted read-only, then
+    /// remounted read-write, as an initramfs hands over). EROFS is not fatal either.
+    @Test(.enabled(if: getuid() == 0, "needs root to mount a tmpfs"))
+    func aFileOnAReadOnlyFileSystemIsOpenedOnceItIsWritable() throws {
+        var template = Array("/tmp/keel-readonly-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        let directory = String(cString: try #require(made))
+        defer { _ = directory.withCString { rmdir($0) } }
+        try #require(mount("tmpfs", directory, "tmpfs", UInt(MS_RDONLY), "size=4m") == 0, "mount: \(String(cString: strerror(errno)))")
+        defer { _ = umount2(directory, Int32(MNT_DETACH)) }
+        let path = directory + "/keeld.log"
+        let logger = try KeelLogger(LogConfiguration(filePath: path, identifier: "keel-test", producersMax: 2))
+        #expect(logger.fileOpenErrno == EROFS)
+        try logger.start()
+        let producer = try #require(logger.registerProducer(name: "test"))
+        #expect(producer.log(.started, LogArgument.signed(7), LogArgument.signed(3)))
+        usleep(300_000)
+        #expect(mount("tmpfs", directory, "tmpfs", UInt(MS_REMOUNT), "size=4m") == 0, "remount: \(String(cString: strerror(errno)))")
+        var text = ""
+        for _ in 0..<100 {
+            _ = producer.log(.started, LogArgument.signed(8), LogArgument.signed(3))
+            usleep(50_000)
+            if let data = FileManager.default.contents(atPath: path) { text = String(decoding: data, as: UTF8.self) }
+            if text.contains("at most 8 paths") { break }
+        }
+        logger.stop()
+        #expect(text.contains("at most 7 paths"), "the line logged while the file system was read-only")
+        #expect(text.contains("at most 8 paths"))
+    }
 }
