@@ -160,7 +160,13 @@ final class ControlThread: ControlService, @unchecked Sendable {
             guard let map = maps.first(where: { $0.name == name || $0.wwid == name }) else { return .reply(failure("device not found", framing)) }
             return .reply(MultipathdViews.json(map: map))
         case .showStatus: return .reply(MultipathdViews.status(views().flatMap(\.paths)))
-        case .showConfig: return .reply(shared.directory.withLock { $0.configurationText })
+        case .showConfig:
+            // Copied under the lock, matched outside it: the events thread publishes through it.
+            let (text, configuration, maps) = shared.directory.withLock { d in
+                (d.configurationText, d.configuration, d.maps.map { ($0.name, $0.wwid, $0.vendor, $0.product, $0.revision) })
+            }
+            let origins = configuration.renderOrigins(maps: maps)
+            return .reply(origins.isEmpty ? text : text + origins)
         case .showBlacklist:
             let text = shared.directory.withLock { $0.configurationText }
             return .reply(Self.sections(["blacklist", "blacklist_exceptions"], of: text))

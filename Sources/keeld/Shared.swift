@@ -19,6 +19,7 @@ struct Directory {
         var paths: [PathEntry]
         var vendor: String
         var product: String
+        var revision: String
         var sizeSectors: UInt64
         var failback: Failback
         var noPathRetry: NoPathRetry
@@ -33,6 +34,8 @@ struct Directory {
     var configPath = ""
     /// The configuration in force, as `show config` prints it.
     var configurationText = ""
+    /// The configuration in force, for `show config`'s list of where each map's settings come from.
+    var configuration = Configuration()
     /// What was done about capabilities at start.
     var capabilities = ""
     var recoveryScheduling = ""
@@ -46,12 +49,13 @@ struct Directory {
         maps = assembler.maps.map { map in
             MapEntry(name: map.name, wwid: map.wwid, handle: map.handle, adopted: map.adopted,
                      paths: map.paths,
-                     vendor: map.vendor, product: map.product, sizeSectors: map.sizeSectors,
+                     vendor: map.vendor, product: map.product, revision: map.revision, sizeSectors: map.sizeSectors,
                      failback: map.profile.policy.failback, noPathRetry: map.profile.policy.noPathRetry, tableLoads: map.tableLoads,
                      reservation: map.reservation, marginalPathGroups: map.profile.policy.marginalPathGroups,
                      usesTargetPortGroups: map.profile.prio == .alua || map.profile.policy.grouping == .groupByTPG)
         }
         configurationText = assembler.configuration.render()
+        configuration = assembler.configuration
     }
 }
 

@@ -151,3 +151,48 @@ import Testing
         #expect("\(e)".contains("auto_resize") && "\(e)".contains("grow_only"), "\(e)")
     }
 }
+
+@Suite struct ConfigOriginTests {
+    @Test func eachSettingNamesTheLayerItComesFrom() throws {
+        let text = """
+        defaults {
+        \tuser_friendly_names yes
+        }
+        devices {
+        \tdevice {
+        \t\tvendor "PURE"
+        \t\tproduct "FlashArray"
+        \t\tfast_io_fail_tmo 3
+        \t}
+        }
+        overrides {
+        \tfailback manual
+        }
+        multipaths {
+        \tmultipath {
+        \t\twwid 3600a0b80001
+        \t\tno_path_retry 12
+        \t}
+        }
+
+        """
+        let configuration = try #require(configFrom(text))
+        let layers = configuration.settingLayers(vendor: "PURE", product: "FlashArray", revision: "8888")
+        let origins = configuration.settingOrigins(wwid: "3600a0b80001", deviceLayers: layers)
+        func origin(_ option: String) -> String? { origins.first { $0.option == option }.map { "\($0.value) (\($0.origin))" } }
+        #expect(origin("no_path_retry") == "12 (multipaths entry)")
+        #expect(origin("failback") == "manual (overrides)", "over the hardware table's immediate")
+        #expect(origin("fast_io_fail_tmo") == "3 (devices entry \"PURE\" \"FlashArray\")", "over the hardware table's 10")
+        #expect(origin("path_grouping_policy") == "group_by_prio (built-in hardware table \"PURE\" \"FlashArray\")")
+        #expect(origin("user_friendly_names") == "yes (defaults)")
+        #expect(origin("path_selector") == "\"service-time 0\" (built-in)")
+        #expect(Set(origins.map(\.option)).count == origins.count, "each option once")
+        // The values listed are the ones the map's profile uses.
+        let profile = configuration.profile(wwid: "3600a0b80001", vendor: "PURE", product: "FlashArray", revision: "8888")
+        #expect(profile.policy.failback == .manual && profile.transport.fastIOFail == .seconds(3) && profile.policy.grouping == .groupByPrio)
+        let shown = configuration.renderOrigins(maps: [("mpatha", "3600a0b80001", "PURE", "FlashArray", "8888")])
+        #expect(shown.contains("# mpatha (3600a0b80001, PURE,FlashArray,8888):\n"), "\(shown)")
+        #expect(shown.split(separator: "\n").allSatisfy { $0.hasPrefix("#") }, "comments only: the text stays multipath.conf")
+        #expect(configuration.renderOrigins(maps: []) == "")
+    }
+}

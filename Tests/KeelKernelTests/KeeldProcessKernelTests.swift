@@ -838,6 +838,11 @@ struct MultipathdClientKernelTests {
 
             let topology = try capture(["multipathd", "show", "topology"])
             #expect(topology.output.contains("mpatha (") && topology.output.contains("policy='service-time 0' prio=50 status="), "\(topology.output)")
+            // show config ends with where each of mpatha's settings comes from.
+            let config = try capture(["multipathd", "show", "config"])
+            #expect(config.output.contains("# mpatha (1Linux_scsi_debug_2000, Linux,scsi_debug,"), "\(config.output)")
+            #expect(config.output.contains("#\tpath_checker tur  (defaults)\n"), "\(config.output)")
+            #expect(config.output.contains("#\tpath_selector \"service-time 0\"  (built-in)\n"), "\(config.output)")
             let paths = try capture(["multipathd", "show", "paths", "format", "%d %t %T"])
             #expect(paths.output.split(separator: "\n").count == 5, "a header and 4 paths: \(paths.output)")
 

@@ -168,3 +168,87 @@ struct ConfigWriter {
         text += "\n"
     }
 }
+
+/// Where one setting of a map comes from (`show config`'s last part).
+public struct SettingOrigin: Sendable, Equatable {
+    /// The option as multipath.conf spells it, e.g. `no_path_retry`.
+    public var option: String
+    /// Its value, as multipath.conf writes it.
+    public var value: String
+    /// The layer that set it: `multipaths entry`, `overrides`, `devices entry "V" "P"`,
+    /// `built-in hardware table "V" "P"`, `defaults` or `built-in`.
+    public var origin: String
+}
+
+extension Configuration {
+    /// The map settings that apply to a map of this WWID whose paths report this vendor,
+    /// product and revision, each with the layer it comes from, in multipath-tools' precedence
+    /// (multipaths entries, later first; overrides; devices entries, the user's then the
+    /// hardware table's, later first; defaults; built-in values). `deviceLayers` may be given
+    /// when already found for the array (`settingLayers(vendor:product:revision:)`).
+    public func settingOrigins(wwid: String, deviceLayers: [(settings: MapSettings, origin: String)]) -> [SettingOrigin] {
+        var layers: [(settings: MapSettings, origin: String)] = []
+        for entry in multipaths.reversed() where entry.wwid == wwid { layers.append((entry.settings, "multipaths entry")) }
+        layers.append((overrides, "overrides"))
+        layers += deviceLayers
+        layers.append((writtenDefaults, "defaults"))
+        layers.append((MapSettings.builtIn, "built-in"))
+        var seen: Set<String> = []
+        var origins: [SettingOrigin] = []
+        for layer in layers {
+            var writer = ConfigWriter()
+            writer.settings(layer.settings)
+            // One `key value` line per option; protocol subsections (indented or braced) are
+            // the transport's and listed by their section.
+            for line in writer.text.split(separator: "\n") where !line.hasPrefix("\t") && !line.contains("{") && !line.contains("}") {
+                let parts = line.split(separator: " ", maxSplits: 1)
+                let option = String(parts[0])
+                guard !seen.contains(option) else { continue }
+                seen.insert(option)
+                origins.append(SettingOrigin(option: option, value: parts.count > 1 ? String(parts[1]) : "", origin: layer.origin))
+            }
+            if !layer.settings.protocols.isEmpty && !seen.contains("protocol") {
+                seen.insert("protocol")
+                let types = layer.settings.protocols.map(\.type).joined(separator: ", ")
+                origins.append(SettingOrigin(option: "protocol", value: "{ \(types) }", origin: layer.origin))
+            }
+        }
+        return origins
+    }
+
+    /// The `devices` entries that apply to this vendor, product and revision, later first, each
+    /// with its origin: the user's, then the built-in hardware table's.
+    public func settingLayers(vendor: String, product: String, revision: String?) -> [(settings: MapSettings, origin: String)] {
+        var layers: [(settings: MapSettings, origin: String)] = []
+        for entry in devices.reversed() where entry.matches(vendor: vendor, product: product, revision: revision) {
+            layers.append((entry.settings, "devices entry \"\(entry.vendor.pattern)\" \"\(entry.product.pattern)\""))
+        }
+        if useHardwareTable {
+            for entry in Self.hardwareTable.reversed() where entry.matches(vendor: vendor, product: product, revision: revision) {
+                layers.append((entry.settings, "built-in hardware table \"\(entry.vendor.pattern)\" \"\(entry.product.pattern)\""))
+            }
+        }
+        return layers
+    }
+
+    /// `show config`'s last part: for each map, every setting in force and where it comes from,
+    /// as comments (the text stays multipath.conf). `maps` are (name, wwid, vendor, product,
+    /// revision); the devices entries are matched once per array.
+    public func renderOrigins(maps: [(name: String, wwid: String, vendor: String, product: String, revision: String)]) -> String {
+        guard !maps.isEmpty else { return "" }
+        var text = "# Where each map's settings come from (multipaths entry, overrides, devices entry, built-in\n"
+            + "# hardware table, defaults, built-in; detect_prio, detect_checker and detect_pgpolicy may\n"
+            + "# change prio, path_checker and path_grouping_policy from what is listed):\n"
+        var layersByDevice: [String: [(settings: MapSettings, origin: String)]] = [:]
+        for map in maps {
+            let key = map.vendor + "\u{0}" + map.product + "\u{0}" + map.revision
+            let layers = layersByDevice[key] ?? settingLayers(vendor: map.vendor, product: map.product, revision: map.revision)
+            layersByDevice[key] = layers
+            text += "# \(map.name) (\(map.wwid), \(map.vendor),\(map.product),\(map.revision)):\n"
+            for origin in settingOrigins(wwid: map.wwid, deviceLayers: layers) {
+                text += "#\t\(origin.option) \(origin.value)  (\(origin.origin))\n"
+            }
+        }
+        return text
+    }
+}
