@@ -252,6 +252,19 @@ struct LoggingFileTests {
     }
 }
 
+/// Logs a line every 50 ms until the file at `path` holds it (the logger retries opening every
+/// 2 s), for at most 5 s; the file's text.
+private func loggingUntilOpened(_ producer: LogProducer, path: String) -> String {
+    var text = ""
+    for _ in 0..<100 {
+        _ = producer.log(.started, LogArgument.signed(8), LogArgument.signed(3))
+        usleep(50_000)
+        if let data = FileManager.default.contents(atPath: path) { text = String(decoding: data, as: UTF8.self) }
+        if text.contains("at most 8 paths") { break }
+    }
+    return text
+}
+
 @Suite(.serialized) struct LoggingDeferredFileTests {
     /// Early boot: the log's directory does not exist yet (/var not mounted). The logger starts
     /// anyway, keeps the lines, and writes them once the file can be opened.
@@ -271,13 +284,7 @@ struct LoggingFileTests {
         #expect(mkdir(notYet, 0o755) == 0)
         defer { unlink(path); rmdir(notYet) }
         // The next retry (every 2 s) opens it; the early line is written.
-        var text = ""
-        for _ in 0..<100 {
-            _ = producer.log(.started, LogArgument.signed(8), LogArgument.signed(3))
-            usleep(50_000)
-            if let data = FileManager.default.contents(atPath: path) { text = String(decoding: data, as: UTF8.self) }
-            if text.contains("at most 8 paths") { break }
-        }
+        let text = loggingUntilOpened(producer, path: path)
         logger.stop()
         #expect(text.contains("at most 7 paths"), "the line logged before the file existed")
         #expect(text.contains("at most 8 paths"))
@@ -301,13 +308,7 @@ struct LoggingFileTests {
         #expect(producer.log(.started, LogArgument.signed(7), LogArgument.signed(3)))
         usleep(300_000)
         #expect(mount("tmpfs", directory, "tmpfs", UInt(MS_REMOUNT), "size=4m") == 0, "remount: \(String(cString: strerror(errno)))")
-        var text = ""
-        for _ in 0..<100 {
-            _ = producer.log(.started, LogArgument.signed(8), LogArgument.signed(3))
-            usleep(50_000)
-            if let data = FileManager.default.contents(atPath: path) { text = String(decoding: data, as: UTF8.self) }
-            if text.contains("at most 8 paths") { break }
-        }
+        let text = loggingUntilOpened(producer, path: path)
         logger.stop()
         #expect(text.contains("at most 7 paths"), "the line logged while the file system was read-only")
         #expect(text.contains("at most 8 paths"))

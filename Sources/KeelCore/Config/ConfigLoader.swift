@@ -260,6 +260,7 @@ struct ConfigLoader {
                 continue
             }
             guard let value = singleValue(node) else { continue }
+            if readTransportTimeout(node, value, into: &entry, fast: \.fastIOFailTmo, loss: \.devLossTmo, eh: \.ehDeadline) { continue }
             switch node.keyword {
             case "type":
                 typeWritten = true
@@ -268,12 +269,6 @@ struct ConfigLoader {
                 } else {
                     error(node.line, "type: \"\(value)\" is not a protocol (expected one of \(ProtocolTimeouts.names.joined(separator: ", ")))")
                 }
-            case "fast_io_fail_tmo":
-                if let v = check(node, Self.transportTimeout(value, word: "off")) { entry.fastIOFailTmo = v }
-            case "dev_loss_tmo":
-                if let v = check(node, Self.transportTimeout(value, word: "infinity")) { entry.devLossTmo = v }
-            case "eh_deadline":
-                if let v = check(node, Self.transportTimeout(value, word: "off")) { entry.ehDeadline = v }
             default:
                 warn(node.line, "option \"\(node.keyword)\" is not valid in a protocol subsection (type, fast_io_fail_tmo, dev_loss_tmo, eh_deadline), ignored")
             }
@@ -402,6 +397,23 @@ struct ConfigLoader {
         }
     }
 
+    /// `fast_io_fail_tmo` (seconds or off), `dev_loss_tmo` (seconds or infinity) or `eh_deadline`
+    /// (seconds or off) into the matching field of `target`; false for any other option.
+    @discardableResult
+    private mutating func readTransportTimeout<T>(_ node: ConfigNode, _ value: String, into target: inout T,
+                                                  fast: WritableKeyPath<T, TransportTimeout?>, loss: WritableKeyPath<T, TransportTimeout?>,
+                                                  eh: WritableKeyPath<T, TransportTimeout?>) -> Bool {
+        let field: WritableKeyPath<T, TransportTimeout?>, word: String
+        switch node.keyword {
+        case "fast_io_fail_tmo": (field, word) = (fast, "off")
+        case "dev_loss_tmo": (field, word) = (loss, "infinity")
+        case "eh_deadline": (field, word) = (eh, "off")
+        default: return false
+        }
+        if let v = check(node, Self.transportTimeout(value, word: word)) { target[keyPath: field] = v }
+        return true
+    }
+
     private mutating func readMapOption(_ node: ConfigNode, _ value: String, into s: inout MapSettings) {
         switch node.keyword {
         case "path_grouping_policy":
@@ -429,12 +441,8 @@ struct ConfigLoader {
             if let v = check(node, Self.yesNo(value)) { s.detectPgpolicyUseTPG = v }
         case "failback":
             if let v = check(node, Self.failback(value)) { s.failback = v }
-        case "fast_io_fail_tmo":
-            if let v = check(node, Self.transportTimeout(value, word: "off")) { s.fastIOFailTmo = v }
-        case "dev_loss_tmo":
-            if let v = check(node, Self.transportTimeout(value, word: "infinity")) { s.devLossTmo = v }
-        case "eh_deadline":
-            if let v = check(node, Self.transportTimeout(value, word: "off")) { s.ehDeadline = v }
+        case "fast_io_fail_tmo", "dev_loss_tmo", "eh_deadline":
+            readTransportTimeout(node, value, into: &s, fast: \.fastIOFailTmo, loss: \.devLossTmo, eh: \.ehDeadline)
         case "auto_resize":
             if let v = AutoResize(rawValue: value) {
                 s.autoResize = v
