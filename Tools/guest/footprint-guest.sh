@@ -68,11 +68,17 @@ while :; do
   line=$(ctl show daemon | grep '^maps ')
   [ "$line" != "$last" ] && { echo "  t=$(awk "BEGIN{printf \"%.1f\", ($(now_ms) - $t0) / 1000}")s $line"; last=$line; }
   [ "${line##* }" -ge $want ] 2>/dev/null && break
-  (( $(now_ms) - t0 > 600000 )) && { echo "  gave up after 600 s"; break; }
+  if (( $(now_ms) - t0 > 600000 )); then
+    # Whose side: disks the kernel never made, or disks keeld has not taken?
+    echo "  gave up after 600 s: $(ls /sys/block | grep -c '^sd') sd disks present"
+    grep -E "overflowed|rediscovery finished|refused|skipped|cannot" $dir/keeld.log | tail -n 8 | sed 's/^/    /'
+    gave_up=1
+    break
+  fi
   keel_sleep 0.5
 done
 t1=$(now_ms)
-echo "all $want paths in maps after $(awk "BEGIN{printf \"%.1f\", ($t1 - $t0) / 1000}") s"
+[ -n "${gave_up:-}" ] || echo "all $want paths in maps after $(awk "BEGIN{printf \"%.1f\", ($t1 - $t0) / 1000}") s"
 echo "after: VmLck $(status_kb VmLck $kp) kB VmRSS $(status_kb VmRSS $kp) kB; $(ctl show daemon | grep '^tables')"
 ctl show daemon | grep '^thread stacks'
 grep -c "tables grown" $dir/keeld.log | sed 's/^/growth steps logged: /'
