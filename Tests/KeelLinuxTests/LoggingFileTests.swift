@@ -252,9 +252,18 @@ struct LoggingFileTests {
     }
 }
 
-/// Logs a line every 50 ms until the file at `path` holds it (the logger retries opening every
-/// 2 s), for at most 5 s; the file's text.
-private func loggingUntilOpened(_ producer: LogProducer, path: String) -> String {
+/// Early boot: a logger is started on `path`, which cannot be opened yet (`openErrno`), logs a
+/// line, and `makeOpenable` then makes the file possible. Logs a line every 50 ms until the file
+/// holds it (the logger retries opening every 2 s), for at most 5 s; the file's text.
+private func loggingDeferredFileText(path: String, openErrno: Int32, makeOpenable: () -> Void) throws -> String {
+    let logger = try KeelLogger(LogConfiguration(filePath: path, identifier: "keel-test", producersMax: 2))
+    #expect(logger.fileOpenErrno == openErrno)
+    try logger.start()
+    defer { logger.stop() }
+    let producer = try #require(logger.registerProducer(name: "test"))
+    #expect(producer.log(.started, LogArgument.signed(7), LogArgument.signed(3)))
+    usleep(300_000)
+    makeOpenable()
     var text = ""
     for _ in 0..<100 {
         _ = producer.log(.started, LogArgument.signed(8), LogArgument.signed(3))
@@ -269,23 +278,13 @@ private func loggingUntilOpened(_ producer: LogProducer, path: String) -> String
     /// Early boot: the log's directory does not exist yet (/var not mounted). The logger starts
     /// anyway, keeps the lines, and writes them once the file can be opened.
     @Test func aFileThatCannotBeOpenedYetIsOpenedLaterWithTheEarlyLines() throws {
-        var template = Array("/tmp/keel-deferred-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        let directory = String(cString: try #require(made))
+        let directory = try loggingTemporaryDirectory()
         defer { _ = directory.withCString { rmdir($0) } }
         let notYet = directory + "/var-log"
         let path = notYet + "/keeld.log"
-        let logger = try KeelLogger(LogConfiguration(filePath: path, identifier: "keel-test", producersMax: 2))
-        #expect(logger.fileOpenErrno == ENOENT)
-        try logger.start()
-        let producer = try #require(logger.registerProducer(name: "test"))
-        #expect(producer.log(.started, LogArgument.signed(7), LogArgument.signed(3)))
-        usleep(300_000)
-        #expect(mkdir(notYet, 0o755) == 0)
         defer { unlink(path); rmdir(notYet) }
         // The next retry (every 2 s) opens it; the early line is written.
-        let text = loggingUntilOpened(producer, path: path)
-        logger.stop()
+        let text = try loggingDeferredFileText(path: path, openErrno: ENOENT) { #expect(mkdir(notYet, 0o755) == 0) }
         #expect(text.contains("at most 7 paths"), "the line logged before the file existed")
         #expect(text.contains("at most 8 paths"))
     }
@@ -294,22 +293,13 @@ private func loggingUntilOpened(_ producer: LogProducer, path: String) -> String
     /// remounted read-write, as an initramfs hands over). EROFS is not fatal either.
     @Test(.enabled(if: getuid() == 0, "needs root to mount a tmpfs"))
     func aFileOnAReadOnlyFileSystemIsOpenedOnceItIsWritable() throws {
-        var template = Array("/tmp/keel-readonly-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        let directory = String(cString: try #require(made))
+        let directory = try loggingTemporaryDirectory()
         defer { _ = directory.withCString { rmdir($0) } }
         try #require(mount("tmpfs", directory, "tmpfs", UInt(MS_RDONLY), "size=4m") == 0, "mount: \(String(cString: strerror(errno)))")
         defer { _ = umount2(directory, Int32(MNT_DETACH)) }
-        let path = directory + "/keeld.log"
-        let logger = try KeelLogger(LogConfiguration(filePath: path, identifier: "keel-test", producersMax: 2))
-        #expect(logger.fileOpenErrno == EROFS)
-        try logger.start()
-        let producer = try #require(logger.registerProducer(name: "test"))
-        #expect(producer.log(.started, LogArgument.signed(7), LogArgument.signed(3)))
-        usleep(300_000)
-        #expect(mount("tmpfs", directory, "tmpfs", UInt(MS_REMOUNT), "size=4m") == 0, "remount: \(String(cString: strerror(errno)))")
-        let text = loggingUntilOpened(producer, path: path)
-        logger.stop()
+        let text = try loggingDeferredFileText(path: directory + "/keeld.log", openErrno: EROFS) {
+            #expect(mount("tmpfs", directory, "tmpfs", UInt(MS_REMOUNT), "size=4m") == 0, "remount: \(String(cString: strerror(errno)))")
+        }
         #expect(text.contains("at most 7 paths"), "the line logged while the file system was read-only")
         #expect(text.contains("at most 8 paths"))
     }
