@@ -32,6 +32,10 @@ final class EventsThread: @unchecked Sendable {
     var pendingResizes: [MapHandle: [UInt32]] = [:]
     /// Per path slot: how many reservation registrations were logged (`logRegistrations`).
     var registrationsSeen: [PathHandle: UInt32] = [:]
+    /// Reads again the capacity of disks found with 0 sectors, each on a thread of its own.
+    let rescanner = CapacityRescanner()
+    /// How often a rescan in flight is looked at.
+    static let rescanPollNs: Nanoseconds = 100 * Time.nsPerMs
 
     init(shared: DaemonShared, assembler: MultipathAssembler, checker: DaemonChecker, poller: DMEventPoller?, uevents: UeventMonitor?,
          log: LogProducer, options: Options, growth: TableGrowth? = nil) {
@@ -65,6 +69,7 @@ final class EventsThread: @unchecked Sendable {
             wakeNs = min(wakeNs, nextRediscoveryNs)
             wakeNs = min(wakeNs, reloadRetries.nextDueNs())
             if let heldDeadline = assembler.nextHeldDeadlineNs { wakeNs = min(wakeNs, heldDeadline) }
+            if rescanner.inFlight > 0 { wakeNs = min(wakeNs, now + Self.rescanPollNs) }
             let timeoutMs = Int32(clamping: max(0, wakeNs - now) / Time.nsPerMs + 1)
             let readable = pollReadable([reloadFD, wakeFD, dmFD, ueventFD], timeoutMs: timeoutMs)
             if shared.eventsStop.load(ordering: .acquiring) { break }
@@ -81,6 +86,7 @@ final class EventsThread: @unchecked Sendable {
                 handleUevents(uevents)
             }
             logRegistrations()
+            serviceRescans()
             let after = monotonicNs()
             if after >= nextResyncNs {
                 for error in assembler.resync(into: &sink, nowNs: after) { report(error) }
@@ -266,7 +272,10 @@ final class EventsThread: @unchecked Sendable {
     /// minute. Known disks cost one directory entry each; only new ones are read in full.
     func rediscover() {
         let discovery = SysfsDiscovery(uidAttributes: assembler.uidAttributes)
-        let differences = Rediscovery.differences(present: Set(discovery.blockDeviceNames()),
+        let present = Set(discovery.blockDeviceNames())
+        assembler.forgetWithoutCapacity(allBut: present)
+        rescanner.forget(allBut: present)
+        let differences = Rediscovery.differences(present: present,
                                                   assembled: Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) }),
                                                   held: assembler.heldKernelNames.union(operatorRemoved))
         var changed = false
@@ -299,6 +308,36 @@ final class EventsThread: @unchecked Sendable {
         }
     }
 
+    /// Disks without capacity: those whose rescan returned are discovered again (the write
+    /// returns once the kernel has read the capacity, and 0 -> N sends no uevent), then every
+    /// one still without capacity is asked for again (at most once a minute each, a few at a time).
+    func serviceRescans() {
+        var returned: [String] = []
+        for done in rescanner.finished() {
+            if done.errno == 0 {
+                returned.append(done.kernelName)
+            } else if let device = assembler.withoutCapacity[done.kernelName] {
+                log.log(.capacityRescanFailed, LogArgument.device(device), LogArgument.errno(done.errno))
+            }
+        }
+        if !returned.isEmpty {
+            let discovery = SysfsDiscovery(uidAttributes: assembler.uidAttributes)
+            var paths: [DiscoveredPath] = []
+            for name in returned {
+                if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
+            }
+            for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
+                report(error)
+            }
+            reportFallbacks()
+            let assembler = self.assembler
+            shared.publish(assembler)
+        }
+        guard !assembler.withoutCapacity.isEmpty else { return }
+        let now = monotonicNs()
+        for name in assembler.withoutCapacity.keys.sorted() { rescanner.request(name, nowNs: now) }
+    }
+
     /// Logs the devices checked with directio because they have no SCSI generic node, and what
     /// else assembly noticed (find_multipaths decisions, bindings and wwids files).
     func reportFallbacks() {
@@ -328,6 +367,8 @@ final class EventsThread: @unchecked Sendable {
                         LogArgument.signed(seconds), LogArgument.errno(errno))
             case .priorityUnanswered(let device): log.log(.priorityUnanswered, LogArgument.device(device))
             case .groupByTPGFallback(let map): log.log(.groupByTPGFallback, LogArgument.map(map))
+            case .noCapacity(let device): log.log(.pathWithoutCapacity, LogArgument.device(device))
+            case .capacityFound(let device, let sectors): log.log(.pathCapacityFound, LogArgument.device(device), LogArgument.signed(Int(clamping: sectors)))
             case .resizedAtAdoption(let map, let old, let new):
                 log.log(.mapResized, LogArgument.map(map), LogArgument.signed(Int(old)), LogArgument.signed(Int(new)))
             }

@@ -323,6 +323,40 @@ struct EndToEndKernelTests {
         }
     }
 
+    @Test("a disk the kernel gives 0 sectors is kept out of its map, said once, and joins when it has the map's size")
+    func aDiskWithoutCapacityWaitsOutsideItsMap() throws {
+        try withEndToEndRig { rig in
+            let engine = Engine(capacities: Capacities(pathsMax: 16, mapsMax: 4, pathsPerMapMax: 8, ringSlots: 64), startNs: monotonicNs())
+            let messenger = try DMMessenger(mapsMax: 4)
+            let tur = try TURChecker(TURConfiguration(pathsMax: 16))
+            defer { tur.close() }
+            var assembler = MultipathAssembler(configuration: rig.configuration, engine: engine, control: rig.control,
+                                               messenger: messenger, checkers: PathCheckers(tur: tur))
+            assembler.notices.removeAll()
+            var report = rig.report
+            let empty = try #require(report.paths.indices.last)
+            let sectors = report.paths[empty].sizeSectors
+            #expect(sectors > 0)
+            report.paths[empty].sizeSectors = 0
+            let device = report.paths[empty].device
+            #expect(assembler.assemble(report, nowNs: monotonicNs()).isEmpty, "a path without capacity is not a size mismatch")
+            #expect(assembler.maps.map(\.paths.count) == [report.paths.count - 1])
+            #expect(assembler.withoutCapacity == [report.paths[empty].kernelName: device])
+            #expect(assembler.notices == [.noCapacity(device: device)])
+            assembler.notices.removeAll()
+            // Rediscovery finds it again without capacity: no second notice.
+            #expect(assembler.assemble(DiscoveryReport(paths: [report.paths[empty]], skipped: []), nowNs: monotonicNs()).isEmpty)
+            #expect(assembler.notices.isEmpty && assembler.maps.map(\.paths.count) == [report.paths.count - 1])
+            // The kernel read its capacity: it joins.
+            report.paths[empty].sizeSectors = sectors
+            #expect(assembler.assemble(DiscoveryReport(paths: [report.paths[empty]], skipped: []), nowNs: monotonicNs()).isEmpty)
+            #expect(assembler.maps.map(\.paths.count) == [report.paths.count])
+            #expect(assembler.withoutCapacity.isEmpty)
+            #expect(assembler.notices == [.capacityFound(device: device, sectors: sectors)])
+            for map in assembler.maps { messenger.unregister(map: map.handle) }
+        }
+    }
+
     @Test func offlinedActivePathFailsInDMAndIsReinstatedWhenRunning() throws {
         try withEndToEndRig { rig in
             // Host 0 is active/optimized: its path carries I/O (RIG.md: choose by host, not name).

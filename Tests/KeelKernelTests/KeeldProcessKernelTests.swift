@@ -220,7 +220,7 @@ struct KeeldProcessKernelTests {
         defer { second.stop() }
         try second.waitReady()
         let grown = try kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) { try control.table(name: "mpatha").first?.lengthSectors == 2 * 1024 * 1024 }
-        #expect(grown != nil, "mpatha's length: \((try? control.table(name: "mpatha").first?.lengthSectors).map { "\($0 ?? 0)" } ?? "-")")
+        #expect(grown != nil, "mpatha's length: \((try? control.table(name: "mpatha").first?.lengthSectors).map { "\($0)" } ?? "-")")
         let logged = kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) { readText(second.logFile).contains("resized from 131072 to 2097152 sectors") }
         #expect(logged != nil, "\(readText(second.logFile).suffix(1500))")
         #expect(try pathStates(control, map: "mpatha").count == 4)

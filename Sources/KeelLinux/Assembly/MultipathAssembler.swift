@@ -165,6 +165,11 @@ public enum AssemblyNotice: Sendable, Equatable {
     /// resized while no daemon ran): its table is loaded again at the paths' size, as multipathd
     /// does (`ACT_RESIZE`).
     case resizedAtAdoption(map: MapHandle, oldSectors: UInt64, newSectors: UInt64)
+    /// The kernel gives this disk 0 sectors (READ CAPACITY failed when it was probed): it is
+    /// kept out of its map. multipathd would add it; its share of the map's I/O would fail.
+    case noCapacity(device: DevNo)
+    /// A disk kept out for having no capacity has `sectors` now and is assembled.
+    case capacityFound(device: DevNo, sectors: UInt64)
 }
 
 /// The transport attributes keeld writes.
@@ -319,6 +324,15 @@ public struct MultipathAssembler {
         }
     }
 
+    /// Disks found with 0 sectors (the kernel could not read their capacity), by kernel name:
+    /// kept out of every map until a later discovery finds them a size.
+    public private(set) var withoutCapacity: [String: DevNo] = [:]
+
+    /// Forgets the disks without capacity that are not in `present` (their `remove` was lost).
+    public mutating func forgetWithoutCapacity(allBut present: Set<String>) {
+        withoutCapacity = withoutCapacity.filter { present.contains($0.key) }
+    }
+
     /// The kernel names of the paths find_multipaths holds back.
     public var heldKernelNames: Set<String> { Set(held.values.flatMap { $0.paths.map(\.kernelName) }) }
 
@@ -358,7 +372,17 @@ public struct MultipathAssembler {
                 skipped.append(SkippedDevice(kernelName: path.kernelName, reason: .excluded("no WWID")))
             } else if knownDevices.contains(path.device) {
                 continue  // already assembled in an earlier pass
+            } else if path.sizeSectors == 0 {
+                // The kernel has no capacity for it: in a table it would take a share of the
+                // map's I/O and fail all of it. Kept out until it has one (the daemon asks the
+                // kernel to read it again).
+                if withoutCapacity.updateValue(path.device, forKey: path.kernelName) == nil {
+                    notices.append(.noCapacity(device: path.device))
+                }
             } else {
+                if withoutCapacity.removeValue(forKey: path.kernelName) != nil {
+                    notices.append(.capacityFound(device: path.device, sectors: path.sizeSectors))
+                }
                 admitted.append(path)
             }
         }
@@ -1104,6 +1128,7 @@ public struct MultipathAssembler {
     /// it, and assembly forgets the device. Returns the path's handle, nil when the device was
     /// not one of Keel's paths. A map that loses its last path keeps its kernel table.
     public mutating func remove<T: EngineTopology>(kernelName: String, nowNs: Nanoseconds, topology: inout T) -> PathHandle? {
+        withoutCapacity[kernelName] = nil
         for (wwid, waiting) in held where waiting.paths.contains(where: { $0.kernelName == kernelName }) {
             held[wwid]?.paths.removeAll { $0.kernelName == kernelName }
             if held[wwid]?.paths.isEmpty == true { held[wwid] = nil }

@@ -101,6 +101,12 @@ public enum SysfsFiles {
         return String(s[first...last])
     }
 
+    /// Whether `name` is one directory entry (a kernel device name): not empty, no "/", and
+    /// not "." or "..", so that a path built from it stays in the directory it is joined to.
+    static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && !name.contains("/") && name != "." && name != ".."
+    }
+
     /// The last component of a slash-separated path.
     static func lastComponent(_ path: String) -> Substring {
         path.split(separator: "/").last ?? Substring(path)

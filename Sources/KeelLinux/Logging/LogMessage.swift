@@ -126,6 +126,9 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case removedWithLastPath = 446
     case keptWithoutPaths = 447
     case uidAttributeChangeDeferred = 448
+    case pathWithoutCapacity = 449
+    case pathCapacityFound = 450
+    case capacityRescanFailed = 451
 
     // The logger itself.
     case loggerStarted = 500
@@ -149,14 +152,16 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
              .ueventOverflow, .realtimeRefused, .seccompFailed, .pathRefused, .ringDropped,
              .sinkDropped, .fileWriteFailed, .tablesAtCeiling, .bindingsLineSkipped, .wwidsLineSkipped,
              .topologyRequestTimedOut, .transportTimeoutRefused, .flushOnLastDelKept, .priorityUnanswered, .groupByTPGFallback,
-             .pathRegistrationKeyAbsent, .keptWithoutPaths, .uidAttributeChangeDeferred:
+             .pathRegistrationKeyAbsent, .keptWithoutPaths, .uidAttributeChangeDeferred, .pathWithoutCapacity,
+             .capacityRescanFailed:
             return .warning
         case .reinstated, .groupSwitched, .queueingEnabled, .resyncFinished, .tableLoaded, .started,
              .memoryLocked, .realtimeEnabled, .seccompInstalled, .configurationLoaded, .stopping,
              .loggerStarted, .fileRotated, .ready, .reconfigured, .queueingFailedForExit, .tablesGrown,
              .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded,
              .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel, .removedWithLastPath,
-             .reservationFlagSet, .reservationFlagCleared, .reservationKeyStored, .reservationKeyRemoved, .pathRegistered:
+             .reservationFlagSet, .reservationFlagCleared, .reservationKeyStored, .reservationKeyRemoved, .pathRegistered,
+             .pathCapacityFound:
             return .notice
         }
     }
@@ -213,6 +218,10 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .assemblyFailed: return "%map: assembly step %n failed: %errno"
         case .commandReceived: return "operator command received (%n words)"
         case .pathSizeMismatch: return "path %dev refused: %n sectors, but its map %map has %n"
+        case .pathWithoutCapacity:
+            return "%dev has 0 sectors (the kernel could not read its capacity): kept out of its map, its capacity is read again (device/rescan) each minute"
+        case .pathCapacityFound: return "%dev has %n sectors now: added to its map"
+        case .capacityRescanFailed: return "%dev: asking the kernel to read its capacity again (device/rescan) failed: %errno"
         case .pathNotKnown: return "%dev left alone: find_multipaths strict, and its WWID is not in the wwids file"
         case .pathSinglePath: return "%dev left alone: one path, and its WWID is not in the wwids file (find_multipaths on/smart)"
         case .pathWaitsForSibling: return "%dev waits up to %ms ms for a second path (find_multipaths smart)"
