@@ -523,6 +523,58 @@ struct KeeldProcessKernelTests {
         }
     }
 
+    @Test("a disk the kernel gives 0 sectors waits outside its map while its rescan hangs, recovery goes on, and it joins when the rescan returns")
+    func aDiskWithoutCapacityIsRescannedWithoutWaitingForIt() throws {
+        let disks = try loadPaths()
+        let control = try DMControl()
+        defer { cleanUp(control, disks: disks) }
+        let empty = try #require(disks[3]), other = try #require(disks[0])
+        // The kernel's view of the disk, replaced: its size file reads 0, and its rescan file is a
+        // FIFO, whose open for writing waits for a reader as a rescan waits for a dead device.
+        let sizeFile = "/sys/block/\(empty)/size", rescanFile = "/sys/block/\(empty)/device/rescan"
+        let zero = "/tmp/keeld-nocapacity-size", fifo = "/tmp/keeld-nocapacity-rescan"
+        try "0\n".write(toFile: zero, atomically: false, encoding: .utf8)
+        unlink(fifo)
+        #expect(mkfifo(fifo, 0o600) == 0)
+        _ = try keeldGuestShell("mount --bind \(zero) \(sizeFile) && mount --bind \(fifo) \(rescanFile)")
+        var sizeMounted = true
+        defer { _ = try? keeldGuestShell("\(sizeMounted ? "umount \(sizeFile); " : "")umount \(rescanFile)") }
+        let keeld = try KeeldDaemon(directory: "/tmp/keeld-nocapacity", configuration: daemonConfiguration)
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        let three = kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 3 }
+        #expect(three != nil, "mpatha without \(empty): \((try? pathStates(control, map: "mpatha")).map { "\($0)" } ?? "none")")
+        #expect(readText(keeld.logFile).contains("has 0 sectors (the kernel could not read its capacity)"), "\(readText(keeld.logFile).suffix(1500))")
+        // keeld's rescan of the disk is stuck meanwhile: a path of the map still fails and returns.
+        try keeldSetDiskState(other, "offline")
+        let failed = kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) {
+            (try? pathStates(control, map: "mpatha"))?.contains { !$0.active } == true
+        }
+        #expect(failed != nil, "\(other) not failed while the rescan of \(empty) hangs")
+        try keeldSetDiskState(other, "running")
+        let back = kernelTestWait(timeoutNs: 20 * Time.nsPerSecond) {
+            (try? pathStates(control, map: "mpatha"))?.allSatisfy(\.active) == true
+        }
+        #expect(back != nil, "\(other) not reinstated while the rescan of \(empty) hangs")
+        // The device answers: its size is the kernel's again, and the rescan's write goes through.
+        _ = try keeldGuestShell("umount \(sizeFile)")
+        sizeMounted = false
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        #expect(reader >= 0)
+        var bytes = [UInt8](repeating: 0, count: 8)
+        var count = 0
+        _ = kernelTestWait(timeoutNs: 10 * Time.nsPerSecond) {
+            count = read(reader, &bytes, bytes.count)
+            return count > 0
+        }
+        close(reader)
+        #expect(count == 2 && Array(bytes.prefix(2)) == Array("1\n".utf8), "keeld writes 1 to device/rescan")
+        let four = kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) { (try? pathStates(control, map: "mpatha").count) == 4 }
+        #expect(four != nil, "\(empty) did not join mpatha: \(readText(keeld.logFile).suffix(1500))")
+        #expect(readText(keeld.logFile).contains("sectors now: added to its map"))
+        #expect(try pathStates(control, map: "mpatha").allSatisfy(\.active))
+    }
+
     @Test("prio weightedpath gives the paths the priorities prio_args names, and group_by_prio groups them by it")
     func weightedPathPriorities() throws {
         let configuration = daemonConfiguration
