@@ -487,7 +487,7 @@ final class ControlThread: ControlService, @unchecked Sendable {
         metric("keel_table_slots", "gauge", "Committed table slots.",
                [("kind=\"paths\"", "\(board.pathCapacity)"), ("kind=\"maps\"", "\(board.mapCapacity)")])
         metric("keel_control_clients", "gauge", "Connected control clients.", [("", "\(server.clientCount)")])
-        metric("keel_control_refused_total", "counter", "Control connections refused or evicted at the client cap.", [("", "\(server.refused)")])
+        metric("keel_control_refused_total", "counter", "Control connections refused (past a process's or user's share, or the client cap) or evicted.", [("", "\(server.refused)")])
         metric("keel_control_timeouts_total", "counter", "Control requests past their deadline.", [("", "\(server.timedOut)")])
         return out
     }

@@ -207,6 +207,7 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
     func tricklersOfSeveralUsersNeverKeepRootOut() throws {
         var limits = ControlServer.Limits()
         limits.requestTimeoutNs = 20 * Time.nsPerSecond   // the tricklers stay until root comes
+        limits.clientsPerProcessMax = 128   // one child process stands for the four users
         let r = try Running(limits: limits)
         defer { r.shutdown() }
         // Everything the child needs is made here: after fork it only makes system calls.
@@ -269,6 +270,37 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         #expect(report.passed, "\(report); server refused \(r.server.refused), clients \(r.server.clientCount)")
         #expect(report.value("closedTricklers") == "1", "exactly one trickler made room for root: \(report)")
         print("tricklers of 4 users in all 64 slots: root answered after \(report.value("answerMs") ?? "-") ms")
+    }
+
+    @Test("a process holds at most clientsPerProcessMax connections, root or not: its next is refused, another process's is answered")
+    func oneProcessHoldsAtMostItsShareOfConnections() throws {
+        let r = try Running()
+        defer { r.shutdown() }
+        let share = r.server.limits.clientsPerProcessMax
+        let held = try (0..<share).map { _ in try r.connectAbstract() }
+        defer { held.forEach { close($0) } }
+        for fd in held { #expect(ask(fd, "mine") == "echo mine") }
+        let extra = try r.connectAbstract()
+        defer { close(extra) }
+        #expect(ask(extra, "one more") == nil, "this process's connection past its share is refused")
+        #expect(r.server.refused >= 1)
+        // Another process (a forked child: it only makes system calls) is answered meanwhile.
+        let (abstract, length) = ControlServer.abstractAddress(r.name)
+        var address = abstract
+        let request = ControlServer.frame("theirs", framing: .multipathd)
+        let report = runInProcessChild(timeoutSeconds: 30) { log in
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+            log.check(ok == 0, "connect: errno \(errno)")
+            _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var answerLength = 0
+            let got = recv(fd, &answerLength, 8, Int32(MSG_WAITALL))
+            log.check(got == 8 && answerLength == "echo theirs".utf8.count + 1, "another process is answered (header \(got), length \(answerLength))")
+            close(fd)
+        }
+        #expect(report.passed, "\(report)")
     }
 
     @Test("10,000 connections, a 1 MiB command, a trickler and a non-reader at once: another client keeps being answered")

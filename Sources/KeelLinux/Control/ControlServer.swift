@@ -75,6 +75,20 @@ public final class ControlServer {
         public var requestBytesMax = ControlGrammar.lineBytesMax
         /// Longest answer; a longer one is cut and ends with a note.
         public var answerBytesMax = 16 << 20
+        /// Connections one process may hold at once, root's included (a process with no
+        /// credentials, a TCP peer, is not counted). A runaway script that opens connections in
+        /// a loop gets this many served at a time and the rest refused as they are accepted, at
+        /// the cost of an accept and a close each, so the kernel's queue empties every turn and
+        /// another process's connection is taken and answered within a turn instead of behind
+        /// the flood. multipathd's clients and libdmmp hold one connection per call.
+        public var clientsPerProcessMax = 8
+        /// Connections the kernel queues for `accept` (listen's backlog): past it, `connect`
+        /// blocks, and a blocked client races the flood for each freed place. Since every turn
+        /// empties the queue, it only needs to be deep enough that connect never waits.
+        public var backlog: Int32 = 128
+        /// Connections taken from one socket in one turn, admitted or refused: a turn always
+        /// ends and the clients already in are served.
+        public var acceptsPerTurnMax = 512
         public init() {}
     }
 
@@ -84,7 +98,9 @@ public final class ControlServer {
         var name: String
     }
 
-    private enum Phase { case reading, waiting, writing }
+    /// reading: a request is being received; queued: received whole, waiting for its process's
+    /// turn; waiting: the service has it; writing: its answer is being sent.
+    private enum Phase { case reading, queued, waiting, writing }
 
     private struct Client {
         var fd: Int32
@@ -104,6 +120,13 @@ public final class ControlServer {
         /// Answers written whole: a session (`multipathd -k`) rather than a connection that has
         /// not spoken yet.
         var served = 0
+        /// The request received whole and not started yet (phase `queued`), and when it was.
+        var queued = ""
+        var queuedAtNs: Nanoseconds = 0
+
+        /// Whose share the client's requests count in: its process, or itself when it has no
+        /// credentials (a TCP peer).
+        var share: Int64 { peer.pid > 0 ? Int64(peer.pid) : -Int64(truncatingIfNeeded: id) }
     }
 
     public let limits: Limits
@@ -149,7 +172,7 @@ public final class ControlServer {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0, Glibc.listen(fd, 64) == 0 else {
+        guard result == 0, Glibc.listen(fd, limits.backlog) == 0 else {
             let e = errno
             close(fd)
             throw SystemError("bind", errno: e)
@@ -207,7 +230,7 @@ public final class ControlServer {
             close(fd)
             throw SystemError("bind", errno: e)
         }
-        guard Glibc.listen(fd, 64) == 0 else {
+        guard Glibc.listen(fd, limits.backlog) == 0 else {
             let e = errno
             close(fd)
             throw SystemError("listen", errno: e)
@@ -251,10 +274,11 @@ public final class ControlServer {
         let now = LogClock.nowNs()
         var timeout = timeoutMs
         if nearest != .max { timeout = min(timeout, Int32(clamping: max(0, nearest - now) / Time.nsPerMs + 1)) }
+        if clients.values.contains(where: { $0.phase == .queued }) { timeout = 0 }
         let n = poll(&fds, nfds_t(fds.count), timeout)
         var extraReadable = [Bool](repeating: false, count: extra.count)
         if n > 0 {
-            for (i, l) in listeners.enumerated() where fds[i].revents & Int16(POLLIN) != 0 { accept(from: l) }
+            for (i, l) in listeners.enumerated() where fds[i].revents & Int16(POLLIN) != 0 { accept(from: l, service: service) }
             for i in 0..<extra.count { extraReadable[i] = fds[extraSlot + i].revents != 0 }
             for (i, id) in order.enumerated() {
                 let revents = fds[clientSlot + i].revents
@@ -269,17 +293,49 @@ public final class ControlServer {
         }
         for (token, answer) in service.collect() { answered(token.client, answer) }
         expire(service: service)
+        startQueued(service: service)
         return extraReadable
+    }
+
+    /// Starts, for each process with requests queued, the one it sent first: one request per
+    /// process per turn. A process that floods the socket (many connections, or many requests
+    /// pipelined on one) therefore delays another process's request by one request of its own
+    /// per turn, however many it has queued, and its own wait grows instead.
+    private func startQueued(service: ControlService) {
+        var first: [Int64: (id: UInt64, atNs: Nanoseconds)] = [:]
+        for (id, c) in clients where c.phase == .queued {
+            if let seen = first[c.share], seen.atNs < c.queuedAtNs || (seen.atNs == c.queuedAtNs && seen.id < id) { continue }
+            first[c.share] = (id, c.queuedAtNs)
+        }
+        for (id, _) in first.values.sorted(by: { $0.atNs < $1.atNs }) {
+            guard var client = clients[id], client.phase == .queued else { continue }
+            let text = client.queued
+            client.queued = ""
+            client.phase = .reading
+            clients[id] = client
+            start(id, text: text, service: service)
+        }
+    }
+
+    /// Puts a request received whole in its process's queue (`startQueued` starts it).
+    private func enqueue(_ id: UInt64, text: String) {
+        guard clients[id] != nil else { return }
+        clients[id]!.phase = .queued
+        clients[id]!.queued = text
+        clients[id]!.queuedAtNs = LogClock.nowNs()
     }
 
     /// Takes pending connections in their order of arrival, as many as there are free slots (at
     /// least one, so that a full table still sees who is knocking: root may make room). The rest
     /// wait in the kernel's backlog for a later turn instead of being taken at once and then
-    /// evicted by a flood that arrived behind them.
-    private func accept(from listener: Listener) {
+    /// evicted by a flood that arrived behind them. Connections refused on admission (their
+    /// process or user holds its share) take no slot: the queue is emptied past them, up to
+    /// `acceptsPerTurnMax`. A request that came with its connection is read and answered at once.
+    private func accept(from listener: Listener, service: ControlService) {
         var budget = max(1, limits.clientsMax - clients.count)
-        while budget > 0 {
-            budget -= 1
+        var taken = 0
+        while budget > 0 && taken < limits.acceptsPerTurnMax {
+            taken += 1
             let fd = Glibc.accept(listener.fd, nil, nil)
             if fd < 0 {
                 if errno == EMFILE || errno == ENFILE { shedOne(listener.fd) }
@@ -298,11 +354,12 @@ public final class ControlServer {
                     continue
                 }
             }
-            guard admits(uid: credentials.uid) else {
+            guard admits(uid: credentials.uid, pid: credentials.pid) else {
                 refused += 1
                 close(fd)
                 continue
             }
+            budget -= 1
             let id = nextID
             nextID += 1
             var client = Client(fd: fd, id: id, framing: listener.framing,
@@ -310,6 +367,7 @@ public final class ControlServer {
             // A line or HTTP client has one request: its clock starts at once.
             if listener.framing != .multipathd { client.deadlineNs = now + limits.requestTimeoutNs }
             clients[id] = client
+            read(id, service: service)
         }
     }
 
@@ -323,14 +381,16 @@ public final class ControlServer {
         refused += 1
     }
 
-    /// Whether a new connection of `uid` may be served, making room if it must: an unprivileged
-    /// user past `clientsPerUserMax` is refused. At `clientsMax` the first to go is the oldest
+    /// Whether a new connection of `uid`'s process `pid` may be served, making room if it must:
+    /// a process past `clientsPerProcessMax` and an unprivileged user past `clientsPerUserMax`
+    /// are refused. At `clientsMax` the first to go is the oldest
     /// connection that has not spoken yet, then the session idle the longest (over a second),
     /// then, for root only, the unprivileged client whose request began first (a trickler's or a
     /// non-reader's); otherwise the newcomer is refused. So a flood of connections never closes
     /// a session between its requests, and no number of unprivileged clients can keep root from
     /// failing or reinstating a path.
-    private func admits(uid: UInt32) -> Bool {
+    private func admits(uid: UInt32, pid: Int32) -> Bool {
+        if pid > 0 && clients.values.reduce(0, { $0 + ($1.peer.pid == pid ? 1 : 0) }) >= limits.clientsPerProcessMax { return false }
         if uid != 0 && clients.values.reduce(0, { $0 + ($1.peer.uid == uid ? 1 : 0) }) >= limits.clientsPerUserMax { return false }
         guard clients.count >= limits.clientsMax else { return true }
         let idle = clients.values.filter { $0.deadlineNs == nil }
@@ -374,7 +434,7 @@ public final class ControlServer {
                 drop(id, service: service)
                 return
             case .complete(let text):
-                start(id, text: text, service: service)
+                enqueue(id, text: text)
                 return
             }
         }
@@ -519,7 +579,7 @@ public final class ControlServer {
             switch Self.request(in: &clients[id]!.input, framing: client.framing, bytesMax: limits.requestBytesMax) {
             case .complete(let text):
                 clients[id]!.deadlineNs = LogClock.nowNs() + limits.requestTimeoutNs
-                pendingStarts.append((id, text))
+                enqueue(id, text: text)
             case .invalid:
                 close(client.fd)
                 clients[id] = nil
@@ -529,9 +589,6 @@ public final class ControlServer {
         }
     }
 
-    /// Requests found already buffered after an answer was written; started by `expire`.
-    private var pendingStarts: [(UInt64, String)] = []
-
     private func drop(_ id: UInt64, service: ControlService) {
         guard let client = clients[id] else { return }
         if client.phase == .waiting { service.abandon(ControlToken(client: id)) }
@@ -539,19 +596,22 @@ public final class ControlServer {
         clients[id] = nil
     }
 
-    /// Drops every client past its deadline or idle limit, and starts buffered requests.
+    /// Drops every client past its deadline or idle limit.
     private func expire(service: ControlService) {
-        let starts = pendingStarts
-        pendingStarts = []
-        for (id, text) in starts { start(id, text: text, service: service) }
         let now = LogClock.nowNs()
         for (id, client) in clients {
             if let deadline = client.deadlineNs, now >= deadline {
                 timedOut += 1
-                if client.phase == .waiting && !client.timeoutAnswered {
+                if client.phase == .queued {
+                    // Never started (its process's other requests came first): answered as a
+                    // slow service's request is.
+                    clients[id]!.queued = ""
+                    clients[id]!.phase = .waiting
+                }
+                if clients[id]!.phase == .waiting && !client.timeoutAnswered {
                     // The service is slow (the recovery thread did not answer): say so, as
                     // multipathd does, and give the answer a second to leave.
-                    service.abandon(ControlToken(client: id))
+                    if client.phase == .waiting { service.abandon(ControlToken(client: id)) }
                     clients[id]!.timeoutAnswered = true
                     clients[id]!.deadlineNs = now + Time.nsPerSecond
                     answered(id, client.framing == .multipathd ? "fail\ntimeout\n"
