@@ -7,12 +7,19 @@ import KeelLinux
 import Synchronization
 import Testing
 
-/// Answers "echo X" at once, "later" from collect() when `release` is set, "huge" with 4 MiB.
+/// Answers "echo X" at once, "later" from collect() when `release` is set, "huge" with 4 MiB;
+/// "stall" holds the server's thread until `unstall` is set.
 private final class FakeService: ControlService, @unchecked Sendable {
     let lock = Mutex<(pending: [ControlToken], abandoned: Int, peers: [PeerCredentials], release: Bool)>(([], 0, [], false))
+    let stalled = Atomic<Bool>(false)
+    let unstall = Atomic<Bool>(false)
     func begin(_ request: String, framing: ControlFraming, peer: PeerCredentials, token: ControlToken) -> ControlStart {
         lock.withLock { $0.peers.append(peer) }
         switch request {
+        case "stall":
+            stalled.store(true, ordering: .releasing)
+            while !unstall.load(ordering: .acquiring) { usleep(1000) }
+            return .reply("unstalled")
         case "later":
             lock.withLock { $0.pending.append(token) }
             return .later
@@ -301,6 +308,51 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
             close(fd)
         }
         #expect(report.passed, "\(report)")
+    }
+
+    @Test("requests are started one per process per turn: another process's request waiting behind five of this one's is started first or second")
+    func requestsAreStartedOnePerProcessPerTurn() throws {
+        let r = try Running()
+        defer { r.shutdown() }
+        // The server's thread is held while both processes' requests arrive.
+        let staller = try r.connectAbstract()
+        defer { close(staller) }
+        sendAll(staller, ControlServer.frame("stall", framing: .multipathd))
+        while !r.service.stalled.load(ordering: .acquiring) { usleep(1000) }
+        let mine = try (1...5).map { _ in try r.connectAbstract() }
+        defer { mine.forEach { close($0) } }
+        for (i, fd) in mine.enumerated() { sendAll(fd, ControlServer.frame("mine \(i + 1)", framing: .multipathd)) }
+        let releaser = Thread {
+            usleep(300_000)
+            r.service.unstall.store(true, ordering: .releasing)
+        }
+        releaser.start()
+        let (abstract, length) = ControlServer.abstractAddress(r.name)
+        var address = abstract
+        let request = ControlServer.frame("theirs", framing: .multipathd)
+        let report = runInProcessChild(timeoutSeconds: 30) { log in
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+            log.check(ok == 0, "connect: errno \(errno)")
+            _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var answerLength = 0
+            log.check(recv(fd, &answerLength, 8, Int32(MSG_WAITALL)) == 8, "answered")
+            close(fd)
+        }
+        #expect(report.passed, "\(report)")
+        for (i, fd) in mine.enumerated() {
+            let length = receive(fd, 8)?.withUnsafeBytes { $0.load(as: Int.self) } ?? 0
+            let body = length > 0 ? receive(fd, length) : nil
+            #expect(body.map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } == "echo mine \(i + 1)")
+        }
+        let me = getpid()
+        let peers = r.service.lock.withLock { $0.peers.map(\.pid) }
+        // After "stall": this process's five and the child's one, the child's among the first two.
+        let after = Array(peers.dropFirst().prefix(6))
+        #expect(after.count == 6 && after.filter { $0 == me }.count == 5, "begins after the stall: \(after)")
+        #expect(after.prefix(2).contains { $0 != me }, "the other process's request waited behind at most one of this one's: \(after)")
     }
 
     @Test("10,000 connections, a 1 MiB command, a trickler and a non-reader at once: another client keeps being answered")
