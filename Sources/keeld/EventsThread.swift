@@ -368,6 +368,7 @@ final class EventsThread: @unchecked Sendable {
             case .priorityUnanswered(let device): log.log(.priorityUnanswered, LogArgument.device(device))
             case .groupByTPGFallback(let map): log.log(.groupByTPGFallback, LogArgument.map(map))
             case .noCapacity(let device): log.log(.pathWithoutCapacity, LogArgument.device(device))
+            case .rdacDetected(let map): log.log(.rdacDetected, LogArgument.map(map))
             case .capacityFound(let device, let sectors): log.log(.pathCapacityFound, LogArgument.device(device), LogArgument.signed(Int(clamping: sectors)))
             case .resizedAtAdoption(let map, let old, let new):
                 log.log(.mapResized, LogArgument.map(map), LogArgument.signed(Int(old)), LogArgument.signed(Int(new)))

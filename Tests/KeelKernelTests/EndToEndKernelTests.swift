@@ -342,7 +342,8 @@ struct EndToEndKernelTests {
             #expect(assembler.assemble(report, nowNs: monotonicNs()).isEmpty, "a path without capacity is not a size mismatch")
             #expect(assembler.maps.map(\.paths.count) == [report.paths.count - 1])
             #expect(assembler.withoutCapacity == [report.paths[empty].kernelName: device])
-            #expect(assembler.notices == [.noCapacity(device: device)])
+            #expect(assembler.notices == [.noCapacity(device: device)], "nor an RDAC array: scsi_debug refuses page 0xC9")
+            #expect(assembler.maps.first?.profile.checker == .tur)
             assembler.notices.removeAll()
             // Rediscovery finds it again without capacity: no second notice.
             #expect(assembler.assemble(DiscoveryReport(paths: [report.paths[empty]], skipped: []), nowNs: monotonicNs()).isEmpty)

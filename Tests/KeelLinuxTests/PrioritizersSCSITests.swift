@@ -71,6 +71,55 @@ private func evaluate(_ prioritizer: SCSIPrioritizer, _ replies: [SGReply]) -> (
         #expect(evaluate(.emc, [good]).commands == [[0x12, 0x01, 0xC0, 0, 0x80, 0]])
     }
 
+    @Test("detect_checker's RDAC question: a 44-byte INQUIRY of page 0xC9, yes only for \"vac1\" at byte 4")
+    func rdacDetectionAsksPage0xC9ForVac1() {
+        var page = rdacPage(flags: 0, preference: 0)
+        page[7] = UInt8(ascii: "1")
+        #expect(evaluate(.rdacDetection, [reply(Array(page.prefix(44)))]).0 == 1)
+        #expect(evaluate(.rdacDetection, [reply(Array(page.prefix(44)))]).commands == [[0x12, 0x01, 0xC9, 0, 44, 0]])
+        var other = page
+        other[7] = UInt8(ascii: "2")
+        #expect(evaluate(.rdacDetection, [reply(other)]).0 == 0, "another version of the page is not asked about")
+        #expect(evaluate(.rdacDetection, [reply(Array(page.prefix(7)))]).0 == 0, "a short answer")
+        #expect(evaluate(.rdacDetection, [checkCondition(key: 5, asc: 0x24, ascq: 0)]).0 == 0, "page not supported (scsi_debug's answer)")
+        #expect(evaluate(.rdacDetection, [good]).0 == 0, "no data")
+    }
+
+    @Test("an RDAC array is checked with rdac, and a detected sysfs prioritizer becomes alua unless ALUA is explicit only")
+    func rdacDetectionSetsTheCheckerAndThePrioritizer() throws {
+        let configuration = try Configuration.load(files: [(name: "c", text: "")]).get().configuration
+        var profile = configuration.profile(wwid: "w", vendor: "ACME", product: "disk")
+        var detected: MapProfile.Prioritizer? = .sysfs
+        MultipathAssembler.applyDetection(&profile, prio: detected, handler: "alua")
+        #expect(profile.checker == .tur && profile.prio == .sysfs)
+        MultipathAssembler.applyRDAC(&profile, detectedPrio: &detected, tpgs: 1)
+        #expect(profile.checker == .rdac && profile.prio == .alua && detected == .alua)
+        var explicit = configuration.profile(wwid: "w", vendor: "ACME", product: "disk")
+        var explicitPrio: MapProfile.Prioritizer? = .sysfs
+        MultipathAssembler.applyDetection(&explicit, prio: explicitPrio, handler: "alua")
+        MultipathAssembler.applyRDAC(&explicit, detectedPrio: &explicitPrio, tpgs: 2)
+        #expect(explicit.checker == .rdac && explicit.prio == .sysfs && explicitPrio == .sysfs)
+        var plain = configuration.profile(wwid: "w", vendor: "ACME", product: "disk")
+        var none: MapProfile.Prioritizer? = nil
+        MultipathAssembler.applyRDAC(&plain, detectedPrio: &none, tpgs: nil)
+        #expect(plain.checker == .rdac && plain.prio == .const, "an RDAC array without ALUA: the checker only")
+    }
+
+    @Test("the array is asked whether it is RDAC unless detect_checker is off or its devices entry names another checker")
+    func whoIsAskedWhetherRDAC() throws {
+        func asks(_ text: String, vendor: String = "ACME", product: String = "disk") throws -> Bool {
+            let configuration = try Configuration.load(files: [(name: "c", text: text)]).get().configuration
+            return configuration.profile(wwid: "w", vendor: vendor, product: product).asksWhetherRDAC
+        }
+        #expect(try asks(""))
+        #expect(try !asks("defaults {\n    detect_checker no\n}\n"))
+        #expect(try !asks("devices {\n    device {\n        vendor ACME\n        product disk\n        path_checker tur\n    }\n}\n"))
+        #expect(try asks("devices {\n    device {\n        vendor ACME\n        product disk\n        path_checker rdac\n    }\n}\n"))
+        #expect(try asks("defaults {\n    path_checker directio\n}\n"), "only a devices entry's checker says it is likely not RDAC")
+        #expect(try !asks("", vendor: "DGC", product: "RAID 5"), "CLARiiON's hardware-table entry names emc_clariion (and turns detection off)")
+        #expect(try asks("", vendor: "NETAPP", product: "INF-01-00"), "the hardware table names rdac for E-series")
+    }
+
     @Test func rdacOrsOwnerPreferenceAndIOShipping() {
         #expect(evaluate(.rdac, [reply(rdacPage(flags: 0x01, preference: 0x01))]).0 == 6)
         #expect(evaluate(.rdac, [reply(rdacPage(flags: 0x00, preference: 0x02))]).0 == 1)

@@ -33,6 +33,13 @@ public struct MapProfile: Sendable, Equatable {
     /// `detect_checker`: ALUA paths get tur unless the checker is rdac (multipath-tools 0.9.4
     /// sends rdac's page 0xC9 first and keeps rdac when the array answers it).
     public var detectsChecker: Bool = true
+    /// The `path_checker` the device's devices entries name (the user's, then the built-in
+    /// hardware table's), if any.
+    public var devicesChecker: Checker?
+    /// Whether `detect_checker` asks the array whether it is an RDAC one (INQUIRY page 0xC9), as
+    /// multipath-tools does: unless detection is off, or the devices entries name a checker other
+    /// than rdac ("likely not an RDAC array").
+    public var asksWhetherRDAC: Bool { detectsChecker && (devicesChecker == nil || devicesChecker == .rdac) }
     /// `detect_pgpolicy`: paths that all use the alua or sysfs prioritizer are grouped by
     /// priority, unless `groupingIsOperatorChoice`.
     public var detectsPgpolicy: Bool = false
@@ -229,6 +236,7 @@ extension Configuration {
         )
         profile.detectsPrio = detectPrio
         profile.detectsChecker = pick(\.detectChecker) ?? true
+        profile.devicesChecker = deviceLayers.lazy.compactMap(\.pathChecker).first
         profile.detectsPgpolicy = pick(\.detectPgpolicy) ?? false
         profile.reservationKey = pick(\.reservationKey)
         profile.detectedPgpolicyUsesTPG = pick(\.detectPgpolicyUseTPG) ?? false

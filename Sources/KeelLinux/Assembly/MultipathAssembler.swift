@@ -170,6 +170,8 @@ public enum AssemblyNotice: Sendable, Equatable {
     case noCapacity(device: DevNo)
     /// A disk kept out for having no capacity has `sectors` now and is assembled.
     case capacityFound(device: DevNo, sectors: UInt64)
+    /// detect_checker found this map's array to be an RDAC one (INQUIRY page 0xC9): rdac checks it.
+    case rdacDetected(map: MapHandle)
 }
 
 /// The transport attributes keeld writes.
@@ -395,6 +397,7 @@ public struct MultipathAssembler {
         // paths: a burst of new LUNs reads and syncs the file once.
         var work: [(index: Int, paths: [DiscoveredPath])] = []
         var unnamed: [Int] = []
+        var created: [Int] = []
         for (wwid, found) in byWWID {
             var paths = found
             let index: Int
@@ -441,10 +444,12 @@ public struct MultipathAssembler {
                 index = maps.count - 1
                 mapIndex[handle] = index
                 maps[index].reservation.key = reservationKey(of: maps[index])
+                created.append(index)
             }
             work.append((index, paths))
         }
         nameFriendly(unnamed)
+        askWhetherRDAC(work.filter { created.contains($0.index) })
         askArrays(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.device, $0.genericName) } })
         defer { askedPriorities.removeAll(); byPath = nil }
         for (index, paths) in work {
@@ -479,8 +484,8 @@ public struct MultipathAssembler {
         if profile.detectsPgpolicy && !profile.groupingIsOperatorChoice && (profile.prio == .alua || profile.prio == .sysfs) {
             profile.policy.grouping = profile.detectedPgpolicyUsesTPG && targetPortGroupKnown ? .groupByTPG : .groupByPrio
         }
-        // detect_checker: ALUA paths are checked with tur, except on an rdac array (which
-        // multipathd recognises by its page 0xC9; here, the configuration naming rdac).
+        // detect_checker: ALUA paths are checked with tur, except where the configuration names
+        // rdac (kept when the array does not answer); `askWhetherRDAC` then asks the array itself.
         if profile.detectsChecker && prio != nil && profile.checker != .rdac { profile.checker = .tur }
         if profile.retainsAttachedHandler, let handler {
             profile.hardwareHandler = "1 " + handler
@@ -715,6 +720,42 @@ public struct MultipathAssembler {
         for key in priorityQueries.orphanKeys.subtracting(orphansBefore).sorted() {
             if let device = devices[key] { notices.append(.priorityUnanswered(device: device)) }
         }
+    }
+
+    /// detect_checker, for maps made in this batch: asks one path of each (with an sg node)
+    /// whether its array is an RDAC one, all at once, waiting at most `priorityWaitNs`. An RDAC
+    /// array's map is checked with rdac, and a detected sysfs prioritizer becomes alua unless the
+    /// array supports explicit ALUA only, as multipath-tools does (RDAC firmware balances on the
+    /// REPORT TARGET PORT GROUPS the alua prioritizer sends). Unanswered: not RDAC.
+    private mutating func askWhetherRDAC(_ new: [(index: Int, paths: [DiscoveredPath])]) {
+        var subjects: [SCSIPriorities.Subject] = []
+        var asked: [String: (index: Int, tpgs: UInt8?)] = [:]
+        for (index, paths) in new where maps[index].profile.asksWhetherRDAC {
+            guard let path = paths.first(where: { $0.genericName != nil }), let generic = path.genericName else { continue }
+            let timeoutNs = CheckerTimeout.select(configuredSeconds: configuration.checkerTimeoutSeconds.map(Int.init), sysfsRoot: sysfsRoot,
+                                                  blockDevice: path.kernelName)
+            subjects.append(SCSIPriorities.Subject(key: path.kernelName, genericPath: devRoot + "/" + generic, prioritizer: .rdacDetection,
+                                                   timeoutMs: UInt32(clamping: timeoutNs / 1_000_000)))
+            asked[path.kernelName] = (index, path.alua.tpgs)
+        }
+        guard !subjects.isEmpty else { return }
+        for (key, answer) in SCSIPriorities.evaluate(subjects, runner: priorityQueries, waitNs: Self.priorityWaitNs) where answer == 1 {
+            guard let (index, tpgs) = asked[key] else { continue }
+            var map = maps[index]
+            Self.applyRDAC(&map.profile, detectedPrio: &map.detectedPrio, tpgs: tpgs)
+            maps[index] = map
+            notices.append(.rdacDetected(map: maps[index].handle))
+        }
+    }
+
+    /// What detection makes of an RDAC array (`askWhetherRDAC`): path_checker rdac, and a
+    /// detected sysfs prioritizer replaced by alua unless the paths support explicit ALUA only
+    /// (TPGS 2).
+    public static func applyRDAC(_ profile: inout MapProfile, detectedPrio: inout MapProfile.Prioritizer?, tpgs: UInt8?) {
+        profile.checker = .rdac
+        guard detectedPrio == .sysfs, tpgs != 2 else { return }
+        detectedPrio = .alua
+        if profile.detectsPrio && profile.prio == .sysfs { profile.prio = .alua }
     }
 
     /// `iet`'s view of udev's by-path links: entry names and link targets, read once per batch.

@@ -129,6 +129,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case pathWithoutCapacity = 449
     case pathCapacityFound = 450
     case capacityRescanFailed = 451
+    case rdacDetected = 452
 
     // The logger itself.
     case loggerStarted = 500
@@ -161,7 +162,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
              .pathNotKnown, .pathSinglePath, .pathWaitsForSibling, .pathReleased, .bindingAdded,
              .operatorRemovedPath, .operatorRemovedMap, .mapResized, .flushedOnLastDel, .removedWithLastPath,
              .reservationFlagSet, .reservationFlagCleared, .reservationKeyStored, .reservationKeyRemoved, .pathRegistered,
-             .pathCapacityFound:
+             .pathCapacityFound, .rdacDetected:
             return .notice
         }
     }
@@ -220,6 +221,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .pathSizeMismatch: return "path %dev refused: %n sectors, but its map %map has %n"
         case .pathWithoutCapacity:
             return "%dev has 0 sectors (the kernel could not read its capacity): kept out of its map, its capacity is read again (device/rescan) each minute"
+        case .rdacDetected: return "%map: INQUIRY page 0xC9 says an RDAC array: path_checker rdac (detect_checker)"
         case .pathCapacityFound: return "%dev has %n sectors now: added to its map"
         case .capacityRescanFailed: return "%dev: asking the kernel to read its capacity again (device/rescan) failed: %errno"
         case .pathNotKnown: return "%dev left alone: find_multipaths strict, and its WWID is not in the wwids file"

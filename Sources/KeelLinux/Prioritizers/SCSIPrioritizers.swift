@@ -21,6 +21,9 @@ public enum SCSIPrioritizer: Sendable, Equatable {
     case datacore(DatacoreArguments)
     /// READ of block 0, `samples` times: the log in `base` of 10⁸ / the geometric mean latency in µs.
     case pathLatency(PathLatencyArguments)
+    /// Not a prioritizer: `detect_checker`'s question whether the array is an RDAC one (INQUIRY
+    /// page 0xC9 of 44 bytes whose bytes 4-7 are "vac1"): 1 when it is, 0 when not.
+    case rdacDetection
 
     /// The prioritizer `prio` names with `args`; nil for prioritizers that send no SCSI command.
     public init?(_ prio: MapProfile.Prioritizer, args: String) {
@@ -139,6 +142,7 @@ public struct SCSIPriorityEvaluation: Sendable, Equatable {
         switch prioritizer {
         case .emc: return (Self.inquiry(page: 0xC0, bytes: 128), 128)
         case .rdac: return (Self.inquiry(page: 0xC9, bytes: 128), 128)
+        case .rdacDetection: return (Self.inquiry(page: 0xC9, bytes: 44), 44)
         case .hds, .datacore: return ([0x12, 0, 0, 0, 0xFF, 0], 255)
         case .hpSW: return ([0, 0, 0, 0, 0, 0], 0)
         case .ontap:
@@ -168,6 +172,8 @@ public struct SCSIPriorityEvaluation: Sendable, Equatable {
         case .rdac:
             guard reply.isGood else { return .done(0) }
             return .done(Self.rdac(data))
+        case .rdacDetection:
+            return .done(reply.isGood && Self.isRDAC(data) ? 1 : 0)
         case .hds:
             guard reply.isGood else { return .done(nil) }
             return .done(Self.hds(data))
@@ -212,6 +218,12 @@ public struct SCSIPriorityEvaluation: Sendable, Equatable {
         let mode = byte(28) & 0x07
         guard byte(27) == 0x03, mode == 0x04 || mode == 0x06, byte(30) & 0x04 != 0, byte(48) == 0 else { return nil }
         return Int(byte(4)) + (byte(5) == byte(8) ? 2 : 0)
+    }
+
+    /// Whether an INQUIRY page 0xC9 answer is an RDAC array's volume access page: "vac1" at
+    /// byte 4, as multipath-tools' `detect_checker` asks.
+    public static func isRDAC(_ page: [UInt8]) -> Bool {
+        page.count >= 8 && Array(page[4..<8]) == Array("vac1".utf8)
     }
 
     /// rdac: 0 unless page 0xC9 ("vac", length 0x2C); then owner 2, preferred 4 or secondary 1,
