@@ -88,6 +88,10 @@ enum FuzzTarget: String, CaseIterable {
                         if rounds > 1_000 { fatalError("\(prio) never settles") }
                     }
                 }
+                // detect_checker's RDAC question.
+                var detection = SCSIPriorityEvaluation(.rdacDetection)
+                if case .more = detection.take(SGReply(answer: answer, data: page)) { fatalError("rdac detection wants more") }
+                _ = SCSIPriorityEvaluation.isRDAC(page)
                 _ = IETRule(arguments: text)?.priority(of: "sda", byPath: [(text, text)])
                 _ = IETRule.init(arguments: "preferredip=" + text)
             }
