@@ -64,9 +64,13 @@ want=$((4 * KEEL_FOOTPRINT_HOT))
 t0=$(now_ms)
 echo 4 > /sys/bus/pseudo/drivers/scsi_debug/add_host
 last=""
+t_disks=""
 while :; do
   line=$(ctl show daemon | grep '^maps ')
-  [ "$line" != "$last" ] && { echo "  t=$(awk "BEGIN{printf \"%.1f\", ($(now_ms) - $t0) / 1000}")s $line"; last=$line; }
+  # The kernel's side: how many of the new disks it has made so far.
+  disks=$(ls /sys/block | grep -c '^sd')
+  [ -z "$t_disks" ] && [ "$disks" -ge $want ] && t_disks=$(now_ms)
+  [ "$line $disks" != "$last" ] && { echo "  t=$(awk "BEGIN{printf \"%.1f\", ($(now_ms) - $t0) / 1000}")s $line; $disks sd disks made"; last="$line $disks"; }
   [ "${line##* }" -ge $want ] 2>/dev/null && break
   if (( $(now_ms) - t0 > 600000 )); then
     # Whose side: disks the kernel never made, or disks keeld has not taken?
@@ -78,9 +82,10 @@ while :; do
   keel_sleep 0.5
 done
 t1=$(now_ms)
-[ -n "${gave_up:-}" ] || echo "all $want paths in maps after $(awk "BEGIN{printf \"%.1f\", ($t1 - $t0) / 1000}") s"
+[ -n "${gave_up:-}" ] || echo "all $want paths in maps after $(awk "BEGIN{printf \"%.1f\", ($t1 - $t0) / 1000}") s (the kernel had made all $want disks after $(awk "BEGIN{printf \"%.1f\", (${t_disks:-$t1} - $t0) / 1000}") s)"
 echo "after: VmLck $(status_kb VmLck $kp) kB VmRSS $(status_kb VmRSS $kp) kB; $(ctl show daemon | grep '^tables')"
 ctl show daemon | grep '^thread stacks'
 grep -c "tables grown" $dir/keeld.log | sed 's/^/growth steps logged: /'
+grep -cE "not answered within|did not answer a topology request" $dir/keeld.log | sed 's/^/late answers logged (prioritizer or detection commands, topology requests): /'
 grep "tables grown\|tables full" $dir/keeld.log | tail -3
 stop_keeld
