@@ -253,6 +253,15 @@ private final class EndToEndRig {
 }
 
 /// Runs `body` on a rig whose mpatha is up, and tears the rig down whatever happens.
+extension EndToEndRig {
+    /// The engine, messenger and TUR checker of a second daemon over the rig's kernel (a
+    /// restarted one); the caller closes the checker.
+    func secondDaemon() throws -> (engine: Engine, messenger: DMMessenger, tur: TURChecker) {
+        let engine = Engine(capacities: Capacities(pathsMax: 16, mapsMax: 4, pathsPerMapMax: 8, ringSlots: 64), startNs: monotonicNs())
+        return (engine, try DMMessenger(mapsMax: 4), try TURChecker(TURConfiguration(pathsMax: 16)))
+    }
+}
+
 private func withEndToEndRig(_ body: (EndToEndRig) throws -> Void) throws {
     let rig = try EndToEndRig()
     defer { rig.tearDown() }
@@ -299,9 +308,7 @@ struct EndToEndKernelTests {
         try withEndToEndRig { rig in
             let before = try rig.control.listMultipathMaps().first { $0.name == "mpatha" }
             // A second engine and assembler over the same kernel: a restarted daemon.
-            let engine = Engine(capacities: Capacities(pathsMax: 16, mapsMax: 4, pathsPerMapMax: 8, ringSlots: 64), startNs: monotonicNs())
-            let messenger = try DMMessenger(mapsMax: 4)
-            let tur = try TURChecker(TURConfiguration(pathsMax: 16))
+            let (engine, messenger, tur) = try rig.secondDaemon()
             defer { tur.close() }
             var assembler = MultipathAssembler(configuration: rig.configuration, engine: engine, control: rig.control,
                                                messenger: messenger, checkers: PathCheckers(tur: tur))
@@ -326,9 +333,7 @@ struct EndToEndKernelTests {
     @Test("a disk the kernel gives 0 sectors is kept out of its map, said once, and joins when it has the map's size")
     func aDiskWithoutCapacityWaitsOutsideItsMap() throws {
         try withEndToEndRig { rig in
-            let engine = Engine(capacities: Capacities(pathsMax: 16, mapsMax: 4, pathsPerMapMax: 8, ringSlots: 64), startNs: monotonicNs())
-            let messenger = try DMMessenger(mapsMax: 4)
-            let tur = try TURChecker(TURConfiguration(pathsMax: 16))
+            let (engine, messenger, tur) = try rig.secondDaemon()
             defer { tur.close() }
             var assembler = MultipathAssembler(configuration: rig.configuration, engine: engine, control: rig.control,
                                                messenger: messenger, checkers: PathCheckers(tur: tur))

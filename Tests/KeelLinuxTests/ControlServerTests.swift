@@ -106,6 +106,27 @@ private func receive(_ fd: Int32, _ count: Int) -> [UInt8]? {
     return bytes
 }
 
+/// Sends `command` from a forked child (another process to SO_PEERCRED; after the fork it only
+/// makes system calls) and checks that its echo comes back within 5 s.
+private func askFromAnotherProcess(_ r: Running, _ command: String) -> ProcessChildReport {
+    let (abstract, length) = ControlServer.abstractAddress(r.name)
+    var address = abstract
+    let request = ControlServer.frame(command, framing: .multipathd)
+    let expectedLength = "echo \(command)".utf8.count + 1
+    return runInProcessChild(timeoutSeconds: 30) { log in
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+        log.check(ok == 0, "connect: errno \(errno)")
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var answerLength = 0
+        let got = recv(fd, &answerLength, 8, Int32(MSG_WAITALL))
+        log.check(got == 8 && answerLength == expectedLength, "another process is answered (header \(got), length \(answerLength))")
+        close(fd)
+    }
+}
+
 /// One multipathd request and its answer (nil when the server closed the connection).
 private func ask(_ fd: Int32, _ command: String) -> String? {
     sendAll(fd, ControlServer.frame(command, framing: .multipathd))
@@ -291,22 +312,8 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
         defer { close(extra) }
         #expect(ask(extra, "one more") == nil, "this process's connection past its share is refused")
         #expect(r.server.refused >= 1)
-        // Another process (a forked child: it only makes system calls) is answered meanwhile.
-        let (abstract, length) = ControlServer.abstractAddress(r.name)
-        var address = abstract
-        let request = ControlServer.frame("theirs", framing: .multipathd)
-        let report = runInProcessChild(timeoutSeconds: 30) { log in
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
-            log.check(ok == 0, "connect: errno \(errno)")
-            _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            var answerLength = 0
-            let got = recv(fd, &answerLength, 8, Int32(MSG_WAITALL))
-            log.check(got == 8 && answerLength == "echo theirs".utf8.count + 1, "another process is answered (header \(got), length \(answerLength))")
-            close(fd)
-        }
+        // Another process is answered meanwhile.
+        let report = askFromAnotherProcess(r, "theirs")
         #expect(report.passed, "\(report)")
     }
 
@@ -327,20 +334,7 @@ private func ask(_ fd: Int32, _ command: String) -> String? {
             r.service.unstall.store(true, ordering: .releasing)
         }
         releaser.start()
-        let (abstract, length) = ControlServer.abstractAddress(r.name)
-        var address = abstract
-        let request = ControlServer.frame("theirs", framing: .multipathd)
-        let report = runInProcessChild(timeoutSeconds: 30) { log in
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let ok = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
-            log.check(ok == 0, "connect: errno \(errno)")
-            _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            var answerLength = 0
-            log.check(recv(fd, &answerLength, 8, Int32(MSG_WAITALL)) == 8, "answered")
-            close(fd)
-        }
+        let report = askFromAnotherProcess(r, "theirs")
         #expect(report.passed, "\(report)")
         for (i, fd) in mine.enumerated() {
             let length = receive(fd, 8)?.withUnsafeBytes { $0.load(as: Int.self) } ?? 0
