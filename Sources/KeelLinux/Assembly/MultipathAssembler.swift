@@ -449,7 +449,8 @@ public struct MultipathAssembler {
             work.append((index, paths))
         }
         nameFriendly(unnamed)
-        askWhetherRDAC(work.filter { created.contains($0.index) })
+        let made = Set(created)
+        askWhetherRDAC(work.filter { made.contains($0.index) })
         askArrays(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.device, $0.genericName) } })
         defer { askedPriorities.removeAll(); byPath = nil }
         for (index, paths) in work {
