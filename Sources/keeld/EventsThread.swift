@@ -184,7 +184,12 @@ final class EventsThread: @unchecked Sendable {
     /// through the recovery thread; the engine then asks for the table. Other actions are logged.
     func handleUevents(_ uevents: UeventMonitor) {
         var batch = UeventBatch()
-        _ = uevents.drain(into: &batch)
+        let drainStartNs = monotonicNs()
+        let drained = uevents.drain(into: &batch)
+        // Without udevd, every kernel uevent is read and filtered here, not in the kernel: what
+        // a burst costs the events thread (the other subsystems' uevents wake it with 0).
+        let drainMs = Int((monotonicNs() - drainStartNs) / Time.nsPerMs)
+        if drained > 0 || drainMs >= 10 { log.log(.ueventsDrained, LogArgument.signed(drained), LogArgument.signed(drainMs)) }
         if batch.resyncNeeded {
             // The kernel dropped uevents (receive buffer overflow): what they said is unknown.
             log.log(.ueventOverflow, LogArgument.signed(Int(uevents.overflowCount)))

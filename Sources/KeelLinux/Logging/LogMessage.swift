@@ -130,6 +130,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case pathCapacityFound = 450
     case capacityRescanFailed = 451
     case rdacDetected = 452
+    case ueventsDrained = 453
 
     // The logger itself.
     case loggerStarted = 500
@@ -142,7 +143,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     public var level: LogLevel {
         switch self {
         case .pathStateChanged, .groupEnabled, .reloadRequested, .kernelPathState, .kernelQueueing,
-             .kernelActiveGroup, .checkResult, .uevent, .dmEvent, .priorityChanged, .commandReceived:
+             .kernelActiveGroup, .checkResult, .uevent, .dmEvent, .priorityChanged, .commandReceived, .ueventsDrained:
             return .info
         case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
@@ -195,6 +196,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .turWithoutGeneric: return "%dev has no SCSI generic node (load the sg module): checked with directio instead of tur"
         case .ueventOverflow: return "uevent receive buffer overflowed (%n times so far): rediscovering paths"
         case .uevent: return "uevent %action %dev"
+        case .ueventsDrained: return "%n block uevents taken from the socket in %ms ms"
         case .dmEvent: return "%map: dm event %n"
         case .resyncFinished: return "rediscovery finished: %n paths in %n maps"
         case .dmOperationFailed: return "device-mapper %op on %map failed: %errno"
