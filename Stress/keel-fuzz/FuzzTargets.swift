@@ -43,6 +43,8 @@ enum FuzzTarget: String, CaseIterable {
                 properties[String(text[..<equals])] = String(text[text.index(after: equals)...])
             }
             _ = UeventRecord.parse { properties[$0] }
+            // The same bytes as a kernel datagram read without libudev.
+            _ = KernelUevent.parse(Array(bytes))
         case .dmTable:
             let text = String(decoding: bytes, as: UTF8.self)
             _ = try? MultipathTable.parse(text)

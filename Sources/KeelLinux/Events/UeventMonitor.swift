@@ -60,13 +60,30 @@ public final class UeventMonitor {
     /// Overflows (ENOBUFS) seen so far.
     public private(set) var overflowCount = 0
 
-    private let udev: OpaquePointer
-    private let monitor: OpaquePointer
+    /// libudev's monitor (udevd's events); nil for the kernel's, which are read directly.
+    private let udev: OpaquePointer?
+    private let monitor: OpaquePointer?
+    /// The kernel source's datagram buffer.
+    private var datagram: [UInt8] = []
 
     /// Opens the monitor, filters it to `block`/`disk`, enlarges its receive buffer (needs
     /// CAP_NET_ADMIN beyond `net.core.rmem_max`) and makes its socket non-blocking.
     public init(source: UeventSource = .detect(), receiveBufferBytes: Int32 = defaultReceiveBufferBytes,
                 uidAttribute: String = "ID_SERIAL") throws(UeventMonitorError) {
+        self.source = source
+        self.uidAttribute = uidAttribute
+        if source == .kernel {
+            // Without udevd, libudev would build a device for every kernel uevent and filter it in
+            // user space (about ten per SCSI disk): read the datagrams directly and look at the
+            // subsystem's bytes first (KernelUevent).
+            let fd = keel_uevent_kernel_socket(receiveBufferBytes)
+            guard fd >= 0 else { throw UeventMonitorError("socket(NETLINK_KOBJECT_UEVENT)", errno: -fd) }
+            udev = nil
+            monitor = nil
+            fileDescriptor = fd
+            datagram = [UInt8](repeating: 0, count: KernelUevent.bytesMax)
+            return
+        }
         guard let udev = udev_new() else { throw UeventMonitorError("udev_new", errno: keel_errno()) }
         guard let monitor = udev_monitor_new_from_netlink(udev, source.netlinkName) else {
             let e = keel_errno()
@@ -90,14 +107,13 @@ public final class UeventMonitor {
         if flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 { throw fail("fcntl(O_NONBLOCK)", -1) }
         self.udev = udev
         self.monitor = monitor
-        self.source = source
-        self.uidAttribute = uidAttribute
         self.fileDescriptor = fd
     }
 
     deinit {
-        udev_monitor_unref(monitor)
-        udev_unref(udev)
+        if let monitor { udev_monitor_unref(monitor) }
+        if let udev { udev_unref(udev) }
+        if monitor == nil { close(fileDescriptor) }
     }
 
     /// The socket's receive buffer as the kernel accounts it (`SO_RCVBUF`, twice what was asked).
@@ -123,6 +139,7 @@ public final class UeventMonitor {
     /// with errno ENOBUFS once per overflow, and later calls return the events still queued.
     @discardableResult
     public func drain(into batch: inout UeventBatch, eventsMax: Int = defaultDrainEventsMax) -> Int {
+        guard let monitor else { return drainKernel(into: &batch, eventsMax: eventsMax) }
         var appended = 0
         var attempts = 0
         // Bounded even if the socket kept failing: at most twice as many receives as events.
@@ -148,6 +165,43 @@ public final class UeventMonitor {
                 appended += 1
             } else {
                 batch.malformedCount += 1
+            }
+        }
+        return appended
+    }
+
+    /// `drain` for the kernel source: datagrams straight from the socket. At most `eventsMax`
+    /// disk events are appended, and at most 16 times as many datagrams read in all (other
+    /// subsystems' events, another process's messages) before the turn ends.
+    private func drainKernel(into batch: inout UeventBatch, eventsMax: Int) -> Int {
+        var appended = 0
+        var received = 0
+        while appended < eventsMax && received < 16 * eventsMax {
+            received += 1
+            var truncated: Int32 = 0
+            let n = datagram.withUnsafeMutableBytes { keel_uevent_receive(fileDescriptor, $0.baseAddress, $0.count, &truncated) }
+            if n < 0 {
+                let e = Int32(-n)
+                if e == ENOBUFS {
+                    overflowCount += 1
+                    batch.resyncNeeded = true
+                    continue
+                }
+                if e == EINTR { continue }
+                if e != EAGAIN && e != EWOULDBLOCK { receiveErrorCount += 1 }
+                break
+            }
+            if truncated != 0 {
+                batch.malformedCount += 1
+                continue
+            }
+            if n == 0 { continue }   // not from the kernel
+            switch datagram.withUnsafeBytes({ KernelUevent.parse(UnsafeRawBufferPointer(rebasing: $0[0..<n]), uidAttribute: uidAttribute) }) {
+            case .disk(let record):
+                batch.records.append(record)
+                appended += 1
+            case .other: break
+            case .malformed: batch.malformedCount += 1
             }
         }
         return appended
