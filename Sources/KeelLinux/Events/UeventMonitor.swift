@@ -146,14 +146,7 @@ public final class UeventMonitor {
         while appended < eventsMax && attempts < 2 * eventsMax {
             attempts += 1
             guard let device = udev_monitor_receive_device(monitor) else {
-                let e = keel_errno()
-                if e == ENOBUFS {
-                    overflowCount += 1
-                    batch.resyncNeeded = true
-                    continue
-                }
-                if e == EINTR { continue }
-                if e != EAGAIN && e != EWOULDBLOCK { receiveErrorCount += 1 }
+                if receiveFailed(keel_errno(), &batch) { continue }
                 break
             }
             defer { udev_device_unref(device) }
@@ -170,6 +163,20 @@ public final class UeventMonitor {
         return appended
     }
 
+    /// A receive that returned nothing, with `errno`: whether to receive again. An overflow
+    /// (ENOBUFS: the kernel dropped events) marks the batch for a rediscovery and goes on to
+    /// what is still queued; EINTR goes on; EAGAIN ends the drain; anything else is counted.
+    private func receiveFailed(_ errno: Int32, _ batch: inout UeventBatch) -> Bool {
+        if errno == ENOBUFS {
+            overflowCount += 1
+            batch.resyncNeeded = true
+            return true
+        }
+        if errno == EINTR { return true }
+        if errno != EAGAIN && errno != EWOULDBLOCK { receiveErrorCount += 1 }
+        return false
+    }
+
     /// `drain` for the kernel source: datagrams straight from the socket. At most `eventsMax`
     /// disk events are appended, and at most 16 times as many datagrams read in all (other
     /// subsystems' events, another process's messages) before the turn ends.
@@ -181,14 +188,7 @@ public final class UeventMonitor {
             var truncated: Int32 = 0
             let n = datagram.withUnsafeMutableBytes { keel_uevent_receive(fileDescriptor, $0.baseAddress, $0.count, &truncated) }
             if n < 0 {
-                let e = Int32(-n)
-                if e == ENOBUFS {
-                    overflowCount += 1
-                    batch.resyncNeeded = true
-                    continue
-                }
-                if e == EINTR { continue }
-                if e != EAGAIN && e != EWOULDBLOCK { receiveErrorCount += 1 }
+                if receiveFailed(Int32(-n), &batch) { continue }
                 break
             }
             if truncated != 0 {
