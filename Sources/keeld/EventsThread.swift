@@ -229,10 +229,7 @@ final class EventsThread: @unchecked Sendable {
         // meanwhile.
         let paths = SysfsDiscovery(uidAttributes: assembler.uidAttributes).discover(names: added, threads: SysfsDiscovery.threadsForHost).paths
         guard !paths.isEmpty else { return }
-        for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
-            report(error)
-        }
-        reportFallbacks()
+        assembleAndReport(paths)
         let assembler = self.assembler
         shared.publish(assembler)
     }
@@ -296,10 +293,7 @@ final class EventsThread: @unchecked Sendable {
             if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
         }
         if !paths.isEmpty {
-            for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
-                report(error)
-            }
-            reportFallbacks()
+            assembleAndReport(paths)
             changed = true
         }
         // The wwids file may have been added to (multipath -a): held paths may qualify now.
@@ -331,16 +325,23 @@ final class EventsThread: @unchecked Sendable {
             for name in returned {
                 if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
             }
-            for error in assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology) {
-                report(error)
-            }
-            reportFallbacks()
+            assembleAndReport(paths)
             let assembler = self.assembler
             shared.publish(assembler)
         }
         guard !assembler.withoutCapacity.isEmpty else { return }
         let now = monotonicNs()
         for name in assembler.withoutCapacity.keys.sorted() { rescanner.request(name, nowNs: now) }
+    }
+
+    /// Assembles paths just discovered (found by a uevent, rediscovery, a rescan or the
+    /// operator), logs what went wrong and what assembly noticed; returns the errors.
+    @discardableResult
+    func assembleAndReport(_ paths: [DiscoveredPath]) -> [AssemblyError] {
+        let errors = assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: monotonicNs(), topology: &topology)
+        for error in errors { report(error) }
+        reportFallbacks()
+        return errors
     }
 
     /// Logs the devices checked with directio because they have no SCSI generic node, and what

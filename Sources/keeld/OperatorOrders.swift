@@ -185,10 +185,7 @@ extension EventsThread {
         let filter = BlacklistFilter(configuration: assembler.configuration, uidAttributes: assembler.uidAttributes)
         if let why = filter.exclusionReason(for: path) { return "\(name) is blacklisted: \(why)" }
         guard path.wwid != nil else { return "\(name) has no WWID" }
-        let errors = assembler.assemble(DiscoveryReport(paths: [path], skipped: []), nowNs: monotonicNs(), topology: &topology)
-        for error in errors { report(error) }
-        reportFallbacks()
-        return errors.first.map(\.description)
+        return assembleAndReport([path]).first.map(\.description)
     }
 
     /// `add map KEY`: KEY is a WWID, a configured alias, a deleted map's name, or a path device.

@@ -708,11 +708,7 @@ public struct MultipathAssembler {
             let profile = maps[path.map].profile
             guard profile.prio.asksTheArray, let generic = path.genericName,
                   let prioritizer = SCSIPrioritizer(profile.prio, args: profile.prioArgs) else { continue }
-            // The checker's timeout, as multipath-tools gives its prioritizers.
-            let timeoutNs = CheckerTimeout.select(configuredSeconds: configuration.checkerTimeoutSeconds.map(Int.init), sysfsRoot: sysfsRoot,
-                                                  blockDevice: path.kernelName)
-            subjects.append(SCSIPriorities.Subject(key: path.kernelName, genericPath: devRoot + "/" + generic, prioritizer: prioritizer,
-                                                   timeoutMs: UInt32(clamping: timeoutNs / 1_000_000)))
+            subjects.append(subject(path.kernelName, generic: generic, prioritizer))
             devices[path.kernelName] = path.device
         }
         guard !subjects.isEmpty else { return }
@@ -721,6 +717,15 @@ public struct MultipathAssembler {
         for key in priorityQueries.orphanKeys.subtracting(orphansBefore).sorted() {
             if let device = devices[key] { notices.append(.priorityUnanswered(device: device)) }
         }
+    }
+
+    /// A path's SCSI question for the async sg runner, with the checker's timeout, as
+    /// multipath-tools gives its prioritizers.
+    private func subject(_ kernelName: String, generic: String, _ prioritizer: SCSIPrioritizer) -> SCSIPriorities.Subject {
+        let timeoutNs = CheckerTimeout.select(configuredSeconds: configuration.checkerTimeoutSeconds.map(Int.init), sysfsRoot: sysfsRoot,
+                                              blockDevice: kernelName)
+        return SCSIPriorities.Subject(key: kernelName, genericPath: devRoot + "/" + generic, prioritizer: prioritizer,
+                                      timeoutMs: UInt32(clamping: timeoutNs / 1_000_000))
     }
 
     /// detect_checker, for maps made in this batch: asks one path of each (with an sg node)
@@ -733,10 +738,7 @@ public struct MultipathAssembler {
         var asked: [String: (index: Int, tpgs: UInt8?)] = [:]
         for (index, paths) in new where maps[index].profile.asksWhetherRDAC {
             guard let path = paths.first(where: { $0.genericName != nil }), let generic = path.genericName else { continue }
-            let timeoutNs = CheckerTimeout.select(configuredSeconds: configuration.checkerTimeoutSeconds.map(Int.init), sysfsRoot: sysfsRoot,
-                                                  blockDevice: path.kernelName)
-            subjects.append(SCSIPriorities.Subject(key: path.kernelName, genericPath: devRoot + "/" + generic, prioritizer: .rdacDetection,
-                                                   timeoutMs: UInt32(clamping: timeoutNs / 1_000_000)))
+            subjects.append(subject(path.kernelName, generic: generic, .rdacDetection))
             asked[path.kernelName] = (index, path.alua.tpgs)
         }
         guard !subjects.isEmpty else { return }

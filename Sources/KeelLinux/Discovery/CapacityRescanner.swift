@@ -55,7 +55,7 @@ public final class CapacityRescanner {
         let thread: ScratchThread
         do {
             thread = try ScratchThread(name: "keel-rescan", stackBytes: 64 * 1024) {
-                outcome.errno.store(Self.write(file), ordering: .relaxed)
+                outcome.errno.store(SysfsFiles.write(file, "1"), ordering: .relaxed)
                 outcome.done.store(true, ordering: .releasing)
             }
         } catch {
@@ -81,14 +81,5 @@ public final class CapacityRescanner {
     /// Forgets when disks not in `present` were last rescanned (they went away).
     public func forget(allBut present: Set<String>) {
         lastAskedNs = lastAskedNs.filter { present.contains($0.key) || flights[$0.key] != nil }
-    }
-
-    /// Writes "1" to `file`: 0, or the errno of the open or write.
-    private static func write(_ file: String) -> Int32 {
-        let fd = open(file, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return errno }
-        defer { close(fd) }
-        let written = "1\n".withCString { Glibc.write(fd, $0, 2) }
-        return written == 2 ? 0 : (written < 0 ? errno : EIO)
     }
 }

@@ -101,6 +101,20 @@ public enum SysfsFiles {
         return String(s[first...last])
     }
 
+    /// Writes `value` and a newline to the attribute `path` in one write, as `echo value >
+    /// path` does: 0, or the errno of the open or the write (EIO for a short write). The write
+    /// returns when the kernel's store function does, which for some attributes (a device's
+    /// `rescan`) means waiting on the device.
+    static func write(_ path: String, _ value: String) -> Int32 {
+        guard access(path, F_OK) == 0 else { return ENOENT }
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        let bytes = Array((value + "\n").utf8)
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        return n == bytes.count ? 0 : (n < 0 ? errno : EIO)
+    }
+
     /// Whether `name` is one directory entry (a kernel device name): not empty, no "/", and
     /// not "." or "..", so that a path built from it stays in the directory it is joined to.
     static func isPlainName(_ name: String) -> Bool {

@@ -66,13 +66,6 @@ public enum TransportTimeoutsWriter {
         if let current = SysfsFiles.readText(attribute), current == value || (value == "off" && current == "-1") {
             return TransportWrite(attribute: attribute, value: value, errno: 0)
         }
-        guard access(attribute, F_OK) == 0 else { return TransportWrite(attribute: attribute, value: value, errno: ENOENT) }
-        // One write of the whole value, as `echo value > attribute` does.
-        let fd = open(attribute, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        guard fd >= 0 else { return TransportWrite(attribute: attribute, value: value, errno: errno) }
-        defer { close(fd) }
-        let bytes = Array((value + "\n").utf8)
-        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        return TransportWrite(attribute: attribute, value: value, errno: n == bytes.count ? 0 : (n < 0 ? errno : EIO))
+        return TransportWrite(attribute: attribute, value: value, errno: SysfsFiles.write(attribute, value))
     }
 }

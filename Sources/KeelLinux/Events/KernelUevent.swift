@@ -18,30 +18,30 @@ public enum KernelUevent: Equatable, Sendable {
     /// other subsystems' events (most of a SCSI scan's: scsi_device, scsi_disk, scsi_generic,
     /// bsg, the driver binds) cost a scan of their bytes and nothing more.
     public static func parse(_ bytes: UnsafeRawBufferPointer, uidAttribute: String = "ID_SERIAL") -> KernelUevent {
-        let count = min(bytes.count, bytesMax)
-        guard let headerEnd = (0..<count).first(where: { bytes[$0] == 0 }),
-              (0..<headerEnd).contains(where: { bytes[$0] == UInt8(ascii: "@") }) else { return .malformed }
-        // Field ranges (after the header), KEY=VALUE without the NUL.
-        var fields: [(key: Range<Int>, value: Range<Int>)] = []
-        var subsystemIsBlock = false, devtypeIsDisk = false
-        var start = headerEnd + 1
-        while start < count {
-            var end = start
-            while end < count && bytes[end] != 0 { end += 1 }
-            if let equals = (start..<end).first(where: { bytes[$0] == UInt8(ascii: "=") }) {
-                let key = start..<equals, value = (equals + 1)..<end
-                if matches(bytes, key, "SUBSYSTEM") { subsystemIsBlock = matches(bytes, value, "block") }
-                if matches(bytes, key, "DEVTYPE") { devtypeIsDisk = matches(bytes, value, "disk") }
-                fields.append((key, value))
+        let fields = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, bytesMax)])
+        guard let headerEnd = fields.firstIndex(of: 0), fields[..<headerEnd].contains(UInt8(ascii: "@")) else { return .malformed }
+        let body = UnsafeRawBufferPointer(rebasing: fields[(headerEnd + 1)...])
+        guard let subsystem = value(of: "SUBSYSTEM", in: body), matches(body, subsystem, "block"),
+              let devtype = value(of: "DEVTYPE", in: body), matches(body, devtype, "disk") else { return .other }
+        let record = UeventRecord.parse(uidAttribute: uidAttribute) { key in
+            value(of: key, in: body).map { String(decoding: UnsafeRawBufferPointer(rebasing: body[$0]), as: UTF8.self) }
+        }
+        return record.map { .disk($0) } ?? .malformed
+    }
+
+    /// Where the last `key=` field's value lies in `body` (NUL-separated KEY=VALUE fields; the
+    /// last may lack its NUL), or nil.
+    private static func value(of key: String, in body: UnsafeRawBufferPointer) -> Range<Int>? {
+        var found: Range<Int>?
+        var start = 0
+        while start < body.count {
+            let end = body[start...].firstIndex(of: 0) ?? body.count
+            if let equals = body[start..<end].firstIndex(of: UInt8(ascii: "=")), matches(body, start..<equals, key) {
+                found = (equals + 1)..<end
             }
             start = end + 1
         }
-        guard subsystemIsBlock && devtypeIsDisk else { return .other }
-        let record = UeventRecord.parse(uidAttribute: uidAttribute) { wanted in
-            guard let field = fields.last(where: { matches(bytes, $0.key, wanted) }) else { return nil }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
-        }
-        return record.map { .disk($0) } ?? .malformed
+        return found
     }
 
     /// `parse` of an array's bytes.
