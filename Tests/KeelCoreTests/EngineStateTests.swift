@@ -195,6 +195,25 @@ import KeelCore
         #expect(!f.engine.path(f.paths[0])!.checkInFlight)
     }
 
+    @Test func aCheckTheBackendNeverSentLeavesAHealthyPathAloneAndIsAskedAgainSoon() throws {
+        var f = try fixture(1)
+        _ = f.run(until: 1 * sec) { _ in .up }
+        #expect(f.state(0) == .up)
+        // Run on to the next check and answer it "not started" (the backend gave it up unsent).
+        var requests: [CheckRequest] = []
+        var t = f.nowNs
+        while requests.isEmpty && t < 60 * sec { t += 10 * ms; requests = f.advance(to: t) }
+        #expect(requests.count == 1)
+        let refusedBefore = f.engine.counters.checksRefusedByBackend
+        f.answerChecks { _ in .notStarted }
+        #expect(f.sink.actions.isEmpty)
+        #expect(f.state(0) == .up)
+        #expect(f.kernelActive(0))
+        #expect(!f.engine.path(f.paths[0])!.checkInFlight)
+        #expect(f.engine.path(f.paths[0])!.nextCheckNs == t + 200 * ms)
+        #expect(f.engine.counters.checksRefusedByBackend == refusedBefore + 1)
+    }
+
     @Test func capacitiesAreEnforcedByRefusal() throws {
         let engine = Engine(capacities: Capacities(pathsMax: 3, mapsMax: 2, pathsPerMapMax: 2, ringSlots: 8))
         let a = try engine.addMap(policy: policy)

@@ -242,8 +242,14 @@ public final class Engine {
             counters.staleCompletions += 1
             return
         }
-        counters.checksCompleted += 1
         paths[p].checkInFlight = false
+        if completion.result == .notStarted {
+            // The backend never sent it: no verdict, as if it had refused the check.
+            counters.checksRefusedByBackend += 1
+            scheduleCheck(p, atNs: nowNs + maps[paths[p].map.index].policy.intervalFastNs)
+            return
+        }
+        counters.checksCompleted += 1
         apply(result: completion.result, toPath: p, nowNs: nowNs, sink: &sink)
     }
 
@@ -379,6 +385,8 @@ public final class Engine {
         case .pending:
             setState(p, .pending, sink: &sink)
             scheduleCheck(p, atNs: nowNs + policy.intervalFastNs)
+        case .notStarted:
+            scheduleCheck(p, atNs: nowNs + policy.intervalFastNs)   // handled before; kept total
         case .down, .timeout, .removed:
             let newState: PathState = result == .removed ? .removed : .down
             let wasUsable = paths[p].isUsable

@@ -51,6 +51,10 @@ public enum CheckResult: UInt8, BitwiseCopyable, Sendable, CaseIterable, CustomS
     case timeout
     /// The device is gone (ENODEV, LUN not supported).
     case removed
+    /// No verdict: the backend gave the check up before it was sent (a fallback thread pool
+    /// whose threads were all busy for the whole timeout). The engine asks again at the fast
+    /// interval, as when a check is refused; the path's state does not change.
+    case notStarted
 
     public var description: String {
         switch self {
@@ -60,6 +64,7 @@ public enum CheckResult: UInt8, BitwiseCopyable, Sendable, CaseIterable, CustomS
         case .pending: return "pending"
         case .timeout: return "timeout"
         case .removed: return "removed"
+        case .notStarted: return "not started"
         }
     }
 }

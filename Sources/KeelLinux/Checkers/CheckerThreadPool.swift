@@ -160,6 +160,9 @@ final class CheckerThreadPool: @unchecked Sendable {
     private let arguments: UnsafeMutablePointer<UInt64>
     private let timeoutsMs: UnsafeMutablePointer<UInt32>
     private let results: UnsafeMutablePointer<UInt64>
+    /// When a thread took the slot's check (CLOCK_MONOTONIC): its timeout counts from there.
+    /// Written by the thread before it moves the slot to `running`.
+    private let dispatchedNs: UnsafeMutablePointer<Nanoseconds>
     private let queue: SlotQueue
     private let wakeup: UnsafeMutablePointer<sem_t>
     private let stopping = Atomic<Bool>(false)
@@ -186,6 +189,8 @@ final class CheckerThreadPool: @unchecked Sendable {
         timeoutsMs.initialize(repeating: 0, count: slots)
         results = .allocate(capacity: slots)
         results.initialize(repeating: 0, count: slots)
+        dispatchedNs = .allocate(capacity: slots)
+        dispatchedNs.initialize(repeating: 0, count: slots)
         inFlight = InFlightChecks(capacity: slots)
         inFlight.prepare(from: 0, to: slots)
         queue = SlotQueue(capacityAtLeast: slots)
@@ -222,6 +227,7 @@ final class CheckerThreadPool: @unchecked Sendable {
         arguments.deallocate()
         timeoutsMs.deallocate()
         results.deallocate()
+        dispatchedNs.deallocate()
     }
 
     /// Asks every thread to leave once it is free; never waits for one stuck in the kernel.
@@ -262,8 +268,14 @@ final class CheckerThreadPool: @unchecked Sendable {
         sem_post(wakeup)
     }
 
-    /// Delivers every posted result, and a `.timeout` for every check past its deadline
-    /// (recovery thread). `deliver(slot, token, packedOutcome)`.
+    /// Delivers every posted result, and for every check past its deadline (recovery thread):
+    /// - still queued (no thread took it within its timeout, all were busy): it is cancelled and
+    ///   reported `.notStarted`, which is no verdict on the path, so a hung neighbour holding the
+    ///   threads never gets a healthy path failed;
+    /// - running: its deadline counts from when a thread took it (`start`'s deadline assumed
+    ///   that was at once); once that has passed it is reported `.timeout` and its thread counted
+    ///   stuck until the command returns.
+    /// `deliver(slot, token, packedOutcome)`.
     func reap(nowNs: Nanoseconds, _ deliver: (Int, UInt32, UInt64) -> Void) {
         var i = 0
         while i < inFlight.count {
@@ -277,11 +289,22 @@ final class CheckerThreadPool: @unchecked Sendable {
                 continue
             }
             guard inFlight.deadlineNs(slot) <= nowNs else { i += 1; continue }
-            if states[slot].compareExchange(expected: PoolSlotState.queued.rawValue, desired: PoolSlotState.cancelled.rawValue,
-                                            ordering: .sequentiallyConsistent).exchanged {
+            let (cancelled, current) = states[slot].compareExchange(expected: PoolSlotState.queued.rawValue,
+                                                                    desired: PoolSlotState.cancelled.rawValue,
+                                                                    ordering: .sequentiallyConsistent)
+            if cancelled {
                 inFlight.remove(slot)
-                deliver(slot, inFlight.token(slot), PackedCheckOutcome.pack(.timeout, detail: 0))
+                deliver(slot, inFlight.token(slot), PackedCheckOutcome.pack(.notStarted, detail: 0))
                 continue
+            }
+            if current == PoolSlotState.running.rawValue {
+                // Seen running (acquire): the thread's dispatch time is visible.
+                let fromDispatchNs = dispatchedNs[slot] &+ Nanoseconds(timeoutsMs[slot]) * Time.nsPerMs
+                if fromDispatchNs > nowNs {
+                    inFlight.setDeadline(slot, fromDispatchNs)
+                    i += 1
+                    continue
+                }
             }
             if states[slot].compareExchange(expected: PoolSlotState.running.rawValue, desired: PoolSlotState.orphaned.rawValue,
                                             ordering: .sequentiallyConsistent).exchanged {
@@ -309,6 +332,7 @@ final class CheckerThreadPool: @unchecked Sendable {
             while sem_wait(wakeup) != 0 {}
             if stopping.load(ordering: .sequentiallyConsistent) { return }
             guard let slot = queue.pop() else { continue }
+            dispatchedNs[slot] = LogClock.nowNs()
             if !states[slot].compareExchange(expected: PoolSlotState.queued.rawValue, desired: PoolSlotState.running.rawValue,
                                              ordering: .sequentiallyConsistent).exchanged {
                 // Cancelled while queued: free it without running.

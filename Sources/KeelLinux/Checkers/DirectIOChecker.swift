@@ -80,6 +80,8 @@ public struct DirectIOCounters: Sendable, Equatable {
     public var refusedStuck = 0
     /// Refusals: io_submit answered EAGAIN.
     public var refusedSubmit = 0
+    /// Fallback checks given up unsent: every thread was busy for the whole timeout.
+    public var notStarted = 0
     public init() {}
 }
 
@@ -359,13 +361,19 @@ final class DirectIOCore: @unchecked Sendable {
         }
         var completed = 0
         var timedOut = 0
+        var notStarted = 0
         pool!.reap(nowNs: nowNs) { slot, token, packed in
             let result = PackedCheckOutcome.result(packed)
-            if result == .timeout { timedOut += 1 } else { completed += 1 }
+            switch result {
+            case .timeout: timedOut += 1
+            case .notStarted: notStarted += 1
+            default: completed += 1
+            }
             sink.checkCompleted(CheckCompletion(path: PathHandle(index: slot), token: token, result: result))
         }
         counters.completed += completed
         counters.timedOut += timedOut
+        counters.notStarted += notStarted
     }
 
     func nextDeadlineNs() -> Nanoseconds {

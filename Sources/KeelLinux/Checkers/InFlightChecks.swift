@@ -60,6 +60,9 @@ struct InFlightChecks: ~Copyable {
     /// The deadline of the slot's latest check.
     func deadlineNs(_ slot: Int) -> Nanoseconds { deadlinesNs[slot] }
 
+    /// Moves the deadline of a slot in flight (a check whose clock starts when it is sent).
+    func setDeadline(_ slot: Int, _ deadlineNs: Nanoseconds) { deadlinesNs[slot] = deadlineNs }
+
     /// Records a check started on `slot`, which must not be in flight already.
     mutating func add(_ slot: Int, token: UInt32, deadlineNs: Nanoseconds) {
         precondition(positions[slot] == -1, "slot already in flight")

@@ -345,6 +345,7 @@ struct LogFormatter {
         case .pending: return "pending"
         case .timeout: return "timeout"
         case .removed: return "removed"
+        case .notStarted: return "not started"
         }
     }
 
