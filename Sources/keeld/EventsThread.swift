@@ -289,7 +289,7 @@ final class EventsThread: @unchecked Sendable {
             }
         }
         var paths: [DiscoveredPath] = []
-        for name in differences.added where name.hasPrefix("sd") {
+        for name in differences.added where name.hasPrefix("sd") || SysfsDiscovery.isNVMeNamespaceName(name) {
             if case .path(let path) = discovery.discoverPath(named: name) { paths.append(path) }
         }
         if !paths.isEmpty {

@@ -67,9 +67,6 @@ struct ConfigLoader {
 
     /// multipath-tools checkers Keel does not have: a warning, and tur.
     static let checkersNotInKeel: Set<String> = ["cciss_tur"]
-    /// multipath-tools prioritizers Keel does not have: a warning, and the setting is skipped.
-    /// (`ana` reads NVMe namespaces; Keel's maps are made of SCSI paths.)
-    static let prioritizersNotInKeel: Set<String> = ["ana"]
 
     /// Map options that multipath-tools does not accept in a `multipath` entry.
     static let notInMultipath: Set<String> = ["path_checker", "hardware_handler", "alias_prefix", "fast_io_fail_tmo",
@@ -426,9 +423,7 @@ struct ConfigLoader {
                 s.pathChecker = .tur
             } else if let v = check(node, Self.checker(value)) { s.pathChecker = v }
         case "prio":
-            if Self.prioritizersNotInKeel.contains(value) {
-                warn(node.line, "prio \(value) is not in Keel (it reads NVMe namespaces; Keel makes maps of SCSI paths): ignored here (detect_prio still picks sysfs or alua on ALUA paths, else the next setting, const by default)")
-            } else if let v = check(node, Self.prio(value)) { s.prio = v }
+            if let v = check(node, Self.prio(value)) { s.prio = v }
         case "prio_args":
             s.prioArgs = value
         case "detect_checker":

@@ -123,12 +123,15 @@ public struct MapProfile: Sendable, Equatable {
         case pathLatency = "path_latency"
         /// iSCSI paths to the portal `prio_args preferredip=` names: 20, others 10.
         case iet
+        /// NVMe Asymmetric Namespace Access: the namespace's ANA state, asked from the path's
+        /// controller (optimized 50, non-optimized 10, inaccessible 5, persistent loss 1).
+        case ana
 
         /// Whether it sends SCSI commands through the path's SCSI generic node.
         public var asksTheArray: Bool {
             switch self {
             case .emc, .hds, .hpSW, .ontap, .rdac, .datacore, .pathLatency: return true
-            case .const, .alua, .sysfs, .weightedpath, .random, .iet: return false
+            case .const, .alua, .sysfs, .weightedpath, .random, .iet, .ana: return false
             }
         }
     }

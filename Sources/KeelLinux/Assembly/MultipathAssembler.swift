@@ -270,6 +270,8 @@ public struct MultipathAssembler {
     private var weightedRules: [String: WeightedPathRule?] = [:]
     /// Sends the commands of the prioritizers that ask the array (emc, rdac, hds, ...).
     public let priorityQueries = SGQueryRunner()
+    /// Asks NVMe controllers for their paths' ANA states (the ana prioritizer, detect_prio).
+    public let anaQueries: NVMeANAQueries
     /// Their answers for the paths being added or refreshed, by kernel name (nil: no priority).
     private var askedPriorities: [String: Int?] = [:]
     private var byPath: [(name: String, target: String)]? = nil
@@ -299,7 +301,9 @@ public struct MultipathAssembler {
 
     public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
                 checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttributes: UIDAttributes = UIDAttributes(),
-                statusReader: DMMessenger? = nil, identityFiles: MapIdentityFiles? = nil) {
+                statusReader: DMMessenger? = nil, identityFiles: MapIdentityFiles? = nil,
+                anaQueries: NVMeANAQueries = NVMeANAQueries()) {
+        self.anaQueries = anaQueries
         self.configuration = configuration
         self.identityFiles = identityFiles ?? MapIdentityFiles(configuration)
         self.engine = engine
@@ -398,6 +402,7 @@ public struct MultipathAssembler {
         var work: [(index: Int, paths: [DiscoveredPath])] = []
         var unnamed: [Int] = []
         var created: [Int] = []
+        let reportsANA = askWhetherANA(byWWID.filter { item in !maps.contains { $0.wwid == item.wwid } })
         for (wwid, found) in byWWID {
             var paths = found
             let index: Int
@@ -423,7 +428,7 @@ public struct MultipathAssembler {
                     continue
                 }
                 held[wwid] = nil
-                let detectedPrio = Self.detectPrio(first)
+                let detectedPrio = first.transport.isNVMe ? (reportsANA.contains(wwid) ? .ana : nil) : Self.detectPrio(first)
                 var profile = configuration.profile(wwid: wwid, deviceLayers: layers)
                 let tpgFallback = Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler,
                                                       targetPortGroupKnown: first.alua.targetPortGroup != nil)
@@ -452,6 +457,7 @@ public struct MultipathAssembler {
         let made = Set(created)
         askWhetherRDAC(work.filter { made.contains($0.index) })
         askArrays(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.device, $0.genericName) } })
+        askANA(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.device) } })
         defer { askedPriorities.removeAll(); byPath = nil }
         for (index, paths) in work {
             for path in paths {
@@ -482,15 +488,17 @@ public struct MultipathAssembler {
     public static func applyDetection(_ profile: inout MapProfile, prio: MapProfile.Prioritizer?, handler: String?,
                                       targetPortGroupKnown: Bool = false) -> Bool {
         if profile.detectsPrio, let prio { profile.prio = prio }
-        if profile.detectsPgpolicy && !profile.groupingIsOperatorChoice && (profile.prio == .alua || profile.prio == .sysfs) {
-            profile.policy.grouping = profile.detectedPgpolicyUsesTPG && targetPortGroupKnown ? .groupByTPG : .groupByPrio
+        if profile.detectsPgpolicy && !profile.groupingIsOperatorChoice && (profile.prio == .alua || profile.prio == .sysfs || profile.prio == .ana) {
+            profile.policy.grouping = profile.detectedPgpolicyUsesTPG && targetPortGroupKnown && profile.prio != .ana ? .groupByTPG : .groupByPrio
         }
+        // What follows is SCSI ALUA's: NVMe ANA (`.ana`) has no SCSI checker or device handler.
+        let scsiALUA = prio == .alua || prio == .sysfs
         // detect_checker: ALUA paths are checked with tur, except where the configuration names
         // rdac (kept when the array does not answer); `askWhetherRDAC` then asks the array itself.
-        if profile.detectsChecker && prio != nil && profile.checker != .rdac { profile.checker = .tur }
+        if profile.detectsChecker && scsiALUA && profile.checker != .rdac { profile.checker = .tur }
         if profile.retainsAttachedHandler, let handler {
             profile.hardwareHandler = "1 " + handler
-        } else if profile.hardwareHandlerIsDefault && prio != nil {
+        } else if profile.hardwareHandlerIsDefault && scsiALUA {
             profile.hardwareHandler = "1 alua"
         }
         guard profile.policy.grouping == .groupByTPG && profile.prio != .alua && profile.prio != .sysfs else { return false }
@@ -719,6 +727,51 @@ public struct MultipathAssembler {
         }
     }
 
+    /// detect_prio for NVMe, for maps about to be made (`byWWID` items): asks the first NVMe
+    /// path of each whether its controller reports ANA, all at once, waiting at most
+    /// `priorityWaitNs`. Returns the WWIDs whose controller does (multipath-tools then uses the
+    /// ana prioritizer); unanswered: no.
+    private mutating func askWhetherANA(_ new: [(wwid: String, paths: [DiscoveredPath])]) -> Set<String> {
+        var queries: [(key: String, devicePath: String)] = []
+        var wwidByKey: [String: String] = [:]
+        for (wwid, paths) in new {
+            guard let path = paths.first, path.transport.isNVMe, SysfsFiles.isPlainName(path.kernelName) else { continue }
+            queries.append((path.kernelName, devRoot + "/" + path.kernelName))
+            wwidByKey[path.kernelName] = wwid
+        }
+        guard !queries.isEmpty else { return [] }
+        var reporting: Set<String> = []
+        for (key, answer) in anaQueries.run(queries, timeoutMs: anaTimeoutMs, waitNs: Self.priorityWaitNs) {
+            if case .state = answer, let wwid = wwidByKey[key] { reporting.insert(wwid) }
+        }
+        return reporting
+    }
+
+    /// The ana prioritizer for the NVMe paths (map index, kernel name, device) whose map uses it,
+    /// all at once; the priorities wait in `askedPriorities` (nil: the controller gave no state).
+    private mutating func askANA(_ paths: [(map: Int, kernelName: String, device: DevNo)]) {
+        var queries: [(key: String, devicePath: String)] = []
+        var devices: [String: DevNo] = [:]
+        for path in paths where maps[path.map].profile.prio == .ana && SysfsFiles.isPlainName(path.kernelName) {
+            queries.append((path.kernelName, devRoot + "/" + path.kernelName))
+            devices[path.kernelName] = path.device
+        }
+        guard !queries.isEmpty else { return }
+        let orphansBefore = anaQueries.orphanKeys
+        for (key, answer) in anaQueries.run(queries, timeoutMs: anaTimeoutMs, waitNs: Self.priorityWaitNs) {
+            if case .state(let state) = answer { askedPriorities[key] = NVMeANA.priority(state: state) } else { askedPriorities[key] = .some(nil) }
+        }
+        for key in anaQueries.orphanKeys.subtracting(orphansBefore).sorted() {
+            if let device = devices[key] { notices.append(.priorityUnanswered(device: device)) }
+        }
+    }
+
+    /// The admin commands' timeout: the configured checker_timeout, else 30 s (multipath-tools
+    /// gives its prioritizers the checker's timeout).
+    private var anaTimeoutMs: UInt32 {
+        UInt32(clamping: (configuration.checkerTimeoutSeconds.map(Int.init) ?? 30) * 1000)
+    }
+
     /// A path's SCSI question for the async sg runner, with the checker's timeout, as
     /// multipath-tools gives its prioritizers.
     private func subject(_ kernelName: String, generic: String, _ prioritizer: SCSIPrioritizer) -> SCSIPriorities.Subject {
@@ -781,8 +834,9 @@ public struct MultipathAssembler {
         case .alua: return ALUAPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
         case .sysfs: return SysfsPrioritizer(sysfsRoot: sysfsRoot).priority(hctl: hctl)
         case .random: return Int.random(in: 1...10)
-        case .emc, .hds, .hpSW, .ontap, .rdac, .datacore, .pathLatency:
-            // Asked in a batch before (`askArrays`); absent: no answer in time, or no sg node.
+        case .emc, .hds, .hpSW, .ontap, .rdac, .datacore, .pathLatency, .ana:
+            // Asked in a batch before (`askArrays`, `askANA`); absent: no answer in time, or no
+            // sg node.
             return askedPriorities[path.kernelName] ?? nil
         case .iet:
             guard let rule = IETRule(arguments: args) else { return 0 }
@@ -1295,6 +1349,9 @@ public struct MultipathAssembler {
         var changed: [(path: PathHandle, device: DevNo, priority: Int32)] = []
         if maps.contains(where: { $0.profile.prio.asksTheArray }) {
             askArrays(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.device, $0.genericName) } })
+        }
+        if maps.contains(where: { $0.profile.prio == .ana }) {
+            askANA(maps.indices.flatMap { m in maps[m].paths.map { (m, $0.kernelName, $0.device) } })
         }
         defer { askedPriorities.removeAll(); byPath = nil }
         for m in maps.indices {

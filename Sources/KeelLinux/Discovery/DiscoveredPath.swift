@@ -53,6 +53,9 @@ public enum SCSIDeviceState: Hashable, Sendable, CustomStringConvertible {
         case "quiesce": self = .quiesce
         case "cancel": self = .cancel
         case "deleted": self = .deleted
+        // An NVMe controller's `state`: connected and usable is running; gone is deleted.
+        case "live": self = .running
+        case "deleting", "deleting (no IO)", "dead": self = .deleted
         default: self = .other(word)
         }
     }
@@ -130,10 +133,33 @@ public enum SCSITransport: String, Hashable, Sendable {
     case iscsi
     case ata
     case unspecified
+    /// An NVMe namespace through one controller, by the controller's `transport`.
+    case nvmePCIe = "nvme:pcie"
+    case nvmeTCP = "nvme:tcp"
+    case nvmeRDMA = "nvme:rdma"
+    case nvmeFC = "nvme:fc"
+    case nvmeLoop = "nvme:loop"
+    case nvmeUnspecified = "nvme:unspec"
+
+    /// The NVMe transport named by a controller's `transport` attribute.
+    public init(nvmeTransport word: String) {
+        switch word {
+        case "pcie": self = .nvmePCIe
+        case "tcp": self = .nvmeTCP
+        case "rdma": self = .nvmeRDMA
+        case "fc": self = .nvmeFC
+        case "loop": self = .nvmeLoop
+        default: self = .nvmeUnspecified
+        }
+    }
+
+    /// Whether the path is an NVMe namespace (no SCSI generic node, no ALUA).
+    public var isNVMe: Bool { rawValue.hasPrefix("nvme:") }
 
     /// multipathd's name for it (`%P`, blacklist `protocol`).
     public var protocolName: String {
         switch self {
+        case .nvmePCIe, .nvmeTCP, .nvmeRDMA, .nvmeFC, .nvmeLoop, .nvmeUnspecified: return rawValue
         case .sas: return "scsi:sas"
         case .usb: return "scsi:usb"
         case .fibreChannel: return "scsi:fcp"

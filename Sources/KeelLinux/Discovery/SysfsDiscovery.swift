@@ -151,6 +151,7 @@ public struct SysfsDiscovery: Sendable {
 
     /// Looks at one block device (e.g. after an `add` uevent). The blacklist is not applied here.
     public func discoverPath(named name: String) -> Outcome {
+        if Self.isNVMeNamespaceName(name) { return discoverNVMe(named: name) }
         let blockDir = sysfsRoot + "/block/" + name
         let deviceLink = blockDir + "/device"
         guard let link = SysfsFiles.readLink(deviceLink),
@@ -206,6 +207,64 @@ public struct SysfsDiscovery: Sendable {
         } else if let derived = page83.flatMap({ VPDPage83.targetDeviceName(in: $0) }) {
             path.targetNodeName = derived
             path.nodeNameSource = .vpdTargetDevice
+        }
+        return .path(path)
+    }
+
+    /// `nvme<C>n<N>`: an NVMe namespace block device. (`nvme<S>c<C>n<N>`, one controller's path
+    /// under native NVMe multipath, has no device node and is the kernel's own business.)
+    public static func isNVMeNamespaceName(_ name: String) -> Bool {
+        guard name.hasPrefix("nvme") else { return false }
+        let rest = name.utf8.dropFirst(4)
+        guard let n = rest.firstIndex(of: UInt8(ascii: "n")) else { return false }
+        let controller = rest[..<n], namespace = rest[rest.index(after: n)...]
+        func digits(_ part: Substring.UTF8View.SubSequence) -> Bool {
+            !part.isEmpty && part.count <= 10 && part.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        }
+        return digits(controller) && digits(namespace)
+    }
+
+    /// An NVMe namespace seen through one controller: a path when NVMe's native multipath is off
+    /// (the `device` link leads to the controller, `nvme<C>`); under native multipath the block
+    /// device is the kernel's multipath head (its `device` is `nvme-subsys<S>`) and not a path.
+    ///
+    /// - Address: `C:0:cntlid:nsid` (controller instance, controller id, namespace id).
+    /// - Vendor "NVME" (what multipath-tools' table matches), product the controller's `model`,
+    ///   revision its `firmware_rev`, serial its `serial`.
+    /// - WWID: the udev property `uid_attribute` names (multipath-tools' NVMe default `ID_WWN`),
+    ///   else the namespace's `wwid` attribute, which is what udev copies into `ID_WWN`.
+    /// - Port key: the controller (its namespaces fail together); node name: the subsystem NQN.
+    private func discoverNVMe(named name: String) -> Outcome {
+        let blockDir = sysfsRoot + "/block/" + name
+        let deviceDir = blockDir + "/device"
+        guard let link = SysfsFiles.readLink(deviceDir) else { return .notSCSIDisk }
+        let controllerName = SysfsFiles.lastComponent(link)
+        guard controllerName.hasPrefix("nvme"), let instance = UInt32(controllerName.dropFirst(4)) else { return .notSCSIDisk }
+        guard let devText = SysfsFiles.readText(blockDir + "/dev"), let device = Self.parseDevNo(devText) else {
+            return .skipped(.noDeviceNumber)
+        }
+        let nsid = SysfsFiles.readText(blockDir + "/nsid").flatMap { Self.parseUnsigned($0) } ?? 0
+        let controllerID = SysfsFiles.readText(deviceDir + "/cntlid").flatMap { Self.parseUnsigned($0) } ?? 0
+        let address = SCSIAddress(host: instance, channel: 0, target: UInt32(clamping: controllerID), lun: nsid)
+        var path = DiscoveredPath(kernelName: name, device: device, address: address,
+                                  deviceState: SCSIDeviceState(sysfs: SysfsFiles.readText(deviceDir + "/state") ?? "unknown"))
+        path.vendor = "NVME"
+        path.model = SysfsFiles.readText(deviceDir + "/model") ?? ""
+        path.revision = SysfsFiles.readText(deviceDir + "/firmware_rev") ?? ""
+        path.serial = SysfsFiles.readText(deviceDir + "/serial")
+        path.sizeSectors = SysfsFiles.readText(blockDir + "/size").flatMap { UInt64($0) } ?? 0
+        path.transport = SCSITransport(nvmeTransport: SysfsFiles.readText(deviceDir + "/transport") ?? "")
+        path.portKey = String(controllerName)
+        path.udevProperties = UdevDatabase.properties(for: device, dataRoot: udevDataRoot)
+        if let nqn = SysfsFiles.readText(deviceDir + "/subsysnqn"), !nqn.isEmpty {
+            path.targetNodeName = nqn
+            path.nodeNameSource = .transport
+        }
+        let uidAttribute = uidAttributes.attribute(devnode: name, vendor: path.vendor, product: path.model, revision: path.revision)
+        if !uidAttribute.isEmpty, let value = path.udevProperties?[uidAttribute] ?? path.udevProperties?["ID_WWN"], !value.isEmpty {
+            (path.wwid, path.wwidSource) = (value, .udev)
+        } else if let wwid = SysfsFiles.readText(blockDir + "/wwid"), !wwid.isEmpty {
+            (path.wwid, path.wwidSource) = (wwid, .kernelWWID)
         }
         return .path(path)
     }

@@ -31,7 +31,7 @@ public struct TransportNames: Sendable, Equatable {
             names.hostAdapter = SysfsFiles.readText(sysfsRoot + "/class/iscsi_host/" + hostName + "/ipaddress") ?? "[undef]"
         case .fibreChannel, .sas:
             names.hostAdapter = adapter(sysfsRoot: sysfsRoot, hostName: hostName) ?? "[undef]"
-        case .usb, .ata, .unspecified:
+        case .usb, .ata, .unspecified, .nvmePCIe, .nvmeTCP, .nvmeRDMA, .nvmeFC, .nvmeLoop, .nvmeUnspecified:
             break
         }
         return names

@@ -35,7 +35,7 @@ public enum SCSIPrioritizer: Sendable, Equatable {
         case .rdac: self = .rdac
         case .datacore: self = .datacore(DatacoreArguments(args))
         case .pathLatency: self = .pathLatency(PathLatencyArguments(args))
-        case .const, .alua, .sysfs, .weightedpath, .random, .iet: return nil
+        case .const, .alua, .sysfs, .weightedpath, .random, .iet, .ana: return nil
         }
     }
 }
