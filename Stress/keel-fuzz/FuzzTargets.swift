@@ -15,7 +15,8 @@ enum FuzzTarget: String, CaseIterable {
     case dmTable = "dm-table"
     /// dm-multipath status params (the String parser and the allocation-free scanner).
     case dmStatus = "dm-status"
-    /// VPD pages 0x83 and 0x80 as the device returns them.
+    /// VPD pages 0x83 and 0x80 as the device returns them; the same bytes as checker and
+    /// prioritizer answers (SCSI pages and sense, NVMe identify pages and the ANA log).
     case vpd
     /// Operator command lines.
     case command
@@ -66,6 +67,14 @@ enum FuzzTarget: String, CaseIterable {
             _ = VPDPage83.targetDeviceName(in: page)
             _ = try? VPDPage80.serial(fromPage: page)
             _ = VPDPage83.wwid(fromKernelWWID: String(decoding: bytes, as: UTF8.self))
+            // The same bytes as an NVMe controller's answers to the ana prioritizer: Identify
+            // Controller and Namespace pages and the ANA log, with the namespace id and group
+            // taken from the front.
+            if let facts = NVMeANA.controllerFacts(page) { _ = NVMeANA.logLength(facts) }
+            let group = NVMeANA.groupID(identifyNamespace: page) ?? UInt32(page.first ?? 0)
+            if let state = NVMeANA.state(log: page, nsid: UInt32(page.count > 1 ? page[1] : 1), groupID: group) {
+                _ = NVMeANA.priority(state: state)
+            }
             // The same bytes as a path checker's answer: a returned page (rdac 0xC9, emc_clariion
             // 0xC0) and sense data, with status bytes taken from the front.
             page.withUnsafeBytes { raw in
@@ -112,6 +121,8 @@ enum FuzzTarget: String, CaseIterable {
         case .sysfs:
             let text = String(decoding: bytes, as: UTF8.self)
             _ = SCSIAddress(parsing: text)
+            _ = SysfsDiscovery.isNVMeNamespaceName(text)
+            _ = SCSITransport(nvmeTransport: text)
             _ = UdevDatabase.parse(text)
             // A sysfs link's target, resolved as discovery resolves /sys/block/<name>'s.
             _ = SysfsFiles.lexicallyNormalized("/sys/block/" + text)

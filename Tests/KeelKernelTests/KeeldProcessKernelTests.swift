@@ -580,6 +580,65 @@ struct KeeldProcessKernelTests {
         #expect(try pathStates(control, map: "mpatha").allSatisfy(\.active))
     }
 
+    @Test("NVMe over TCP, native multipath off: keeld makes one map of the two controllers' namespaces, detect_prio picks ana, the groups follow the ANA states, and a port made inaccessible loses its group's place")
+    func nvmeANAPaths() throws {
+        let setup = FileManager.default.currentDirectoryPath + "/Tools/guest/nvme-ana-setup.sh"
+        print(try keeldGuestShell("bash \(setup) up"))
+        let control = try DMControl()
+        defer {
+            for _ in 0..<20 {
+                try? control.remove(name: "mpatha")
+                if (try? control.map(uuid: "mpath-uuid.4b45454c-414e-4154-8573-000000000001")) == nil { break }
+                usleep(250_000)
+            }
+            _ = try? keeldGuestShell("bash \(setup) down")
+        }
+        // The built-in NVMe entry and detect_prio decide the grouping and the prioritizer.
+        let configuration = """
+            defaults {
+                polling_interval 1
+                max_polling_interval 4
+                fast_probe_interval_ms 100
+                user_friendly_names yes
+                find_multipaths greedy
+                max_paths 64
+                max_maps 16
+                max_paths_per_map 16
+            }
+            """
+        let keeld = try KeeldDaemon(directory: "/tmp/keeld-nvme", configuration: configuration)
+        defer { keeld.stop() }
+        try keeld.waitReady()
+        func priorities() -> [String: Int] {
+            var out: [String: Int] = [:]
+            for line in keeld.answer("show paths format \"%d %p\"").split(separator: "\n") {
+                let words = line.split(separator: " ")
+                if words.count == 2, let value = Int(words[1]) { out[String(words[0])] = value }
+            }
+            return out
+        }
+        let settled = kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) { priorities() == ["nvme0n1": 50, "nvme1n1": 10] }
+        #expect(settled != nil, "ANA priorities: \(priorities()); log: \(readText(keeld.logFile).suffix(1500))")
+        let table = try control.multipathTable(name: "mpatha")
+        #expect(table.groups.map { $0.paths.map(\.device) } == [[DevNo(major: 259, minor: 0)], [DevNo(major: 259, minor: 1)]],
+                "group_by_prio, the optimized port's path first: \(table.groups)")
+        #expect(table.hardwareHandler.isEmpty || table.hardwareHandler == ["0"], "no SCSI device handler: \(table.hardwareHandler)")
+        let config = keeld.answer("show paths format \"%d %P\"")
+        #expect(config.contains("nvme0n1 nvme:tcp"), "\(config)")
+        // The array moves: port 1 inaccessible, port 2 optimized. The next priority round sees
+        // it, and under failback immediate the kernel is switched to nvme1n1's group.
+        _ = try keeldGuestShell("bash \(setup) set-ana 1 inaccessible && bash \(setup) set-ana 2 optimized")
+        let moved = kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) { priorities() == ["nvme0n1": 5, "nvme1n1": 50] }
+        #expect(moved != nil, "ANA priorities after the move: \(priorities())")
+        // The group the kernel uses: the active one, or (no I/O yet) the one it will use next.
+        let switched = kernelTestWait(timeoutNs: 30 * Time.nsPerSecond) {
+            guard let status = try? control.multipathStatus(name: "mpatha") else { return false }
+            let index = status.groups.firstIndex { $0.state == .active } ?? status.nextGroup - 1
+            return status.groups.indices.contains(index) && status.groups[index].paths.map(\.device) == [DevNo(major: 259, minor: 1)]
+        }
+        #expect(switched != nil, "the kernel does not use nvme1n1's group: \((try? control.multipathStatus(name: "mpatha")).map { "\($0)" } ?? "none")")
+    }
+
     @Test("prio weightedpath gives the paths the priorities prio_args names, and group_by_prio groups them by it")
     func weightedPathPriorities() throws {
         let configuration = daemonConfiguration
