@@ -174,6 +174,19 @@ private func anaLog(_ groups: [(id: UInt32, state: UInt8, nsids: [UInt32])]) -> 
         #expect(report.pathsByWWID().first?.paths.count == 2)
     }
 
+    @Test func withUdevTheWWIDIsIDWWNAsMultipathToolsReadsIt() throws {
+        let fixture = SysfsFixture()
+        addNamespace(fixture, name: "nvme0n1", controller: "nvme0", dev: "259:0", cntlid: "1")
+        fixture.write(fixture.udevData + "/b259:0", "E:ID_SERIAL=Keel ANA test_keel-ana-test\nE:ID_WWN=uuid.from-udev\n")
+        let discovery = SysfsDiscovery(sysfsRoot: fixture.sysfs, udevDataRoot: fixture.udevData, uidAttributes: Configuration().uidAttributes)
+        guard case .path(let path) = discovery.discoverPath(named: "nvme0n1") else {
+            Issue.record("nvme0n1 is not a path")
+            return
+        }
+        #expect(path.wwid == "uuid.from-udev")
+        #expect(path.wwidSource == .udev)
+    }
+
     @Test func aNativeMultipathHeadIsNotAPath() {
         let fixture = SysfsFixture()
         let sys = fixture.sysfs
@@ -188,7 +201,15 @@ private func anaLog(_ groups: [(id: UInt32, state: UInt8, nsids: [UInt32])]) -> 
     @Test func nvmeMapsTakeTheBuiltInNVMeEntryAndDetectANAWithoutASCSIHandler() {
         var profile = Configuration().profile(wwid: "uuid.1", vendor: "NVME", product: "Keel ANA test")
         #expect(profile.checker == .none)
+        #expect(Configuration().uidAttributes.attribute(devnode: "nvme0n1", vendor: "NVME", product: "Keel ANA test", revision: "1") == "ID_WWN")
+        #expect(Configuration().uidAttributes.attribute(devnode: "sda", vendor: "Linux", product: "scsi_debug", revision: "1") == "ID_SERIAL")
         #expect(profile.policy.grouping == .groupByPrio)
+        MultipathAssembler.useBioQueueMode(&profile)
+        #expect(profile.features == "2 queue_mode bio")
+        var queueing = profile
+        queueing.features = "3 queue_if_no_path queue_mode rq"
+        MultipathAssembler.useBioQueueMode(&queueing)
+        #expect(queueing.features == "3 queue_if_no_path queue_mode bio")
         MultipathAssembler.applyDetection(&profile, prio: .ana, handler: nil, targetPortGroupKnown: true)
         #expect(profile.prio == .ana)
         #expect(profile.policy.grouping == .groupByPrio)

@@ -71,7 +71,7 @@ capture() {
 # from the same files; only DM_MULTIPATH_DEVICE_PATH is compared. Sets claim_differs.
 compare_claims() {
   local claims="" d m k
-  for d in $(ls /sys/block | grep '^sd'); do
+  for d in $(ls /sys/block | grep -E '^(sd|nvme[0-9]+n[0-9]+$)'); do
     m=$(multipath -u "$d" 2>/dev/null | sed -n 's/^DM_MULTIPATH_DEVICE_PATH=//p' | tr -d '"')
     k=$("$KEEL_COMPARE_CLAIM_BIN" --quiet "$d" 2>/dev/null | sed -n 's/^DM_MULTIPATH_DEVICE_PATH=//p')
     claims+="$d:${m:-?}/${k:-?} "
@@ -84,9 +84,15 @@ compare_claims() {
 run_case() {
   local name=$1 sdargs=$2 dir=$work/$1 mp kp t0
   if [ -n "$only" ] && [[ " $only " != *" $name "* ]]; then return 0; fi
-  echo "=== $name: scsi_debug $sdargs"
-  # shellcheck disable=SC2086
-  modprobe scsi_debug $sdargs dev_size_mb=8 || { echo "$name: scsi_debug refused $sdargs" >&2; return 1; }
+  if [ "$sdargs" = nvme-ana ]; then
+    # Two NVMe/TCP paths to one namespace, port 1 ANA optimized, port 2 non-optimized.
+    echo "=== $name: NVMe over TCP, 2 paths (Tools/guest/nvme-ana-setup.sh)"
+    bash Tools/guest/nvme-ana-setup.sh up > "$out/$name.nvme-setup" 2>&1 || { echo "$name: NVMe set-up failed" >&2; return 1; }
+  else
+    echo "=== $name: scsi_debug $sdargs"
+    # shellcheck disable=SC2086
+    modprobe scsi_debug $sdargs dev_size_mb=8 || { echo "$name: scsi_debug refused $sdargs" >&2; return 1; }
+  fi
   udevadm settle -t 60
   keel_sleep 2
   [ -x "$dir/prepare" ] && "$dir/prepare" "$dir"
@@ -115,7 +121,11 @@ run_case() {
   capture "$name.keeld"
   kill -TERM $kp; wait $kp 2>/dev/null
   flush
-  keel_scsi_debug_unload > /dev/null 2>&1 || { udevadm settle -t 30; modprobe -r scsi_debug; }
+  if [ "$sdargs" = nvme-ana ]; then
+    bash Tools/guest/nvme-ana-setup.sh down > /dev/null 2>&1
+  else
+    keel_scsi_debug_unload > /dev/null 2>&1 || { udevadm settle -t 30; modprobe -r scsi_debug; }
+  fi
   udevadm settle -t 30
 
   local verdict=same what=""
@@ -159,6 +169,8 @@ mkcase luns-confd;          printf 'defaults {\n    polling_interval 5\n}\n' > $
 mkcase blacklist-exception; printf 'defaults {\n    find_multipaths greedy\n}\nblacklist {\n    wwid ".*"\n}\nblacklist_exceptions {\n    wwid "%s"\n}\n' $W > $work/blacklist-exception/multipath.conf
 mkcase smart;               printf 'defaults {\n    find_multipaths smart\n}\n' > $work/smart/multipath.conf
 mkcase vendor-table;        printf 'defaults {\n    find_multipaths on\n}\n' > $work/vendor-table/multipath.conf
+mkcase nvme-ana;            printf 'defaults {\n    user_friendly_names yes\n}\n' > $work/nvme-ana/multipath.conf
+                            printf '/uuid.4b45454c-414e-4154-8573-000000000001/\n' > $work/nvme-ana/wwids
 
 run_case empty-config        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
 run_case strict-known        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
@@ -173,6 +185,7 @@ run_case luns-confd          "add_host=2 num_tgts=1 max_luns=3 vpd_use_hostno=0"
 run_case blacklist-exception "add_host=2 num_tgts=1 max_luns=3 vpd_use_hostno=0"
 run_case smart               "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0"
 run_case vendor-table        "add_host=4 num_tgts=1 max_luns=1 vpd_use_hostno=0 inq_vendor=NETAPP inq_product=LUN"
+run_case nvme-ana            nvme-ana
 
 # Keel's udev rules under the VM's udevd (installed in /run/udev/rules.d, which the VM's udevd
 # reads; multipath-tools' 60-multipath.rules masked there, as an installation replaces it), for

@@ -491,7 +491,8 @@ public struct UIDAttributes: Sendable, Equatable {
     public static let builtIn = "ID_SERIAL"
     public var byName: [ByName] = []
     public var overrides: String?
-    /// The `devices` entries that set one, the later first.
+    /// The `devices` entries that set one: the configuration's, then the built-in table's, each
+    /// the later first.
     public var devices: [DeviceEntry] = []
     public var defaults: String?
 
@@ -521,7 +522,10 @@ extension Configuration {
         var rule = UIDAttributes(defaults: writtenDefaults.uidAttribute)
         rule.byName = uidAttrs
         rule.overrides = overrides.uidAttribute
+        // The user's entries first, then the built-in table's (its NVMe entry names ID_WWN),
+        // each the later first: multipath-tools merges them in that order.
         rule.devices = devices.reversed().filter { $0.settings.uidAttribute != nil }
+        if useHardwareTable { rule.devices += Self.hardwareTable.reversed().filter { $0.settings.uidAttribute != nil } }
         return rule
     }
 }

@@ -14,7 +14,7 @@ extension Configuration {
             path_grouping_policy group_by_prio
             path_checker none
             failback immediate
-            # uid_attribute "ID_WWN" (not in Keel)
+            uid_attribute "ID_WWN"
         }
 
         # Apple

@@ -430,6 +430,7 @@ public struct MultipathAssembler {
                 held[wwid] = nil
                 let detectedPrio = first.transport.isNVMe ? (reportsANA.contains(wwid) ? .ana : nil) : Self.detectPrio(first)
                 var profile = configuration.profile(wwid: wwid, deviceLayers: layers)
+                if paths.contains(where: { $0.transport == .nvmeTCP }) { Self.useBioQueueMode(&profile) }
                 let tpgFallback = Self.applyDetection(&profile, prio: detectedPrio, handler: first.alua.attachedHandler,
                                                       targetPortGroupKnown: first.alua.targetPortGroup != nil)
                 let handle: MapHandle
@@ -504,6 +505,15 @@ public struct MultipathAssembler {
         guard profile.policy.grouping == .groupByTPG && profile.prio != .alua && profile.prio != .sysfs else { return false }
         profile.policy.grouping = .failover
         return true
+    }
+
+    /// NVMe/TCP paths take a bio-based map (`queue_mode bio`), as multipath-tools (0.9.2 on)
+    /// enforces for them: whatever queue mode `features` named is replaced.
+    public static func useBioQueueMode(_ profile: inout MapProfile) {
+        var words = profile.features.split(separator: " ").dropFirst().map(String.init)
+        if let i = words.firstIndex(of: "queue_mode") { words.removeSubrange(i..<min(i + 2, words.count)) }
+        words += ["queue_mode", "bio"]
+        profile.features = ([String(words.count)] + words).joined(separator: " ")
     }
 
     /// Keeps `paths` of `wwid` out of any map for now; each device is noticed once.
@@ -1134,7 +1144,12 @@ public struct MultipathAssembler {
     /// that retains the handler attached to the devices, `retain_attached_hw_handler`, prints
     /// that one; 6.1 with Keel's tables prints none).
     public static func sameTable(kernel: MultipathTable, wanted: MultipathTable) -> Bool {
-        guard Set(kernel.features) == Set(wanted.features) else { return false }
+        var kernelFeatures = Set(kernel.features)
+        // A bio-based map always retains the attached handler, and the kernel says so.
+        if wanted.features.contains("bio") && !wanted.features.contains("retain_attached_hw_handler") {
+            kernelFeatures.remove("retain_attached_hw_handler")
+        }
+        guard kernelFeatures == Set(wanted.features) else { return false }
         if !wanted.hardwareHandler.isEmpty && kernel.hardwareHandler.first != wanted.hardwareHandler.first { return false }
         guard kernel.groups.count == wanted.groups.count else { return false }
         for (k, w) in zip(kernel.groups, wanted.groups) {

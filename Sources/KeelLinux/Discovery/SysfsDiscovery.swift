@@ -231,8 +231,8 @@ public struct SysfsDiscovery: Sendable {
     /// - Address: `C:0:cntlid:nsid` (controller instance, controller id, namespace id).
     /// - Vendor "NVME" (what multipath-tools' table matches), product the controller's `model`,
     ///   revision its `firmware_rev`, serial its `serial`.
-    /// - WWID: the udev property `uid_attribute` names (multipath-tools' NVMe default `ID_WWN`),
-    ///   else the namespace's `wwid` attribute, which is what udev copies into `ID_WWN`.
+    /// - WWID: the udev property `uid_attribute` names (the built-in NVMe entry's `ID_WWN`, as
+    ///   multipath-tools'), else the namespace's `wwid` attribute, which udev copies into `ID_WWN`.
     /// - Port key: the controller (its namespaces fail together); node name: the subsystem NQN.
     private func discoverNVMe(named name: String) -> Outcome {
         let blockDir = sysfsRoot + "/block/" + name
@@ -261,7 +261,7 @@ public struct SysfsDiscovery: Sendable {
             path.nodeNameSource = .transport
         }
         let uidAttribute = uidAttributes.attribute(devnode: name, vendor: path.vendor, product: path.model, revision: path.revision)
-        if !uidAttribute.isEmpty, let value = path.udevProperties?[uidAttribute] ?? path.udevProperties?["ID_WWN"], !value.isEmpty {
+        if !uidAttribute.isEmpty, let value = path.udevProperties?[uidAttribute], !value.isEmpty {
             (path.wwid, path.wwidSource) = (value, .udev)
         } else if let wwid = SysfsFiles.readText(blockDir + "/wwid"), !wwid.isEmpty {
             (path.wwid, path.wwidSource) = (wwid, .kernelWWID)
