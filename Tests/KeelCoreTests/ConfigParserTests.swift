@@ -131,7 +131,7 @@ import Testing
             """
         #expect(configErrors(text) == [
             "multipath.conf:2: polling_interval: \"abc\" is not a whole number of seconds",
-            "multipath.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs, weightedpath, random, emc, hds, hp_sw, ontap, rdac, datacore, path_latency, iet)",
+            "multipath.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs, weightedpath, random, emc, hds, hp_sw, ontap, rdac, datacore, path_latency, iet, ana)",
             "multipath.conf:4: failback: \"soon\" must be manual, immediate, followover or a number of seconds",
             "multipath.conf:7: devnode: \"^(sd\" is not a valid regular expression: unmatched \"(\" at offset 1",
         ])

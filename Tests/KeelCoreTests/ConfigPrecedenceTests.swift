@@ -81,7 +81,11 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "AC
         #expect(c?.render().contains("uid_attribute \"ID_SERIAL\"") == true)
         #expect(configErrors("defaults {\n\tuid_attrs \"sd\"\n}\n")
                 == ["multipath.conf:2: uid_attrs: \"sd\" is not prefix:attribute (e.g. \"sd:ID_SERIAL dasd:ID_UID\")"])
-        #expect(Configuration().uidAttributes == UIDAttributes(), "no configuration: ID_SERIAL for every path")
+        let none = Configuration().uidAttributes
+        #expect(none.attribute(devnode: "sda", vendor: "Linux", product: "scsi_debug", revision: "") == "ID_SERIAL",
+                "no configuration: ID_SERIAL for SCSI paths")
+        #expect(none.attribute(devnode: "nvme0n1", vendor: "NVME", product: "Any", revision: "") == "ID_WWN",
+                "and the built-in NVMe entry's ID_WWN for NVMe ones")
     }
 
     @Test func deviceVendorAndProductAreUnanchoredRegularExpressions() {
@@ -346,7 +350,7 @@ private func failback(_ text: String, wwid: String = wwidA, vendor: String = "AC
         }
         #expect(e.problems.map(\.description) == [
             "multipath.conf:2: polling_interval: \"x\" is not a whole number of seconds",
-            "conf.d/b.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs, weightedpath, random, emc, hds, hp_sw, ontap, rdac, datacore, path_latency, iet)",
+            "conf.d/b.conf:3: prio: \"banana\" is not a supported prioritizer (const, alua, sysfs, weightedpath, random, emc, hds, hp_sw, ontap, rdac, datacore, path_latency, iet, ana)",
         ])
     }
 
