@@ -298,76 +298,74 @@ private func reapWhile(_ checker: inout DirectIOChecker, sink: inout CheckerColl
     /// a hung neighbour, is given up without a verdict (`.notStarted`): the engine asks again
     /// later and the path, which answers, is never failed for its neighbour's hang.
     @Test func fallbackGivesUpAQueuedCheckWithoutAVerdictWhileAHungNeighbourHoldsTheThread() throws {
-        let hung = try CheckerFuseDisk()
-        defer { hung.stop() }
-        let healthy = try CheckerFuseDisk()
-        defer { healthy.stop() }
-        let hungLoop = try CheckerLoopDevice(backingFile: hung.diskPath)
-        defer { hungLoop.detach() }
-        let healthyLoop = try CheckerLoopDevice(backingFile: healthy.diskPath)
-        defer { healthyLoop.detach() }
-        var checker = try DirectIOChecker(DirectIOConfiguration(pathsMax: 4, fallbackThreads: 1, forceSynchronous: true))
-        defer { checker.close() }
-        try checker.register(path: PathHandle(index: 0), devicePath: hungLoop.path)
-        try checker.register(path: PathHandle(index: 1), devicePath: healthyLoop.path)
-        var sink = CheckerCollectingSink()
+        try withOneThreadFallbackOverTwoFuseDisks { checker, hung, _ in
+            var sink = CheckerCollectingSink()
+            hung.hang()
+            let start = checkerNowNs()
+            #expect(checker.submit(request(0, token: 1, timeoutNs: 5 * Time.nsPerSecond), nowNs: start))
+            #expect(checker.submit(request(1, token: 2, timeoutNs: 200 * Time.nsPerMs), nowNs: start))
+            checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { !$0.completions.isEmpty }
+            #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 1), token: 2, result: .notStarted)])
+            #expect(checker.counters.notStarted == 1)
+            #expect(checker.counters.timedOut == 0)
 
-        hung.hang()
-        let start = checkerNowNs()
-        #expect(checker.submit(request(0, token: 1, timeoutNs: 5 * Time.nsPerSecond), nowNs: start))
-        #expect(checker.submit(request(1, token: 2, timeoutNs: 200 * Time.nsPerMs), nowNs: start))
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { !$0.completions.isEmpty }
-        #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 1), token: 2, result: .notStarted)])
-        #expect(checker.counters.notStarted == 1)
-        #expect(checker.counters.timedOut == 0)
-
-        // The neighbour's read returns: its thread frees the cancelled slot, and the healthy path
-        // is checked and found up.
-        hung.release()
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 2 }
-        #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 0), token: 1, result: .up))
-        let again = checkerNowNs() + 5 * Time.nsPerSecond
-        while !checker.submit(request(1, token: 3), nowNs: checkerNowNs()) && checkerNowNs() < again { usleep(1_000) }
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 3 }
-        #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 1), token: 3, result: .up))
+            // The neighbour's read returns: its thread frees the cancelled slot, and the healthy
+            // path is checked and found up.
+            hung.release()
+            checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 2 }
+            #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 0), token: 1, result: .up))
+            let again = checkerNowNs() + 5 * Time.nsPerSecond
+            while !checker.submit(request(1, token: 3), nowNs: checkerNowNs()) && checkerNowNs() < again { usleep(1_000) }
+            checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 3 }
+            #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 1), token: 3, result: .up))
+        }
     }
 
     /// A fallback check's timeout counts from when a thread took it, not from when it was queued:
     /// a check that waited behind a slow neighbour still gets its whole timeout on the device.
     @Test func fallbackCountsATimeoutFromWhenAThreadTookTheCheck() throws {
-        let slow = try CheckerFuseDisk()
-        defer { slow.stop() }
-        let hung = try CheckerFuseDisk()
-        defer { hung.stop() }
-        let slowLoop = try CheckerLoopDevice(backingFile: slow.diskPath)
-        defer { slowLoop.detach() }
-        let hungLoop = try CheckerLoopDevice(backingFile: hung.diskPath)
-        defer { hungLoop.detach() }
-        var checker = try DirectIOChecker(DirectIOConfiguration(pathsMax: 4, fallbackThreads: 1, forceSynchronous: true))
-        defer { checker.close() }
-        try checker.register(path: PathHandle(index: 0), devicePath: slowLoop.path)
-        try checker.register(path: PathHandle(index: 1), devicePath: hungLoop.path)
-        var sink = CheckerCollectingSink()
-
-        slow.hang()
-        hung.hang()
-        let timeoutNs = 1_000 * Time.nsPerMs
-        let start = checkerNowNs()
-        #expect(checker.submit(request(0, token: 1, timeoutNs: 5 * Time.nsPerSecond), nowNs: start))
-        #expect(checker.submit(request(1, token: 2, timeoutNs: timeoutNs), nowNs: start))
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: 100 * Time.nsPerMs) { _ in false }
-        // The slow device answers: the thread takes the second check now, and it hangs.
-        let releasedNs = checkerNowNs()
-        slow.release()
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 2 }
-        let endNs = checkerNowNs()
-        #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 0), token: 1, result: .up),
-                                     CheckCompletion(path: PathHandle(index: 1), token: 2, result: .timeout)])
-        #expect(endNs - releasedNs >= timeoutNs,
-                "timed out \((endNs - releasedNs) / Time.nsPerMs) ms after it could first be sent (timeout \(timeoutNs / Time.nsPerMs) ms)")
-        #expect(endNs - start >= timeoutNs + 100 * Time.nsPerMs)
-        hung.release()
-        reapWhile(&checker, sink: &sink) { $0.orphansInFlight == 0 }
-        #expect(checker.orphansInFlight == 0)
+        try withOneThreadFallbackOverTwoFuseDisks { checker, slow, hung in
+            var sink = CheckerCollectingSink()
+            slow.hang()
+            hung.hang()
+            let timeoutNs = 1_000 * Time.nsPerMs
+            let start = checkerNowNs()
+            #expect(checker.submit(request(0, token: 1, timeoutNs: 5 * Time.nsPerSecond), nowNs: start))
+            #expect(checker.submit(request(1, token: 2, timeoutNs: timeoutNs), nowNs: start))
+            checkerReapUntil(&checker, sink: &sink, timeoutNs: 100 * Time.nsPerMs) { _ in false }
+            // The slow device answers: the thread takes the second check now, and it hangs.
+            let releasedNs = checkerNowNs()
+            slow.release()
+            checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 2 }
+            let endNs = checkerNowNs()
+            #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 0), token: 1, result: .up),
+                                         CheckCompletion(path: PathHandle(index: 1), token: 2, result: .timeout)])
+            #expect(endNs - releasedNs >= timeoutNs,
+                    "timed out \((endNs - releasedNs) / Time.nsPerMs) ms after it could first be sent (timeout \(timeoutNs / Time.nsPerMs) ms)")
+            #expect(endNs - start >= timeoutNs + 100 * Time.nsPerMs)
+            hung.release()
+            reapWhile(&checker, sink: &sink) { $0.orphansInFlight == 0 }
+            #expect(checker.orphansInFlight == 0)
+        }
     }
+}
+
+/// A synchronous fallback checker with one thread, its paths 0 and 1 on loop devices over two
+/// FUSE disks (each can be made to hang on its own); everything is taken down afterwards.
+private func withOneThreadFallbackOverTwoFuseDisks(
+    _ body: (_ checker: inout DirectIOChecker, _ first: CheckerFuseDisk, _ second: CheckerFuseDisk) throws -> Void
+) throws {
+    let first = try CheckerFuseDisk()
+    defer { first.stop() }
+    let second = try CheckerFuseDisk()
+    defer { second.stop() }
+    let firstLoop = try CheckerLoopDevice(backingFile: first.diskPath)
+    defer { firstLoop.detach() }
+    let secondLoop = try CheckerLoopDevice(backingFile: second.diskPath)
+    defer { secondLoop.detach() }
+    var checker = try DirectIOChecker(DirectIOConfiguration(pathsMax: 4, fallbackThreads: 1, forceSynchronous: true))
+    defer { checker.close() }
+    try checker.register(path: PathHandle(index: 0), devicePath: firstLoop.path)
+    try checker.register(path: PathHandle(index: 1), devicePath: secondLoop.path)
+    try body(&checker, first, second)
 }
