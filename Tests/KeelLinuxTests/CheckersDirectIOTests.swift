@@ -258,40 +258,71 @@ private func reapWhile(_ checker: inout DirectIOChecker, sink: inout CheckerColl
         #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 3), token: 5, result: .up)])
     }
 
-    @Test func fallbackReportsTimeoutOnTimeAndRefusesWhenEveryThreadIsStuck() throws {
-        let fuse = try CheckerFuseDisk()
-        defer { fuse.stop() }
-        let loop = try CheckerLoopDevice(backingFile: fuse.diskPath)
-        defer { loop.detach() }
-        var checker = try DirectIOChecker(DirectIOConfiguration(pathsMax: 4, fallbackThreads: 1, forceSynchronous: true))
-        defer { checker.close() }
-        #expect(checker.mode == .synchronous(threads: 1))
-        #expect(checker.fallbackHint?.setupErrno == 0)
-        try checker.register(path: PathHandle(index: 0), devicePath: loop.path)
-        try checker.register(path: PathHandle(index: 1), devicePath: loop.path)
-        var sink = CheckerCollectingSink()
+    /// A thread stuck on a hung device is replaced (the recovery thread only posts a semaphore):
+    /// the healthy path is checked at once, as often as asked, while the hung read is still in
+    /// the kernel; the hung path itself is not asked again until its read returns.
+    @Test func fallbackReportsTimeoutOnTimeAndReplacesTheStuckThread() throws {
+        try withOneThreadFallbackOverTwoFuseDisks { checker, hung, _ in
+            #expect(checker.mode == .synchronous(threads: 1))
+            #expect(checker.fallbackHint?.setupErrno == 0)
+            var sink = CheckerCollectingSink()
+            hung.hang()
+            let timeoutNs = 300 * Time.nsPerMs
+            let start = checkerNowNs()
+            #expect(checker.submit(request(0, token: 1, timeoutNs: timeoutNs), nowNs: start))
+            checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { !$0.completions.isEmpty }
+            let elapsedNs = checkerNowNs() - start
+            #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 0), token: 1, result: .timeout)])
+            #expect(elapsedNs >= timeoutNs && elapsedNs < timeoutNs + 200 * Time.nsPerMs, "timeout reported after \(elapsedNs / 1_000_000) ms")
+            #expect(checker.orphansInFlight == 1)
 
-        fuse.hang()
-        let timeoutNs = 300 * Time.nsPerMs
-        let start = checkerNowNs()
-        #expect(checker.submit(request(0, token: 1, timeoutNs: timeoutNs), nowNs: start))
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { !$0.completions.isEmpty }
-        let elapsedNs = checkerNowNs() - start
-        #expect(sink.completions == [CheckCompletion(path: PathHandle(index: 0), token: 1, result: .timeout)])
-        #expect(elapsedNs >= timeoutNs && elapsedNs < timeoutNs + 200 * Time.nsPerMs, "timeout reported after \(elapsedNs / 1_000_000) ms")
-        #expect(checker.orphansInFlight == 1)
+            for token: UInt32 in 2...4 {
+                #expect(checker.submit(request(1, token: token), nowNs: checkerNowNs()))
+                checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == Int(token) }
+                #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 1), token: token, result: .up))
+            }
+            #expect(checker.counters.refusedStuck == 0)
+            #expect(!checker.submit(request(0, token: 5), nowNs: checkerNowNs()), "the hung path's read is still out")
+            #expect(checker.counters.refusedOrphan == 1)
 
-        // The only thread is stuck: refuse rather than queue behind it.
-        #expect(!checker.submit(request(1, token: 2), nowNs: checkerNowNs()))
-        #expect(checker.counters.refusedStuck == 1)
+            hung.release()
+            reapWhile(&checker, sink: &sink) { $0.orphansInFlight == 0 }
+            #expect(checker.orphansInFlight == 0)
+            #expect(checker.submit(request(0, token: 6), nowNs: checkerNowNs()))
+            checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 5 }
+            #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 0), token: 6, result: .up))
+        }
+    }
 
-        fuse.release()
-        reapWhile(&checker, sink: &sink) { $0.orphansInFlight == 0 }
-        #expect(checker.orphansInFlight == 0)
-        #expect(sink.completions.count == 1)
-        #expect(checker.submit(request(1, token: 3), nowNs: checkerNowNs()))
-        checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.count == 2 }
-        #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 1), token: 3, result: .up))
+    /// N hung paths cost N stuck threads and nothing else: with one thread configured and three
+    /// paths hung one after the other, the healthy path is checked up after each.
+    @Test func anyNumberOfHungPathsLeavesAThreadForTheOthers() throws {
+        try withOneThreadFallbackOverTwoFuseDisks(alsoOnFirst: [2, 3]) { checker, hung, _ in
+            var sink = CheckerCollectingSink()
+            hung.hang()
+            var token: UInt32 = 0
+            for path in [0, 2, 3] {
+                token += 1
+                #expect(checker.submit(request(path, token: token, timeoutNs: 100 * Time.nsPerMs), nowNs: checkerNowNs()))
+                checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.last?.token == token }
+                #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: path), token: token, result: .timeout))
+                token += 1
+                let healthyToken = token
+                let deadline = checkerNowNs() + seconds5
+                while !checker.submit(request(1, token: healthyToken, timeoutNs: seconds5), nowNs: checkerNowNs()) && checkerNowNs() < deadline {
+                    checker.reap(nowNs: checkerNowNs(), into: &sink)
+                    usleep(1_000)
+                }
+                checkerReapUntil(&checker, sink: &sink, timeoutNs: seconds5) { $0.completions.last?.token == healthyToken }
+                #expect(sink.completions.last == CheckCompletion(path: PathHandle(index: 1), token: healthyToken, result: .up),
+                        "with \(checker.orphansInFlight) hung")
+            }
+            #expect(checker.orphansInFlight == 3)
+            #expect(checker.counters.refusedStuck == 0)
+            hung.release()
+            reapWhile(&checker, sink: &sink) { $0.orphansInFlight == 0 }
+            #expect(checker.orphansInFlight == 0)
+        }
     }
 
     /// A check that waited in the fallback's queue for its whole timeout, behind a thread held by
@@ -350,9 +381,11 @@ private func reapWhile(_ checker: inout DirectIOChecker, sink: inout CheckerColl
     }
 }
 
-/// A synchronous fallback checker with one thread, its paths 0 and 1 on loop devices over two
-/// FUSE disks (each can be made to hang on its own); everything is taken down afterwards.
+/// A synchronous fallback checker with one thread, its paths 0 (and `alsoOnFirst`) and 1 on loop
+/// devices over two FUSE disks (each can be made to hang on its own); everything is taken down
+/// afterwards.
 private func withOneThreadFallbackOverTwoFuseDisks(
+    alsoOnFirst: [Int] = [],
     _ body: (_ checker: inout DirectIOChecker, _ first: CheckerFuseDisk, _ second: CheckerFuseDisk) throws -> Void
 ) throws {
     let first = try CheckerFuseDisk()
@@ -367,5 +400,6 @@ private func withOneThreadFallbackOverTwoFuseDisks(
     defer { checker.close() }
     try checker.register(path: PathHandle(index: 0), devicePath: firstLoop.path)
     try checker.register(path: PathHandle(index: 1), devicePath: secondLoop.path)
+    for path in alsoOnFirst { try checker.register(path: PathHandle(index: path), devicePath: firstLoop.path) }
     try body(&checker, first, second)
 }

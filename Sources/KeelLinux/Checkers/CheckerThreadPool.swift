@@ -8,9 +8,13 @@ import KeelCore
 /// The blocking part of one check, run on a pool thread. It may hang (that is why it runs there),
 /// but it must not allocate: the process is pinned and the pool runs for the daemon's lifetime.
 protocol BlockingCheckWork: AnyObject, Sendable {
-    /// Runs one check for `slot` on pool thread `thread` with the submitter's `argument`, and
-    /// returns the packed result (`PackedCheckOutcome`).
-    func run(slot: Int, thread: Int, argument: UInt64, timeoutMs: UInt32) -> UInt64
+    /// Bytes and alignment of the buffer each pool thread allocates for itself when it starts
+    /// (a thread stuck in the kernel keeps its own; nobody else touches it).
+    var threadBufferBytes: Int { get }
+    var threadBufferAlignment: Int { get }
+    /// Runs one check for `slot` on a pool thread whose buffer is `buffer`, with the submitter's
+    /// `argument`, and returns the packed result (`PackedCheckOutcome`).
+    func run(slot: Int, buffer: UnsafeMutableRawPointer, argument: UInt64, timeoutMs: UInt32) -> UInt64
 }
 
 /// A check result plus a 56-bit detail word (the TUR reason, an errno), packed so a worker thread
@@ -129,30 +133,41 @@ final class SlotQueue: @unchecked Sendable {
 /// outlives the checker that owned it.
 private func checkerPoolThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let start = Unmanaged<CheckerPoolThreadStart>.fromOpaque(argument!).takeRetainedValue()
-    start.pool.runThread(start.index)
+    if start.spawner { start.pool.runSpawner() } else { start.pool.runThread() }
     return nil
 }
 
 /// What a new pool thread needs to know; created once per thread at init.
 private final class CheckerPoolThreadStart {
     let pool: CheckerThreadPool
-    let index: Int
-    init(pool: CheckerThreadPool, index: Int) {
+    /// The thread that starts replacements for stuck threads, not a worker.
+    let spawner: Bool
+    init(pool: CheckerThreadPool, spawner: Bool) {
         self.pool = pool
-        self.index = index
+        self.spawner = spawner
     }
 }
 
-/// A fixed number of detached threads with small explicit stacks, created at init, and one
-/// request slot per path. The recovery thread submits and reaps without blocking or allocating;
-/// a thread that hangs in the kernel keeps its slot and is counted as stuck once its check
-/// timed out, and when every thread is stuck new checks are refused rather than queued forever.
+/// Detached threads with small explicit stacks, `threadsCount` of them free to take checks, and
+/// one request slot per path. The recovery thread submits and reaps without blocking or
+/// allocating; a thread that hangs in the kernel keeps its slot and is counted as stuck once its
+/// check timed out.
+///
+/// A stuck thread is replaced: the recovery thread posts a semaphore (no allocation, no wait),
+/// and the pool's spawner thread starts a new worker, so `threadsCount` threads stay free
+/// whatever number of paths hang, up to `threadsMax` threads in all. A stuck thread whose command
+/// returns while more than `threadsCount` are free leaves. Only with `threadsMax` threads and
+/// every one stuck are new checks refused (never queued for ever, never failed for it).
 ///
 /// Lifetime: each thread holds a strong reference to the pool, so `shutdown()` never waits for a
 /// thread stuck in the kernel: the last thread to leave frees the pool and closes its eventfd.
 final class CheckerThreadPool: @unchecked Sendable {
     let slotsCount: Int
+    /// Threads kept free to take checks.
     let threadsCount: Int
+    /// Threads in all, stuck ones included: `threadsCount` plus a replacement for each path that
+    /// can hang, at most 1,024 (memory: a stack and a buffer each).
+    let threadsMax: Int
     /// Signalled (eventfd counter +1) after every posted result; owned by the pool.
     let eventFD: Int32
     private let work: any BlockingCheckWork
@@ -165,6 +180,11 @@ final class CheckerThreadPool: @unchecked Sendable {
     private let dispatchedNs: UnsafeMutablePointer<Nanoseconds>
     private let queue: SlotQueue
     private let wakeup: UnsafeMutablePointer<sem_t>
+    /// Posted by the recovery thread when a thread got stuck: the spawner replaces it.
+    private let spawnWakeup: UnsafeMutablePointer<sem_t>
+    private let stackBytes: Int
+    /// Worker threads alive, stuck ones included.
+    private let liveThreads = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     /// Threads that are running a check the recovery thread already gave up on.
     private let stuckThreads = Atomic<Int>(0)
@@ -179,6 +199,8 @@ final class CheckerThreadPool: @unchecked Sendable {
         precondition(slots > 0 && threads > 0, "a pool needs slots and threads")
         slotsCount = slots
         threadsCount = threads
+        threadsMax = threads + min(slots, 1024)
+        self.stackBytes = stackBytes
         self.work = work
         eventFD = Int32(try systemCall("eventfd") { keel_checkers_eventfd() })
         states = .allocate(capacity: slots)
@@ -196,23 +218,34 @@ final class CheckerThreadPool: @unchecked Sendable {
         queue = SlotQueue(capacityAtLeast: slots)
         wakeup = .allocate(capacity: 1)
         sem_init(wakeup, 0, 0)
+        spawnWakeup = .allocate(capacity: 1)
+        sem_init(spawnWakeup, 0, 0)
 
+        var rc = startThread(spawner: true)
+        for _ in 0..<threads where rc == 0 { rc = startThread(spawner: false) }
+        if rc != 0 {
+            // Threads already started hold the pool; tell them to leave.
+            shutdown()
+            throw SystemError("pthread_create", errno: rc)
+        }
+    }
+
+    /// Starts a detached worker (counted live) or the spawner; 0 or pthread_create's error.
+    private func startThread(spawner: Bool) -> Int32 {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setstacksize(&attributes, max(stackBytes, Int(PTHREAD_STACK_MIN)))
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        for index in 0..<threads {
-            let start = Unmanaged.passRetained(CheckerPoolThreadStart(pool: self, index: index))
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, &attributes, checkerPoolThreadMain, start.toOpaque())
-            if rc != 0 {
-                start.release()
-                // Threads already started hold the pool; tell them to leave.
-                shutdown()
-                throw SystemError("pthread_create", errno: rc)
-            }
+        if !spawner { liveThreads.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+        let start = Unmanaged.passRetained(CheckerPoolThreadStart(pool: self, spawner: spawner))
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, &attributes, checkerPoolThreadMain, start.toOpaque())
+        if rc != 0 {
+            start.release()
+            if !spawner { liveThreads.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         }
+        return rc
     }
 
     deinit {
@@ -222,6 +255,8 @@ final class CheckerThreadPool: @unchecked Sendable {
         close(eventFD)
         sem_destroy(wakeup)
         wakeup.deallocate()
+        sem_destroy(spawnWakeup)
+        spawnWakeup.deallocate()
         states.deinitialize(count: slotsCount)
         states.deallocate()
         arguments.deallocate()
@@ -235,7 +270,10 @@ final class CheckerThreadPool: @unchecked Sendable {
     func shutdown(closingAtExit descriptors: DeviceDescriptors? = nil) {
         descriptorsAtExit = descriptors
         stopping.store(true, ordering: .sequentiallyConsistent)
-        for _ in 0..<threadsCount { sem_post(wakeup) }
+        // Each leaving worker posts again for the next (see `runThread`), so one post reaches
+        // every worker, those started or coming back from the kernel later included.
+        sem_post(wakeup)
+        sem_post(spawnWakeup)
     }
 
     /// Whether the slot has nothing in flight (the control plane may close the slot's descriptor).
@@ -246,7 +284,7 @@ final class CheckerThreadPool: @unchecked Sendable {
     /// Claims an idle slot for a new check (recovery thread). Sequentially consistent, paired with
     /// the control plane's descriptor retirement: see `DeviceDescriptors`.
     func claim(_ slot: Int) -> PoolRefusal? {
-        if stuckThreads.load(ordering: .relaxed) >= threadsCount { return .allThreadsStuck }
+        if stuckThreads.load(ordering: .relaxed) >= threadsMax { return .allThreadsStuck }
         let (claimed, current) = states[slot].compareExchange(expected: PoolSlotState.idle.rawValue, desired: PoolSlotState.queued.rawValue,
                                                                ordering: .sequentiallyConsistent)
         if claimed { return nil }
@@ -309,6 +347,7 @@ final class CheckerThreadPool: @unchecked Sendable {
             if states[slot].compareExchange(expected: PoolSlotState.running.rawValue, desired: PoolSlotState.orphaned.rawValue,
                                             ordering: .sequentiallyConsistent).exchanged {
                 stuckThreads.wrappingAdd(1, ordering: .relaxed)
+                sem_post(spawnWakeup)   // a replacement, started off this thread
                 inFlight.remove(slot)
                 deliver(slot, inFlight.token(slot), PackedCheckOutcome.pack(.timeout, detail: 0))
                 continue
@@ -326,11 +365,46 @@ final class CheckerThreadPool: @unchecked Sendable {
     /// Threads currently stuck on a check that already timed out.
     var stuckThreadCount: Int { stuckThreads.load(ordering: .relaxed) }
 
-    fileprivate func runThread(_ index: Int) {
+    /// Threads alive now, stuck ones included.
+    var liveThreadCount: Int { liveThreads.load(ordering: .relaxed) }
+
+    /// The spawner: after each post, starts workers until `threadsCount` are free (not stuck) or
+    /// `threadsMax` are alive. A refused pthread_create waits for the next post.
+    fileprivate func runSpawner() {
+        keel_checkers_name_thread("keel-check-spawn")
+        while true {
+            while sem_wait(spawnWakeup) != 0 {}
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
+            while !stopping.load(ordering: .sequentiallyConsistent) {
+                let live = liveThreads.load(ordering: .sequentiallyConsistent)
+                guard live - stuckThreads.load(ordering: .sequentiallyConsistent) < threadsCount, live < threadsMax,
+                      startThread(spawner: false) == 0 else { break }
+            }
+        }
+    }
+
+    /// Whether this worker, back from a stuck check, is one too many: more than `threadsCount`
+    /// would be free with it. It then leaves (counted out here, exactly once per excess thread).
+    private func leavesAsExcess() -> Bool {
+        while true {
+            let live = liveThreads.load(ordering: .sequentiallyConsistent)
+            guard live - stuckThreads.load(ordering: .sequentiallyConsistent) > threadsCount else { return false }
+            if liveThreads.compareExchange(expected: live, desired: live - 1, ordering: .sequentiallyConsistent).exchanged { return true }
+        }
+    }
+
+    fileprivate func runThread() {
         keel_checkers_name_thread("keel-check")
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: work.threadBufferBytes, alignment: work.threadBufferAlignment)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: work.threadBufferBytes)
+        defer { buffer.deallocate() }
         while true {
             while sem_wait(wakeup) != 0 {}
-            if stopping.load(ordering: .sequentiallyConsistent) { return }
+            if stopping.load(ordering: .sequentiallyConsistent) {
+                liveThreads.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                sem_post(wakeup)   // for the next worker
+                return
+            }
             guard let slot = queue.pop() else { continue }
             dispatchedNs[slot] = LogClock.nowNs()
             if !states[slot].compareExchange(expected: PoolSlotState.queued.rawValue, desired: PoolSlotState.running.rawValue,
@@ -339,13 +413,14 @@ final class CheckerThreadPool: @unchecked Sendable {
                 states[slot].store(PoolSlotState.idle.rawValue, ordering: .sequentiallyConsistent)
                 continue
             }
-            let outcome = work.run(slot: slot, thread: index, argument: arguments[slot], timeoutMs: timeoutsMs[slot])
+            let outcome = work.run(slot: slot, buffer: buffer, argument: arguments[slot], timeoutMs: timeoutsMs[slot])
             results[slot] = outcome
             if !states[slot].compareExchange(expected: PoolSlotState.running.rawValue, desired: PoolSlotState.done.rawValue,
                                              ordering: .sequentiallyConsistent).exchanged {
                 // Orphaned: the recovery thread already reported a timeout. Drop the result.
                 states[slot].store(PoolSlotState.idle.rawValue, ordering: .sequentiallyConsistent)
                 stuckThreads.wrappingSubtract(1, ordering: .relaxed)
+                if leavesAsExcess() { return }
                 continue
             }
             var one: UInt64 = 1

@@ -256,7 +256,7 @@ final class DirectIOCore: @unchecked Sendable {
             completionFD = aio.eventFD
         } else {
             let threads = max(1, configuration.fallbackThreads)
-            let work = DirectIOSyncWork(threads: threads)
+            let work = DirectIOSyncWork()
             let pool = try CheckerThreadPool(slots: configuration.pathsMax, threads: threads,
                                              stackBytes: configuration.threadStackBytes, work: work)
             self.aio = nil
@@ -400,26 +400,15 @@ final class DirectIOCore: @unchecked Sendable {
 }
 
 
-/// The synchronous fallback's blocking read: one aligned buffer per thread, so a thread stuck in
-/// the kernel keeps its own buffer and nobody else touches it.
+/// The synchronous fallback's blocking read, into the calling pool thread's own aligned buffer:
+/// a thread stuck in the kernel keeps its buffer and nobody else touches it.
 final class DirectIOSyncWork: BlockingCheckWork, @unchecked Sendable {
-    private let buffers: UnsafeMutableRawPointer
-    private let threads: Int
+    var threadBufferBytes: Int { DirectIOChecker.blockBytesMax }
+    var threadBufferAlignment: Int { DirectIOChecker.blockBytesMax }
 
-    init(threads: Int) {
-        self.threads = threads
-        buffers = .allocate(byteCount: threads * DirectIOChecker.blockBytesMax, alignment: DirectIOChecker.blockBytesMax)
-        buffers.initializeMemory(as: UInt8.self, repeating: 0, count: threads * DirectIOChecker.blockBytesMax)
-    }
-
-    // Never freed while a thread might still be in pread: the pool holds this object until
-    // its last thread has left.
-    deinit { buffers.deallocate() }
-
-    func run(slot: Int, thread: Int, argument: UInt64, timeoutMs: UInt32) -> UInt64 {
+    func run(slot: Int, buffer: UnsafeMutableRawPointer, argument: UInt64, timeoutMs: UInt32) -> UInt64 {
         let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: argument))
         let length = Int(argument >> 32)
-        let buffer = buffers + thread * DirectIOChecker.blockBytesMax
         var result: Int
         repeat {
             result = pread(fd, buffer, length, 0)
