@@ -85,6 +85,24 @@ private struct AllocationLoop {
         #expect(sink.other == 0)
     }
 
+    /// directio's synchronous fallback (io_setup refused): 200,000 checks through its threads
+    /// (slot claim, queue push, `sem_post`, reap with the deadline from dispatch) without a malloc
+    /// on the submitting thread. Its threads allocate their buffers when they start, before.
+    @Test func directIOFallbackSubmitAndReapAllocateNothing() throws {
+        let loop = try AllocationLoop()
+        defer { loop.detach() }
+        let checker = try DirectIOChecker(DirectIOConfiguration(pathsMax: 4, fallbackThreads: 2, forceSynchronous: true))
+        defer { checker.close() }
+        #expect(checker.mode == .synchronous(threads: 2))
+        try checker.register(path: PathHandle(index: 0), devicePath: loop.path)
+        let request = CheckRequest(path: PathHandle(index: 0), device: DevNo(major: 7, minor: 0), token: 1, timeoutNs: 5 * Time.nsPerSecond)
+        let iterations = 200_000
+        let (mallocs, sink) = roundTripMallocs(checker, request: request, iterations: iterations)
+        #expect(mallocs == 0)
+        #expect(sink.up >= iterations)
+        #expect(sink.other == 0)
+    }
+
     /// 1,000,000 TUR checks through the asynchronous sg checker: each is a real `write` of the
     /// request to a fake target's socket, answered GOOD by the test, and a real epoll + `read` of
     /// the answer, the same system calls and Swift path as on `/dev/sgN` (this host has no SCSI).
