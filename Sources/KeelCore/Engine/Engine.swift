@@ -242,13 +242,9 @@ public final class Engine {
             counters.staleCompletions += 1
             return
         }
+        // The backend never sent it: no verdict, as if it had refused the check.
+        if completion.result == .notStarted { return retryRefused(p, nowNs: nowNs) }
         paths[p].checkInFlight = false
-        if completion.result == .notStarted {
-            // The backend never sent it: no verdict, as if it had refused the check.
-            counters.checksRefusedByBackend += 1
-            scheduleCheck(p, atNs: nowNs + maps[paths[p].map.index].policy.intervalFastNs)
-            return
-        }
         counters.checksCompleted += 1
         apply(result: completion.result, toPath: p, nowNs: nowNs, sink: &sink)
     }
@@ -257,6 +253,13 @@ public final class Engine {
     public func checkRefused(_ request: CheckRequest, nowNs: Nanoseconds) {
         let p = request.path.index
         guard isLive(request.path), paths[p].checkInFlight, paths[p].checkToken == request.token else { return }
+        retryRefused(p, nowNs: nowNs)
+    }
+
+    /// A check of path slot `p` that got no verdict (refused, or never sent): asked again at the
+    /// fast interval, the path's state unchanged.
+    @usableFromInline
+    func retryRefused(_ p: Int, nowNs: Nanoseconds) {
         counters.checksRefusedByBackend += 1
         paths[p].checkInFlight = false
         scheduleCheck(p, atNs: nowNs + maps[paths[p].map.index].policy.intervalFastNs)
