@@ -11,7 +11,7 @@ final class EventsThread: @unchecked Sendable {
     let checker: DaemonChecker
     let poller: DMEventPoller?
     let uevents: UeventMonitor?
-    var topology: RingTopology
+    var topology: RingTopology<DaemonChannel>
     let log: LogProducer
     let options: Options
     /// How often every map's status is read and delivered (repairs missed events).
@@ -41,7 +41,7 @@ final class EventsThread: @unchecked Sendable {
          log: LogProducer, options: Options, growth: TableGrowth? = nil) {
         self.shared = shared
         self.uevents = uevents
-        topology = RingTopology(shared: shared, growth: growth, log: log)
+        topology = RingTopology(channel: DaemonChannel(shared: shared, log: log), growth: growth)
         self.assembler = assembler
         self.checker = checker
         self.poller = poller
@@ -53,7 +53,7 @@ final class EventsThread: @unchecked Sendable {
     }
 
     func run() {
-        var sink = RingLoopSink(shared: shared)
+        var sink = RingLoopSink(channel: topology.channel)
         var nextResyncNs = monotonicNs() + resyncIntervalNs
         var nextPrioritiesNs = monotonicNs() + priorityIntervalNs
         var nextReopenNs = monotonicNs() + reopenIntervalNs
@@ -75,7 +75,7 @@ final class EventsThread: @unchecked Sendable {
             if shared.eventsStop.load(ordering: .acquiring) { break }
             if readable[0] { _ = shared.reloads.doorbell.drain() }
             topology.settleLateReplies()
-            serviceReloads(into: &sink)
+            serviceReloads()
             if readable[1] { _ = shared.eventsWake.drain() }
             handleOrders()
             if shared.reconfigureRequested.exchange(false, ordering: .acquiringAndReleasing) { reconfigure() }
@@ -133,48 +133,19 @@ final class EventsThread: @unchecked Sendable {
     }
 
     /// Loads every table the recovery thread handed over, then returns the snapshot slots.
-    func serviceReloads(into sink: inout RingLoopSink) {
-        var tickets: [(ticket: ReloadTicket, layout: [[DevNo]], group: UInt16)] = []
-        while let ticket = shared.reloads.ring.pop() {
-            let snapshot = shared.reloads.snapshot(ticket)
-            tickets.append((ticket, snapshot.layout(), snapshot.initialGroup))
-        }
-        guard !tickets.isEmpty else { return }
-        // Maps new to the kernel (start-up, a burst of hot-added LUNs) are created several at a
-        // time when there are enough of them; everything else goes through libdevmapper.
-        var plans: [MultipathAssembler.PlannedCreate?] = Array(repeating: nil, count: tickets.count)
-        var planned: Set<MapHandle> = []
-        for (i, t) in tickets.enumerated() where !planned.contains(t.ticket.map) {
-            plans[i] = assembler.plannedCreate(t.ticket.map, layout: t.layout, initialGroup: t.group)
-            if plans[i] != nil { planned.insert(t.ticket.map) }
-        }
-        if planned.count < DMCreate.threadedBatchMin { plans = Array(repeating: nil, count: tickets.count) }
-        let jobs = plans.compactMap { $0?.job }
-        let createErrors = jobs.isEmpty ? [] : DMCreate.createAll(jobs, threads: min(SysfsDiscovery.threadsForHost, 4))
-        var nextCreate = 0
-        for (i, t) in tickets.enumerated() {
-            let ticket = t.ticket, layout = t.layout
-            let failure: AssemblyError?
-            if let plan = plans[i] {
-                failure = assembler.finishCreate(plan, error: createErrors[nextCreate], into: &sink, nowNs: monotonicNs())
-                nextCreate += 1
-            } else {
-                failure = assembler.serviceReload(ticket.map, layout: layout, initialGroup: t.group, into: &sink, nowNs: monotonicNs())
-            }
-            if let error = failure {
+    func serviceReloads() {
+        let loaded = TableLoads.service(shared.reloads, assembler: &assembler, retries: &reloadRetries, channel: topology.channel,
+                           nowNs: monotonicNs) { outcome in
+            if let error = outcome.error {
                 report(error)
-                reloadRetries.failed(ticket.map, nowNs: monotonicNs())
-                answerResizes(of: ticket.map, failure: "the table with the new size was not loaded: \(error.description)")
+                answerResizes(of: outcome.map, failure: "the table with the new size was not loaded: \(error.description)")
             } else {
-                answerResizes(of: ticket.map, failure: nil)
-                reloadRetries.loaded(ticket.map)
-                let paths = layout.reduce(0) { $0 + $1.count }
-                log.log(.tableLoaded, LogArgument.map(ticket.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(layout.count)))
+                answerResizes(of: outcome.map, failure: nil)
+                let paths = outcome.layout.reduce(0) { $0 + $1.count }
+                log.log(.tableLoaded, LogArgument.map(outcome.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(outcome.layout.count)))
             }
-            shared.send(.reloadDone(ticket), unless: shared.eventsStop)
         }
-        // The new maps' WWIDs go to the wwids file together: one fsync per batch.
-        assembler.writeRememberedWWIDs()
+        guard loaded else { return }
         Self.logNotices(&assembler, to: log)
         shared.publish(assembler)
     }
@@ -235,7 +206,7 @@ final class EventsThread: @unchecked Sendable {
     }
 
     /// A dm event: re-arm, list, and resync the maps whose event number moved.
-    func handleDMEvents(_ poller: DMEventPoller, into sink: inout RingLoopSink) {
+    func handleDMEvents(_ poller: DMEventPoller, into sink: inout RingLoopSink<DaemonChannel>) {
         do throws(DMError) {
             try poller.arm()
             let changes = poller.changes(to: try poller.listDevices())

@@ -147,23 +147,6 @@ final class DaemonShared: @unchecked Sendable {
     }
 }
 
-/// Sends assembly's events and table confirmations to the recovery thread through the ring.
-struct RingLoopSink: AssemblyLoopSink {
-    let shared: DaemonShared
-
-    mutating func deliver(_ event: KernelEvent, nowNs: Nanoseconds) {
-        shared.send(.kernel(event), unless: shared.eventsStop)
-    }
-
-    mutating func tableLoaded(_ map: MapHandle, initialGroup: UInt16, queueing: Bool, nowNs: Nanoseconds) {
-        shared.send(.tableLoaded(map, initialGroup: initialGroup, queueing: queueing), unless: shared.eventsStop)
-    }
-
-    mutating func tableDiffers(_ map: MapHandle, nowNs: Nanoseconds) {
-        shared.send(.requestReload(map), unless: shared.eventsStop)
-    }
-}
-
 /// CLOCK_MONOTONIC in nanoseconds.
 func monotonicNs() -> Nanoseconds { LogClock.nowNs() }
 
@@ -175,92 +158,37 @@ func pollReadable(_ descriptors: [Int32], timeoutMs: Int32) -> [Bool] {
     return fds.map { $0.revents != 0 }
 }
 
-/// The engine's topology as the events thread reaches it: each call is an input to the recovery
-/// thread and a wait (2 s at most) for its answer. Control plane only.
-struct RingTopology: EngineTopology {
+/// The recovery thread as keeld's events thread reaches it: the shared input ring (a full ring
+/// waits unless the events thread is stopping), topology answers with a 2 s wait on their
+/// doorbell, and growth and timeouts in the log.
+struct DaemonChannel: RecoveryChannel {
     let shared: DaemonShared
-    /// Tickets, and path additions given up on (no answer in 2 s) whose late answers are undone
-    /// (`TopologyRequests`), so the engine never keeps a path that no checker knows.
-    var requests = TopologyRequests()
-    /// Grows every table when the engine says one is full (nil: fixed tables).
-    let growth: TableGrowth?
     let log: LogProducer?
 
-    init(shared: DaemonShared, growth: TableGrowth? = nil, log: LogProducer? = nil) {
-        self.shared = shared
-        self.growth = growth
-        self.log = log
+    func send(_ input: RecoveryInput) {
+        shared.send(input, unless: shared.eventsStop)
     }
 
-    /// After a "table full" refusal: grows the tables and has the engine adopt the new handles
-    /// (the adoption is ahead of the retried request in the ring). False at the ceiling.
-    private func grow(paths: Bool, maps: Bool) -> Bool {
-        guard let growth else { return false }
-        guard let grown = growth.grow(paths: paths, maps: maps) else {
-            log?.log(.tablesAtCeiling, LogArgument.signed(growth.ceilings.pathsMax), LogArgument.signed(growth.ceilings.mapsMax))
-            return false
-        }
-        shared.send(.adopt(paths: Int32(grown.paths), maps: Int32(grown.maps)), unless: shared.eventsStop)
-        log?.log(.tablesGrown, LogArgument.signed(grown.paths), LogArgument.signed(grown.maps))
-        return true
-    }
+    func nextTopologyReply() -> TopologyReply? { shared.topologyReplies.pop() }
 
-    /// Takes late answers waiting in the ring (the events thread calls it every turn).
-    mutating func settleLateReplies() {
-        let shared = self.shared
-        requests.settleLate(nextReply: { shared.topologyReplies.pop() },
-                            send: { shared.send($0, unless: shared.eventsStop) })
-    }
-
-    private mutating func ask(_ make: (UInt32) -> RecoveryInput) -> TopologyReply? {
+    func topologyWait() -> () -> Bool {
         let shared = self.shared
         let deadline = monotonicNs() + 2 * Time.nsPerSecond
-        let reply = requests.ask(make, send: { shared.send($0, unless: shared.eventsStop) },
-                                 nextReply: { shared.topologyReplies.pop() },
-                                 wait: {
-                                     guard monotonicNs() < deadline else { return false }
-                                     _ = pollReadable([shared.topologyDoorbell.descriptor], timeoutMs: 50)
-                                     _ = shared.topologyDoorbell.drain()
-                                     return true
-                                 })
-        if reply == nil { log?.log(.topologyRequestTimedOut) }
-        return reply
-    }
-
-    private static func refusal(_ errno: Int32, map: MapHandle, path: PathHandle, device: DevNo?) -> EngineRefusal {
-        switch errno {
-        case EEXIST: return .duplicateDevice(device ?? DevNo(major: 0, minor: 0))
-        case ENOENT: return .unknownMap(map)
-        case ENOBUFS: return .pathTableFull(capacity: 0)
-        default: return .mapFull(map, capacity: 0)
+        return {
+            guard monotonicNs() < deadline else { return false }
+            _ = pollReadable([shared.topologyDoorbell.descriptor], timeoutMs: 50)
+            _ = shared.topologyDoorbell.drain()
+            return true
         }
     }
 
-    mutating func addMap(policy: MapPolicy) throws(EngineRefusal) -> MapHandle {
-        guard var reply = ask({ .addMap(policy, ticket: $0) }) else { throw .mapTableFull(capacity: 0) }
-        if reply.errno == ENOBUFS, grow(paths: false, maps: true) {
-            guard let again = ask({ .addMap(policy, ticket: $0) }) else { throw .mapTableFull(capacity: 0) }
-            reply = again
+    func topologyRequestTimedOut() { log?.log(.topologyRequestTimedOut) }
+
+    func tablesGrew(to grown: (paths: Int, maps: Int)?, ceilings: Capacities) {
+        if let grown {
+            log?.log(.tablesGrown, LogArgument.signed(grown.paths), LogArgument.signed(grown.maps))
+        } else {
+            log?.log(.tablesAtCeiling, LogArgument.signed(ceilings.pathsMax), LogArgument.signed(ceilings.mapsMax))
         }
-        guard reply.errno == 0 else { throw .mapTableFull(capacity: growth?.maps ?? 0) }
-        return reply.map
-    }
-
-    mutating func addPath(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds) throws(EngineRefusal) -> PathHandle {
-        guard var reply = ask({ .addPath(descriptor, map, ticket: $0) }) else { throw .mapFull(map, capacity: 0) }
-        if reply.errno == ENOBUFS, grow(paths: true, maps: false) {
-            guard let again = ask({ .addPath(descriptor, map, ticket: $0) }) else { throw .mapFull(map, capacity: 0) }
-            reply = again
-        }
-        guard reply.errno == 0 else { throw Self.refusal(reply.errno, map: map, path: reply.path, device: descriptor.device) }
-        return reply.path
-    }
-
-    mutating func removePath(_ path: PathHandle, nowNs: Nanoseconds) throws(EngineRefusal) {
-        guard let reply = ask({ .removePath(path, ticket: $0) }), reply.errno == 0 else { throw .unknownPath(path) }
-    }
-
-    mutating func removeMap(_ map: MapHandle) throws(EngineRefusal) {
-        guard let reply = ask({ .removeMap(map, ticket: $0) }), reply.errno == 0 else { throw .unknownMap(map) }
     }
 }

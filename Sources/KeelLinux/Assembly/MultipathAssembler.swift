@@ -56,12 +56,25 @@ public struct PathCheckers {
     /// The daemon's per-path dispatch table: when present, the assembler records in it which
     /// backend checks each path as it registers the path, the one place a kind is assigned.
     public var dispatch: DaemonChecker?
+    /// Backends outside the process's devices (the simulator's): when present, every path is
+    /// registered here instead, with the kind keeld's own backends would have given it.
+    public var simulated: (any PathCheckerRegistry)?
 
-    public init(tur: TURChecker? = nil, directIO: DirectIOChecker? = nil, dispatch: DaemonChecker? = nil) {
+    public init(tur: TURChecker? = nil, directIO: DirectIOChecker? = nil, dispatch: DaemonChecker? = nil,
+                simulated: (any PathCheckerRegistry)? = nil) {
         self.tur = tur
         self.directIO = directIO
         self.dispatch = dispatch
+        self.simulated = simulated
     }
+}
+
+/// Checker backends that are not devices of this host (the simulator's): a path is registered
+/// before its first check and unregistered when it leaves, as with `TURChecker` and
+/// `DirectIOChecker`; a refusal keeps the path out of its map.
+public protocol PathCheckerRegistry: AnyObject {
+    func register(path: PathHandle, device: DevNo, kind: CheckerKind) throws(SystemError)
+    func unregister(path: PathHandle, kind: CheckerKind)
 }
 
 /// A path whose device could not be opened yet: what reopening it needs.
@@ -245,14 +258,17 @@ public struct DirectTopology: EngineTopology {
 public struct MultipathAssembler {
     public let engine: Engine
     public private(set) var configuration: Configuration
-    public let control: DMControl
+    public let control: any MultipathKernel
     /// A copy sharing the recovery loop's messenger storage: registration is control plane.
-    public let messenger: DMMessenger
+    public let messenger: any MapStatusReader
     /// Reads statuses and tables for resync: the loop's messenger when one thread runs both, or
     /// one of the control plane's own (buffers are not shared between threads).
-    public let statusReader: DMMessenger?
+    public let statusReader: (any MapStatusReader)?
     public let checkers: PathCheckers
     public var sysfsRoot: String
+    /// A prioritizer outside what this process can read (the simulator's array): when set, it
+    /// answers every path's priority in place of its map's prioritizer, nil for no answer now.
+    public var arrayPriority: ((DevNo) -> Int?)?
     /// Where the path device nodes are (`/dev`).
     public var devRoot: String
     /// multipath.conf `uid_attrs` and `uid_attribute`: where discovery reads WWIDs, and the
@@ -299,9 +315,9 @@ public struct MultipathAssembler {
     /// What happened that the caller should log; the caller empties it.
     public var notices: [AssemblyNotice] = []
 
-    public init(configuration: Configuration, engine: Engine, control: DMControl, messenger: DMMessenger,
+    public init(configuration: Configuration, engine: Engine, control: any MultipathKernel, messenger: any MapStatusReader,
                 checkers: PathCheckers, sysfsRoot: String = "/sys", devRoot: String = "/dev", uidAttributes: UIDAttributes = UIDAttributes(),
-                statusReader: DMMessenger? = nil, identityFiles: MapIdentityFiles? = nil,
+                statusReader: (any MapStatusReader)? = nil, identityFiles: MapIdentityFiles? = nil,
                 anaQueries: NVMeANAQueries = NVMeANAQueries()) {
         self.anaQueries = anaQueries
         self.configuration = configuration
@@ -656,6 +672,16 @@ public struct MultipathAssembler {
     private mutating func registerChecker(_ handle: PathHandle, _ entry: UnopenedPath, device: DevNo,
                                           reservation: ReservationKey?) throws(SystemError) -> CheckerKind {
         let kind: CheckerKind
+        if let simulated = checkers.simulated {
+            switch entry.checker {
+            case .none: kind = .alwaysUp
+            case let checker where checker.usesSCSIGeneric && entry.genericName != nil: kind = .tur
+            default: kind = .directIO
+            }
+            if kind != .alwaysUp { try simulated.register(path: handle, device: device, kind: kind) }
+            checkers.dispatch?.assign(handle, to: kind)
+            return kind
+        }
         switch entry.checker {
         case let checker where checker.usesSCSIGeneric && entry.genericName != nil && checkers.tur != nil:
             // Every SCSI check goes through the sg node asynchronously, tur's machinery with the
@@ -676,6 +702,11 @@ public struct MultipathAssembler {
     }
 
     private func unregisterChecker(_ handle: PathHandle, kind: CheckerKind) {
+        if let simulated = checkers.simulated {
+            if kind == .tur || kind == .directIO { simulated.unregister(path: handle, kind: kind) }
+            checkers.dispatch?.assign(handle, to: .unassigned)
+            return
+        }
         switch kind {
         case .tur: checkers.tur?.unregister(path: handle)
         case .directIO: checkers.directIO?.unregister(path: handle)
@@ -692,6 +723,7 @@ public struct MultipathAssembler {
         var transport: SCSITransport
         var transportObject: String
         var genericName: String?
+        var device: DevNo
 
         init(_ path: DiscoveredPath) {
             address = path.address
@@ -700,11 +732,13 @@ public struct MultipathAssembler {
             transport = path.transport
             transportObject = path.transportObject
             genericName = path.genericName
+            device = path.device
         }
 
         init(_ path: AssembledPath) {
             address = path.address
             kernelName = path.kernelName
+            device = path.device
             serial = path.serial
             transport = path.transport
             transportObject = path.transportObject
@@ -838,6 +872,7 @@ public struct MultipathAssembler {
     /// The priority `prio` (with `args`, its `prio_args`) gives `path`; nil when it has no
     /// answer now (the path keeps the priority it has).
     private mutating func priority(_ prio: MapProfile.Prioritizer, args: String, of path: PrioritizedPath) -> Int? {
+        if let arrayPriority { return arrayPriority(path.device) }
         let hctl = path.address.description
         switch prio {
         case .const: return ConstPrioritizer().priority()
@@ -989,7 +1024,7 @@ public struct MultipathAssembler {
     }
 
     private mutating func serviceReload<S: AssemblyLoopSink>(
-        _ handle: MapHandle, layout: [[DevNo]], initialGroup: UInt16, reader: DMMessenger, into sink: inout S, nowNs: Nanoseconds
+        _ handle: MapHandle, layout: [[DevNo]], initialGroup: UInt16, reader: any MapStatusReader, into sink: inout S, nowNs: Nanoseconds
     ) -> AssemblyError? {
         guard let index = mapIndex[handle] else { return nil }
         if layout.isEmpty { return nil }
@@ -1099,9 +1134,9 @@ public struct MultipathAssembler {
     private func register(_ index: Int) throws(AssemblyError) {
         let map = maps[index]
         do {
-            try messenger.register(map: map.handle, name: map.name)
+            try messenger.register(map: map.handle, name: map.name, checkStatusFits: true)
             if let reader = statusReader, reader.fileDescriptor != messenger.fileDescriptor, !reader.isRegistered(map.handle) {
-                try reader.register(map: map.handle, name: map.name)
+                try reader.register(map: map.handle, name: map.name, checkStatusFits: true)
             }
         } catch {
             throw AssemblyError(map: map.name, operation: .registerMap, errno: error.errno, detail: error.detail)
@@ -1183,7 +1218,7 @@ public struct MultipathAssembler {
         return resync(mapAt: index, reader: reader, into: &sink, nowNs: nowNs)
     }
 
-    private mutating func resync<S: AssemblyLoopSink>(reader: DMMessenger, into sink: inout S, nowNs: Nanoseconds) -> [AssemblyError] {
+    private mutating func resync<S: AssemblyLoopSink>(reader: any MapStatusReader, into sink: inout S, nowNs: Nanoseconds) -> [AssemblyError] {
         var errors: [AssemblyError] = []
         for index in maps.indices where maps[index].live {
             if let error = resync(mapAt: index, reader: reader, into: &sink, nowNs: nowNs) { errors.append(error) }
@@ -1192,7 +1227,7 @@ public struct MultipathAssembler {
     }
 
     private mutating func resync<S: AssemblyLoopSink>(
-        mapAt index: Int, reader: DMMessenger, into sink: inout S, nowNs: Nanoseconds
+        mapAt index: Int, reader: any MapStatusReader, into sink: inout S, nowNs: Nanoseconds
     ) -> AssemblyError? {
         let handle = maps[index].handle
         switch reader.readStatus(map: handle) {

@@ -34,6 +34,17 @@ public struct DMDeviceState: Sendable, Equatable {
     public var eventNumber: UInt32
     public var device: DevNo
     public var targetCount: Int32
+
+    public init(suspended: Bool, hasLiveTable: Bool, hasInactiveTable: Bool, openCount: Int32, eventNumber: UInt32,
+                device: DevNo, targetCount: Int32) {
+        self.suspended = suspended
+        self.hasLiveTable = hasLiveTable
+        self.hasInactiveTable = hasInactiveTable
+        self.openCount = openCount
+        self.eventNumber = eventNumber
+        self.device = device
+        self.targetCount = targetCount
+    }
 }
 
 /// One target line of a table or status (`<start> <length> <type> <params>`).
@@ -80,11 +91,6 @@ public struct DMControl: Sendable {
                           detail: DMControl.libdmText(or: "no device-mapper driver answered"))
         }
         driverVersion = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
-
-    /// The multipath maps (uuid `mpath-...`): name, uuid, device number and event number.
-    public func listMultipathMaps() throws(DMError) -> [DMMapInfo] {
-        try listMaps().filter { $0.uuid.hasPrefix(DMControl.multipathUUIDPrefix) }
     }
 
     /// Every dm device. One DM_DEVICE_LIST, then one DM_DEVICE_INFO per device for its uuid and
@@ -196,48 +202,6 @@ public struct DMControl: Sendable {
     /// The status of `name` (`dmsetup status`).
     public func status(name: String) throws(DMError) -> [DMTarget] {
         try targets(DM_DEVICE_STATUS, name: name, operation: .status)
-    }
-
-    // MARK: - Typed tables and status (KeelCore codecs)
-
-    /// `createMultipathMap` with the table rendered by `MultipathTable.render()`.
-    public func createMultipathMap(name: String, wwid: String, lengthSectors: UInt64, table: MultipathTable) throws(DMError) {
-        try createMultipathMap(name: name, wwid: wwid, lengthSectors: lengthSectors, params: table.render())
-    }
-
-    /// `reload` with the table rendered by `MultipathTable.render()`.
-    public func reload(name: String, lengthSectors: UInt64, table: MultipathTable) throws(DMError) {
-        try reload(name: name, lengthSectors: lengthSectors, params: table.render())
-    }
-
-    /// The live table of `name`, parsed. Throws EMEDIUMTYPE when the map is not one multipath
-    /// target, EBADMSG when the kernel's text does not parse (the codec's error is the detail).
-    public func multipathTable(name: String) throws(DMError) -> MultipathTable {
-        let params = try multipathParams(try table(name: name), name: name, operation: .table)
-        do {
-            return try MultipathTable.parse(params)
-        } catch {
-            throw DMError(map: name, operation: .table, errno: EBADMSG, detail: error.description)
-        }
-    }
-
-    /// The status of `name`, parsed; errors as for `multipathTable`.
-    public func multipathStatus(name: String) throws(DMError) -> MultipathStatus {
-        let params = try multipathParams(try status(name: name), name: name, operation: .status)
-        do {
-            return try MultipathStatus.parse(params)
-        } catch {
-            throw DMError(map: name, operation: .status, errno: EBADMSG, detail: error.description)
-        }
-    }
-
-    private func multipathParams(_ targets: [DMTarget], name: String, operation: DMOperation) throws(DMError) -> String {
-        guard targets.count == 1, let target = targets.first, target.targetType == "multipath" else {
-            let types = targets.map(\.targetType).joined(separator: ", ")
-            throw DMError(map: name, operation: operation, errno: EMEDIUMTYPE,
-                          detail: "not one multipath target: [\(types)]")
-        }
-        return target.params
     }
 
     // MARK: - libdm plumbing

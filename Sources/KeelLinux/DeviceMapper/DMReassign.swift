@@ -31,7 +31,7 @@ public enum DMReassign {
     /// Moves every dm device other than the map itself that holds one of `paths` (kernel name
     /// and device number) onto `mapDevice` (the map's own device number).
     public static func reassign(mapName: String, mapDevice: DevNo, paths: [(kernelName: String, device: DevNo)],
-                                control: DMControl, sysfsRoot: String = "/sys") -> Outcome {
+                                control: any MultipathKernel, sysfsRoot: String = "/sys") -> Outcome {
         var outcome = Outcome()
         let own = "dm-\(mapDevice.minor)"
         for path in paths {
