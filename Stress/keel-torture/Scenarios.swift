@@ -62,6 +62,7 @@ private func conf(_ extra: String) -> String {
     """
     # Keel torture: the maps of the simulated array.
     defaults {
+        find_multipaths greedy
         polling_interval 5
         max_polling_interval 20
         fast_probe_interval_ms 200

@@ -1,5 +1,6 @@
 // One seeded run: keeld's recovery service (rings, reload hand-off, state board, topology inputs)
-// around the engine, against the simulated world, invariants every step.
+// around the engine and keeld's control plane (the assembler, ring topology, table loads and
+// resync) over the simulated kernel, against the simulated world, invariants every step.
 import Glibc
 import KeelCore
 import KeelLinux
@@ -67,10 +68,13 @@ struct RunResult {
     var undoneAdds = 0
 }
 
-/// Drives one seeded scenario: a control plane (tables, topology, status resync) around keeld's
-/// own recovery service, the world, and the invariants. The recovery service, its rings, the
-/// reload hand-off, the state board and the reload retry schedule are the daemon's code; the
-/// doorbells are real eventfds that nobody waits on (the run steps the service itself).
+/// Drives one seeded scenario: keeld's control plane and recovery service, the world, and the
+/// invariants. The recovery service, its rings, the reload hand-off, the state board, the reload
+/// retry schedule, the assembler (maps, paths, checker registration, table loads, status resync)
+/// and its ring topology are the daemon's code. What is simulated: the kernel under the
+/// assembler (`SimKernel`), the checker backends (the world's checker, registered through
+/// `SimCheckerRegistry`), the array's priorities, uevents and rediscovery's view of the devices,
+/// and the doorbells (real eventfds that nobody waits on: the run steps the service itself).
 final class TortureRun {
     let scenario: Scenario
     let seed: UInt64
@@ -92,22 +96,28 @@ final class TortureRun {
     /// them at exactly the world's paths and maps, so every hot-add exercises keeld's growth.
     let growth: TableGrowth
     var reloadRetries = ReloadRetries()
-    /// Topology requests as keeld's events thread makes them (tickets, timeouts, late answers).
-    var requests = TopologyRequests()
-    /// The control plane's own view of the paths it assembled (keeld's assembler): each has a
-    /// checker. Must agree with the engine's at the end of the run.
-    var assembled: [DevNo: PathHandle] = [:]
+    /// keeld's assembler over the simulated kernel and checker registry.
+    var assembler: MultipathAssembler
+    /// Topology requests as keeld's events thread makes them (tickets, timeouts, late answers,
+    /// table growth), through `TortureChannel`.
+    var topology: RingTopology<TortureChannel>!
+    let kernel: SimKernel
+    let registry: SimCheckerRegistry
+    /// Whether a topology request may be drawn to time out (not while the world is set up).
+    var timeoutsAllowed = false
     /// Draws for the control plane's faults (lost uevents, topology answers too late).
     var controlRandom: SimRandom
     var nextRediscoveryNs: Nanoseconds = Rediscovery.intervalNs
     var overflowPending = false
-    var profiles: [MapHandle: MapProfile] = [:]
     var result = RunResult()
     /// Paths whose health returned to up, waiting for the kernel to route to them again.
     var returning: [DevNo: (sinceNs: Nanoseconds, boundNs: Nanoseconds)] = [:]
     var resumeWatches: [CompletionWatch] = []
     let fastNs: Nanoseconds
-    let resyncEveryNs: Nanoseconds = Time.nsPerSecond
+    /// keeld's events thread reads every map's status this often (missed kernel events repaired).
+    let resyncEveryNs: Nanoseconds = 5 * Time.nsPerSecond
+    /// The bounds are checked this often.
+    let boundsEveryNs: Nanoseconds = Time.nsPerSecond
 
     init(scenario: Scenario, seed: UInt64, narrate: Bool) throws(TortureSetupError) {
         self.scenario = scenario
@@ -148,43 +158,56 @@ final class TortureRun {
             throw TortureSetupError(message: "daemon plumbing: \(error)")
         }
         fastNs = Nanoseconds(configuration.fastProbeIntervalMs) * Time.nsPerMs
-        var late: [(PathDescriptor, MapHandle)] = []
+        kernel = SimKernel(world: world)
+        registry = SimCheckerRegistry()
+        let files = TortureRun.identityDirectory
+        assembler = MultipathAssembler(configuration: configuration, engine: engine, control: kernel, messenger: kernel,
+                                       checkers: PathCheckers(simulated: registry), sysfsRoot: files + "/sys", devRoot: files + "/dev",
+                                       statusReader: kernel,
+                                       identityFiles: MapIdentityFiles(bindingsPath: files + "/bindings", wwidsPath: files + "/wwids",
+                                                                       prkeysPath: files + "/prkeys"))
+        assembler.arrayPriority = { [unowned world] device in world.priority(of: device) }
+        topology = RingTopology(channel: TortureChannel(run: self), growth: growth)
+        // keeld's start: the paths found at start assembled straight into the engine, then the
+        // rest through the ring (found after start), which makes the tables grow.
+        var all: [DiscoveredPath] = []
+        for info in world.maps { for path in info.paths { all.append(discovered(path.info)) } }
+        let atStart = Array(all.prefix(initial.paths)), late = Array(all.dropFirst(initial.paths))
+        var errors = assembler.assemble(DiscoveryReport(paths: atStart, skipped: []), nowNs: 0)
+        if !late.isEmpty { errors += assembler.assemble(DiscoveryReport(paths: late, skipped: []), nowNs: 0, topology: &topology) }
+        if let first = errors.first { throw TortureSetupError(message: "assembly: \(first) (\(errors.count) errors)") }
         for info in world.maps {
-            let profile = configuration.profile(wwid: "keel-lun-\(info.lun)", vendor: "KEEL", product: "SIMULATED")
-            let map: MapHandle
-            do { map = try engine.addMap(policy: profile.policy) } catch { throw TortureSetupError(message: "addMap: \(error)") }
-            guard map == info.map else { throw TortureSetupError(message: "engine map \(map) is not world map \(info.map)") }
-            profiles[map] = profile
-            for path in info.paths {
-                if engine.pathCount >= initial.paths {
-                    late.append((path.descriptor, map))
-                    continue
-                }
-                do { assembled[path.device] = try engine.addPath(path.descriptor, to: map, nowNs: 0) } catch { throw TortureSetupError(message: "addPath: \(error)") }
+            guard let map = assembler.map(named: simulatedWWID(lun: info.lun)), map.handle == info.map else {
+                throw TortureSetupError(message: "assembled map of LUN \(info.lun) is not world map \(info.map)")
             }
         }
-        for (descriptor, map) in late {
-            guard addThroughRing(descriptor, to: map, nowNs: 0, mayTimeOut: false) else {
-                throw TortureSetupError(message: "late addPath \(descriptor.device): refused after growth")
-            }
-        }
+        timeoutsAllowed = true
     }
 
-    /// Adds a path as keeld's events thread does: through the input ring, growing every table
-    /// (`TableGrowth`, then `.adopt` through the ring) when the engine answers that its table is
-    /// full. Returns whether the engine took the path (it is then assembled).
-    @discardableResult
-    func addThroughRing(_ descriptor: PathDescriptor, to map: MapHandle, nowNs: Nanoseconds, mayTimeOut: Bool = true) -> Bool {
-        var reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs, mayTimeOut: mayTimeOut)
-        if reply?.errno == ENOBUFS, let grown = growth.grow(paths: true, maps: false) {
-            narrate("tables grown to \(grown.paths) paths")
-            result.tableGrowths += 1
-            send(.adopt(paths: Int32(grown.paths), maps: Int32(grown.maps)), nowNs: nowNs)
-            reply = askTopology({ .addPath(descriptor, map, ticket: $0) }, nowNs: nowNs, mayTimeOut: mayTimeOut)
-        }
-        guard let reply, reply.errno == 0 else { return false }
-        assembled[descriptor.device] = reply.path
-        return true
+    /// Where the assembler's bindings and wwids files go: one directory per process.
+    static let identityDirectory: String = {
+        let directory = "/tmp/keel-torture-\(getpid())"
+        mkdir(directory, 0o700)
+        return directory
+    }()
+
+    /// A world path as keeld's discovery would report it.
+    func discovered(_ info: SimPathInfo) -> DiscoveredPath {
+        let index = plan.fabric.pathIndex(of: info.device) ?? 0
+        var path = DiscoveredPath(kernelName: simulatedKernelName(index), device: info.device,
+                                  address: SCSIAddress(host: UInt32(info.host), channel: 0, target: UInt32(info.targetPort), lun: UInt64(info.lun)),
+                                  deviceState: .running, vendor: "KEEL", model: "SIMULATED", revision: "1", sizeSectors: 2048,
+                                  wwid: simulatedWWID(lun: info.lun), serial: "KEEL-C\(info.controller)",
+                                  targetNodeName: "keel-port-\(info.targetPort)", nodeNameSource: .transport,
+                                  portKey: "\(info.host)-\(info.targetPort)")
+        path.genericName = "sg\(index)"
+        return path
+    }
+
+    /// The path handle the assembler has for a device.
+    func assembledHandle(_ device: DevNo) -> PathHandle? {
+        for map in assembler.maps { if let path = map.paths.first(where: { $0.device == device }) { return path.handle } }
+        return nil
     }
 
     var narration: [String] { service.loop.output.log.narration ?? [] }
@@ -205,60 +228,56 @@ final class TortureRun {
         }
     }
 
-    /// Asks the recovery thread to change the topology and waits for its answer with keeld's
-    /// `TopologyRequests`. The answer comes within a pass here, unless the scenario draws a
-    /// timeout: then the asker gives up before the recovery thread runs, and the answer comes late.
-    func askTopology(_ make: (UInt32) -> RecoveryInput, nowNs: Nanoseconds, mayTimeOut: Bool = true) -> TopologyReply? {
-        let timesOut = mayTimeOut && nowNs < plan.quietFromNs && plan.topologyTimeoutPerMillion > 0
+    /// The wait for one topology answer: the recovery thread's pass runs in its place. The answer
+    /// comes within a pass here, unless the scenario draws a timeout: then the asker gives up
+    /// before the recovery thread runs, and the answer comes late.
+    func topologyWait() -> () -> Bool {
+        let nowNs = world.nowNs
+        let timesOut = timeoutsAllowed && nowNs < plan.quietFromNs && plan.topologyTimeoutPerMillion > 0
             && controlRandom.chance(perMillion: plan.topologyTimeoutPerMillion)
         var passes = 0
-        let reply = requests.ask(make, send: { send($0, nowNs: nowNs) }, nextReply: { topologyReplies.pop() }, wait: {
+        return { [unowned self] in
             guard !timesOut, passes < 4 else { return false }
             passes += 1
             service.pass(nowNs: nowNs)
             return true
-        })
-        if reply == nil {
-            result.topologyTimeouts += 1
-            narrate("control: topology request given up (no answer in time)")
         }
-        return reply
     }
 
     /// Late topology answers, every step (keeld's events thread does it every turn).
     func settleLateReplies(nowNs: Nanoseconds) {
-        requests.settleLate(nextReply: { topologyReplies.pop() }, send: { send($0, nowNs: nowNs) })
+        topology.settleLateReplies()
     }
 
     /// keeld's rediscovery: the world's present devices against the assembled ones, repaired
     /// both ways. Runs after a noticed uevent overflow and every `Rediscovery.intervalNs`.
     func rediscover(nowNs: Nanoseconds) {
-        var present: [DevNo: MapHandle] = [:]
-        for info in world.maps { for path in info.paths { present[path.device] = info.map } }
-        let differences = Rediscovery.differences(present: Set(present.keys), assembled: Set(assembled.keys))
+        var present: [String: SimPathInfo] = [:]
+        for info in world.maps { for path in info.paths { present[discovered(path.info).kernelName] = path.info } }
+        let differences = Rediscovery.differences(present: Set(present.keys),
+                                                  assembled: Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) }),
+                                                  held: assembler.heldKernelNames)
         result.rediscoveries += 1
-        for device in differences.gone {
-            narrate("rediscovery: \(device) is gone")
-            removeAssembled(device, nowNs: nowNs)
+        for name in differences.gone {
+            narrate("rediscovery: \(name) is gone")
+            _ = assembler.remove(kernelName: name, nowNs: nowNs, topology: &topology)
         }
-        for device in differences.added {
-            narrate("rediscovery: \(device) is new")
+        let added = differences.added.compactMap { present[$0].map(discovered) }
+        for path in added {
+            narrate("rediscovery: \(path.kernelName) (\(path.device)) is new")
             result.rediscovered += 1
-            guard let map = present[device], let info = world.pathInfo(device) else { continue }
-            let descriptor = PathDescriptor(device: device, priority: Int32(world.priority(of: device)),
-                                            portKey: info.portKey, serialKey: info.serialKey, nodeKey: info.nodeKey)
-            if !addThroughRing(descriptor, to: map, nowNs: nowNs) && plan.topologyTimeoutPerMillion == 0 {
-                violate("rediscovery: addPath \(device) refused")
-            }
         }
+        if !added.isEmpty { assemble(added, nowNs: nowNs, what: "rediscovery") }
     }
 
-    /// The control plane forgets an assembled path and asks the engine to remove it.
-    func removeAssembled(_ device: DevNo, nowNs: Nanoseconds) {
-        guard let p = assembled.removeValue(forKey: device) else { return }
-        let reply = askTopology({ .removePath(p, ticket: $0) }, nowNs: nowNs)
-        if let reply, reply.errno != 0 { violate("removePath \(p): errno \(reply.errno)") }
-        if reply == nil && plan.topologyTimeoutPerMillion == 0 { violate("removePath \(p): no answer") }
+    /// Paths to their maps through the ring, as keeld's events thread assembles them. A refusal
+    /// is a violation unless topology requests may time out in this scenario.
+    func assemble(_ paths: [DiscoveredPath], nowNs: Nanoseconds, what: String) {
+        let errors = assembler.assemble(DiscoveryReport(paths: paths, skipped: []), nowNs: nowNs, topology: &topology)
+        for error in errors {
+            narrate("\(what): \(error)")
+            if plan.topologyTimeoutPerMillion == 0 { violate("\(what): \(error)") }
+        }
     }
 
     /// Runs the whole scenario and returns its figures and any invariant violations.
@@ -266,6 +285,7 @@ final class TortureRun {
         world.schedule(plan.script)
         var nowNs: Nanoseconds = 0
         var nextResyncNs = resyncEveryNs
+        var nextBoundsNs = boundsEveryNs
         var stalledSteps = 0
         if let first = plan.firstReturnNs {
             for info in world.maps { resumeWatches.append(world.watchFirstCompletion(map: info.map, atOrAfterNs: first, issuedBefore: true)) }
@@ -274,7 +294,7 @@ final class TortureRun {
         serviceReloads(nowNs: 0)
         while nowNs < plan.endNs {
             let nextOperatorNs = nextOperatorStep < plan.operatorSteps.count ? plan.operatorSteps[nextOperatorStep].atNs : plan.endNs
-            var next = min(world.nextEventNs(), recoveryDeadlineNs, nextResyncNs, reloadRetries.nextDueNs(), nextRediscoveryNs, nextOperatorNs, plan.endNs)
+            var next = min(world.nextEventNs(), recoveryDeadlineNs, nextResyncNs, nextBoundsNs, reloadRetries.nextDueNs(), nextRediscoveryNs, nextOperatorNs, plan.endNs)
             if next <= nowNs {
                 next = nowNs
                 stalledSteps += 1
@@ -317,7 +337,10 @@ final class TortureRun {
             if nowNs >= nextResyncNs {
                 resync(nowNs: nowNs)
                 nextResyncNs = nowNs + resyncEveryNs
+            }
+            if nowNs >= nextBoundsNs {
                 checkBounds(nowNs: nowNs)
+                nextBoundsNs = nowNs + boundsEveryNs
             }
             checkReturned(nowNs: nowNs)
             checkNeverFailed()
@@ -337,44 +360,27 @@ final class TortureRun {
             send(.requestReload(map), nowNs: nowNs)
             service.pass(nowNs: nowNs)
         }
-        while let ticket = reloads.ring.pop() {
-            let map = ticket.map
-            let snapshot = reloads.snapshot(ticket)
-            let layout = snapshot.layout()
-            if let profile = profiles[map], !layout.isEmpty {
-                let table = TableBuilder.table(layout: layout, profile: profile, initialGroup: snapshot.initialGroup)
-                let errno = world.load(table, map: map)
-                result.reloads += 1
-                narrate("control: load \(map) table with \(layout.count) groups, \(layout.reduce(0) { $0 + $1.count }) paths\(errno == 0 ? "" : " REFUSED errno \(errno)")")
-                if errno == 0 {
-                    reloadRetries.loaded(map)
-                    send(.tableLoaded(map, initialGroup: UInt16(table.initialGroup), queueing: table.queueIfNoPath), nowNs: nowNs)
-                } else {
-                    result.reloadsRefused += 1
-                    reloadRetries.failed(map, nowNs: nowNs)
-                }
-            }
-            send(.reloadDone(ticket), nowNs: nowNs)
-            service.pass(nowNs: nowNs)
-        }
+        TableLoads.service(reloads, assembler: &assembler, retries: &reloadRetries, channel: topology.channel, nowNs: { nowNs }, done: { outcome in
+            guard !outcome.layout.isEmpty else { return }
+            result.reloads += 1
+            if outcome.error != nil { result.reloadsRefused += 1 }
+            narrate("control: load \(outcome.map) table with \(outcome.layout.count) groups, \(outcome.layout.reduce(0) { $0 + $1.count }) paths\(outcome.error.map { " REFUSED \($0)" } ?? "")")
+        }, returned: { service.pass(nowNs: nowNs) })
     }
 
     func applyTopology(_ change: SimTopologyChange, nowNs: Nanoseconds) {
         switch change.kind {
         case .removed:
             narrate("uevent: remove \(change.device)")
-            removeAssembled(change.device, nowNs: nowNs)
+            let name = simulatedKernelName(plan.fabric.pathIndex(of: change.device) ?? 0)
+            _ = assembler.remove(kernelName: name, nowNs: nowNs, topology: &topology)
             returning[change.device] = nil
         case .added:
             narrate("uevent: add \(change.device)")
-            // Its remove was lost: the path is still assembled, and its checker will find it.
-            guard assembled[change.device] == nil else { return }
+            // Its remove was lost: the path is still assembled (the assembler skips it), and
+            // its checker will find it.
             guard let info = world.pathInfo(change.device) else { return }
-            let descriptor = PathDescriptor(device: change.device, priority: Int32(world.priority(of: change.device)),
-                                            portKey: info.portKey, serialKey: info.serialKey, nodeKey: info.nodeKey)
-            if !addThroughRing(descriptor, to: change.map, nowNs: nowNs) && plan.topologyTimeoutPerMillion == 0 {
-                violate("addPath \(change.device): refused or no answer")
-            }
+            assemble([discovered(info)], nowNs: nowNs, what: "uevent add")
         }
     }
 
@@ -388,7 +394,7 @@ final class TortureRun {
             let command: OperatorCommand
             switch step.action {
             case .failPath(let device), .reinstatePath(let device):
-                guard let p = assembled[device] else { violate("operator: \(device) is not assembled"); continue }
+                guard let p = assembledHandle(device) else { violate("operator: \(device) is not assembled"); continue }
                 if case .failPath = step.action {
                     command = .failPath(p)
                     operatorFailed.insert(device)
@@ -435,7 +441,7 @@ final class TortureRun {
         if usable && !inService && !(change.from == .up || change.from == .ghost) && !plan.dampedDevices.contains(change.device) {
             // A check in flight when the path came back answers up; a lost (hung) check holds
             // the path until its timeout, then the next fast probe finds it.
-            let checkTimeoutNs = profiles.values.first?.policy.checkTimeoutNs ?? 0
+            let checkTimeoutNs = assembler.maps.first?.profile.policy.checkTimeoutNs ?? 0
             let hungWait = change.from == .timeout ? checkTimeoutNs + fastNs : 0
             let bound = hungWait + fastNs + plan.options.checkLatencyMaxNs + 2 * Time.nsPerMs
             returning[change.device] = (nowNs, bound)
@@ -446,8 +452,10 @@ final class TortureRun {
 
     /// Repairs whatever events were missed: the kernel's status of every map goes to the engine.
     func resync(nowNs: Nanoseconds) {
-        for info in world.maps {
-            world.statusRecords(info.map) { event in send(.kernel(event), nowNs: nowNs) }
+        var sink = RingLoopSink(channel: topology.channel)
+        for error in assembler.resync(into: &sink, nowNs: nowNs) {
+            narrate("resync: \(error)")
+            violate("resync: \(error)")
         }
         service.pass(nowNs: nowNs)
         serviceReloads(nowNs: nowNs)
@@ -488,7 +496,7 @@ final class TortureRun {
     /// The bounds that must hold at every resync.
     func checkBounds(nowNs: Nanoseconds) {
         for device in operatorFailed {
-            guard let p = assembled[device], let view = engine.path(p) else { continue }
+            guard let p = assembledHandle(device), let view = engine.path(p) else { continue }
             if view.state != .operatorFailed || world.target.isActive(view.map, device: device) == true {
                 violate("\(device) was failed by the operator but engine says \(view.state), kernel says \(world.target.isActive(view.map, device: device).map { $0 ? "A" : "F" } ?? "absent")")
             }
@@ -506,7 +514,7 @@ final class TortureRun {
         resync(nowNs: nowNs)
         checkBounds(nowNs: nowNs)
         settleLateReplies(nowNs: nowNs)
-        result.undoneAdds = requests.undoneAdds
+        result.undoneAdds = topology.requests.undoneAdds
         let stats = world.workload.total
         result.ioCompleted = stats.completed
         result.ioErrors = stats.ioErrors
@@ -514,7 +522,7 @@ final class TortureRun {
         result.corruptions = stats.corruptions
         result.messages = world.counters.messages
         result.checks = world.checkCounters.submitted
-        if stats.ioErrors > 0 && profiles.values.allSatisfy({ $0.policy.noPathRetry == .queue }) {
+        if stats.ioErrors > 0 && assembler.maps.allSatisfy({ $0.profile.policy.noPathRetry == .queue }) {
             let first = world.workload.anomalies.first.map { "\($0.kind) on \($0.map) block \($0.block) at \(stamp($0.timeNs))" } ?? "?"
             violate("\(stats.ioErrors) I/O errors under no_path_retry queue (first: \(first))")
         }
@@ -533,15 +541,20 @@ final class TortureRun {
         }
         // Convergence: after the quiet period the engine and the kernel agree on every path.
         guard nowNs >= plan.quietFromNs + 10 * Time.nsPerSecond else { return }
+        var assembled: [DevNo: PathHandle] = [:]
+        for map in assembler.maps { for path in map.paths { assembled[path.device] = path.handle } }
+        var checked = registry.registered
         for info in world.maps {
             let present = Set(info.paths.map(\.device))
             let knownHandles = engine.pathHandles(of: info.map)
             let known = Set(knownHandles.compactMap { engine.path($0)?.descriptor.device })
             if present != known { violate("\(info.map): engine knows \(known.count) paths, the world has \(present.count)") }
-            // No path in the engine without a checker (assembled), none assembled outside the engine.
+            // No path in the engine without a checker (assembled and registered with the
+            // checker), none assembled or registered outside the engine.
             for p in knownHandles {
                 guard let device = engine.path(p)?.descriptor.device else { continue }
                 if assembled[device] != p { violate("\(info.map): \(device) is in the engine as \(p) but assembled as \(assembled[device].map { "\($0)" } ?? "nothing")") }
+                if checked.removeValue(forKey: p) != device { violate("\(info.map): \(device) is in the engine as \(p) but has no checker") }
             }
             for path in info.paths where assembled[path.device] != nil && !known.contains(path.device) {
                 violate("\(info.map): \(path.device) is assembled but not in the engine")
@@ -567,7 +580,7 @@ final class TortureRun {
                 }
             }
             // Queueing disabled by hand was restored: the kernel queues again (no_path_retry queue).
-            if profiles[info.map]?.policy.noPathRetry == .queue && !world.target.queueIfNoPath(info.map) {
+            if assembler.map(info.map)?.profile.policy.noPathRetry == .queue && !world.target.queueIfNoPath(info.map) {
                 violate("\(info.map): queue_if_no_path is off at the end under no_path_retry queue")
             }
             if let view = engine.map(info.map), view.groupCount > 0 {
@@ -576,6 +589,35 @@ final class TortureRun {
                     violate("\(info.map): kernel uses group \(current), best is \(best) under failback immediate")
                 }
             }
+        }
+        for (p, device) in checked.sorted(by: { $0.key.index < $1.key.index }).prefix(3) {
+            violate("\(device) has a checker as \(p) but is not in the engine")
+        }
+    }
+}
+
+/// The recovery thread as the run's control plane reaches it (keeld's `DaemonChannel`): the
+/// input ring (a full ring runs the recovery pass), topology answers with the run's wait.
+struct TortureChannel: RecoveryChannel {
+    unowned let run: TortureRun
+
+    func send(_ input: RecoveryInput) { run.send(input, nowNs: run.world.nowNs) }
+
+    func nextTopologyReply() -> TopologyReply? { run.topologyReplies.pop() }
+
+    func topologyWait() -> () -> Bool { run.topologyWait() }
+
+    func topologyRequestTimedOut() {
+        run.result.topologyTimeouts += 1
+        run.narrate("control: topology request given up (no answer in time)")
+    }
+
+    func tablesGrew(to grown: (paths: Int, maps: Int)?, ceilings: Capacities) {
+        if let grown {
+            run.result.tableGrowths += 1
+            run.narrate("tables grown to \(grown.paths) paths, \(grown.maps) maps")
+        } else {
+            run.narrate("tables at their ceilings (\(ceilings.pathsMax) paths, \(ceilings.mapsMax) maps)")
         }
     }
 }
