@@ -178,3 +178,21 @@ private func kernelTable() throws -> MultipathTable {
         #expect(inMultipath.warnings.contains { $0.message.contains("detect_checker") }, "not a multipath-section option, as in multipath-tools")
     }
 }
+
+@Suite struct DiscoveredPriorityTests {
+    @Test("a path's first priority from discovery's ALUA reading is what the alua and sysfs prioritizers read from the same attributes")
+    func discoveredStateGivesThePrioritizersAnswer() {
+        for state in ALUAAccessState.allCases {
+            for preferred in [false, true] {
+                let text = preferred ? "1" : "0"
+                #expect(MultipathAssembler.priority(.alua, accessState: state, preferred: preferred)
+                        == ALUAPrioritizer.priority(accessState: state.rawValue, preferredPath: text), "alua \(state) preferred \(preferred)")
+                #expect(MultipathAssembler.priority(.sysfs, accessState: state, preferred: preferred)
+                        == SysfsPrioritizer.priority(accessState: state.rawValue, preferredPath: text), "sysfs \(state) preferred \(preferred)")
+            }
+        }
+        #expect(MultipathAssembler.priority(.alua, accessState: .activeNonOptimized, preferred: true) == 90)
+        #expect(MultipathAssembler.priority(.sysfs, accessState: .offline, preferred: false) == 0)
+        #expect(MultipathAssembler.priority(.alua, accessState: .unknown, preferred: false) == nil)
+    }
+}

@@ -284,6 +284,8 @@ public struct MultipathAssembler {
     private var nodeKeys: [String: UInt32] = [:]
     /// `weightedpath` arguments parsed once per distinct `prio_args` (nil: not valid).
     private var weightedRules: [String: WeightedPathRule?] = [:]
+    /// sg nodes opened ahead for the batch being added, by device (`openSGNodes`).
+    private var preopened: [DevNo: Int32] = [:]
     /// Sends the commands of the prioritizers that ask the array (emc, rdac, hds, ...).
     public let priorityQueries = SGQueryRunner()
     /// Asks NVMe controllers for their paths' ANA states (the ana prioritizer, detect_prio).
@@ -476,6 +478,11 @@ public struct MultipathAssembler {
         askArrays(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.device, $0.genericName) } })
         askANA(work.flatMap { item in item.paths.map { (item.index, $0.kernelName, $0.device) } })
         defer { askedPriorities.removeAll(); byPath = nil }
+        openSGNodes(work)
+        defer {
+            for fd in preopened.values { close(fd) }
+            preopened.removeAll()
+        }
         for (index, paths) in work {
             for path in paths {
                 if let error = add(path, toMapAt: index, nowNs: nowNs, topology: &topology) { errors.append(error) }
@@ -669,6 +676,27 @@ public struct MultipathAssembler {
     /// not loaded) the path is checked with directio, and the device is noted in `turFallbacks`.
     /// A path checked through its sg node gets its map's reservation key (`reservation`) before
     /// its first check, so that coming up it is registered with it first.
+    /// The sg nodes of a large batch of paths that tur will check, opened several at a time
+    /// (`TURChecker.openSG`) before the paths are added one by one; `registerChecker` takes them.
+    private mutating func openSGNodes(_ work: [(index: Int, paths: [DiscoveredPath])]) {
+        guard checkers.tur != nil, checkers.simulated == nil else { return }
+        var devices: [DevNo] = [], nodes: [String] = []
+        for (index, paths) in work where maps[index].profile.checker.usesSCSIGeneric {
+            for path in paths {
+                guard let generic = path.genericName, SysfsFiles.isPlainName(generic) else { continue }
+                devices.append(path.device)
+                nodes.append(devRoot + "/" + generic)
+            }
+        }
+        guard nodes.count >= Self.parallelOpenMin else { return }
+        for (device, fd) in zip(devices, TURChecker.openSG(nodes, threads: SysfsDiscovery.threadsForHost)) where fd >= 0 {
+            if let earlier = preopened.updateValue(fd, forKey: device) { close(earlier) }
+        }
+    }
+
+    /// The fewest sg nodes worth opening on several threads.
+    static let parallelOpenMin = 32
+
     private mutating func registerChecker(_ handle: PathHandle, _ entry: UnopenedPath, device: DevNo,
                                           reservation: ReservationKey?) throws(SystemError) -> CheckerKind {
         let kind: CheckerKind
@@ -686,7 +714,11 @@ public struct MultipathAssembler {
         case let checker where checker.usesSCSIGeneric && entry.genericName != nil && checkers.tur != nil:
             // Every SCSI check goes through the sg node asynchronously, tur's machinery with the
             // path's own command.
-            try checkers.tur!.register(path: handle, devicePath: devRoot + "/" + entry.genericName!, check: SCSICheck(entry.checker) ?? .tur)
+            if let fd = preopened.removeValue(forKey: device) {
+                try checkers.tur!.register(path: handle, transport: fd, check: SCSICheck(entry.checker) ?? .tur)
+            } else {
+                try checkers.tur!.register(path: handle, devicePath: devRoot + "/" + entry.genericName!, check: SCSICheck(entry.checker) ?? .tur)
+            }
             if let reservation { checkers.tur!.setReservationKey(reservation.value, aptpl: reservation.aptpl, path: handle) }
             kind = .tur
         case .tur, .readsector0, .hpSW, .rdac, .emcClariion, .directio:
@@ -724,6 +756,9 @@ public struct MultipathAssembler {
         var transportObject: String
         var genericName: String?
         var device: DevNo
+        /// What discovery read of the path's ALUA state moments ago (a path being added): the
+        /// same `access_state` and `preferred_path` the alua and sysfs prioritizers read.
+        var discoveredALUA: ALUAInfo?
 
         init(_ path: DiscoveredPath) {
             address = path.address
@@ -733,6 +768,7 @@ public struct MultipathAssembler {
             transportObject = path.transportObject
             genericName = path.genericName
             device = path.device
+            discoveredALUA = path.alua
         }
 
         init(_ path: AssembledPath) {
@@ -873,6 +909,11 @@ public struct MultipathAssembler {
     /// answer now (the path keeps the priority it has).
     private mutating func priority(_ prio: MapProfile.Prioritizer, args: String, of path: PrioritizedPath) -> Int? {
         if let arrayPriority { return arrayPriority(path.device) }
+        if (prio == .alua || prio == .sysfs), let alua = path.discoveredALUA, let read = alua.accessState {
+            // Discovery has just read both attributes (at start, one read per disk instead of two
+            // more opens and reads each). A state it did not recognise is read again below.
+            return Self.priority(prio, accessState: read, preferred: alua.preferred ?? false)
+        }
         let hctl = path.address.description
         switch prio {
         case .const: return ConstPrioritizer().priority()
@@ -902,6 +943,18 @@ public struct MultipathAssembler {
             case .wwn: return rule.priority(of: fcWWNs(path))
             }
         }
+    }
+
+    /// The alua or sysfs prioritizer's answer for an access state and PREF bit already read:
+    /// alua knows every state (nil for one it does not), sysfs only the four usable ones (0
+    /// for the rest), both add the preferred bonus.
+    public static func priority(_ prio: MapProfile.Prioritizer, accessState: ALUAAccessState, preferred: Bool) -> Int? {
+        let state = Prioritizers.AccessState(rawValue: accessState.rawValue)
+        if prio == .alua {
+            return state.map { Prioritizers.priority(state: $0, preferred: preferred) }
+        }
+        let usable: [Prioritizers.AccessState] = [.activeOptimized, .activeNonOptimized, .lbaDependent, .standby]
+        return Prioritizers.priority(state: state.flatMap { usable.contains($0) ? $0 : nil }, preferred: preferred)
     }
 
     /// `host_wwnn:host_wwpn:target_wwnn:target_wwpn` of an FC path (empty fields otherwise), as

@@ -102,6 +102,16 @@ public struct TURChecker: PathCheckBackend {
         }
     }
 
+    /// Opens SCSI generic nodes on `threads` threads at once (control plane): per node, its
+    /// descriptor for `register(path:transport:)`, or -1 when it could not be opened as one
+    /// (the caller registers that path by name, which reports why). At start, opening a
+    /// thousand sg nodes one after the other is most of the time paths take to be added.
+    public static func openSG(_ devicePaths: [String], threads: Int) -> [Int32] {
+        ScratchThread.stridedMap(count: devicePaths.count, slices: threads, name: "keel-sg-open", stackBytes: 64 * 1024) { indices in
+            indices.map { keel_checkers_open_sg(devicePaths[$0]) }
+        }
+    }
+
     /// Takes `fd` as `path`'s transport (control plane): a SCSI generic node, or a socket whose
     /// peer answers like one (a fake target: reads each `sg_io_hdr` request, writes the answering
     /// header, fills the sense buffer the request points at). Anything else is refused with
