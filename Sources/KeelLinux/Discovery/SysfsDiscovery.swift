@@ -158,7 +158,8 @@ public struct SysfsDiscovery: Sendable {
               let address = SCSIAddress(parsing: SysfsFiles.lastComponent(link))
         else { return .notSCSIDisk }
         let deviceDir = deviceLink
-        if let type = SysfsFiles.readText(deviceDir + "/type"), type != "0", type != "14" {
+        let dev = SysfsDirectory(deviceDir), block = SysfsDirectory(blockDir)
+        if let type = dev.text("type"), type != "0", type != "14" {
             return .notSCSIDisk
         }
         // The device's real directory. `realpath` would read every component of it as a link (a
@@ -168,40 +169,40 @@ public struct SysfsDiscovery: Sendable {
         let resolvedByLinks = SysfsFiles.linkTarget(name, in: root + "/block").map { SysfsFiles.lexicallyNormalized($0 + "/" + link) }
         guard let resolved = resolvedByLinks.flatMap({ SysfsFiles.exists($0 + "/type") ? $0 : nil }) ?? SysfsFiles.resolvedPath(deviceLink)
         else { return .skipped(.unresolvedDeviceLink) }
-        guard let devText = SysfsFiles.readText(blockDir + "/dev"), let device = Self.parseDevNo(devText) else {
+        guard let devText = block.text("dev"), let device = Self.parseDevNo(devText) else {
             return .skipped(.noDeviceNumber)
         }
 
         var path = DiscoveredPath(
             kernelName: name, device: device, address: address,
-            deviceState: SCSIDeviceState(sysfs: SysfsFiles.readText(deviceDir + "/state") ?? "unknown"))
-        path.vendor = SysfsFiles.readText(deviceDir + "/vendor") ?? ""
-        path.model = SysfsFiles.readText(deviceDir + "/model") ?? ""
-        path.revision = SysfsFiles.readText(deviceDir + "/rev") ?? ""
-        path.sizeSectors = SysfsFiles.readText(blockDir + "/size").flatMap { UInt64($0) } ?? 0
+            deviceState: SCSIDeviceState(sysfs: dev.text("state") ?? "unknown"))
+        path.vendor = dev.text("vendor") ?? ""
+        path.model = dev.text("model") ?? ""
+        path.revision = dev.text("rev") ?? ""
+        path.sizeSectors = block.text("size").flatMap { UInt64($0) } ?? 0
         path.portKey = "\(address.host):\(address.channel):\(address.target)"
         path.udevProperties = UdevDatabase.properties(for: device, dataRoot: udevDataRoot)
-        path.genericName = SysfsFiles.directoryEntries(deviceDir + "/scsi_generic").first { $0.hasPrefix("sg") }
+        path.genericName = dev.entries("scsi_generic").first { $0.hasPrefix("sg") }
 
-        let page83 = try? SysfsFiles.readBytes(deviceDir + "/vpd_pg83")
-        let page80 = try? SysfsFiles.readBytes(deviceDir + "/vpd_pg80")
+        let page83 = try? dev.bytes("vpd_pg83")
+        let page80 = try? dev.bytes("vpd_pg80")
         path.vpdWWID = page83.flatMap { try? VPDPage83.wwid(fromPage: $0) }
         path.serial = page80.flatMap { try? VPDPage80.serial(fromPage: $0) }
-        (path.wwid, path.wwidSource) = chooseWWID(path: path, deviceDir: deviceDir)
+        (path.wwid, path.wwidSource) = chooseWWID(path: path, device: dev)
 
         path.alua = ALUAInfo(
-            accessState: SysfsFiles.readText(deviceDir + "/access_state").flatMap { ALUAAccessState(rawValue: $0) },
-            preferred: SysfsFiles.readText(deviceDir + "/preferred_path").flatMap { Self.parseUnsigned($0) }.map { $0 != 0 },
+            accessState: dev.text("access_state").flatMap { ALUAAccessState(rawValue: $0) },
+            preferred: dev.text("preferred_path").flatMap { Self.parseUnsigned($0) }.map { $0 != 0 },
             targetPortGroup: page83.flatMap { VPDPage83.targetPortGroup(in: $0) },
             relativeTargetPort: page83.flatMap { VPDPage83.relativeTargetPort(in: $0) })
-        if let inquiry = try? SysfsFiles.readBytes(deviceDir + "/inquiry", limit: 256), inquiry.count > 5 {
+        if let inquiry = try? dev.bytes("inquiry", limit: 256), inquiry.count > 5 {
             path.alua.tpgs = (inquiry[5] >> 4) & 0x3
         }
-        if let handler = SysfsFiles.readText(deviceDir + "/dh_state"), !handler.isEmpty, handler != "detached" {
+        if let handler = dev.text("dh_state"), !handler.isEmpty, handler != "detached" {
             path.alua.attachedHandler = handler
         }
 
-        (path.transport, path.targetNodeName, path.transportObject) = transportAndNodeName(resolvedDevice: resolved, resolvedRoot: root, deviceDir: deviceDir, address: address)
+        (path.transport, path.targetNodeName, path.transportObject) = transportAndNodeName(resolvedDevice: resolved, resolvedRoot: root, device: dev, address: address)
         if !path.targetNodeName.isEmpty {
             path.nodeNameSource = .transport
         } else if let derived = page83.flatMap({ VPDPage83.targetDeviceName(in: $0) }) {
@@ -270,14 +271,14 @@ public struct SysfsDiscovery: Sendable {
     }
 
     /// multipathd's order (udev `uid_attribute`, then VPD 0x83), then Keel's last resorts.
-    private func chooseWWID(path: DiscoveredPath, deviceDir: String) -> (String?, WWIDSource?) {
+    private func chooseWWID(path: DiscoveredPath, device: borrowing SysfsDirectory) -> (String?, WWIDSource?) {
         let uidAttribute = uidAttributes.attribute(devnode: path.kernelName, vendor: path.vendor, product: path.model, revision: path.revision)
         if !uidAttribute.isEmpty, let value = path.udevProperties?[uidAttribute] {
             let wwid = VPDPage83.finish(Array(value.utf8))
             if !wwid.isEmpty { return (wwid, .udev) }
         }
         if let w = path.vpdWWID, !w.isEmpty { return (w, .vpdPage83) }
-        if let text = SysfsFiles.readText(deviceDir + "/wwid"), let w = VPDPage83.wwid(fromKernelWWID: text) {
+        if let text = device.text("wwid"), let w = VPDPage83.wwid(fromKernelWWID: text) {
             return (w, .kernelWWID)
         }
         if let s = path.serial { return (s, .serial) }
@@ -285,7 +286,7 @@ public struct SysfsDiscovery: Sendable {
     }
 
     /// The transport and its node name, probed in multipath-tools' order: SAS, USB, FC, iSCSI, ATA.
-    private func transportAndNodeName(resolvedDevice: String, resolvedRoot root: String, deviceDir: String,
+    private func transportAndNodeName(resolvedDevice: String, resolvedRoot root: String, device: borrowing SysfsDirectory,
                                       address: SCSIAddress) -> (SCSITransport, String, String) {
         // Ancestors of the scsi_device, nearest first, up to (not including) the sysfs root.
         var ancestors: [String] = []
@@ -297,7 +298,7 @@ public struct SysfsDiscovery: Sendable {
         }
         let names = ancestors.map { String(SysfsFiles.lastComponent($0)) }
 
-        if let sasAddress = SysfsFiles.readText(deviceDir + "/sas_address"),
+        if let sasAddress = device.text("sas_address"),
            names.contains(where: { $0.hasPrefix("end_device-") }) {
             return (.sas, sasAddress, "")
         }

@@ -14,6 +14,11 @@ public enum SysfsFiles {
     static func readBytes(_ path: String, limit: Int = readBytesMax) throws(SystemError) -> [UInt8] {
         let fd = try systemCall("open(sysfs)") { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
+        return try readAll(fd, limit: limit)
+    }
+
+    /// The bytes of an open attribute, up to `limit`.
+    static func readAll(_ fd: Int32, limit: Int) throws(SystemError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: limit)
         var filled = 0
         while filled < limit {
@@ -124,5 +129,55 @@ public enum SysfsFiles {
     /// The last component of a slash-separated path.
     static func lastComponent(_ path: String) -> Substring {
         path.split(separator: "/").last ?? Substring(path)
+    }
+}
+
+/// A sysfs directory opened once, whose attributes are then opened relative to it: one
+/// name to look up per attribute instead of the whole path (a disk's `device` directory is two
+/// links and a dozen directories away from `/sys`). Discovery reads about fifteen attributes of
+/// every disk. When the directory cannot be opened, each read goes by the full path instead.
+struct SysfsDirectory: ~Copyable {
+    let path: String
+    private let fd: Int32
+
+    init(_ path: String) {
+        self.path = path
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// The raw bytes of attribute `name`, up to `limit`.
+    func bytes(_ name: String, limit: Int = SysfsFiles.readBytesMax) throws(SystemError) -> [UInt8] {
+        guard fd >= 0 else { return try SysfsFiles.readBytes(path + "/" + name, limit: limit) }
+        let file = try systemCall("open(sysfs)") { openat(fd, name, O_RDONLY | O_CLOEXEC) }
+        defer { close(file) }
+        return try SysfsFiles.readAll(file, limit: limit)
+    }
+
+    /// A text attribute with surrounding whitespace removed, or nil when it cannot be read.
+    func text(_ name: String) -> String? {
+        guard let bytes = try? bytes(name, limit: 4096) else { return nil }
+        return SysfsFiles.trimmed(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The names in subdirectory `name`, sorted, without "." and "..".
+    func entries(_ name: String) -> [String] {
+        guard fd >= 0 else { return SysfsFiles.directoryEntries(path + "/" + name) }
+        let sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard sub >= 0 else { return [] }
+        guard let dir = fdopendir(sub) else {
+            close(sub)
+            return []
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
     }
 }
