@@ -88,6 +88,11 @@ public enum SysfsFiles {
     public static func directoryEntries(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
+        return entries(of: dir)
+    }
+
+    /// The names an open directory lists, sorted, without "." and "..".
+    static func entries(of dir: OpaquePointer) -> [String] {
         var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
@@ -171,13 +176,6 @@ struct SysfsDirectory: ~Copyable {
             return []
         }
         defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        return SysfsFiles.entries(of: dir)
     }
 }
