@@ -151,6 +151,8 @@ final class SimKernel: MultipathKernel, MapStatusReader {
 
     var fileDescriptor: Int32 { -2 }
 
+    var statusBytesMax: Int { buffer.count - 1 }
+
     func register(map: MapHandle, name: String, checkStatusFits: Bool) throws(DMError) {
         guard created[name] == map else { throw DMError(map: name, operation: .register, errno: ENXIO, detail: "no such device") }
         registered.insert(map)

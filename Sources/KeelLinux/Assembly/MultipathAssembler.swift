@@ -1189,7 +1189,9 @@ public struct MultipathAssembler {
         do {
             try messenger.register(map: map.handle, name: map.name, checkStatusFits: true)
             if let reader = statusReader, reader.fileDescriptor != messenger.fileDescriptor, !reader.isRegistered(map.handle) {
-                try reader.register(map: map.handle, name: map.name, checkStatusFits: true)
+                // The messenger has just read both texts against its limit: read again only
+                // for a reader whose limit is lower (two more ioctls a map at start otherwise).
+                try reader.register(map: map.handle, name: map.name, checkStatusFits: reader.statusBytesMax < messenger.statusBytesMax)
             }
         } catch {
             throw AssemblyError(map: map.name, operation: .registerMap, errno: error.errno, detail: error.detail)

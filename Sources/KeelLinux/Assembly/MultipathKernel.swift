@@ -96,6 +96,8 @@ extension DMControl: MultipathKernel {
 public protocol MapStatusReader {
     /// The descriptor the reads go to: two readers with the same one share their buffers.
     var fileDescriptor: Int32 { get }
+    /// The longest status or table text it reads.
+    var statusBytesMax: Int { get }
     func register(map: MapHandle, name: String, checkStatusFits: Bool) throws(DMError)
     func unregister(map: MapHandle)
     func isRegistered(_ map: MapHandle) -> Bool
