@@ -134,8 +134,10 @@ final class EventsThread: @unchecked Sendable {
 
     /// Loads every table the recovery thread handed over, then returns the snapshot slots.
     func serviceReloads() {
-        let loaded = TableLoads.service(shared.reloads, assembler: &assembler, retries: &reloadRetries, channel: topology.channel,
-                           nowNs: monotonicNs) { outcome in
+        let outcomes = TableLoads.service(shared.reloads, assembler: &assembler, retries: &reloadRetries, channel: topology.channel,
+                                          nowNs: monotonicNs)
+        guard !outcomes.isEmpty else { return }
+        for outcome in outcomes {
             if let error = outcome.error {
                 report(error)
                 answerResizes(of: outcome.map, failure: "the table with the new size was not loaded: \(error.description)")
@@ -145,7 +147,6 @@ final class EventsThread: @unchecked Sendable {
                 log.log(.tableLoaded, LogArgument.map(outcome.map), LogArgument.signed(Int(paths)), LogArgument.signed(Int(outcome.layout.count)))
             }
         }
-        guard loaded else { return }
         Self.logNotices(&assembler, to: log)
         shared.publish(assembler)
     }

@@ -360,12 +360,13 @@ final class TortureRun {
             send(.requestReload(map), nowNs: nowNs)
             service.pass(nowNs: nowNs)
         }
-        TableLoads.service(reloads, assembler: &assembler, retries: &reloadRetries, channel: topology.channel, nowNs: { nowNs }, done: { outcome in
-            guard !outcome.layout.isEmpty else { return }
+        let outcomes = TableLoads.service(reloads, assembler: &assembler, retries: &reloadRetries, channel: topology.channel,
+                                          nowNs: { nowNs }, returned: { service.pass(nowNs: nowNs) })
+        for outcome in outcomes where !outcome.layout.isEmpty {
             result.reloads += 1
             if outcome.error != nil { result.reloadsRefused += 1 }
             narrate("control: load \(outcome.map) table with \(outcome.layout.count) groups, \(outcome.layout.reduce(0) { $0 + $1.count }) paths\(outcome.error.map { " REFUSED \($0)" } ?? "")")
-        }, returned: { service.pass(nowNs: nowNs) })
+        }
     }
 
     func applyTopology(_ change: SimTopologyChange, nowNs: Nanoseconds) {

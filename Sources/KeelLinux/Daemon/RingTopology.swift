@@ -137,20 +137,22 @@ public enum TableLoads {
         public var error: AssemblyError?
     }
 
-    /// Loads every waiting table. `done` is told of each outcome before its ticket goes back
-    /// to the recovery thread with `.reloadDone`; `returned` runs after each ticket went back.
-    /// Returns whether there was any table to load.
+    /// Loads every waiting table and returns what each came to, in ticket order (empty: there
+    /// was nothing to load). Each ticket goes back to the recovery thread with `.reloadDone`
+    /// once its table is loaded or refused; `returned` runs after each. The outcomes are
+    /// returned rather than reported one by one because the assembler is lent to this step
+    /// until it returns: reporting them reads it.
     @discardableResult
     public static func service<Channel: RecoveryChannel>(
         _ reloads: ReloadHandoff, assembler: inout MultipathAssembler, retries: inout ReloadRetries,
-        channel: Channel, nowNs: () -> Nanoseconds, done: (Outcome) -> Void, returned: () -> Void = {}
-    ) -> Bool {
+        channel: Channel, nowNs: () -> Nanoseconds, returned: () -> Void = {}
+    ) -> [Outcome] {
         var tickets: [(ticket: ReloadTicket, layout: [[DevNo]], group: UInt16)] = []
         while let ticket = reloads.ring.pop() {
             let snapshot = reloads.snapshot(ticket)
             tickets.append((ticket, snapshot.layout(), snapshot.initialGroup))
         }
-        guard !tickets.isEmpty else { return false }
+        guard !tickets.isEmpty else { return [] }
         var sink = RingLoopSink(channel: channel)
         // Maps new to the kernel (start-up, a burst of hot-added LUNs) are created several at a
         // time when there are enough of them; everything else goes one map at a time.
@@ -164,6 +166,8 @@ public enum TableLoads {
         let jobs = plans.compactMap { $0?.job }
         let createErrors = jobs.isEmpty ? [] : assembler.control.createAll(jobs)
         var nextCreate = 0
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(tickets.count)
         for (i, t) in tickets.enumerated() {
             let failure: AssemblyError?
             if let plan = plans[i] {
@@ -177,12 +181,12 @@ public enum TableLoads {
             } else {
                 retries.loaded(t.ticket.map)
             }
-            done(Outcome(map: t.ticket.map, layout: t.layout, error: failure))
+            outcomes.append(Outcome(map: t.ticket.map, layout: t.layout, error: failure))
             channel.send(.reloadDone(t.ticket))
             returned()
         }
         // The new maps' WWIDs go to the wwids file together: one fsync per batch.
         assembler.writeRememberedWWIDs()
-        return true
+        return outcomes
     }
 }
