@@ -36,8 +36,6 @@ final class SimKernel: MultipathKernel, MapStatusReader {
     private var registered: Set<MapHandle> = []
     /// The status and table reads' buffer (valid until the next read, as DMMessenger's).
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
-    /// Table loads and creations the kernel refused.
-    private(set) var refusals = 0
 
     init(world: SimWorld) {
         self.world = world
@@ -47,9 +45,6 @@ final class SimKernel: MultipathKernel, MapStatusReader {
     }
 
     deinit { buffer.deallocate() }
-
-    /// The map a dm name is, when the kernel has it.
-    func liveMap(_ name: String) -> MapHandle? { created[name] }
 
     // MARK: - MultipathKernel
 
@@ -95,7 +90,6 @@ final class SimKernel: MultipathKernel, MapStatusReader {
         }
         let errno = world.load(table, map: map)
         guard errno == 0 else {
-            refusals += 1
             throw DMError(map: name, operation: operation, errno: errno, detail: "table load refused")
         }
         tables[map] = (table, lengthSectors)

@@ -244,16 +244,14 @@ final class TortureRun {
         }
     }
 
-    /// Late topology answers, every step (keeld's events thread does it every turn).
-    func settleLateReplies(nowNs: Nanoseconds) {
-        topology.settleLateReplies()
-    }
 
     /// keeld's rediscovery: the world's present devices against the assembled ones, repaired
     /// both ways. Runs after a noticed uevent overflow and every `Rediscovery.intervalNs`.
     func rediscover(nowNs: Nanoseconds) {
         var present: [String: SimPathInfo] = [:]
-        for info in world.maps { for path in info.paths { present[discovered(path.info).kernelName] = path.info } }
+        for info in world.maps {
+            for path in info.paths { present[simulatedKernelName(plan.fabric.pathIndex(of: path.device) ?? 0)] = path.info }
+        }
         let differences = Rediscovery.differences(present: Set(present.keys),
                                                   assembled: Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) }),
                                                   held: assembler.heldKernelNames)
@@ -319,7 +317,7 @@ final class TortureRun {
                 }
                 applyTopology(change, nowNs: nowNs)
             }
-            settleLateReplies(nowNs: nowNs)
+            topology.settleLateReplies()
             if overflowPending || nowNs >= nextRediscoveryNs {
                 if overflowPending { narrate("uevent overflow noticed: rediscovery") }
                 overflowPending = false
@@ -514,7 +512,7 @@ final class TortureRun {
     func finish(nowNs: Nanoseconds) {
         resync(nowNs: nowNs)
         checkBounds(nowNs: nowNs)
-        settleLateReplies(nowNs: nowNs)
+        topology.settleLateReplies()
         result.undoneAdds = topology.requests.undoneAdds
         let stats = world.workload.total
         result.ioCompleted = stats.completed
