@@ -80,8 +80,32 @@ import KeelCore
         #expect(second == 1_000)
     }
 
+    @Test func aBurstInOneSlotPopsInDeadlineOrderEachExactlyWhenDue() {
+        var w = TimerWheel(capacity: 300, slotCount: 4, tickNs: 1_000)
+        var rng: UInt64 = 9
+        var deadlines: [Nanoseconds] = []
+        for id in 0..<300 {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            let d = Nanoseconds(1_000 + (rng >> 33) % 1_000)   // all in the tick [1000, 2000)
+            deadlines.append(d)
+            w.schedule(id, atNs: d)
+        }
+        w.schedule(299, atNs: 1_000 + 4 * 1_000 + 7)          // same slot, next turn
+        deadlines[299] = 5_007
+        var popped: [Int] = []
+        for now in Nanoseconds(0)...6_000 {
+            w.advance(toNs: now) { id in
+                #expect(deadlines[id] == now, "id \(id) due at \(deadlines[id]) popped at \(now)")
+                popped.append(id)
+            }
+        }
+        #expect(popped.count == 300)
+        #expect(popped.map { deadlines[$0] } == popped.map { deadlines[$0] }.sorted())
+    }
+
     @Test func matchesASortedModelOnRandomOperations() {
-        var w = TimerWheel(capacity: 64, slotCount: 16, tickNs: 7)
+        for (slots, tick) in [(16, Nanoseconds(7)), (2, Nanoseconds(200))] {
+        var w = TimerWheel(capacity: 64, slotCount: slots, tickNs: tick)
         var model: [Int: Nanoseconds] = [:]
         var rng: UInt64 = 42
         func next() -> UInt64 { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return rng >> 33 }
@@ -99,8 +123,9 @@ import KeelCore
                 #expect(popped == expected)
                 for id in expected { model[id] = nil }
                 let nextNs = w.nextDeadlineNs()
-        #expect(nextNs == (model.values.min() ?? Time.never))
+                #expect(nextNs == (model.values.min() ?? Time.never))
             }
+        }
         }
     }
 }

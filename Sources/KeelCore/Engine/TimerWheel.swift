@@ -52,25 +52,20 @@ public struct TimerWheel {
     /// Ids `0..<capacity` may be scheduled.
     public private(set) var capacity: Int
     @usableFromInline var heads: [Int32]
+    @usableFromInline var tails: [Int32]
     /// One bit per slot: set while the slot holds an entry, so an idle wheel is skipped 64
     /// slots at a time when looking for the next deadline.
     @usableFromInline var occupied: [UInt64]
-    /// The earliest deadline in each slot (any turn), or `Time.never` when the slot must be
-    /// rescanned to know it. Lets `advance` skip a crowded slot that has nothing due yet, and
-    /// `nextDeadlineNs` answer without walking the entries.
-    @usableFromInline var slotMinNs: [Nanoseconds]
     @usableFromInline let slotMask: Int64
     @usableFromInline let tickNs: Nanoseconds
-    /// The last tick whose slot holds no due entry any more. The current tick is rescanned on
-    /// every advance, because entries later in the same tick stay there.
+    /// The last tick whose slot holds no due entry any more. The current tick is looked at again
+    /// on every advance, because entries later in the same tick stay there.
     @usableFromInline var cursorTick: Int64
     @usableFromInline var scheduledCount: Int
     /// The earliest deadline, remembered between changes so an idle caller asking again and
     /// again does not rescan; `Time.never` with `earliestKnown` false means "recompute".
     @usableFromInline var earliestNs: Nanoseconds = Time.never
     @usableFromInline var earliestKnown = true
-    /// Counts schedule calls, so a scan can tell whether its slot changed under it.
-    @usableFromInline var insertions: UInt64 = 0
 
     /// - Parameters:
     ///   - capacity: ids run from 0 to capacity-1.
@@ -93,8 +88,8 @@ public struct TimerWheel {
         prev = entries.prev
         slotOf = entries.slotOf
         heads = Array(repeating: Self.none, count: slots)
+        tails = Array(repeating: Self.none, count: slots)
         occupied = Array(repeating: 0, count: (slots + 63) / 64)
-        slotMinNs = Array(repeating: Time.never, count: slots)
         slotMask = Int64(slots - 1)
         self.tickNs = tickNs
         cursorTick = startNs / tickNs - 1
@@ -117,6 +112,11 @@ public struct TimerWheel {
     @inlinable public func deadline(of id: Int) -> Nanoseconds { slotOf[id] == Self.none ? Time.never : deadlineNs[id] }
 
     /// Sets (or moves) the deadline of `id`. A deadline in the past fires at the next advance.
+    ///
+    /// Each slot's list is kept in deadline order, so popping and finding a slot's earliest
+    /// entry never walk entries that are not due. The place is found from the tail: deadlines
+    /// mostly arrive in increasing order (now plus an interval), so the walk is usually empty,
+    /// and equal deadlines (a burst of checks sent together) go after each other without one.
     @inlinable public mutating func schedule(_ id: Int, atNs deadline: Nanoseconds) {
         if slotOf[id] != Self.none { unlink(id) }
         var tick = deadline / tickNs
@@ -124,13 +124,14 @@ public struct TimerWheel {
         let slot = Int(tick & slotMask)
         deadlineNs[id] = deadline
         slotOf[id] = Int32(slot)
-        let head = heads[slot]
-        next[id] = head
-        prev[id] = Self.none
-        if head != Self.none { prev[Int(head)] = Int32(id) } else { occupied[slot >> 6] |= 1 << UInt64(slot & 63) }
-        heads[slot] = Int32(id)
-        if head == Self.none || (slotMinNs[slot] != Time.never && deadline < slotMinNs[slot]) { slotMinNs[slot] = deadline }
-        insertions &+= 1
+        var after = tails[slot]
+        while after != Self.none && deadlineNs[Int(after)] > deadline { after = prev[Int(after)] }
+        let before = after == Self.none ? heads[slot] : next[Int(after)]
+        prev[id] = after
+        next[id] = before
+        if after != Self.none { next[Int(after)] = Int32(id) } else { heads[slot] = Int32(id) }
+        if before != Self.none { prev[Int(before)] = Int32(id) } else { tails[slot] = Int32(id) }
+        occupied[slot >> 6] |= 1 << UInt64(slot & 63)
         scheduledCount += 1
         if earliestKnown && deadline < earliestNs { earliestNs = deadline }
     }
@@ -144,13 +145,8 @@ public struct TimerWheel {
         let slot = Int(slotOf[id])
         let n = next[id], p = prev[id]
         if p != Self.none { next[Int(p)] = n } else { heads[slot] = n }
-        if heads[slot] == Self.none {
-            occupied[slot >> 6] &= ~(1 << UInt64(slot & 63))
-            slotMinNs[slot] = Time.never
-        } else if deadlineNs[id] <= slotMinNs[slot] {
-            slotMinNs[slot] = Time.never  // unknown until rescanned
-        }
-        if n != Self.none { prev[Int(n)] = p }
+        if n != Self.none { prev[Int(n)] = p } else { tails[slot] = p }
+        if heads[slot] == Self.none { occupied[slot >> 6] &= ~(1 << UInt64(slot & 63)) }
         next[id] = Self.none
         prev[id] = Self.none
         slotOf[id] = Self.none
@@ -159,19 +155,15 @@ public struct TimerWheel {
         scheduledCount -= 1
     }
 
-    /// The earliest deadline in `slot`, rescanning it if a removal made it unknown.
-    @inlinable mutating func slotMin(_ slot: Int) -> Nanoseconds {
-        var m = slotMinNs[slot]
-        if m == Time.never && heads[slot] != Self.none {
-            var id = heads[slot]
-            while id != Self.none { m = min(m, deadlineNs[Int(id)]); id = next[Int(id)] }
-            slotMinNs[slot] = m
-        }
-        return m
+    /// The earliest deadline in `slot` (any turn): its head, the list being in deadline order.
+    @inlinable func slotMin(_ slot: Int) -> Nanoseconds {
+        let head = heads[slot]
+        return head == Self.none ? Time.never : deadlineNs[Int(head)]
     }
 
-    /// Pops every id whose deadline is at or before `nowNs`, calling `visit` for each (its
-    /// deadline already removed, so `visit` may schedule it again). Work is bounded by one turn.
+    /// Pops every id whose deadline is at or before `nowNs`, in deadline order within a slot,
+    /// calling `visit` for each (its deadline already removed). Work is bounded by one turn of
+    /// slots plus the ids popped: the due entries of a slot are the front of its list.
     @inlinable public mutating func advance(toNs nowNs: Nanoseconds, _ visit: (Int) -> Void) {
         let nowTick = nowNs / tickNs
         if nowTick <= cursorTick { return }
@@ -180,32 +172,18 @@ public struct TimerWheel {
         let lastTick = nowTick - cursorTick > turns ? tick + turns - 1 : nowTick
         while tick <= lastTick {
             let slot = Int(tick & slotMask)
-            if heads[slot] != Self.none && slotMin(slot) <= nowNs {
-                var id = heads[slot]
-                var remainingMin = Time.never
-                let insertionsBefore = insertions
-                while id != Self.none {
-                    let following = next[Int(id)]
-                    let d = deadlineNs[Int(id)]
-                    if d <= nowNs {
-                        unlink(Int(id))
-                        visit(Int(id))
-                    } else {
-                        remainingMin = min(remainingMin, d)
-                    }
-                    id = following
-                }
-                // Unless `visit` scheduled something meanwhile (then the slot is rescanned when
-                // next needed), the scan just learned the slot's minimum.
-                if heads[slot] != Self.none && insertions == insertionsBefore { slotMinNs[slot] = remainingMin }
+            while heads[slot] != Self.none && deadlineNs[Int(heads[slot])] <= nowNs {
+                let id = Int(heads[slot])
+                unlink(id)
+                visit(id)
             }
             tick += 1
         }
         cursorTick = nowTick - 1
     }
 
-    /// The earliest deadline, or `Time.never`. Scans at most one turn of slots plus the entries
-    /// it meets; meant for choosing how long to sleep, not for the hot path.
+    /// The earliest deadline, or `Time.never`. Scans at most one turn of slots, 64 empty ones
+    /// at a time; meant for choosing how long to sleep, not for the hot path.
     public mutating func nextDeadlineNs() -> Nanoseconds {
         if !earliestKnown {
             earliestNs = scanForEarliestNs()
