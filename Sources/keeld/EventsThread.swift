@@ -199,9 +199,14 @@ final class EventsThread: @unchecked Sendable {
         // A burst (a new array, a fabric coming back) is discovered on a thread per CPU, as at
         // start-up: each device's sysfs reads are milliseconds, and nothing else is read here
         // meanwhile.
+        let discoveryStartNs = monotonicNs()
         let paths = SysfsDiscovery(uidAttributes: assembler.uidAttributes).discover(names: added, threads: SysfsDiscovery.threadsForHost).paths
+        let assemblyStartNs = monotonicNs()
         guard !paths.isEmpty else { return }
         assembleAndReport(paths)
+        // Where a burst's time went (a table is loaded later, when the recovery thread asks).
+        log.log(.burstAssembled, LogArgument.signed(added.count), LogArgument.signed(Int((assemblyStartNs - discoveryStartNs) / Time.nsPerMs)),
+                LogArgument.signed(paths.count), LogArgument.signed(Int((monotonicNs() - assemblyStartNs) / Time.nsPerMs)))
         let assembler = self.assembler
         shared.publish(assembler)
     }

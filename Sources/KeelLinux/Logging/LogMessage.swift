@@ -131,6 +131,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     case capacityRescanFailed = 451
     case rdacDetected = 452
     case ueventsDrained = 453
+    case burstAssembled = 454
 
     // The logger itself.
     case loggerStarted = 500
@@ -143,7 +144,8 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
     public var level: LogLevel {
         switch self {
         case .pathStateChanged, .groupEnabled, .reloadRequested, .kernelPathState, .kernelQueueing,
-             .kernelActiveGroup, .checkResult, .uevent, .dmEvent, .priorityChanged, .commandReceived, .ueventsDrained:
+             .kernelActiveGroup, .checkResult, .uevent, .dmEvent, .priorityChanged, .commandReceived, .ueventsDrained,
+             .burstAssembled:
             return .info
         case .pathFailed, .pathMessageRefused, .groupMessageRefused, .mapMessageRefused,
              .kernelFailedPath, .checkerThreadsStuck, .dmOperationFailed, .dmDriverOperationFailed,
@@ -197,6 +199,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .ueventOverflow: return "uevent receive buffer overflowed (%n times so far): rediscovering paths"
         case .uevent: return "uevent %action %dev"
         case .ueventsDrained: return "%n block uevents taken from the socket in %ms ms"
+        case .burstAssembled: return "%n added devices discovered in %ms ms, %n paths assembled in %ms ms"
         case .dmEvent: return "%map: dm event %n"
         case .resyncFinished: return "rediscovery finished: %n paths in %n maps"
         case .dmOperationFailed: return "device-mapper %op on %map failed: %errno"
