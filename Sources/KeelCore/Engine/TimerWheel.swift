@@ -115,8 +115,9 @@ public struct TimerWheel {
     ///
     /// Each slot's list is kept in deadline order, so popping and finding a slot's earliest
     /// entry never walk entries that are not due. The place is found from the tail: deadlines
-    /// mostly arrive in increasing order (now plus an interval), so the walk is usually empty,
-    /// and equal deadlines (a burst of checks sent together) go after each other without one.
+    /// mostly arrive in increasing order (now plus an interval), so the walk is usually empty;
+    /// equal deadlines (a burst of checks sent together) go after each other without one, and
+    /// one earlier than the whole slot goes first without one.
     @inlinable public mutating func schedule(_ id: Int, atNs deadline: Nanoseconds) {
         if slotOf[id] != Self.none { unlink(id) }
         var tick = deadline / tickNs
@@ -124,7 +125,10 @@ public struct TimerWheel {
         let slot = Int(tick & slotMask)
         deadlineNs[id] = deadline
         slotOf[id] = Int32(slot)
-        var after = tails[slot]
+        // Before the head (a walk from the tail would cross the whole slot), else after the last
+        // entry not later than it; the walk stops at the head at the latest.
+        let first = heads[slot]
+        var after = first == Self.none || deadline < deadlineNs[Int(first)] ? Self.none : tails[slot]
         while after != Self.none && deadlineNs[Int(after)] > deadline { after = prev[Int(after)] }
         let before = after == Self.none ? heads[slot] : next[Int(after)]
         prev[id] = after
