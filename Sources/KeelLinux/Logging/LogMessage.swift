@@ -199,7 +199,7 @@ public enum LogMessage: UInt16, BitwiseCopyable, Sendable, CaseIterable {
         case .ueventOverflow: return "uevent receive buffer overflowed (%n times so far): rediscovering paths"
         case .uevent: return "uevent %action %dev"
         case .ueventsDrained: return "%n block uevents taken from the socket in %ms ms"
-        case .burstAssembled: return "%n added devices discovered in %ms ms, %n paths assembled in %ms ms"
+        case .burstAssembled: return "%n devices added or changed: discovered in %ms ms, %n paths assembled in %ms ms"
         case .dmEvent: return "%map: dm event %n"
         case .resyncFinished: return "rediscovery finished: %n paths in %n maps"
         case .dmOperationFailed: return "device-mapper %op on %map failed: %errno"
