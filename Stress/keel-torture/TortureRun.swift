@@ -244,14 +244,14 @@ final class TortureRun {
         }
     }
 
+    /// The kernel name simulated discovery gives `device` (see `discovered`).
+    func kernelName(of device: DevNo) -> String { simulatedKernelName(plan.fabric.pathIndex(of: device) ?? 0) }
 
     /// keeld's rediscovery: the world's present devices against the assembled ones, repaired
     /// both ways. Runs after a noticed uevent overflow and every `Rediscovery.intervalNs`.
     func rediscover(nowNs: Nanoseconds) {
         var present: [String: SimPathInfo] = [:]
-        for info in world.maps {
-            for path in info.paths { present[simulatedKernelName(plan.fabric.pathIndex(of: path.device) ?? 0)] = path.info }
-        }
+        for info in world.maps { for path in info.paths { present[kernelName(of: path.device)] = path.info } }
         let differences = Rediscovery.differences(present: Set(present.keys),
                                                   assembled: Set(assembler.maps.flatMap { $0.paths.map(\.kernelName) }),
                                                   held: assembler.heldKernelNames)
@@ -371,7 +371,7 @@ final class TortureRun {
         switch change.kind {
         case .removed:
             narrate("uevent: remove \(change.device)")
-            let name = simulatedKernelName(plan.fabric.pathIndex(of: change.device) ?? 0)
+            let name = kernelName(of: change.device)
             _ = assembler.remove(kernelName: name, nowNs: nowNs, topology: &topology)
             returning[change.device] = nil
         case .added:

@@ -105,27 +105,27 @@ import KeelCore
 
     @Test func matchesASortedModelOnRandomOperations() {
         for (slots, tick) in [(16, Nanoseconds(7)), (2, Nanoseconds(200))] {
-        var w = TimerWheel(capacity: 64, slotCount: slots, tickNs: tick)
-        var model: [Int: Nanoseconds] = [:]
-        var rng: UInt64 = 42
-        func next() -> UInt64 { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return rng >> 33 }
-        var now: Nanoseconds = 0
-        for _ in 0..<5_000 {
-            let id = Int(next() % 64)
-            switch next() % 3 {
-            case 0: let d = now + Nanoseconds(next() % 500); w.schedule(id, atNs: d); model[id] = d
-            case 1: w.cancel(id); model[id] = nil
-            default:
-                now += Nanoseconds(next() % 60)
-                var popped = Set<Int>()
-                w.advance(toNs: now) { popped.insert($0) }
-                let expected = Set(model.filter { $0.value <= now }.keys)
-                #expect(popped == expected)
-                for id in expected { model[id] = nil }
-                let nextNs = w.nextDeadlineNs()
-                #expect(nextNs == (model.values.min() ?? Time.never))
+            var w = TimerWheel(capacity: 64, slotCount: slots, tickNs: tick)
+            var model: [Int: Nanoseconds] = [:]
+            var rng: UInt64 = 42
+            func next() -> UInt64 { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return rng >> 33 }
+            var now: Nanoseconds = 0
+            for _ in 0..<5_000 {
+                let id = Int(next() % 64)
+                switch next() % 3 {
+                case 0: let d = now + Nanoseconds(next() % 500); w.schedule(id, atNs: d); model[id] = d
+                case 1: w.cancel(id); model[id] = nil
+                default:
+                    now += Nanoseconds(next() % 60)
+                    var popped = Set<Int>()
+                    w.advance(toNs: now) { popped.insert($0) }
+                    let expected = Set(model.filter { $0.value <= now }.keys)
+                    #expect(popped == expected)
+                    for id in expected { model[id] = nil }
+                    let nextNs = w.nextDeadlineNs()
+                    #expect(nextNs == (model.values.min() ?? Time.never))
+                }
             }
-        }
         }
     }
 }
