@@ -103,6 +103,9 @@ final class TortureRun {
     var topology: RingTopology<TortureChannel>!
     let kernel: SimKernel
     let registry: SimCheckerRegistry
+    /// The assembler's bindings and wwids files: a directory of this run's own, removed with it,
+    /// so a seed run alone and in a batch starts from the same (empty) files.
+    let identity: ScratchDirectory
     /// Whether a topology request may be drawn to time out (not while the world is set up).
     var timeoutsAllowed = false
     /// Draws for the control plane's faults (lost uevents, topology answers too late).
@@ -160,7 +163,8 @@ final class TortureRun {
         fastNs = Nanoseconds(configuration.fastProbeIntervalMs) * Time.nsPerMs
         kernel = SimKernel(world: world)
         registry = SimCheckerRegistry()
-        let files = TortureRun.identityDirectory
+        do { identity = try ScratchDirectory() } catch { throw TortureSetupError(message: "identity files: \(error.message)") }
+        let files = identity.path
         assembler = MultipathAssembler(configuration: configuration, engine: engine, control: kernel, messenger: kernel,
                                        checkers: PathCheckers(simulated: registry), sysfsRoot: files + "/sys", devRoot: files + "/dev",
                                        statusReader: kernel,
@@ -183,13 +187,6 @@ final class TortureRun {
         }
         timeoutsAllowed = true
     }
-
-    /// Where the assembler's bindings and wwids files go: one directory per process.
-    static let identityDirectory: String = {
-        let directory = "/tmp/keel-torture-\(getpid())"
-        mkdir(directory, 0o700)
-        return directory
-    }()
 
     /// A world path as keeld's discovery would report it.
     func discovered(_ info: SimPathInfo) -> DiscoveredPath {
@@ -624,4 +621,31 @@ struct TortureChannel: RecoveryChannel {
 struct TortureSetupError: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
+}
+
+/// A directory made empty under /tmp for one run and removed, with the files in it, when the
+/// run is released. A run killed outright leaves it behind; the name is never reused.
+final class ScratchDirectory {
+    struct Failure: Error { let message: String }
+    let path: String
+
+    init() throws(Failure) {
+        var template = Array("/tmp/keel-torture-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw Failure(message: "mkdtemp under /tmp: errno \(errno)")
+        }
+        path = String(cString: made)
+    }
+
+    deinit {
+        // Flat: the assembler writes files only (bindings, wwids, prkeys and their temporaries).
+        if let directory = opendir(path) {
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                if name != "." && name != ".." { unlink(path + "/" + name) }
+            }
+            closedir(directory)
+        }
+        rmdir(path)
+    }
 }
