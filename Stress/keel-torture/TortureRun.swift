@@ -639,13 +639,7 @@ final class ScratchDirectory {
 
     deinit {
         // Flat: the assembler writes files only (bindings, wwids, prkeys and their temporaries).
-        if let directory = opendir(path) {
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-                if name != "." && name != ".." { unlink(path + "/" + name) }
-            }
-            closedir(directory)
-        }
+        for name in SysfsFiles.directoryEntries(path) { unlink(path + "/" + name) }
         rmdir(path)
     }
 }
